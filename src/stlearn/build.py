@@ -1,0 +1,126 @@
+"""Build the book: execute chapters (cached), stage them, run Jupyter Book with warnings as errors.
+
+Each chapter is executed by papermill at the chosen parameter set and cached
+under ``_build/cache/<chapter>/<set>-<key>.ipynb``, where the key hashes the
+chapter's source, the library's source and the parameter values: a rebuild
+re-runs only chapters whose inputs changed, and editing ``src/`` re-runs all.
+
+The executed notebooks and the other pages are staged in
+``_build/stage/<set>/`` (only changed files are rewritten, so Sphinx's own
+incremental build keeps working) and built with ``jupyter-book build -W``:
+any cell error or Sphinx warning fails the build.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+from tqdm import tqdm
+
+from . import chapters as ch
+
+
+def site_dir(param_set: str, root: Path) -> Path:
+    return root / "_build" / ("html" if param_set == ch.PAPER else f"html-{param_set}")
+
+
+def executed_chapter(name: str, param_set: str, root: Path, progress: bool = True) -> tuple[Path, bool]:
+    """The cached executed notebook of ``name`` at ``param_set``; returns ``(path, was_cached)``."""
+    values = ch.resolve_parameters(name, None, param_set, root)
+    cache = root / "_build" / "cache" / name
+    target = cache / f"{param_set}-{ch.execution_key(name, values, root)}.ipynb"
+    if target.is_file():
+        return target, True
+    ch.execute(name, target, None, param_set, root, progress=progress)
+    for stale in cache.glob(f"{param_set}-*.ipynb"):
+        if stale != target:
+            stale.unlink()
+    return target, False
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    if path.is_file() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def execution_times(executed: dict[str, Path]) -> pd.DataFrame:
+    """Seconds each chapter took to execute, read from papermill's metadata."""
+    rows = []
+    for name, path in executed.items():
+        meta = nbformat.read(path, as_version=4).metadata
+        rows.append({"chapter": name, "parameter set": meta["stlearn"]["parameter_set"],
+                     "seconds": round(float(meta["papermill"]["duration"]), 1)})
+    return pd.DataFrame(rows)
+
+
+def parameters_table(names) -> str:
+    """Markdown tables of every chapter's parameters: meaning, range, paper default and other sets."""
+    parts = []
+    for name in names:
+        params = ch.parameters(name)
+        sets = ch.parameter_sets(name)
+        rows = [{"parameter": f"`{p.name}`", "meaning": p.description, "valid values": f"`{p.spec}`",
+                 "paper": f"`{p.default!r}`",
+                 **{s: f"`{v[p.name]!r}`" if p.name in v else "" for s, v in sets.items() if s != ch.PAPER}}
+                for p in params.values()]
+        parts.append(f"### `{name}`\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n")
+    return "\n".join(parts)
+
+
+def stage(param_set: str, root: Path, progress: bool = True) -> tuple[Path, dict[str, Path]]:
+    """Execute (or reuse) every chapter and lay out the book source in the stage folder."""
+    stage_dir = root / "_build" / "stage" / param_set
+    names = list(ch.chapters(root))
+    executed = {}
+    bar = tqdm(names, desc=f"chapters ({param_set})", disable=not progress)
+    for name in bar:
+        bar.set_postfix_str(name)
+        executed[name], _ = executed_chapter(name, param_set, root, progress=progress)
+
+    wanted: dict[Path, bytes] = {}
+    for top in ("_config.yml", "_toc.yml"):
+        wanted[stage_dir / top] = (root / top).read_bytes()
+    chapter_sources = {p.resolve() for p in ch.chapters(root).values()}
+    for f in (root / "book").rglob("*"):
+        if f.is_file() and f.resolve() not in chapter_sources and "_generated" not in f.parts:
+            wanted[stage_dir / f.relative_to(root)] = f.read_bytes()
+    for name, path in executed.items():
+        rel = ch.chapter_path(name, root).relative_to(root).with_suffix(".ipynb")
+        wanted[stage_dir / rel] = path.read_bytes()
+    gen = stage_dir / "book" / "_generated"
+    times = execution_times(executed)
+    wanted[gen / "execution_times.md"] = (times.to_markdown(index=False) + "\n").encode()
+    wanted[gen / "parameters.md"] = parameters_table(names).encode()
+
+    for f in list(stage_dir.rglob("*")) if stage_dir.exists() else []:
+        if f.is_file() and f not in wanted and "_build" not in f.relative_to(stage_dir).parts:
+            f.unlink()
+    for path, data in wanted.items():
+        _write_if_changed(path, data)
+    return stage_dir, executed
+
+
+def build_book(param_set: str = ch.PAPER, root: Path | None = None, progress: bool = True) -> Path:
+    """Execute, stage and build; returns the folder of the static site."""
+    root = root or ch.repo_root()
+    start = time.time()
+    stage_dir, executed = stage(param_set, root, progress)
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(stage_dir),
+           "--builder", "html", "--warningiserror", "--keep-going"]
+    result = subprocess.run(cmd, cwd=root)
+    if result.returncode != 0:
+        raise SystemExit(f"jupyter-book build failed (exit {result.returncode}); see the warnings above")
+    site = site_dir(param_set, root)
+    if site.exists():
+        shutil.rmtree(site)
+    shutil.copytree(stage_dir / "_build" / "html", site)
+    print(f"site ({param_set} parameters) written to {site} in {time.time() - start:.0f} s")
+    return site

@@ -1,0 +1,106 @@
+"""The ``stlearn`` command: list, inspect, run and build the book's chapters.
+
+    stlearn list                                 chapters and their parameter sets
+    stlearn params CHAPTER                       parameters: meaning, range, defaults
+    stlearn run CHAPTER [-p NAME VALUE]... [--set ci] [-o OUT.ipynb]
+    stlearn build [--set paper|ci]               execute (cached) and build the site
+    stlearn refs [CHAPTER]...                    regenerate the regression references
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from . import chapters as ch
+from .validation import ParameterError
+
+
+def _parse_value(text: str):
+    """Values are read as YAML, as papermill does: ``3`` is an int, ``0.5`` a float, ``[1, 2]`` a list."""
+    return yaml.safe_load(text)
+
+
+def cmd_list(args) -> int:
+    for name in ch.chapters():
+        print(f"{name:28s} sets: {', '.join(ch.parameter_sets(name))}")
+    return 0
+
+
+def cmd_params(args) -> int:
+    ch.chapter_path(args.chapter)
+    sets = ch.parameter_sets(args.chapter)
+    for p in ch.parameters(args.chapter).values():
+        others = "  ".join(f"{s}={v[p.name]!r}" for s, v in sets.items() if p.name in v)
+        print(f"{p.name:16s} [{p.spec}]  paper={p.default!r}  {others}\n{'':16s} {p.description}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    overrides = {name: _parse_value(value) for name, value in args.parameter}
+    ch.resolve_parameters(args.chapter, overrides, args.set)  # fail before starting a kernel
+    out = Path(args.output or Path("_build") / "runs" / f"{args.chapter}.ipynb")
+    ch.execute(args.chapter, out, overrides, args.set)
+    print(f"executed {args.chapter} -> {out}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from .build import build_book
+
+    build_book(args.set)
+    return 0
+
+
+def cmd_refs(args) -> int:
+    from .regression import regenerate
+
+    for path in regenerate(args.chapter or None):
+        print(f"wrote {path}")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stlearn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the chapters").set_defaults(func=cmd_list)
+    p = sub.add_parser("params", help="show a chapter's parameters")
+    p.add_argument("chapter")
+    p.set_defaults(func=cmd_params)
+    p = sub.add_parser("run", help="re-execute one chapter with papermill")
+    p.add_argument("chapter")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    p.add_argument("--set", default=ch.PAPER, help="parameter set to start from (paper or ci)")
+    p.add_argument("-o", "--output", help="executed notebook (default _build/runs/CHAPTER.ipynb)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("build", help="build the book (chapters executed with caching)")
+    p.add_argument("--set", default=ch.PAPER, help="parameter set: paper (default) or ci")
+    p.set_defaults(func=cmd_build)
+    p = sub.add_parser("refs", help="regenerate regression references at the ci parameters")
+    p.add_argument("chapter", nargs="*")
+    p.set_defaults(func=cmd_refs)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ParameterError as err:
+        print(f"stlearn: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a chapter's own check failing inside the kernel
+        from papermill.exceptions import PapermillExecutionError
+
+        if isinstance(err, PapermillExecutionError) and err.ename == "ParameterError":
+            print(f"stlearn: error: {err.evalue}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

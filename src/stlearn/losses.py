@@ -1,0 +1,107 @@
+"""The student-teacher loss and the frozen teacher.
+
+Reduction (per member, ``n`` samples in the batch)::
+
+    task    = (1/2n) sum_i ||f(x~_i) - y_i||^2              (regression, "mse")
+            = (1/n)  sum_i CE(f(x~_i), y_i)                 (classification, "ce")
+    feature = (1/2n) sum_{l in layers} sum_i ||h_l(x~_i) - t_l(x_i)||^2
+    total   = task + lam * feature
+
+where ``t_l(x_i)`` is the frozen teacher's feature of layer ``l`` on the
+*clean* input. With ``lam = 0`` the total is exactly the task loss (the feature
+term is still reported, so every run logs the same named terms).
+
+Every term is a tensor of shape ``(E,)`` (or ``()`` for a single network);
+summing over members before ``backward`` gives each member exactly its own
+gradient, since members share no parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .validation import ParameterError, check_choice
+
+Tensor = torch.Tensor
+TASK_LOSSES = ("mse", "ce")
+
+
+class FrozenTeacher:
+    """The one place where a teacher is frozen.
+
+    Holds the network in eval mode with ``requires_grad=False`` and computes its
+    features under ``torch.no_grad()``. It is deliberately not an ``nn.Module``,
+    so it can never be registered as a submodule or handed to an optimizer.
+    ``transform`` optionally re-mixes the features (e.g. a rotation of the hidden
+    units) without changing which network produced them.
+    """
+
+    def __init__(self, model: nn.Module, transform: Mapping[str, Tensor] | None = None):
+        self._model = model.eval()
+        for p in self._model.parameters():
+            p.requires_grad_(False)
+        self.transform = dict(transform or {})
+
+    @property
+    def model(self) -> nn.Module:
+        return self._model
+
+    @torch.no_grad()
+    def features(self, x_clean: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+        out, feats = self._model(x_clean, return_features=True)
+        missing = [l for l in layers if l not in feats]
+        if missing:
+            raise ParameterError(f"layers must be among the teacher's {sorted(feats)}; got {missing}")
+        result = {}
+        for l in layers:
+            t = feats[l]
+            if l in self.transform:
+                t = torch.matmul(t, self.transform[l].T.to(t))
+            result[l] = t
+        return result
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor) -> Tensor:
+        return self._model(x)
+
+
+def task_loss(output: Tensor, y: Tensor, kind: str = "mse") -> Tensor:
+    """Per-member task loss with the reduction documented above."""
+    if kind == "mse":
+        return 0.5 * (output - y).pow(2).sum(-1).mean(-1)
+    if kind == "ce":
+        logits = output.movedim(-1, 1) if output.dim() == 3 else output
+        labels = y.expand(output.shape[:-1]) if output.dim() == 3 else y
+        return F.cross_entropy(logits, labels.long(), reduction="none").mean(-1)
+    raise ParameterError(f"task must be one of {list(TASK_LOSSES)}; got {kind!r}")
+
+
+def feature_loss(student_features: Mapping[str, Tensor], teacher_features: Mapping[str, Tensor],
+                 layers: Sequence[str]) -> Tensor:
+    """``(1/2n) sum_l sum_i ||h_l - t_l||^2`` per member; zero when ``layers`` is empty."""
+    total = None
+    for l in layers:
+        if l not in student_features:
+            raise ParameterError(f"layers must be among the student's {sorted(student_features)}; got {l!r}")
+        term = 0.5 * (student_features[l] - teacher_features[l]).pow(2).sum(-1).mean(-1)
+        total = term if total is None else total + term
+    return total
+
+
+def student_teacher_loss(output: Tensor, student_features: Mapping[str, Tensor], y: Tensor,
+                         teacher_features: Mapping[str, Tensor] | None, lam: Tensor | float,
+                         layers: Sequence[str], task: str = "mse") -> dict[str, Tensor]:
+    """The named terms ``{"task", "feature", "total"}`` of the ST loss, each ``(E,)`` or ``()``."""
+    check_choice("task", task, TASK_LOSSES)
+    terms = {"task": task_loss(output, y, task)}
+    if teacher_features is None or not layers:
+        terms["feature"] = torch.zeros_like(terms["task"])
+        terms["total"] = terms["task"]
+        return terms
+    terms["feature"] = feature_loss(student_features, teacher_features, layers)
+    terms["total"] = terms["task"] + lam * terms["feature"]
+    return terms

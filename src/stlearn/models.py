@@ -1,0 +1,154 @@
+"""Deep linear networks and MLPs that expose their hidden features.
+
+Every model can hold one network (``members=None``: weights ``(out, in)``,
+inputs ``(n, d)``) or an ensemble of ``E`` independent networks
+(``members=E``: weights ``(E, out, in)``, inputs ``(n, d)`` shared by all
+members or ``(E, n, d)`` one set per member). Both cases run the same code:
+``torch.matmul`` broadcasts over the leading member dimension, so an ensemble
+is one batched matrix product per layer and no Python loop over members.
+
+``model(x, return_features=True)`` returns ``(output, {"h1": ..., "h2": ...})``:
+the hidden features by layer name, computed in the same forward pass (no hooks).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .data import generator
+from .device import resolve_device
+from .validation import check_choice, check_float, check_int, check_widths
+
+Tensor = torch.Tensor
+
+
+def _member_seeds(seed: int | Sequence[int], members: int | None) -> list[int]:
+    if isinstance(seed, Sequence):
+        if members is None or len(seed) != members:
+            raise ValueError(
+                f"seed must be an int or a list of {members} ints (one per member); got {list(seed)}"
+            )
+        return [check_int("seed", s, low=0) for s in seed]
+    seed = check_int("seed", seed, low=0)
+    return [seed] if members is None else [seed + e for e in range(members)]
+
+
+class StackedLinear(nn.Module):
+    """``y = x W^T + b`` for one weight ``(out, in)`` or a stack ``(E, out, in)``.
+
+    Member ``e`` is initialised from its own seed with ``N(0, init_scale^2 / in)``
+    entries, so a member of an ensemble starts exactly where a single network
+    built with that seed starts.
+    """
+
+    def __init__(self, d_in: int, d_out: int, members: int | None, seeds: Sequence[int],
+                 init_scale: float, bias: bool, layer: int):
+        super().__init__()
+        std = init_scale / math.sqrt(d_in)
+        # layer offsets the stream so that each layer of a member gets fresh draws
+        draws = [torch.randn(d_out, d_in, generator=generator(s * 1000 + layer), dtype=torch.float64)
+                 for s in seeds]
+        weight = torch.stack(draws) * std
+        self.weight = nn.Parameter((weight[0] if members is None else weight).float())
+        shape = (d_out,) if members is None else (members, 1, d_out)
+        self.bias = nn.Parameter(torch.zeros(shape)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = torch.matmul(x, self.weight.transpose(-1, -2))
+        return y if self.bias is None else y + self.bias
+
+
+class FeatureNet(nn.Module):
+    """A stack of :class:`StackedLinear` layers with an activation between them.
+
+    Hidden layer ``l`` (1-based) is named ``"h{l}"``; its feature is the
+    activation's output (for a deep linear network, the pre-activation itself).
+    """
+
+    activation: nn.Module
+
+    def __init__(self, widths: Sequence[int], *, members: int | None = None, init_scale: float = 1.0,
+                 bias: bool = False, seed: int | Sequence[int] = 0, device=None,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        widths = check_widths("widths", widths)
+        if members is not None:
+            members = check_int("members", members, low=1)
+        init_scale = check_float("init_scale", init_scale, low=0.0)
+        seeds = _member_seeds(seed, members)
+        self.widths, self.members, self.init_scale = widths, members, init_scale
+        self.layers = nn.ModuleList(
+            StackedLinear(a, b, members, seeds, init_scale, bias, layer=i)
+            for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))
+        )
+        self.to(device=resolve_device(device), dtype=dtype)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f"h{l}" for l in range(1, len(self.layers))]
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    def forward(self, x: Tensor, return_features: bool = False):
+        features = {}
+        for l, layer in enumerate(self.layers[:-1], start=1):
+            x = self.activation(layer(x))
+            features[f"h{l}"] = x
+        out = self.layers[-1](x)
+        return (out, features) if return_features else out
+
+
+class DeepLinear(FeatureNet):
+    """``f(x) = W_L ... W_1 x`` with hidden features ``h_l = W_l ... W_1 x``.
+
+    ``widths = [d, h_1, ..., h_{L-1}, d_out]``.
+    """
+
+    activation = nn.Identity()
+
+    def __init__(self, widths: Sequence[int], **kwargs):
+        super().__init__(widths, **{"bias": False, **kwargs})
+
+    def end_to_end(self) -> Tensor:
+        """The product ``W_L ... W_1``: shape ``(d_out, d)`` or ``(E, d_out, d)``."""
+        w = self.layers[0].weight
+        for layer in self.layers[1:]:
+            w = torch.matmul(layer.weight, w)
+        return w
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+
+
+class MLP(FeatureNet):
+    """A fully connected network with biases and a pointwise activation."""
+
+    def __init__(self, widths: Sequence[int], activation: str = "relu", **kwargs):
+        check_choice("activation", activation, ACTIVATIONS)
+        super().__init__(widths, **{"bias": True, **kwargs})
+        self.activation = ACTIVATIONS[activation]()
+
+
+def member(model: FeatureNet, e: int) -> FeatureNet:
+    """A single-network copy of member ``e`` of an ensemble (for inspection and tests)."""
+    if model.members is None:
+        raise ValueError("member() needs an ensemble (members=E)")
+    e = check_int("e", e, low=0, high=model.members - 1)
+    kwargs = {"activation": _activation_name(model)} if isinstance(model, MLP) else {}
+    single = type(model)(model.widths, init_scale=model.init_scale, **kwargs)
+    with torch.no_grad():
+        for src, dst in zip(model.layers, single.layers):
+            dst.weight.copy_(src.weight[e])
+            if dst.bias is not None:
+                dst.bias.copy_(src.bias[e, 0])
+    return single.to(device=src.weight.device, dtype=src.weight.dtype)
+
+
+def _activation_name(model: MLP) -> str:
+    return next(k for k, cls in ACTIVATIONS.items() if isinstance(model.activation, cls))

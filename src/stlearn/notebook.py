@@ -1,0 +1,63 @@
+"""Helpers for the chapters: set-up, glued numbers and figures, headline metrics.
+
+``headline(...)`` is how a chapter exposes its key numbers in machine-readable
+form: one JSON output carrying the mime type :data:`HEADLINE_MIME`, which
+``stlearn sweep`` reads back from the executed notebook. Numbers quoted in the
+prose are glued separately with :func:`glue_numbers`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import torch
+from IPython.display import display
+
+from .plotting import use_book_style
+
+HEADLINE_MIME = "application/vnd.stlearn.headline+json"
+
+
+def setup(threads: int | None = None) -> torch.device:
+    """Book style, deterministic algorithms, float64 printing; returns the device (CUDA when present)."""
+    use_book_style()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if threads:
+        torch.set_num_threads(threads)
+    from .device import default_device
+
+    return default_device()
+
+
+def rounded(value: float, digits: int = 3) -> float:
+    """``value`` rounded to ``digits`` significant digits (printed numbers must be stable)."""
+    value = float(value)
+    if value == 0 or not math.isfinite(value):
+        return value
+    return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+
+
+def glue_numbers(digits: int = 3, **values: float) -> None:
+    """Glue each value, rounded, under its name for ``{glue:text}`name``` in the prose."""
+    from myst_nb import glue
+
+    for name, value in values.items():
+        glue(name, rounded(value, digits), display=False)
+
+
+def glue_figure(name: str, fig) -> None:
+    """Glue a figure for a ``{glue:figure}`` directive (shown once, where the prose places it)."""
+    from myst_nb import glue
+    import matplotlib.pyplot as plt
+
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
+def headline(digits: int = 4, **values: float) -> dict:
+    """Record the chapter's headline numbers (rounded) as one JSON display output."""
+    out = {k: rounded(v, digits) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+           for k, v in values.items()}
+    display({HEADLINE_MIME: out, "text/plain": json.dumps(out, sort_keys=True)}, raw=True)
+    return out

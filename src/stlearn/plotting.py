@@ -1,0 +1,55 @@
+"""One figure style for the whole book, and the plots the chapters share."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from .stats import summarize
+
+# Base (no teacher) is always grey; student-teacher runs share one sequential palette.
+BASE_COLOR = "#6c6c6c"
+ST_CMAP = "viridis"
+REFERENCE_STYLE = dict(color="black", linestyle="--", linewidth=1.2)
+
+
+def use_book_style() -> None:
+    """Seaborn's ticks theme, a colour-blind-safe palette and sizes that read well on the site."""
+    sns.set_theme(context="notebook", style="ticks", palette="colorblind")
+    mpl.rcParams.update({
+        "figure.figsize": (6.4, 4.0),
+        "figure.dpi": 110,
+        "savefig.dpi": 110,
+        "savefig.bbox": "tight",
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.titlesize": "medium",
+        "legend.frameon": False,
+        "lines.linewidth": 1.8,
+        "image.cmap": ST_CMAP,
+    })
+
+
+def lam_colors(lams) -> dict:
+    """A colour per ``lam``: grey for 0 (the base loss), the ST palette for the others."""
+    lams = sorted(set(float(l) for l in lams))
+    positive = [l for l in lams if l > 0]
+    palette = sns.color_palette(ST_CMAP, max(len(positive), 1))
+    colors = {l: c for l, c in zip(positive, palette)}
+    if 0.0 in lams:
+        colors[0.0] = BASE_COLOR
+    return colors
+
+
+def band(ax, df: pd.DataFrame, x: str, y: str, color=None, label=None, level: float = 0.95, **kw):
+    """Mean of ``y`` over seeds against ``x`` with a shaded confidence band."""
+    s = summarize(df, x, y, level)
+    ax.plot(s[x], s["mean"], color=color, label=label, **kw)
+    ax.fill_between(s[x], s["low"], s["high"], color=color, alpha=0.2, linewidth=0)
+    return s
+
+
+def lam_label(lam: float) -> str:
+    return "base (λ = 0)" if lam == 0 else f"ST, λ = {lam:g}"

@@ -1,0 +1,281 @@
+"""Training: full-batch gradient descent, minibatch SGD or Adam, for one network or an ensemble.
+
+One trainer serves both: a model built with ``members=E`` trains its ``E``
+stacked members at once (one batched matmul per layer), ``lam`` may give each
+member its own weight, and the loss summed over members gives each member
+exactly the gradient it would get alone. The optimizers used (SGD with or
+without momentum, Adam) act elementwise, so each member's update is its own too.
+
+Metrics are logged on a log-spaced step schedule into a tidy table with one
+row per (step, member).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .data import Samples, generator
+from .losses import TASK_LOSSES, FrozenTeacher, student_teacher_loss
+from .models import FeatureNet
+from .validation import ParameterError, check_choice, check_float, check_int
+
+Tensor = torch.Tensor
+OPTIMIZERS = ("sgd", "adam")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. ``batch_size=None`` means full batch (plain gradient descent with ``sgd``)."""
+
+    steps: int = 1000
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int | None = None
+    task: str = "mse"
+    log_points: int = 40
+    early_stopping: bool = False
+    patience: int | None = None
+    monitor: str = "val_noisy"
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self):
+        check_int("steps", self.steps, low=1)
+        check_float("lr", self.lr, low=0.0, low_open=True)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_float("momentum", self.momentum, low=0.0, high=1.0)
+        check_float("weight_decay", self.weight_decay, low=0.0)
+        if self.batch_size is not None:
+            check_int("batch_size", self.batch_size, low=1)
+        check_choice("task", self.task, TASK_LOSSES)
+        check_int("log_points", self.log_points, low=2)
+        if self.patience is not None:
+            check_int("patience", self.patience, low=1)
+        check_int("seed", self.seed, low=0)
+
+
+@dataclass
+class TrainResult:
+    history: pd.DataFrame
+    best_step: np.ndarray = field(default_factory=lambda: np.array([]))
+    stopped_at: int = 0
+
+
+def log_schedule(steps: int, points: int) -> list[int]:
+    """Roughly ``points`` log-spaced integer steps in ``[0, steps]``, always with 0 and ``steps``."""
+    grid = np.unique(np.round(np.geomspace(1, steps, max(points - 1, 1))).astype(int))
+    return [0, *grid.tolist()] if grid[0] != 0 else grid.tolist()
+
+
+def _as_member_tensor(name: str, value, members: int | None, like: Tensor) -> Tensor | float:
+    if np.ndim(value) == 0:
+        return check_float(name, value, low=0.0)
+    values = [check_float(f"{name}[{i}]", v, low=0.0) for i, v in enumerate(value)]
+    if members is None or len(values) != members:
+        raise ParameterError(f"{name} must be one number >= 0 or one per member ({members}); got {len(values)}")
+    return torch.tensor(values, device=like.device, dtype=like.dtype)
+
+
+@torch.no_grad()
+def evaluate(model: FeatureNet, samples: Samples, task: str = "mse") -> dict[str, Tensor]:
+    """Test error on noisy and on clean inputs, per member.
+
+    Regression: mean squared distance ``mean_i ||f(x) - y_i||^2``.
+    Classification: the misclassification rate.
+    """
+    out = {}
+    for kind in ("noisy", "clean"):
+        pred = model(getattr(samples, kind))
+        if task == "mse":
+            out[kind] = (pred - samples.y).pow(2).sum(-1).mean(-1)
+        else:
+            out[kind] = (pred.argmax(-1) != samples.y).float().mean(-1)
+    return out
+
+
+def _check_finite(terms: dict[str, Tensor], step: int, lr: float) -> None:
+    total = terms["total"]
+    if not bool(torch.isfinite(total).all()):
+        bad = total.reshape(-1)
+        idx = int((~torch.isfinite(bad)).nonzero()[0])
+        where = "" if total.dim() == 0 else f" (member {idx})"
+        raise TrainingDiverged(
+            f"training diverged at step {step}{where}: loss = {float(bad[idx])} with lr = {lr}; "
+            "lower the learning rate (lr) or the init scale"
+        )
+
+
+class _BestWeights:
+    """Per-member snapshot of the weights with the lowest monitored metric."""
+
+    def __init__(self, model: FeatureNet):
+        self.model = model
+        self.params = [p.detach().clone() for p in model.parameters()]
+        shape = () if model.members is None else (model.members,)
+        self.score = torch.full(shape, float("inf"), device=self.params[0].device)
+        self.step = torch.zeros(shape, dtype=torch.long)
+        self.since = torch.zeros(shape, dtype=torch.long)
+
+    def update(self, score: Tensor, step: int) -> None:
+        better = score < self.score
+        self.score = torch.where(better, score, self.score)
+        self.step = torch.where(better.cpu(), torch.tensor(step), self.step)
+        self.since = torch.where(better.cpu(), torch.tensor(0), self.since + 1)
+        for best, p in zip(self.params, self.model.parameters()):
+            mask = better.reshape(better.shape + (1,) * (p.dim() - better.dim()))
+            best.copy_(torch.where(mask, p.detach(), best))
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for best, p in zip(self.params, self.model.parameters()):
+                p.copy_(best)
+
+
+def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = None,
+          lam: float | Sequence[float] = 0.0, layers: Sequence[str] = (),
+          config: TrainConfig = TrainConfig(), eval_sets: Mapping[str, Samples] | None = None,
+          member_info: Mapping[str, Sequence] | None = None,
+          lr_scale: Sequence[float] | None = None) -> TrainResult:
+    """Train ``model`` on the noisy inputs of ``data`` with the ST loss.
+
+    ``eval_sets`` maps a name (``"test"``, ``"val"``, ...) to samples whose
+    noisy- and clean-input errors are logged as ``{name}_noisy`` and
+    ``{name}_clean``. With ``config.early_stopping`` the weights of each member
+    with the lowest ``config.monitor`` are restored at the end; with
+    ``config.patience`` training also stops once every member has gone that many
+    log points without improving. ``member_info`` adds columns per member
+    (e.g. ``{"seed": [...]}``) to the history. ``lr_scale`` gives each member
+    of an ensemble its own learning rate ``config.lr * lr_scale[e]`` (SGD only).
+    """
+    eval_sets = dict(eval_sets or {})
+    layers = list(layers)
+    if layers and teacher is None:
+        raise ParameterError("teacher must be given when layers are matched; got teacher=None")
+    unknown = [l for l in layers if l not in model.feature_names]
+    if unknown:
+        raise ParameterError(f"layers must be among {model.feature_names}; got {unknown}")
+    if data.n < 1:
+        raise ParameterError("data must hold at least 1 sample (n_train >= 1)")
+    if config.early_stopping and config.monitor.rsplit("_", 1)[0] not in eval_sets:
+        raise ParameterError(f"early stopping monitors {config.monitor!r}: eval_sets needs the key "
+                             f"{config.monitor.rsplit('_', 1)[0]!r}; got {sorted(eval_sets)}")
+    param = next(model.parameters())
+    lam_t = _as_member_tensor("lam", lam, model.members, param)
+    teacher_feats = teacher.features(data.clean, layers) if layers else None
+    params = list(model.parameters())
+    opt, member_lr = _optimizer(params, config, lr_scale, model.members)
+
+    schedule = set(log_schedule(config.steps, config.log_points))
+    gen = generator(config.seed)
+    best = _BestWeights(model) if config.early_stopping else None
+    rows: list[dict] = []
+    stopped_at = config.steps
+    bar = tqdm(range(config.steps + 1), desc="training", leave=False,
+               **({} if config.progress else {"disable": True}))
+    for step in bar:
+        if step in schedule:
+            record = _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step)
+            rows.extend(record)
+            if best is not None:
+                best.update(_metric_tensor(record, config.monitor, param.device), step)
+                if config.patience is not None and bool((best.since >= config.patience).all()):
+                    stopped_at = step
+                    break
+        if step == config.steps:
+            break
+        batch, feats = _batch(data, teacher_feats, config.batch_size, gen)
+        output, student_feats = model(batch.noisy, return_features=True)
+        terms = student_teacher_loss(output, student_feats, batch.y, feats, lam_t, layers, config.task)
+        _check_finite(terms, step, config.lr)
+        opt.zero_grad(set_to_none=True)
+        terms["total"].sum().backward()
+        if member_lr is not None:
+            _scale_gradients(params, member_lr, config.weight_decay)
+        opt.step()
+    bar.close()
+
+    if best is not None:
+        best.restore()
+    history = pd.DataFrame(rows)
+    history = _add_member_info(history, model.members, lam, member_info)
+    best_step = best.step.numpy() if best is not None else np.array([])
+    return TrainResult(history, best_step, stopped_at)
+
+
+def _optimizer(params, config: TrainConfig, lr_scale, members):
+    """The torch optimizer, and the per-member learning rates when ``lr_scale`` is given.
+
+    Per-member rates scale each member's gradient (plus weight decay) before an
+    SGD step of rate 1: with heavy-ball momentum this is exactly SGD at rate
+    ``lr * lr_scale[e]`` for member ``e``.
+    """
+    if lr_scale is None:
+        if config.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                   weight_decay=config.weight_decay, foreach=True), None
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True), None
+    if config.optimizer != "sgd":
+        raise ParameterError(f"lr_scale (one learning rate per member) needs optimizer='sgd'; got {config.optimizer!r}")
+    scale = _as_member_tensor("lr_scale", list(lr_scale), members, params[0])
+    if not bool((scale > 0).all()):
+        raise ParameterError(f"lr_scale must hold numbers > 0; got {list(lr_scale)}")
+    return torch.optim.SGD(params, lr=1.0, momentum=config.momentum, foreach=True), config.lr * scale
+
+
+@torch.no_grad()
+def _scale_gradients(params, member_lr: Tensor, weight_decay: float) -> None:
+    for p in params:
+        lr = member_lr.reshape((-1,) + (1,) * (p.dim() - 1))
+        if weight_decay:
+            p.grad.add_(p, alpha=weight_decay)
+        p.grad.mul_(lr)
+
+
+def _batch(data: Samples, teacher_feats, batch_size: int | None, gen: torch.Generator):
+    if batch_size is None or batch_size >= data.n:
+        return data, teacher_feats
+    idx = torch.randperm(data.n, generator=gen)[:batch_size].to(data.clean.device)
+    feats = None if teacher_feats is None else {k: v.index_select(v.dim() - 2, idx) for k, v in teacher_feats.items()}
+    return data.rows(idx), feats
+
+
+@torch.no_grad()
+def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step) -> list[dict]:
+    output, feats = model(data.noisy, return_features=True)
+    terms = student_teacher_loss(output, feats, data.y, teacher_feats, lam_t, layers, config.task)
+    _check_finite(terms, step, config.lr)
+    metrics = {f"train_{k}": v for k, v in terms.items()}
+    for name, samples in eval_sets.items():
+        for kind, value in evaluate(model, samples, config.task).items():
+            metrics[f"{name}_{kind}"] = value
+    members = 1 if model.members is None else model.members
+    values = {k: v.detach().reshape(-1).expand(members).cpu().numpy() for k, v in metrics.items()}
+    return [{"step": step, "member": e, **{k: float(v[e]) for k, v in values.items()}} for e in range(members)]
+
+
+def _metric_tensor(record: list[dict], name: str, device) -> Tensor:
+    values = torch.tensor([r[name] for r in record], device=device)
+    return values if len(record) > 1 else values[0]
+
+
+def _add_member_info(history: pd.DataFrame, members, lam, member_info) -> pd.DataFrame:
+    n = 1 if members is None else members
+    info = {"lam": np.broadcast_to(np.asarray(lam, dtype=float), (n,))}
+    info.update({k: list(v) for k, v in (member_info or {}).items()})
+    for k, v in info.items():
+        if len(v) != n:
+            raise ParameterError(f"member_info[{k!r}] must have one entry per member ({n}); got {len(v)}")
+    meta = pd.DataFrame({"member": range(n), **info})
+    return history.merge(meta, on="member", how="left")
