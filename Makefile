@@ -21,10 +21,10 @@ book: $(STAMP)  ## build the site at the full "paper" settings into _build/html
 	$(VENV)/bin/stlearn build
 
 site-ci: $(STAMP)  ## build the site at the small "ci" settings into _build/html-ci
-	$(VENV)/bin/stlearn build --set ci
+	$(VENV)/bin/stlearn build --set ci --jobs 2
 
 test: $(STAMP) site-ci  ## everything CI runs: ci-size book build, unit tests, nbval regression
-	$(PY) -m pytest tests $(NBVAL)
+	$(PY) -m pytest tests $(NBVAL) -n 2 --dist loadfile
 
 unit: $(STAMP)  ## library and tool tests only (no chapter execution)
 	$(PY) -m pytest tests
