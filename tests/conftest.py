@@ -10,6 +10,9 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     # one core per worker: oversubscribed threads make small tensor ops crawl
     n = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ.setdefault("OMP_NUM_THREADS", str(n))
+    import torch
+
+    torch.set_num_threads(n)
 
 
 def pytest_collectstart(collector):
