@@ -116,17 +116,24 @@ class NetworkGuard:
         return [l for l in self.lines() if l.startswith("GUARDED")]
 
 
+def _guard_env(folder: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["STLEARN_NET_LOG"] = str(folder / "network.log")
+    env["STLEARN_ROOT"] = str(ROOT)
+    return env
+
+
 def make_network_guard(folder: Path) -> NetworkGuard:
     """Environment for subprocesses: a ``sitecustomize`` on PYTHONPATH installs the audit hook."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sitecustomize.py").write_text(textwrap.dedent(_GUARD))
     log = folder / "network.log"
     log.write_text("")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(folder), str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["STLEARN_NET_LOG"] = str(log)
-    env["STLEARN_ROOT"] = str(ROOT)
-    return NetworkGuard(env, log)
+    return NetworkGuard(_guard_env(folder), log)
+
+
+make_network_guard.env_for = _guard_env
 
 
 @pytest.fixture
@@ -143,16 +150,40 @@ class BuiltSite:
 
 
 @pytest.fixture(scope="session")
-def ci_site(tmp_path_factory) -> BuiltSite:
-    """``stlearn build --set ci`` under the network guard; the site in ``_build/html-ci``."""
-    guard = make_network_guard(tmp_path_factory.mktemp("netguard-build"))
-    cmd = [sys.executable, "-c", "import sys; from stlearn.cli import main; sys.exit(main())", "build", "--set", "ci"]
-    result = subprocess.run(cmd, cwd=ROOT, env=guard.env, capture_output=True, text=True, timeout=1800)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"the ci build failed:\n{output[-6000:]}"
+def ci_site() -> BuiltSite:
+    """``stlearn build --set ci`` under the network guard; the site in ``_build/html-ci``.
+
+    Built once per test run: pytest-xdist workers share it through a lock and
+    a record of the build tagged with the run's id.
+    """
+    import fcntl
+    import json
+    import uuid
+
     from stlearn.build import site_dir
 
-    return BuiltSite(site_dir("ci", ROOT), guard, output)
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+    folder = ROOT / "_build" / "netguard-ci"
+    record = folder / "build.json"
+    (ROOT / "_build").mkdir(exist_ok=True)
+    with open(ROOT / "_build" / ".ci-site.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            done = json.loads(record.read_text()) if record.is_file() else {}
+            if done.get("run") == run_id:
+                guard = NetworkGuard(make_network_guard.env_for(folder), folder / "network.log")
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+                guard = make_network_guard(folder)
+                cmd = [sys.executable, "-c", "import sys; from stlearn.cli import main; sys.exit(main())",
+                       "build", "--set", "ci"]
+                result = subprocess.run(cmd, cwd=ROOT, env=guard.env, capture_output=True, text=True, timeout=1800)
+                done = {"run": run_id, "returncode": result.returncode, "output": result.stdout + result.stderr}
+                record.write_text(json.dumps(done))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    assert done["returncode"] == 0, f"the ci build failed:\n{done['output'][-6000:]}"
+    return BuiltSite(site_dir("ci", ROOT), guard, done["output"])
 
 
 # --------------------------------------------------------------------------- headless Chromium
