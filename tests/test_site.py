@@ -216,8 +216,13 @@ def test_no_figure_shown_outside_a_captioned_glue(name):
 def test_introduction_links_the_chapter(name):
     """The introduction maps each claim of the paper to the chapter that tests it."""
     intro = (ROOT / f"{ch.toc_files(ROOT)[0]}.md").read_text()
-    assert re.search(rf"\{{(ref|doc)\}}`[^`]*(ch-{name.replace('_', '-')}|ch-{name}|{name})>?`", intro), \
+    link = re.compile(rf"\{{(ref|doc)\}}`[^`]*(ch-{name.replace('_', '-')}|ch-{name}|{name})>?`")
+    assert link.search(intro), \
         f"the introduction must link {name} (with {{ref}}`ch-{name.replace('_', '-')}`) from the claim it tests"
+    for row in (l for l in intro.splitlines() if link.search(l) and l.lstrip().startswith("|")):
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        assert cells[-1] and not link.search(cells[-1]), \
+            f"the introduction's table row for {name} needs its verdict in the last column: {row}"
 
 
 # --------------------------------------------------------------------------- 2. the built site
@@ -277,8 +282,8 @@ def test_rerun_page_lists_every_chapter_parameter_and_time(ci_site):
         heading = soup.find(lambda t: t.name in ("h2", "h3", "h4") and t.get_text(strip=True).startswith(name))
         assert heading is not None, f"no parameter table for {name} on the re-run page"
         table = heading.find_next("table")
-        rows = {_cell(tr.find("td")): [_cell(td) for td in tr.find_all("td")]
-                for tr in table.find_all("tr") if tr.find("td")}
+        cells = {_cell(tr.find("td")): tr.find_all("td") for tr in table.find_all("tr") if tr.find("td")}
+        rows = {k: [_cell(td) for td in tds] for k, tds in cells.items()}
         header = [_cell(th) for th in table.find_all("th")]
         assert {"parameter", "meaning", "valid values", "paper", "ci"} <= set(header), header
         ci_values = ch.parameter_sets(name, ROOT)["ci"]
@@ -288,7 +293,10 @@ def test_rerun_page_lists_every_chapter_parameter_and_time(ci_site):
             assert row["meaning"] == _plain(p.description), f"{name}.{p.name}: meaning"
             assert row["valid values"] == _plain(p.spec), f"{name}.{p.name}: valid values"
             assert row["paper"] == _plain(repr(p.default)), f"{name}.{p.name}: paper default"
-            assert row["ci"] == (_plain(repr(ci_values[p.name])) if p.name in ci_values else ""), f"{name}.{p.name}: ci"
+            assert row["ci"] == _plain(repr(ci_values.get(p.name, p.default))), f"{name}.{p.name}: ci"
+            ci_cell = cells[p.name][header.index("ci")]
+            assert (ci_cell.find("strong") is not None) == (p.name in ci_values), \
+                f"{name}.{p.name}: ci values that differ from the paper are in bold, the others not"
         assert any(name in t.get_text() and "seconds" in t.get_text() for t in tables), \
             f"{name} missing from the execution-time table"
 

@@ -67,6 +67,11 @@ def execution_times(executed: dict[str, Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _set_value(p: ch.Parameter, overrides: dict) -> str:
+    """The value in effect in a parameter set; bold where the set changes the paper default."""
+    return f"**`{overrides[p.name]!r}`**" if p.name in overrides else f"`{p.default!r}`"
+
+
 def parameters_table(names) -> str:
     """Markdown tables of every chapter's parameters: meaning, range, paper default and other sets."""
     parts = []
@@ -75,7 +80,7 @@ def parameters_table(names) -> str:
         sets = ch.parameter_sets(name)
         rows = [{"parameter": f"`{p.name}`", "meaning": p.description, "valid values": f"`{p.spec}`",
                  "paper": f"`{p.default!r}`",
-                 **{s: f"`{v[p.name]!r}`" if p.name in v else "" for s, v in sets.items() if s != ch.PAPER}}
+                 **{s: _set_value(p, v) for s, v in sets.items() if s != ch.PAPER}}
                 for p in params.values()]
         parts.append(f"### `{name}`\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n")
     return "\n".join(parts)
