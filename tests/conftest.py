@@ -199,7 +199,7 @@ def _install_chromium() -> str | None:
     if sudo is None:
         return "not root and no sudo to run apt-get"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends",
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y",
                                         "chromium", "chromium-driver"]):
         try:
             result = subprocess.run(sudo + cmd, env=env, capture_output=True, text=True, timeout=900)

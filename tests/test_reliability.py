@@ -9,7 +9,6 @@ parameter, and the regression-bite test uses the ``zero_loss`` reference.
 from __future__ import annotations
 
 import ast
-import configparser
 import json
 import math
 import os

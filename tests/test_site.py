@@ -31,7 +31,6 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
-import yaml
 
 from stlearn import chapters as ch
 from stlearn import regression
