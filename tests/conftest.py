@@ -1,7 +1,31 @@
-"""Test set-up: chapter kernels started by nbval inherit this environment."""
+"""Test set-up and shared fixtures.
+
+- Chapter kernels started by nbval inherit :func:`stlearn.chapters.kernel_env`.
+- ``network_guard``: an environment whose Python processes (and every
+  subprocess: Jupyter Book, chapter kernels) record and refuse any connection
+  or name lookup outside the loopback interface.
+- ``ci_site``: the book built at the "ci" parameters under that guard (cached
+  chapters are reused, so after ``stlearn build --set ci`` it only re-runs
+  Sphinx incrementally).
+- ``chromium``: Debian's headless Chromium and chromedriver, installed with
+  apt-get when missing; tests using it are skipped, saying why, only where
+  that installation fails.
+"""
+
+from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
 
+import nbformat
+import pytest
+
+from stlearn import chapters as ch
 from stlearn.chapters import kernel_env
 
 for key, value in kernel_env().items():
@@ -14,8 +38,185 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 
     torch.set_num_threads(n)
 
+ROOT = ch.repo_root()
+CHAPTERS = list(ch.chapters(ROOT))
+
 
 def pytest_collectstart(collector):
     """Images are not compared by nbval; glued images carry papermill's record prefix, skip those too."""
     if getattr(collector, "fspath", None) and collector.fspath.ext == ".ipynb":
         collector.skip_compare += ("application/papermill.record/image/png",)
+
+
+# --------------------------------------------------------------------------- chapters
+def reference_seconds(name: str) -> float:
+    """How long the chapter's regression reference took to execute (papermill's record)."""
+    path = ROOT / "tests" / "references" / f"{name}.ipynb"
+    if not path.is_file():
+        return float("inf")
+    return float(nbformat.read(path, as_version=4).metadata.get("papermill", {}).get("duration") or "inf")
+
+
+@pytest.fixture(scope="session")
+def cheapest_chapter() -> str:
+    """The chapter whose ci run is quickest: the one the costly execution tests use."""
+    if not CHAPTERS:
+        pytest.skip("the book has no chapters")
+    return min(CHAPTERS, key=reference_seconds)
+
+
+# --------------------------------------------------------------------------- offline guard
+_GUARD = r'''
+"""Installed by tests/conftest.py: record and refuse any non-loopback network access."""
+import os, sys
+
+_LOG = os.environ["STLEARN_NET_LOG"]
+_LOCAL = ("127.", "::1", "localhost", "0.0.0.0")
+
+
+def _local(host):
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    return not host or str(host).startswith(_LOCAL)
+
+
+def _note(line):
+    with open(_LOG, "a") as f:
+        f.write(line + "\n")
+
+
+def _hook(event, args):
+    if event == "socket.connect":
+        address = args[1]
+        if isinstance(address, tuple) and not _local(address[0]):
+            _note(f"BLOCKED connect {address!r} pid={os.getpid()} argv={sys.argv[:3]!r}")
+            raise OSError(f"network access is not allowed here (connect to {address!r})")
+    elif event == "socket.getaddrinfo" and not _local(args[0]):
+        _note(f"BLOCKED getaddrinfo {args[0]!r} pid={os.getpid()} argv={sys.argv[:3]!r}")
+        raise OSError(f"network access is not allowed here (name lookup of {args[0]!r})")
+
+
+sys.addaudithook(_hook)
+_note(f"GUARDED pid={os.getpid()} argv={sys.argv[:3]!r}")
+'''
+
+
+@dataclass
+class NetworkGuard:
+    env: dict[str, str]
+    log: Path
+
+    def lines(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.is_file() else []
+
+    def blocked(self) -> list[str]:
+        return [l for l in self.lines() if l.startswith("BLOCKED")]
+
+    def guarded_processes(self) -> list[str]:
+        return [l for l in self.lines() if l.startswith("GUARDED")]
+
+
+def _guard_env(folder: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["STLEARN_NET_LOG"] = str(folder / "network.log")
+    env["STLEARN_ROOT"] = str(ROOT)
+    return env
+
+
+def make_network_guard(folder: Path) -> NetworkGuard:
+    """Environment for subprocesses: a ``sitecustomize`` on PYTHONPATH installs the audit hook."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(textwrap.dedent(_GUARD))
+    log = folder / "network.log"
+    log.write_text("")
+    return NetworkGuard(_guard_env(folder), log)
+
+
+make_network_guard.env_for = _guard_env
+
+
+@pytest.fixture
+def network_guard(tmp_path) -> NetworkGuard:
+    return make_network_guard(tmp_path / "netguard")
+
+
+# --------------------------------------------------------------------------- the ci site
+@dataclass
+class BuiltSite:
+    path: Path
+    guard: NetworkGuard
+    output: str
+
+
+@pytest.fixture(scope="session")
+def ci_site() -> BuiltSite:
+    """``stlearn build --set ci`` under the network guard; the site in ``_build/html-ci``.
+
+    Built once per test run: pytest-xdist workers share it through a lock and
+    a record of the build tagged with the run's id.
+    """
+    import fcntl
+    import json
+    import uuid
+
+    from stlearn.build import site_dir
+
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+    folder = ROOT / "_build" / "netguard-ci"
+    record = folder / "build.json"
+    (ROOT / "_build").mkdir(exist_ok=True)
+    with open(ROOT / "_build" / ".ci-site.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            done = json.loads(record.read_text()) if record.is_file() else {}
+            if done.get("run") == run_id:
+                guard = NetworkGuard(make_network_guard.env_for(folder), folder / "network.log")
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+                guard = make_network_guard(folder)
+                cmd = [sys.executable, "-c", "import sys; from stlearn.cli import main; sys.exit(main())",
+                       "build", "--set", "ci"]
+                result = subprocess.run(cmd, cwd=ROOT, env=guard.env, capture_output=True, text=True, timeout=1800)
+                done = {"run": run_id, "returncode": result.returncode, "output": result.stdout + result.stderr}
+                record.write_text(json.dumps(done))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    assert done["returncode"] == 0, f"the ci build failed:\n{done['output'][-6000:]}"
+    return BuiltSite(site_dir("ci", ROOT), guard, done["output"])
+
+
+# --------------------------------------------------------------------------- headless Chromium
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def _install_chromium() -> str | None:
+    """Install Debian's chromium and chromium-driver; returns why it failed, or None."""
+    if shutil.which("apt-get") is None:
+        return "apt-get is not available"
+    sudo = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if sudo is None:
+        return "not root and no sudo to run apt-get"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y",
+                                        "chromium", "chromium-driver"]):
+        try:
+            result = subprocess.run(sudo + cmd, env=env, capture_output=True, text=True, timeout=900)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return f"{' '.join(cmd)}: {err}"
+        if result.returncode != 0:
+            return f"{' '.join(cmd)} exited {result.returncode}: {(result.stdout + result.stderr)[-800:]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> tuple[Path, Path]:
+    """Paths of the Chromium binary and its driver, installing them when missing."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        why = _install_chromium()
+        if why or not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+            pytest.skip(f"headless Chromium is not installed and could not be installed "
+                        f"(apt-get install chromium chromium-driver): {why or 'binaries missing afterwards'}")
+    pytest.importorskip("selenium", reason="selenium is needed to drive Chromium (pip install selenium)")
+    return CHROMIUM, CHROMEDRIVER

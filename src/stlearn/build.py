@@ -28,6 +28,10 @@ from tqdm import tqdm
 from . import chapters as ch
 
 
+# chapter MyST sources are staged here and published by book/_ext/stlearn_site.py
+SOURCES = "_chapter_sources"
+
+
 def site_dir(param_set: str, root: Path) -> Path:
     return root / "_build" / ("html" if param_set == ch.PAPER else f"html-{param_set}")
 
@@ -63,6 +67,11 @@ def execution_times(executed: dict[str, Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _set_value(p: ch.Parameter, overrides: dict) -> str:
+    """The value in effect in a parameter set; bold where the set changes the paper default."""
+    return f"**`{overrides[p.name]!r}`**" if p.name in overrides else f"`{p.default!r}`"
+
+
 def parameters_table(names) -> str:
     """Markdown tables of every chapter's parameters: meaning, range, paper default and other sets."""
     parts = []
@@ -71,7 +80,7 @@ def parameters_table(names) -> str:
         sets = ch.parameter_sets(name)
         rows = [{"parameter": f"`{p.name}`", "meaning": p.description, "valid values": f"`{p.spec}`",
                  "paper": f"`{p.default!r}`",
-                 **{s: f"`{v[p.name]!r}`" if p.name in v else "" for s, v in sets.items() if s != ch.PAPER}}
+                 **{s: _set_value(p, v) for s, v in sets.items() if s != ch.PAPER}}
                 for p in params.values()]
         parts.append(f"### `{name}`\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n")
     return "\n".join(parts)
@@ -112,11 +121,16 @@ def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> t
         if f.is_file() and f.resolve() not in chapter_sources and "_generated" not in f.parts:
             wanted[stage_dir / f.relative_to(root)] = f.read_bytes()
     for name, path in executed.items():
-        rel = ch.chapter_path(name, root).relative_to(root).with_suffix(".ipynb")
-        wanted[stage_dir / rel] = path.read_bytes()
+        source = ch.chapter_path(name, root)
+        rel = source.relative_to(root)
+        wanted[stage_dir / rel.with_suffix(".ipynb")] = path.read_bytes()
+        # published next to the notebook, with a ".md" download button, by book/_ext/stlearn_site.py
+        wanted[stage_dir / SOURCES / rel] = source.read_bytes()
     gen = stage_dir / "book" / "_generated"
     times = execution_times(executed)
-    wanted[gen / "execution_times.md"] = (times.to_markdown(index=False) + "\n").encode()
+    total = pd.DataFrame([{"chapter": "**all chapters**", "parameter set": param_set,
+                           "seconds": round(float(times.seconds.sum()), 1)}])
+    wanted[gen / "execution_times.md"] = (pd.concat([times, total]).to_markdown(index=False) + "\n").encode()
     wanted[gen / "parameters.md"] = parameters_table(names).encode()
 
     for f in list(stage_dir.rglob("*")) if stage_dir.exists() else []:

@@ -1,0 +1,504 @@
+"""The book as a reader meets it: chapter structure, the built site, and a real browser.
+
+Every check runs for each chapter of ``stlearn.chapters.chapters()``, so a new
+chapter is covered as soon as it is in ``_toc.yml``.
+
+1. Sources (fast): shape of a chapter (label, opening, takeaway), sphinx-proof
+   blocks with labels, citations that exist, glued numbers and figures (no
+   number typed by hand in the prose after the parameters cell, every figure
+   glued with a name and caption and referenced).
+2. The built ci site (HTML): numbered theorems, equations and figures, the
+   download links (executed notebook and MyST source), the re-run page's
+   generated tables.
+3. Headless Chromium over the served site: every page loads without console
+   errors or off-site requests, math is typeset by the local MathJax (no LaTeX
+   source left), every image loads, every internal link and anchor resolves;
+   a screenshot of each page goes to ``_build/screenshots/ci/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import re
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from stlearn import chapters as ch
+from stlearn import regression
+
+ROOT = ch.repo_root()
+CHAPTERS = list(ch.chapters(ROOT))
+# the book's root page (the introduction) may be a notebook too, but it is not a chapter to read in that shape
+HOME = Path(ch.toc_files(ROOT)[0]).name
+READ_CHAPTERS = [c for c in CHAPTERS if c != HOME]
+
+pytestmark = pytest.mark.skipif(not CHAPTERS, reason="the book has no chapters")
+
+BIB = (ROOT / "book" / "references.bib").read_text()
+BIB_KEYS = set(re.findall(r"@\w+\{([^,\s]+),", BIB))
+OPENING = re.compile(r"^\*\*What this chapter \w+\.\*\*")  # "shows", or "fixes" for the setting
+PROOF_KINDS = ("theorem", "lemma", "proposition", "corollary", "definition", "conjecture", "axiom",
+               "example", "remark", "assumption", "criterion", "property", "observation")
+
+
+# --------------------------------------------------------------------------- reading the sources
+def markdown_cells(name: str) -> list[str]:
+    return [c.source for c in jupytext.read(ch.chapter_path(name, ROOT)).cells if c.cell_type == "markdown"]
+
+
+def cells(name: str):
+    return jupytext.read(ch.chapter_path(name, ROOT)).cells
+
+
+def strip_markup(text: str) -> str:
+    """Prose only: without math, code, roles, directive fences and option lines."""
+    text = re.sub(r"\$\$.*?\$\$(\s*\([\w:-]+\))?", " ", text, flags=re.S)
+    text = re.sub(r"\$[^$\n]+\$", " MATH ", text)
+    text = re.sub(r"\{[\w:-]+\}`[^`]*`", " REF ", text)
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    text = re.sub(r"`[^`]*`", " CODE ", text)
+    text = re.sub(r"^\s*(:{3,}|`{3,}).*$", " ", text, flags=re.M)
+    text = re.sub(r"^\s*:[\w-]+:.*$", " ", text, flags=re.M)
+    text = re.sub(r"^\([\w:-]+\)=\s*$", " ", text, flags=re.M)
+    return text
+
+
+def prose_after_parameters(name: str) -> str:
+    seen, parts = False, []
+    for cell in cells(name):
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            seen = True
+        elif seen and cell.cell_type == "markdown":
+            parts.append(cell.source)
+    return "\n\n".join(parts)
+
+
+def paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def sentences(paragraph: str) -> list[str]:
+    flat = " ".join(strip_markup(paragraph).split())
+    flat = re.sub(r"\b(e\.g|i\.e|cf|etc|vs|Fig|Eq|et al)\.", r"\1", flat)
+    return [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z(])", flat) if s.strip()]
+
+
+def reference_notebook(name: str):
+    path = regression.reference_path(name, ROOT)
+    if not path.is_file():
+        pytest.fail(f"no regression reference for {name}: run `stlearn refs {name}`")
+    return nbformat.read(path, as_version=4)
+
+
+def glued_names(nb) -> set[str]:
+    return {o.get("metadata", {}).get("scrapbook", {}).get("name")
+            for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])} - {None}
+
+
+# --------------------------------------------------------------------------- 1. sources
+@pytest.mark.parametrize("name", READ_CHAPTERS)
+def test_chapter_opens_with_label_title_and_what_it_shows(name):
+    text = "\n\n".join(markdown_cells(name))
+    head = [l for l in text.splitlines() if l.strip()][:2]
+    label = f"(ch-{name.replace('_', '-')})="
+    assert head and head[0].strip() in (label, f"(ch-{name})="), \
+        f"{name}: the first line must be the label {label} (got {head[:1]})"
+    assert len(head) > 1 and head[1].startswith("# "), f"{name}: a '# Title' must follow the label"
+    opening = next((p for p in paragraphs(text) if OPENING.match(p)), None)
+    assert opening is not None, f"{name}: the chapter must open with a '**What this chapter shows.**' paragraph"
+    first_section = text.find("\n## ")
+    assert first_section < 0 or text.find(opening) < first_section, \
+        f"{name}: 'What this chapter shows' must come before the first section"
+    body = OPENING.sub("", opening)
+    n = len(sentences(body))
+    assert 1 <= n <= 4, f"{name}: the opening should say what the chapter shows in two or three sentences; got {n}"
+
+
+@pytest.mark.parametrize("name", READ_CHAPTERS)
+def test_chapter_ends_with_its_takeaway(name):
+    last = paragraphs(markdown_cells(name)[-1])[-1]
+    assert last.startswith("**In practice.**"), \
+        f"{name}: the last paragraph must be the takeaway, starting '**In practice.**'; got {last[:60]!r}"
+    assert len(sentences(last.removeprefix("**In practice.**"))) >= 1
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_claims_are_sphinx_proof_blocks_with_labels(name):
+    text = "\n".join(markdown_cells(name))
+    for kind in PROOF_KINDS:
+        assert not re.search(rf"^\*\*{kind}\b", text, flags=re.M | re.I), \
+            f"{name}: write the {kind} as a ':::{{prf:{kind}}}' block, not in bold text"
+    blocks = re.findall(r"^(:{3,}|`{3,})\{prf:(\w+)\}[^\n]*\n((?::[^\n]*\n)*)", text, flags=re.M)
+    for _, kind, options in blocks:
+        if kind in PROOF_KINDS:
+            assert ":label:" in options, f"{name}: every prf:{kind} needs a :label: to be referenced"
+    for label in re.findall(r"\{prf:ref\}`(?:[^`<]*<)?([^`>]+)>?`", text):
+        assert re.search(rf":label:\s*{re.escape(label)}\s*$", _book_text(), flags=re.M), \
+            f"{name}: {{prf:ref}} to unknown label {label}"
+    for label in re.findall(r"\{eq\}`([^`]+)`", text):
+        assert re.search(rf"\$\$\s*\({re.escape(label)}\)", _book_text()), \
+            f"{name}: {{eq}} to unknown equation label {label}"
+
+
+@functools.lru_cache(maxsize=1)
+def _book_text() -> str:
+    return "\n".join((ROOT / f"{page}.md").read_text() for page in ch.toc_files(ROOT)
+                     if (ROOT / f"{page}.md").is_file())
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_citations_exist_in_the_bibliography(name):
+    text = "\n".join(markdown_cells(name))
+    keys = {k.strip() for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text) for k in group.split(",")}
+    if name in READ_CHAPTERS:
+        assert keys, f"{name}: cite the works the chapter relies on ({{cite:t}}`key` with keys of book/references.bib)"
+    missing = keys - BIB_KEYS
+    assert not missing, f"{name}: cited keys missing from book/references.bib: {sorted(missing)}"
+
+
+def test_bibliography_keys_are_unique_and_the_key_works_are_cited():
+    keys = re.findall(r"@\w+\{([^,\s]+),", BIB)
+    assert len(keys) == len(set(keys)), f"duplicate keys in references.bib: {sorted({k for k in keys if keys.count(k) > 1})}"
+    cited = {k.strip() for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", _book_text()) for k in group.split(",")}
+    for key in ("hong2021student", "romero2015fitnets", "hinton2015distilling", "saxe2014exact"):
+        assert key in cited, f"{key} is in the bibliography but cited nowhere in the book"
+    assert cited & {"gunasekar2018implicit", "soudry2018implicit"}, "cite the implicit bias of gradient descent"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_numbers_in_the_prose_are_glued_not_typed(name):
+    """After the parameters cell, results are quoted with {glue:text}: no decimal number typed by hand."""
+    prose = strip_markup(prose_after_parameters(name))
+    typed = re.findall(r"(?<![\w.])\d+\.\d+(?:[eE][-+]?\d+)?|(?<![\w.])\d+[eE][-+]?\d+", prose)
+    assert not typed, f"{name}: numbers typed in the prose {typed}; glue them (glue_numbers, {{glue:text}})"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_glued_names_exist_and_figures_have_name_caption_and_reference(name):
+    source = ch.chapter_path(name, ROOT).read_text()
+    glued = glued_names(reference_notebook(name))
+    used = set(re.findall(r"\{glue(?::\w+)?\}`([^`]+)`", source))
+    assert used <= glued, f"{name}: quoted but never glued: {sorted(used - glued)}"
+    figures = re.findall(r"^(:{3,}|`{3,})\{glue:figure\}\s*(\S+)\s*\n(.*?)^\1\s*$", source, flags=re.M | re.S)
+    shown = {fig for _, fig, _ in figures}
+    for _, fig, body in figures:
+        assert fig in glued, f"{name}: figure {fig} is never glued"
+        assert re.search(rf"^:name:\s*{re.escape(fig)}\s*$", body, flags=re.M), f"{name}: {fig} needs :name: {fig}"
+        caption = "\n".join(l for l in body.splitlines() if not l.strip().startswith(":")).strip()
+        assert len(caption.split()) >= 5, f"{name}: figure {fig} needs a caption"
+        assert f"{{numref}}`{fig}`" in source, f"{name}: refer to {fig} in the text with {{numref}}`{fig}`"
+    made = set(re.findall(r"glue_figure\(\s*[\"']([^\"']+)[\"']", source))
+    assert made <= shown, f"{name}: glued figures never shown with {{glue:figure}}: {sorted(made - shown)}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_no_figure_shown_outside_a_captioned_glue(name):
+    for cell in reference_notebook(name).cells:
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type != "code" or {"remove-output", "remove-cell"} & set(tags):
+            continue
+        for out in cell.get("outputs", []):
+            assert "image/png" not in out.get("data", {}), \
+                f"{name}: a cell shows a figure without caption; glue it (glue_figure) and tag the cell remove-output:\n{cell.source[:200]}"
+
+
+@pytest.mark.parametrize("name", READ_CHAPTERS)
+def test_introduction_links_the_chapter(name):
+    """The introduction maps each claim of the paper to the chapter that tests it."""
+    intro = (ROOT / f"{ch.toc_files(ROOT)[0]}.md").read_text()
+    link = re.compile(rf"\{{(ref|doc)\}}`[^`]*(ch-{name.replace('_', '-')}|ch-{name}|{name})>?`")
+    assert link.search(intro), \
+        f"the introduction must link {name} (with {{ref}}`ch-{name.replace('_', '-')}`) from the claim it tests"
+    for row in (l for l in intro.splitlines() if link.search(l) and l.lstrip().startswith("|")):
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        assert cells[-1] and not link.search(cells[-1]), \
+            f"the introduction's table row for {name} needs its verdict in the last column: {row}"
+
+
+# --------------------------------------------------------------------------- 2. the built site
+def page_of(name: str) -> str:
+    return ch.chapter_path(name, ROOT).relative_to(ROOT).with_suffix(".html").as_posix()
+
+
+def html(site: Path, page: str) -> str:
+    return (site / page).read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_site_numbers_claims_equations_and_figures(ci_site, name):
+    page = html(ci_site.path, page_of(name))
+    source = ch.chapter_path(name, ROOT).read_text()
+    for kind, label in re.findall(r"\{prf:(\w+)\}[^\n]*\n(?::[^\n]*\n)*?:label:\s*(\S+)", source):
+        if kind in PROOF_KINDS:
+            assert re.search(rf'id="{re.escape(label)}".*?caption-number">{kind.title()} \d+', page, flags=re.S | re.I) \
+                or re.search(rf'caption-number">{kind.title()} \d+.{{0,400}}id="{re.escape(label)}"', page, flags=re.S | re.I), \
+                f"{name}: {kind} {label} is not numbered on the page"
+    for label in re.findall(r"\$\$\s*\(([\w:-]+)\)", source):
+        assert re.search(rf'id="equation-{re.escape(label)}".{{0,300}}class="eqno">\(\d', page, flags=re.S), \
+            f"{name}: equation {label} has no number on the page"
+    for fig in re.findall(r"\{glue:figure\}\s*(\S+)", source):
+        assert re.search(rf'id="{re.escape(fig)}".*?caption-number">Fig\. [\d.]+', page, flags=re.S), \
+            f"{name}: figure {fig} is not a numbered figure on the page"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_site_offers_notebook_and_source_downloads(ci_site, name):
+    page = html(ci_site.path, page_of(name))
+    rel = ch.chapter_path(name, ROOT).relative_to(ROOT)
+    for suffix in (".ipynb", ".md"):
+        target = f"_sources/{rel.with_suffix(suffix).as_posix()}"
+        assert re.search(rf'href="(\.\./)*{re.escape(target)}"', page), f"{name}: no download link to {target}"
+        assert (ci_site.path / target).is_file(), f"{name}: {target} is linked but not in the site"
+    assert (ci_site.path / "_sources" / rel).read_bytes() == ch.chapter_path(name, ROOT).read_bytes()
+    nb = nbformat.read(ci_site.path / "_sources" / rel.with_suffix(".ipynb"), as_version=4)
+    assert nb.metadata["stlearn"]["chapter"] == name
+    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name}: the notebook offered is not executed"
+    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), \
+        f"{name}: the downloaded notebook must keep its parameters cell for papermill"
+
+
+@pytest.mark.slow
+def test_rerun_page_lists_every_chapter_parameter_and_time(ci_site):
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html(ci_site.path, "book/rerun.html"), "html.parser")
+    text = soup.get_text()
+    for command in ("stlearn run", "stlearn sweep", "papermill"):
+        assert command in text, f"the re-run page must show the {command} command"
+    tables = soup.find_all("table")
+    for name in CHAPTERS:
+        heading = soup.find(lambda t: t.name in ("h2", "h3", "h4") and t.get_text(strip=True).startswith(name))
+        assert heading is not None, f"no parameter table for {name} on the re-run page"
+        table = heading.find_next("table")
+        cells = {_cell(tr.find("td")): tr.find_all("td") for tr in table.find_all("tr") if tr.find("td")}
+        rows = {k: [_cell(td) for td in tds] for k, tds in cells.items()}
+        header = [_cell(th) for th in table.find_all("th")]
+        assert {"parameter", "meaning", "valid values", "paper", "ci"} <= set(header), header
+        ci_values = ch.parameter_sets(name, ROOT)["ci"]
+        for p in ch.parameters(name, ROOT).values():
+            assert p.name in rows, f"{name}: parameter {p.name} missing from the re-run page"
+            row = dict(zip(header, rows[p.name]))
+            assert row["meaning"] == _plain(p.description), f"{name}.{p.name}: meaning"
+            assert row["valid values"] == _plain(p.spec), f"{name}.{p.name}: valid values"
+            assert row["paper"] == _plain(repr(p.default)), f"{name}.{p.name}: paper default"
+            assert row["ci"] == _plain(repr(ci_values.get(p.name, p.default))), f"{name}.{p.name}: ci"
+            ci_cell = cells[p.name][header.index("ci")]
+            assert (ci_cell.find("strong") is not None) == (p.name in ci_values), \
+                f"{name}.{p.name}: ci values that differ from the paper are in bold, the others not"
+        assert any(name in t.get_text() and "seconds" in t.get_text() for t in tables), \
+            f"{name} missing from the execution-time table"
+
+
+_SMART = str.maketrans({"…": "...", "“": '"', "”": '"', "‘": "'", "’": "'", "–": "--", "—": "---"})
+
+
+def _plain(text: str) -> str:
+    """Whitespace collapsed and Sphinx's smart quotes and dashes undone, to compare with the source."""
+    return " ".join(text.translate(_SMART).split())
+
+
+def _cell(tag) -> str:
+    return _plain(tag.get_text())
+
+
+# --------------------------------------------------------------------------- 3. a real browser
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def serve(folder: Path):
+    """A static file server for ``folder`` on 127.0.0.1 (a free port), in a thread; yields its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def served_site(ci_site):
+    with serve(ci_site.path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(chromium, tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = chromium
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(binary)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,1000",
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(service=Service(executable_path=str(driver)), options=options)
+    drv.set_page_load_timeout(60)
+    drv.set_script_timeout(60)
+    yield drv
+    drv.quit()
+
+
+def site_pages() -> list[str]:
+    """Every page of the table of contents, as site-relative HTML paths."""
+    return [f"{p}.html" for p in ch.toc_files(ROOT)]
+
+
+_WAIT_FOR_MATHJAX = """
+const done = arguments[arguments.length - 1];
+const start = Date.now();
+(function poll() {
+  if (!document.querySelector('script[src*="mathjax"]')) { done('no MathJax on the page'); }
+  else if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    MathJax.startup.promise.then(() => done('typeset'), (e) => done('error: ' + e));
+  } else if (Date.now() - start > 20000) { done('no MathJax'); } else { setTimeout(poll, 100); }
+})();
+"""
+
+_PAGE_FACTS = """
+const body = document.querySelector('main') || document.body;
+const clone = body.cloneNode(true);
+clone.querySelectorAll('pre, code, .highlight, mjx-container, script, style').forEach(e => e.remove());
+const math = Array.from(document.querySelectorAll('.math'));
+return {
+  title: document.title,
+  text: clone.innerText,
+  mathBlocks: math.length,
+  mathTypeset: math.filter(m => m.querySelector('mjx-container')).length,
+  mathErrors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
+  images: Array.from(document.images).map(i => ({src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0})),
+  links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+  resources: performance.getEntriesByType('resource').map(r => r.name),
+  height: Math.max(document.body.scrollHeight, document.documentElement.scrollHeight),
+};
+"""
+
+_RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\$[^$\s][^$]*\$|\\(begin|end|frac|mathbb|mathcal|lVert|tilde|lambda|sigma|alpha)\b")
+
+
+def _fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, b""
+
+
+def _screenshot(drv, path: Path, height: int) -> None:
+    import base64
+
+    height = min(max(height, 800), 15000)
+    shot = drv.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1}})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
+@pytest.mark.slow
+def test_every_page_renders_in_chromium(browser, served_site, ci_site):
+    """Load each page in headless Chromium: math typeset, images loaded, links resolve, nothing off-site."""
+    shots = ROOT / "_build" / "screenshots" / "ci"
+    pages = site_pages()
+    for name in CHAPTERS:
+        assert page_of(name) in pages
+    links: set[str] = set()
+    problems: list[str] = []
+    for page in pages:
+        found, facts = page_problems(browser, served_site, page)
+        _screenshot(browser, shots / page.replace("/", "__").replace(".html", ".png"), facts["height"])
+        problems += found
+        links |= {l for l in facts["links"] if l.startswith(served_site)}
+    problems += _broken_links(links)
+    assert not problems, "\n".join(problems)
+    assert len(list(shots.glob("*.png"))) >= len(pages)
+
+
+def page_problems(browser, base: str, page: str) -> tuple[list[str], dict]:
+    """Load ``base + page``, wait for MathJax, and list what a reader would see broken."""
+    browser.get(base + page)
+    state = browser.execute_async_script(_WAIT_FOR_MATHJAX)
+    facts = browser.execute_script(_PAGE_FACTS)
+    where = f"{page}:"
+    problems = []
+    if not facts["title"] or "404" in facts["title"]:
+        problems.append(f"{where} did not load (title {facts['title']!r})")
+    if facts["mathBlocks"]:
+        if state != "typeset":
+            problems.append(f"{where} MathJax did not run ({state})")
+        if facts["mathTypeset"] != facts["mathBlocks"]:
+            problems.append(f"{where} {facts['mathBlocks'] - facts['mathTypeset']} of {facts['mathBlocks']} formulas not typeset")
+    if facts["mathErrors"]:
+        problems.append(f"{where} {facts['mathErrors']} MathJax errors")
+    raw = [m.group(0) for m in _RAW_TEX.finditer(facts["text"])]
+    if raw:
+        problems.append(f"{where} LaTeX source left in the page: {raw[:5]}")
+    for image in facts["images"]:
+        if not image["ok"]:
+            problems.append(f"{where} image did not load: {image['src']}")
+    off_site = [r for r in facts["resources"] if not r.startswith(base) and not r.startswith("data:")]
+    if off_site:
+        problems.append(f"{where} fetched resources from outside the site: {off_site[:5]}")
+    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    if errors:
+        problems.append(f"{where} console errors: {errors[:5]}")
+    return problems, facts
+
+
+_BROKEN_PAGE = """<!DOCTYPE html><html><head><title>broken</title></head><body><main>
+<p>Inline <span class="math">\\(x^2 + \\lambda\\)</span> and $\\sigma$ left as source.</p>
+<img src="missing.png" alt="missing figure"><a href="nowhere.html">dead link</a>
+<a href="#no-such-anchor">dead anchor</a></main></body></html>"""
+
+
+@pytest.mark.slow
+def test_the_browser_check_catches_raw_math_missing_images_and_dead_links(browser, tmp_path):
+    """Negative control: a page with untypeset math, a missing image and dead links fails every check."""
+    (tmp_path / "broken.html").write_text(_BROKEN_PAGE)
+    with serve(tmp_path) as base:
+        problems, facts = page_problems(browser, base, "broken.html")
+        text = "\n".join(problems)
+        assert "formulas not typeset" in text and "MathJax did not run" in text, text
+        assert "LaTeX source left" in text and "image did not load" in text, text
+        assert "console errors" in text, text  # the 404 of the image
+        dead = _broken_links({l for l in facts["links"] if l.startswith(base)})
+    assert any("nowhere.html" in d and "404" in d for d in dead), dead
+    assert any("no-such-anchor" in d for d in dead), dead
+
+
+def _broken_links(links: set[str]) -> list[str]:
+    """Fetch every internal link once; a link with #anchor needs an element with that id."""
+    problems, pages = [], {}
+    for link in sorted(links):
+        url, _, anchor = link.partition("#")
+        if url not in pages:
+            pages[url] = _fetch(url)
+        status, body = pages[url]
+        if status != 200:
+            problems.append(f"broken link {link} (HTTP {status})")
+        elif anchor and url.endswith(".html"):
+            anchor = urllib.parse.unquote(anchor)
+            if f'id="{anchor}"'.encode() not in body and f"id='{anchor}'".encode() not in body:
+                problems.append(f"link to a missing anchor: {link}")
+    return problems
