@@ -121,3 +121,12 @@ def test_crossover_is_where_the_leading_order_errors_meet():
     assert lt.two_stage_error(w_star, q, 0.5, 1.0, n_star) == pytest.approx(base_leading(n_star), rel=1e-9)
     assert math.isinf(lt.crossover_samples(w_star, b, 0.5, 1.0))
     assert lt.knowledge_deficit(w_star, b) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_leading_order_gain_of_a_teacher_that_carries_the_target():
+    w_star = _randn(22, 3, 2) @ torch.linalg.qr(_randn(23, 10, 2))[0].T
+    _, b = target_factors(w_star)
+    wider = torch.cat([b, complement(b, 3, 0)])
+    assert lt.leading_order_gain(w_star, wider, 0.5, 2.0, 100) == pytest.approx(3 * 4.0 * (10 - 5) / 100)
+    full = torch.cat([b, complement(b, 8, 0)])
+    assert lt.leading_order_gain(w_star, full, 0.5, 2.0, 100) == pytest.approx(0.0, abs=1e-12)

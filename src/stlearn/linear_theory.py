@@ -162,6 +162,18 @@ def two_stage_error(w_star: Tensor, q: Tensor, sigma: float, label_noise: float,
     return mmse(w_star, sigma) + c * kappa + (0.0 if math.isinf(n) else slope / n)
 
 
+def leading_order_gain(w_star: Tensor, q: Tensor, sigma: float, label_noise: float, n: float) -> float:
+    """Least squares' error minus the two-stage estimator's, both to leading order in ``1/n``.
+
+    ``[c sigma^2 kappa d + d_y s^2 (d - k) - kappa k] / n - c kappa``: for a teacher
+    that carries the target (``kappa = 0``), ``d_y s^2 (d - k) / n``.
+    """
+    w_star, c, sigma, s = _isotropic(w_star, sigma, label_noise)
+    d_y, d = w_star.shape
+    m = mmse(w_star, sigma)
+    return m + (m + d_y * s**2) * d / n - two_stage_error(w_star, q, sigma, label_noise, n)
+
+
 def crossover_samples(w_star: Tensor, q: Tensor, sigma: float, label_noise: float) -> float:
     """Student sample size beyond which ST (two-stage) with features ``q x`` loses to least squares.
 
