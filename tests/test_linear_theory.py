@@ -111,22 +111,27 @@ def test_two_stage_error_formula_at_large_n():
     assert lt.two_stage_error(task.target.weight, b, sigma, s, math.inf) == pytest.approx(lt.mmse(task.target.weight, sigma))
 
 
-def test_crossover_is_where_the_leading_order_errors_meet():
+def test_crossover_is_where_the_errors_meet():
     w_star = _randn(20, 3, 2) @ torch.linalg.qr(_randn(21, 10, 2))[0].T
     _, b = target_factors(w_star)
     q = tilted(b, 0.15, 2)
-    n_star = lt.crossover_samples(w_star, q, 0.5, 1.0)
+    n_star = lt.crossover_samples(w_star, q, 0.5, 1.0, finite_sample=False)
     m = lt.mmse(w_star, 0.5)
     base_leading = lambda n: m + (m + 3 * 1.0) * 10 / n
-    assert lt.two_stage_error(w_star, q, 0.5, 1.0, n_star) == pytest.approx(base_leading(n_star), rel=1e-9)
+    assert lt.two_stage_error(w_star, q, 0.5, 1.0, n_star, finite_sample=False) == pytest.approx(base_leading(n_star))
+    n_exact = lt.crossover_samples(w_star, q, 0.5, 1.0)
+    assert lt.two_stage_gain(w_star, q, 0.5, 1.0, int(n_exact * 0.9)) > 0 > lt.two_stage_gain(w_star, q, 0.5, 1.0,
+                                                                                              int(n_exact * 1.1) + 1)
     assert math.isinf(lt.crossover_samples(w_star, b, 0.5, 1.0))
     assert lt.knowledge_deficit(w_star, b) == pytest.approx(0.0, abs=1e-10)
 
 
-def test_leading_order_gain_of_a_teacher_that_carries_the_target():
+def test_gain_of_a_teacher_that_carries_the_target():
     w_star = _randn(22, 3, 2) @ torch.linalg.qr(_randn(23, 10, 2))[0].T
     _, b = target_factors(w_star)
     wider = torch.cat([b, complement(b, 3, 0)])
-    assert lt.leading_order_gain(w_star, wider, 0.5, 2.0, 100) == pytest.approx(3 * 4.0 * (10 - 5) / 100)
+    gain = lt.two_stage_gain(w_star, wider, 0.5, 2.0, 100, finite_sample=False)
+    assert gain == pytest.approx(3 * 4.0 * (10 - 5) / 100)
+    assert lt.two_stage_gain(w_star, wider, 0.5, 2.0, 100) == pytest.approx(3 * 4.0 * (10 / 89 - 5 / 94))
     full = torch.cat([b, complement(b, 8, 0)])
-    assert lt.leading_order_gain(w_star, full, 0.5, 2.0, 100) == pytest.approx(0.0, abs=1e-12)
+    assert lt.two_stage_gain(w_star, full, 0.5, 2.0, 100) == pytest.approx(0.0, abs=1e-12)

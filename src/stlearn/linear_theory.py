@@ -145,12 +145,17 @@ def base_error(w_star: Tensor, sigma: float, label_noise: float, n: int) -> floa
     return m + (m + d_y * s**2) * d / (n - d - 1)
 
 
-def two_stage_error(w_star: Tensor, q: Tensor, sigma: float, label_noise: float, n: float) -> float:
-    """Large-sample test error of the two-stage estimator with teacher features ``q x`` (leading order in 1/n).
+def two_stage_error(w_star: Tensor, q: Tensor, sigma: float, label_noise: float, n: float,
+                    finite_sample: bool = True) -> float:
+    """Large-sample test error of the two-stage estimator with teacher features ``q x``.
 
+    Leading order in ``1/n`` (``finite_sample=False``):
     ``M + c kappa + [c sigma^2 ||W* Pi||^2 d + (kappa + d_y s^2) k] / n`` with
-    ``c = 1/(1+sigma^2)``, ``Pi`` the projector onto the row span of ``q``,
-    ``k`` its rank and ``kappa`` the knowledge deficit. ``n = inf`` gives the limit.
+    ``c = 1/(1+sigma^2)``, ``Pi`` the projector onto the row span of ``q``, ``k``
+    its rank and ``kappa`` the knowledge deficit. With ``finite_sample=True``
+    each of the two regressions gets the exact least-squares factor instead of
+    ``1/n``: ``d / (n - d - 1)`` for stage one (``d`` inputs) and
+    ``k / (n - k - 1)`` for stage two (``k`` features). ``n = inf`` gives the limit.
     """
     w_star, c, sigma, s = _isotropic(w_star, sigma, label_noise)
     d_y, d = w_star.shape
@@ -158,35 +163,52 @@ def two_stage_error(w_star: Tensor, q: Tensor, sigma: float, label_noise: float,
     k = int(round(float(torch.trace(proj))))
     kappa = knowledge_deficit(w_star, q)
     carried = float((w_star @ proj).pow(2).sum())
-    slope = c * sigma**2 * carried * d + (kappa + d_y * s**2) * k
-    return mmse(w_star, sigma) + c * kappa + (0.0 if math.isinf(n) else slope / n)
+    limit = mmse(w_star, sigma) + c * kappa
+    if math.isinf(n):
+        return limit
+    if finite_sample:
+        n = check_int("n", n, low=d + 2)
+        return limit + c * sigma**2 * carried * d / (n - d - 1) + (kappa + d_y * s**2) * k / (n - k - 1)
+    return limit + (c * sigma**2 * carried * d + (kappa + d_y * s**2) * k) / n
 
 
-def leading_order_gain(w_star: Tensor, q: Tensor, sigma: float, label_noise: float, n: float) -> float:
-    """Least squares' error minus the two-stage estimator's, both to leading order in ``1/n``.
+def two_stage_gain(w_star: Tensor, q: Tensor, sigma: float, label_noise: float, n: float,
+                   finite_sample: bool = True) -> float:
+    """Least squares' expected error minus the two-stage estimator's (``finite_sample`` as in :func:`two_stage_error`).
 
-    ``[c sigma^2 kappa d + d_y s^2 (d - k) - kappa k] / n - c kappa``: for a teacher
-    that carries the target (``kappa = 0``), ``d_y s^2 (d - k) / n``.
+    To leading order, ``[c sigma^2 kappa d + d_y s^2 (d - k) - kappa k] / n - c kappa``:
+    for a teacher that carries the target (``kappa = 0``), ``d_y s^2 (d - k) / n``.
     """
     w_star, c, sigma, s = _isotropic(w_star, sigma, label_noise)
     d_y, d = w_star.shape
     m = mmse(w_star, sigma)
-    return m + (m + d_y * s**2) * d / n - two_stage_error(w_star, q, sigma, label_noise, n)
+    base = base_error(w_star, sigma, label_noise, n) if finite_sample else m + (m + d_y * s**2) * d / n
+    return base - two_stage_error(w_star, q, sigma, label_noise, n, finite_sample)
 
 
-def crossover_samples(w_star: Tensor, q: Tensor, sigma: float, label_noise: float) -> float:
+def crossover_samples(w_star: Tensor, q: Tensor, sigma: float, label_noise: float,
+                      finite_sample: bool = True) -> float:
     """Student sample size beyond which ST (two-stage) with features ``q x`` loses to least squares.
 
-    Equating the leading-order errors (base with ``d / n``):
-    ``n* = [c sigma^2 kappa d + d_y s^2 (d - k) - kappa k] / (c kappa)``;
-    ``inf`` for a teacher that carries the whole target (``kappa = 0``) and
-    ``0`` when ST never helps.
+    Leading order (``finite_sample=False``), in closed form:
+    ``n* = [c sigma^2 kappa d + d_y s^2 (d - k) - kappa k] / (c kappa)``.
+    With ``finite_sample=True``, the root in ``n`` of :func:`two_stage_gain`
+    (found by bisection on ``log n``). ``inf`` for a teacher that carries the
+    whole target (``kappa = 0``) and ``d + 2`` (the smallest size) when ST never helps.
     """
     w_star, c, sigma, s = _isotropic(w_star, sigma, label_noise)
     d_y, d = w_star.shape
     k = int(round(float(torch.trace(row_projector(q)))))
     kappa = knowledge_deficit(w_star, q)
-    gain_slope = c * sigma**2 * kappa * d + d_y * s**2 * (d - k) - kappa * k
     if kappa <= 1e-12 * float(w_star.pow(2).sum()):
-        return math.inf if gain_slope > 0 else 0.0
-    return max(gain_slope / (c * kappa), 0.0)
+        return math.inf
+    if not finite_sample:
+        return max((c * sigma**2 * kappa * d + d_y * s**2 * (d - k) - kappa * k) / (c * kappa), 0.0)
+    gain = lambda n: two_stage_gain(w_star, q, sigma, label_noise, int(round(n)))
+    low, high = float(d + 2), 1e9
+    if gain(low) <= 0:
+        return low
+    for _ in range(80):  # gain is positive below the root and negative above it
+        mid = math.sqrt(low * high)
+        low, high = (mid, high) if gain(mid) > 0 else (low, mid)
+    return math.sqrt(low * high)

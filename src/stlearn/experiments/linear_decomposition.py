@@ -115,11 +115,12 @@ def content_sweep(task, n_students, extras, angles, seeds) -> pd.DataFrame:
         for (extra, angle), q in content_teachers(w_star, extras, angles, 900).items():
             w = lt.two_stage_estimator(data.noisy, data.clean @ q.T, data.y)
             err = theory.linear_test_error(w, w_star, cov, task.sigma).numpy()
-            pred_gain = lt.leading_order_gain(w_star, q, task.sigma, task.label_noise, n)
+            pred_gain = lt.two_stage_gain(w_star, q, task.sigma, task.label_noise, n)
+            pred_leading = lt.two_stage_gain(w_star, q, task.sigma, task.label_noise, n, finite_sample=False)
             for i, s in enumerate(seeds):
                 rows.append({"n_student": n, "extra": extra, "angle": angle, "k": q.shape[0],
                              "kappa": lt.knowledge_deficit(w_star, q), "seed": s, "base": base[i], "st": err[i],
-                             "pred_gain": pred_gain})
+                             "pred_gain": pred_gain, "pred_gain_leading": pred_leading})
     return pd.DataFrame(rows)
 
 

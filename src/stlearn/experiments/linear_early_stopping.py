@@ -83,19 +83,21 @@ def one_layer_paths(task: Task, x_noisy, y, pairs, lam0, config: TrainConfig) ->
     """Closed-form test error along the one-layer GD path (from zero) for each (sigma, seed).
 
     The one-layer path runs plain gradient descent at rate ``lr / (1 - momentum)``
-    (heavy ball's long-run rate), logged at the same times as the ensembles.
+    (heavy ball's long-run rate), or at the largest rate that is stable for
+    every training set if that is smaller, so that all paths share one time axis.
     """
     lr_eff = config.lr / (1.0 - config.momentum)
+    n = x_noisy.shape[-2]
+    s_max = torch.linalg.matrix_norm(x_noisy, ord=2)
+    rate = min(lr_eff, float(n / s_max.max() ** 2))
     steps = log_schedule(config.steps, 4 * config.log_points)
     cov, w_star = task.inputs.covariance(), task.target.weight
     rows = []
     for e, (s, lam, sd) in enumerate(pairs):
         if lam != lam0:
             continue
-        safe_lr = min(lr_eff, 1.0 / float(torch.linalg.matrix_norm(x_noisy[e], ord=2) ** 2 / x_noisy.shape[1]))
-        ws = lt.gd_regression_path(x_noisy[e], y[e], safe_lr, steps)
-        errs = theory.linear_test_error(ws, w_star, cov, s)
-        rows += [{"sigma": s, "seed": sd, "time": t * safe_lr, "test_noisy": float(v)} for t, v in zip(steps, errs)]
+        errs = theory.linear_test_error(lt.gd_regression_path(x_noisy[e], y[e], rate, steps), w_star, cov, s)
+        rows += [{"sigma": s, "seed": sd, "time": t * rate, "test_noisy": float(v)} for t, v in zip(steps, errs)]
     return pd.DataFrame(rows)
 
 

@@ -70,6 +70,9 @@ def knowledge_grid(task: Task, rank: int, n_students, n_teachers, seeds, sigmas)
         qs = [q for q, _ in teachers]
         kappa = [lt.knowledge_deficit(w_star, q) for q in qs]
         clean_err = [float(theory.linear_test_error(h @ q, w_star, eye, 0.0)) for q, h in teachers]
+        crossovers = {(sigma, i): (lt.crossover_samples(w_star, q, sigma, task.label_noise),
+                                   lt.crossover_samples(w_star, q, sigma, task.label_noise, finite_sample=False))
+                      for sigma in sigmas for i, q in enumerate(qs)}
         for sigma, n_s in itertools.product(sigmas, n_students):
             t = task.with_noise(sigma)
             base, st = errors(t, qs, n_s, [1000 * n_s + s for s in seeds])
@@ -78,7 +81,10 @@ def knowledge_grid(task: Task, rank: int, n_students, n_teachers, seeds, sigmas)
                              "teacher_clean_error": clean_err[i], "base": base[i], "st": st[i],
                              "pred_base": lt.base_error(w_star, sigma, task.label_noise, n_s),
                              "pred_st": lt.two_stage_error(w_star, qs[i], sigma, task.label_noise, n_s),
-                             "pred_crossover": lt.crossover_samples(w_star, qs[i], sigma, task.label_noise)})
+                             "pred_st_leading": lt.two_stage_error(w_star, qs[i], sigma, task.label_noise, n_s,
+                                                                   finite_sample=False),
+                             "pred_crossover": crossovers[(sigma, i)][0],
+                             "pred_crossover_leading": crossovers[(sigma, i)][1]})
     return pd.DataFrame(rows)
 
 
