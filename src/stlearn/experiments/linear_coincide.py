@@ -1,0 +1,104 @@
+"""Chapter "When the minimizers coincide": ST and base students trained to convergence.
+
+Five cases, each a (teacher, labels) pair built by hand:
+
+* bottleneck teachers (hidden width ``r`` = rank of the target): perfect with
+  clean labels, perfect with noisy labels, imperfect (features tilted away from
+  the target's row space) with clean labels;
+* wide teachers (hidden width ``d``, features an orthonormal basis of ``R^d``
+  whose first ``r`` rows are the bottleneck teacher's): noisy labels, and
+  imperfect with clean labels.
+
+The student has the teacher's architecture. Every (case, lam, seed) of one
+hidden width is one member of an ensemble; each member is compared with the
+closed-form base minimizer of its own training set.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .. import linear_theory as lt
+from .. import theory
+from ..data import Task
+from ..models import DeepLinear
+from ..train import TrainConfig, train
+from .linear_common import complement, linear_teacher, member_samples, target_factors, tilted
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    wide: bool
+    noisy_labels: bool
+    imperfect: bool
+
+
+CASES = (
+    Case("perfect teacher, clean labels", wide=False, noisy_labels=False, imperfect=False),
+    Case("label noise", wide=False, noisy_labels=True, imperfect=False),
+    Case("imperfect teacher", wide=False, noisy_labels=False, imperfect=True),
+    Case("label noise, wide teacher", wide=True, noisy_labels=True, imperfect=False),
+    Case("imperfect, wide teacher", wide=True, noisy_labels=False, imperfect=True),
+)
+
+
+def teacher_weights(case: Case, w_star: torch.Tensor, angle: float, seed: int):
+    """``(features V, head A')`` of the case's teacher; its end-to-end map is ``A' V``."""
+    a, b = target_factors(w_star)
+    v = tilted(b, angle, seed) if case.imperfect else b
+    if not case.wide:
+        return v, a
+    full = torch.cat([v, complement(v, w_star.shape[1] - v.shape[0], seed + 1)])
+    return full, torch.cat([a, torch.zeros(a.shape[0], full.shape[0] - a.shape[1], dtype=a.dtype)], dim=1)
+
+
+def coincidence_sweep(task: Task, n_trains, lams, seeds, angle: float, config: TrainConfig, init_scale: float,
+                      device=None, dtype=torch.float64) -> pd.DataFrame:
+    """One row per (n_train, case, lam, seed): distance to the base minimizer, excess task loss, the gap of (C)."""
+    w_star = task.target.weight
+    noisy = task
+    clean = Task(task.inputs, task.target, task.sigma, 0.0)
+    rows = []
+    groups = [(n, wide) for n in n_trains for wide in (False, True)]
+    for n_train, wide in tqdm(groups, desc="regime x width"):
+        cases = [c for c in CASES if c.wide == wide]
+        members = list(itertools.product(cases, lams, seeds))
+        train_set, _ = member_samples([noisy if c.noisy_labels else clean for c, _, _ in members], n_train, 1,
+                                      [s for _, _, s in members], device, dtype)
+        weights = [teacher_weights(c, w_star, angle, 100 + s) for c, _, s in members]
+        teacher = linear_teacher([v for v, _ in weights], [a for _, a in weights], device, dtype)
+        width = weights[0][0].shape[0]
+        model = DeepLinear([task.d, width, task.d_out], members=len(members), init_scale=init_scale,
+                           seed=[s for _, _, s in members], device=device, dtype=dtype)
+        lam_list = [l for _, l, _ in members]
+        result = train(model, train_set, teacher=teacher, lam=lam_list, layers=["h1"], config=config,
+                       lr_scale=[1.0 / (1.0 + l) for l in lam_list])
+        w_end = model.end_to_end().detach().to("cpu", torch.float64)
+        x_noisy, y = train_set.noisy.to("cpu", torch.float64), train_set.y.to("cpu", torch.float64)
+        feats = teacher.features(train_set.clean, ["h1"])["h1"].to("cpu", torch.float64)
+        w_base = lt.reduced_rank_regression(x_noisy, y, min(width, task.d_out))
+        min_task = 0.5 * (x_noisy @ w_base.transpose(-1, -2) - y).pow(2).sum((-2, -1)) / n_train
+        zero_task = 0.5 * y.pow(2).sum((-2, -1)) / n_train
+        gap = lt.coincidence_gap(x_noisy, feats, x_noisy @ w_base.transpose(-1, -2))
+        w_two_stage = lt.two_stage_estimator(x_noisy, feats, y)
+        final = result.history[result.history.step == result.history.step.max()].set_index("member")
+        cov = task.inputs.covariance()
+        err = theory.linear_test_error(w_end, w_star, cov, task.sigma)
+        err_base = theory.linear_test_error(w_base, w_star, cov, task.sigma)
+        for e, (case, lam, seed) in enumerate(members):
+            rows.append({
+                "n_train": n_train, "regime": "over" if n_train <= task.d else "under",
+                "case": case.name, "wide": case.wide, "lam": lam, "seed": seed,
+                "gap_C": float(gap[e]),
+                "distance": float((w_end[e] - w_base[e]).norm() / w_base[e].norm()),
+                "distance_two_stage": float((w_two_stage[e] - w_base[e]).norm() / w_base[e].norm()),
+                "excess_task": float((final.loc[e, "train_task"] - min_task[e]) / zero_task[e]),
+                "test_error": float(err[e]), "test_error_base_min": float(err_base[e]),
+            })
+    return pd.DataFrame(rows)
