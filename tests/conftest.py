@@ -6,6 +6,13 @@ from stlearn.chapters import kernel_env
 
 for key, value in kernel_env().items():
     os.environ.setdefault(key, value)
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # one core per worker: oversubscribed threads make small tensor ops crawl
+    n = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(n))
+    import torch
+
+    torch.set_num_threads(n)
 
 
 def pytest_collectstart(collector):

@@ -13,10 +13,12 @@ any cell error or Sphinx warning fails the build.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
@@ -75,15 +77,32 @@ def parameters_table(names) -> str:
     return "\n".join(parts)
 
 
-def stage(param_set: str, root: Path, progress: bool = True) -> tuple[Path, dict[str, Path]]:
+def execute_all(names, param_set: str, root: Path, jobs: int = 1, progress: bool = True) -> dict[str, Path]:
+    """Execute (or reuse) chapters, ``jobs`` at a time; each kernel then gets ``1/jobs`` of the cores."""
+    bar = tqdm(total=len(names), desc=f"chapters ({param_set})", disable=not progress)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if jobs > 1:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(executed_chapter, n, param_set, root, progress and jobs == 1): n for n in names}
+            executed = {}
+            for fut in as_completed(futures):
+                executed[futures[fut]], _ = fut.result()
+                bar.set_postfix_str(futures[fut])
+                bar.update()
+    finally:
+        bar.close()
+        if jobs > 1:
+            os.environ.pop("OMP_NUM_THREADS") if threads is None else os.environ.update(OMP_NUM_THREADS=threads)
+    return {n: executed[n] for n in names}
+
+
+def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> tuple[Path, dict[str, Path]]:
     """Execute (or reuse) every chapter and lay out the book source in the stage folder."""
     stage_dir = root / "_build" / "stage" / param_set
     names = list(ch.chapters(root))
-    executed = {}
-    bar = tqdm(names, desc=f"chapters ({param_set})", disable=not progress)
-    for name in bar:
-        bar.set_postfix_str(name)
-        executed[name], _ = executed_chapter(name, param_set, root, progress=progress)
+    executed = execute_all(names, param_set, root, jobs, progress)
 
     wanted: dict[Path, bytes] = {}
     for top in ("_config.yml", "_toc.yml"):
@@ -108,11 +127,11 @@ def stage(param_set: str, root: Path, progress: bool = True) -> tuple[Path, dict
     return stage_dir, executed
 
 
-def build_book(param_set: str = ch.PAPER, root: Path | None = None, progress: bool = True) -> Path:
+def build_book(param_set: str = ch.PAPER, root: Path | None = None, progress: bool = True, jobs: int = 1) -> Path:
     """Execute, stage and build; returns the folder of the static site."""
     root = root or ch.repo_root()
     start = time.time()
-    stage_dir, executed = stage(param_set, root, progress)
+    stage_dir, executed = stage(param_set, root, progress, jobs)
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(stage_dir),
            "--builder", "html", "--warningiserror", "--keep-going"]
     result = subprocess.run(cmd, cwd=root)

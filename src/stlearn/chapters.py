@@ -236,18 +236,13 @@ def execute(name: str, output: Path, overrides: Mapping[str, Any] | None = None,
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".ipynb", dir=output.parent, prefix=f".{output.stem}-")
     os.close(fd)
-    saved = {k: os.environ.get(k) for k in kernel_env()}
+    # kernels inherit this process's environment (papermill offers no per-kernel env)
     os.environ.update(kernel_env())
     try:
         pm.execute_notebook(nb, tmp, parameters=values, cwd=str(path.parent), kernel_name="python3",
                             progress_bar=progress, report_mode=False, language="python")
         os.replace(tmp, output)
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         if os.path.exists(tmp):
             os.unlink(tmp)
     return output

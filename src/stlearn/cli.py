@@ -3,7 +3,7 @@
     stlearn list                                 chapters and their parameter sets
     stlearn params CHAPTER                       parameters: meaning, range, defaults
     stlearn run CHAPTER [-p NAME VALUE]... [--set ci] [-o OUT.ipynb]
-    stlearn build [--set paper|ci]               execute (cached) and build the site
+    stlearn build [--set paper|ci] [--jobs N]    execute (cached) and build the site
     stlearn refs [CHAPTER]...                    regenerate the regression references
     stlearn sweep CHAPTER --grid NAME=V1,V2,... [--grid ...] [--seeds K] [--set ci]
                   [--workers N | --scheduler ADDRESS] [--out DIR] [--metric NAME]
@@ -55,7 +55,7 @@ def cmd_run(args) -> int:
 def cmd_build(args) -> int:
     from .build import build_book
 
-    build_book(args.set)
+    build_book(args.set, jobs=args.jobs)
     return 0
 
 
@@ -98,6 +98,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("build", help="build the book (chapters executed with caching)")
     p.add_argument("--set", default=ch.PAPER, help="parameter set: paper (default) or ci")
+    p.add_argument("--jobs", type=int, default=1, help="chapters executed at once (default 1)")
     p.set_defaults(func=cmd_build)
     p = sub.add_parser("refs", help="regenerate regression references at the ci parameters")
     p.add_argument("chapter", nargs="*")

@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+import stlearn as st
+from stlearn.validation import ParameterError
+
+
+def _setup():
+    torch.manual_seed(0)
+    student = st.DeepLinear([6, 4, 4, 2], seed=1, dtype=torch.float64)
+    teacher = st.FrozenTeacher(st.DeepLinear([6, 4, 4, 2], seed=2, dtype=torch.float64))
+    x = torch.randn(9, 6, dtype=torch.float64)
+    noisy = x + 0.3 * torch.randn(9, 6, dtype=torch.float64)
+    y = torch.randn(9, 2, dtype=torch.float64)
+    return student, teacher, x, noisy, y
+
+
+def test_terms_follow_the_documented_reduction():
+    student, teacher, x, noisy, y = _setup()
+    out, feats = student(noisy, return_features=True)
+    tfeats = teacher.features(x, ["h1", "h2"])
+    terms = st.student_teacher_loss(out, feats, y, tfeats, 0.7, ["h1", "h2"])
+    task = 0.5 * ((out - y) ** 2).sum() / 9
+    feature = 0.5 * sum(((feats[l] - tfeats[l]) ** 2).sum() for l in ["h1", "h2"]) / 9
+    assert torch.allclose(terms["task"], task)
+    assert torch.allclose(terms["feature"], feature)
+    assert torch.allclose(terms["total"], task + 0.7 * feature)
+
+
+def test_lam_zero_is_exactly_the_base_loss_with_identical_gradients():
+    student, teacher, x, noisy, y = _setup()
+    out, feats = student(noisy, return_features=True)
+    st_terms = st.student_teacher_loss(out, feats, y, teacher.features(x, ["h1"]), 0.0, ["h1"])
+    base = st.student_teacher_loss(out, feats, y, None, 0.0, [])
+    assert torch.equal(st_terms["total"], base["total"])
+    g1 = torch.autograd.grad(st_terms["total"], list(student.parameters()), retain_graph=True)
+    g2 = torch.autograd.grad(base["total"], list(student.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(g1, g2))
+
+
+def test_teacher_is_frozen_and_not_a_module():
+    model = st.DeepLinear([3, 2, 1])
+    teacher = st.FrozenTeacher(model)
+    assert not isinstance(teacher, torch.nn.Module)
+    assert all(not p.requires_grad for p in model.parameters()) and not model.training
+    feats = teacher.features(torch.randn(4, 3), ["h1"])
+    assert not feats["h1"].requires_grad
+
+
+def test_teacher_transform_remixes_features():
+    model = st.DeepLinear([3, 2, 1], dtype=torch.float64)
+    rot = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=torch.float64)
+    x = torch.randn(5, 3, dtype=torch.float64)
+    plain = st.FrozenTeacher(model).features(x, ["h1"])["h1"]
+    mixed = st.FrozenTeacher(model, transform={"h1": rot}).features(x, ["h1"])["h1"]
+    assert torch.allclose(mixed, plain @ rot.T)
+
+
+def test_cross_entropy_for_ensembles_matches_single():
+    logits = torch.randn(3, 8, 4)
+    labels = torch.randint(0, 4, (8,))
+    per_member = st.task_loss(logits, labels, "ce")
+    for e in range(3):
+        assert torch.allclose(per_member[e], torch.nn.functional.cross_entropy(logits[e], labels))
+
+
+def test_unknown_layer_and_task_are_clear_errors():
+    student, teacher, x, noisy, y = _setup()
+    with pytest.raises(ParameterError, match="layers must be among the teacher's"):
+        teacher.features(x, ["h7"])
+    with pytest.raises(ParameterError, match="task must be one of"):
+        st.task_loss(y, y, "hinge")
