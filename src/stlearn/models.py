@@ -58,7 +58,12 @@ class StackedLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(shape)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        y = torch.matmul(x, self.weight.transpose(-1, -2))
+        w = self.weight
+        if w.dim() == 2:  # one network: one fused GEMM with the bias
+            return nn.functional.linear(x, w, self.bias)
+        if x.dim() == 3 and self.bias is not None:  # per-member inputs: batched GEMM with the bias fused in
+            return torch.baddbmm(self.bias, x, w.transpose(-1, -2))
+        y = torch.matmul(x, w.transpose(-1, -2))  # inputs shared by all members broadcast over them
         return y if self.bias is None else y + self.bias
 
 
