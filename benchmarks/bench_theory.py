@@ -1,6 +1,6 @@
 """Closed-form theory curves against simulated ones: what a formula saves, and how close the two are.
 
-    python benchmarks/bench_theory.py [--threads 2]
+    python benchmarks/bench_theory.py [--threads N]
 
 Two curves that the book computes both ways:
 

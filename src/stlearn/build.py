@@ -63,6 +63,15 @@ def execution_times(executed: dict[str, Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def execution_times_markdown(times: pd.DataFrame) -> str:
+    """The table of :func:`execution_times` with a total row, and the machine it was measured on."""
+    total = pd.DataFrame([{"chapter": "**total**", "parameter set": "",
+                           "seconds": round(float(times["seconds"].sum()), 1)}])
+    table = pd.concat([times, total], ignore_index=True).to_markdown(index=False)
+    return (f"{table}\n\nMeasured on a machine with {os.cpu_count()} CPU cores; a cached chapter keeps "
+            "the time of the run that produced it.\n")
+
+
 def parameters_table(names) -> str:
     """Markdown tables of every chapter's parameters: meaning, range, paper default and other sets."""
     parts = []
@@ -116,7 +125,7 @@ def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> t
         wanted[stage_dir / rel] = path.read_bytes()
     gen = stage_dir / "book" / "_generated"
     times = execution_times(executed)
-    wanted[gen / "execution_times.md"] = (times.to_markdown(index=False) + "\n").encode()
+    wanted[gen / "execution_times.md"] = execution_times_markdown(times).encode()
     wanted[gen / "parameters.md"] = parameters_table(names).encode()
 
     for f in list(stage_dir.rglob("*")) if stage_dir.exists() else []:

@@ -126,6 +126,9 @@ def main(argv=None) -> int:
     except ParameterError as err:
         print(f"stlearn: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stlearn: interrupted; finished results are kept (a re-run resumes)", file=sys.stderr)
+        return 130
     except Exception as err:  # a chapter's own check failing inside the kernel
         from papermill.exceptions import PapermillExecutionError
 

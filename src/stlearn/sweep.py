@@ -125,6 +125,8 @@ def _write_atomic(path: Path, text: str) -> None:
 def run_point(chapter: str, point: Point, param_set: str, root: str, out_dir: str) -> dict:
     """Execute one point (on a worker); returns its record, ``status`` "ok" or "failed"."""
     runs, failures = Path(out_dir, "runs"), Path(out_dir, "failures")
+    # papermill cannot read the "# meaning [spec]" comments and says so on every run; values are validated here
+    logging.getLogger("papermill").setLevel(logging.ERROR)
     start = time.time()
     record = {"key": point.key, "chapter": chapter, "parameter_set": param_set, "parameters": point.overrides}
     try:
@@ -282,12 +284,14 @@ def plot_headline(table: pd.DataFrame, axes: Sequence[str], metrics: Sequence[st
     others = [a for a in axes if a not in (x, "seed")]
     cols = min(len(metrics), 3)
     rows = -(-len(metrics) // cols)
-    fig, grid = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    fig, grid = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, layout="constrained")
+    groups = list(table.groupby(others)) if others else [((), table)]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, metric in zip(grid.flat, metrics):
-        for values, sub in (table.groupby(others) if others else [((), table)]):
+        for (values, sub), color in zip(groups, itertools.cycle(colors)):
             values = values if isinstance(values, tuple) else (values,)
             label = ", ".join(f"{a} = {v}" for a, v in zip(others, values)) or None
-            band(ax, sub, x, f"headline.{metric}", label=label, marker="o")
+            band(ax, sub, x, f"headline.{metric}", color=color, label=label, marker="o")
         ax.set(xlabel=x, ylabel=metric)
     for ax in list(grid.flat)[len(metrics):]:
         ax.set_visible(False)
