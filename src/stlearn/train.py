@@ -251,7 +251,7 @@ class SGD:
 
     @torch.no_grad()
     def step(self) -> None:
-        params = [p for p in self.params if p.grad is not None]
+        params = self.params  # every parameter gets a gradient: our networks use all of their weights
         grads = [p.grad for p in params]
         if self.weight_decay:
             grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
