@@ -72,6 +72,15 @@ def _set_value(p: ch.Parameter, overrides: dict) -> str:
     return f"**`{overrides[p.name]!r}`**" if p.name in overrides else f"`{p.default!r}`"
 
 
+def execution_times_markdown(times: pd.DataFrame) -> str:
+    """The table of :func:`execution_times` with a total row, and the machine it was measured on."""
+    total = pd.DataFrame([{"chapter": "**all chapters**", "parameter set": times["parameter set"].iloc[0],
+                           "seconds": round(float(times["seconds"].sum()), 1)}])
+    table = pd.concat([times, total], ignore_index=True).to_markdown(index=False)
+    return (f"{table}\n\nMeasured on a machine with {os.cpu_count()} CPU cores; a cached chapter keeps "
+            "the time of the run that produced it.\n")
+
+
 def parameters_table(names) -> str:
     """Markdown tables of every chapter's parameters: meaning, range, paper default and other sets."""
     parts = []
@@ -128,9 +137,7 @@ def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> t
         wanted[stage_dir / SOURCES / rel] = source.read_bytes()
     gen = stage_dir / "book" / "_generated"
     times = execution_times(executed)
-    total = pd.DataFrame([{"chapter": "**all chapters**", "parameter set": param_set,
-                           "seconds": round(float(times.seconds.sum()), 1)}])
-    wanted[gen / "execution_times.md"] = (pd.concat([times, total]).to_markdown(index=False) + "\n").encode()
+    wanted[gen / "execution_times.md"] = execution_times_markdown(times).encode()
     wanted[gen / "parameters.md"] = parameters_table(names).encode()
 
     for f in list(stage_dir.rglob("*")) if stage_dir.exists() else []:

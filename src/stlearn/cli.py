@@ -5,6 +5,10 @@
     stlearn run CHAPTER [-p NAME VALUE]... [--set ci] [-o OUT.ipynb]
     stlearn build [--set paper|ci] [--jobs N]    execute (cached) and build the site
     stlearn refs [CHAPTER]...                    regenerate the regression references
+    stlearn sweep CHAPTER --grid NAME=V1,V2,... [--grid ...] [--seeds K] [--set ci]
+                  [--workers N | --scheduler ADDRESS] [--out DIR] [--metric NAME]
+                                                 run the chapter over a grid (Dask), collect
+                                                 its headline numbers in a table and a figure
 """
 
 from __future__ import annotations
@@ -63,6 +67,21 @@ def cmd_refs(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import parse_grid_option, sweep
+
+    grid = dict(parse_grid_option(text) for text in args.grid)
+    result = sweep(args.chapter, grid, seeds=args.seeds, param_set=args.set, workers=args.workers,
+                   scheduler=args.scheduler, out_dir=args.out, metric=args.metric, table_name=args.table)
+    print(f"executed {len(result.executed)}, skipped {len(result.skipped)} already finished, "
+          f"failed {len(result.failed)}")
+    for record in result.failed:
+        print(f"\nFAILED {record['parameters']}\n{record['error']}", file=sys.stderr)
+    if result.table_path:
+        print(f"table  -> {result.table_path}\nfigure -> {result.figure_path}")
+    return 1 if result.failed else 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stlearn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,6 +103,19 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refs", help="regenerate regression references at the ci parameters")
     p.add_argument("chapter", nargs="*")
     p.set_defaults(func=cmd_refs)
+    p = sub.add_parser("sweep", help="execute a chapter over a parameter grid on a Dask cluster")
+    p.add_argument("chapter")
+    p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="one grid axis (repeat for more; values read as YAML)")
+    p.add_argument("--seeds", type=int, help="also run K values of the chapter's seed parameter")
+    p.add_argument("--set", default=ch.PAPER, help="parameter set the grid starts from (paper or ci)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
+    where.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--out", type=Path, help="sweep folder (default _build/sweeps/CHAPTER)")
+    p.add_argument("--metric", help="headline number to plot (default: the chapter's first)")
+    p.add_argument("--table", default="results.parquet", help="table file name: .parquet or .csv")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 
@@ -94,6 +126,9 @@ def main(argv=None) -> int:
     except ParameterError as err:
         print(f"stlearn: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stlearn: interrupted; finished results are kept (a re-run resumes)", file=sys.stderr)
+        return 130
     except Exception as err:  # a chapter's own check failing inside the kernel
         from papermill.exceptions import PapermillExecutionError
 

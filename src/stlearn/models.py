@@ -58,7 +58,12 @@ class StackedLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(shape)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        y = torch.matmul(x, self.weight.transpose(-1, -2))
+        w = self.weight
+        if w.dim() == 2:  # one network: one fused GEMM with the bias
+            return nn.functional.linear(x, w, self.bias)
+        if x.dim() == 3 and self.bias is not None:  # per-member inputs: batched GEMM with the bias fused in
+            return torch.baddbmm(self.bias, x, w.transpose(-1, -2))
+        y = torch.matmul(x, w.transpose(-1, -2))  # inputs shared by all members broadcast over them
         return y if self.bias is None else y + self.bias
 
 
@@ -141,13 +146,15 @@ def member(model: FeatureNet, e: int) -> FeatureNet:
         raise ValueError("member() needs an ensemble (members=E)")
     e = check_int("e", e, low=0, high=model.members - 1)
     kwargs = {"activation": _activation_name(model)} if isinstance(model, MLP) else {}
-    single = type(model)(model.widths, init_scale=model.init_scale, **kwargs)
+    like = model.layers[0].weight
+    # built directly in the ensemble's dtype, so the copy is exact
+    single = type(model)(model.widths, init_scale=model.init_scale, device=like.device, dtype=like.dtype, **kwargs)
     with torch.no_grad():
         for src, dst in zip(model.layers, single.layers):
             dst.weight.copy_(src.weight[e])
             if dst.bias is not None:
                 dst.bias.copy_(src.bias[e, 0])
-    return single.to(device=src.weight.device, dtype=src.weight.dtype)
+    return single
 
 
 def _activation_name(model: MLP) -> str:

@@ -175,7 +175,7 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
     lam_t = _as_member_tensor("lam", lam, model.members, param)
     teacher_feats = teacher.features(data.clean, layers) if layers else None
     params = list(model.parameters())
-    opt, member_lr = _optimizer(params, config, lr_scale, model.members)
+    opt = _optimizer(params, config, lr_scale, model.members)
 
     schedule = set(log_schedule(config.steps, config.log_points))
     gen = generator(config.seed)
@@ -199,10 +199,8 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
         output, student_feats = model(batch.noisy, return_features=True)
         terms = student_teacher_loss(output, student_feats, batch.y, feats, lam_t, layers, config.task)
         _check_finite(terms, step, config.lr)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         terms["total"].sum().backward()
-        if member_lr is not None:
-            _scale_gradients(params, member_lr, config.weight_decay)
         opt.step()
     bar.close()
 
@@ -215,32 +213,90 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
 
 
 def _optimizer(params, config: TrainConfig, lr_scale, members):
-    """The torch optimizer, and the per-member learning rates when ``lr_scale`` is given.
-
-    Per-member rates scale each member's gradient (plus weight decay) before an
-    SGD step of rate 1: with heavy-ball momentum this is exactly SGD at rate
-    ``lr * lr_scale[e]`` for member ``e``.
-    """
+    """The optimizer; ``lr_scale`` gives member ``e`` the rate ``lr * lr_scale[e]`` (SGD only)."""
+    if config.optimizer == "adam":
+        if lr_scale is not None:
+            raise ParameterError(f"lr_scale (one learning rate per member) needs optimizer='sgd'; "
+                                 f"got {config.optimizer!r}")
+        return Adam(params, config.lr, config.weight_decay)
     if lr_scale is None:
-        if config.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                   weight_decay=config.weight_decay, foreach=True), None
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True), None
-    if config.optimizer != "sgd":
-        raise ParameterError(f"lr_scale (one learning rate per member) needs optimizer='sgd'; got {config.optimizer!r}")
+        return SGD(params, config.lr, config.momentum, config.weight_decay)
     scale = _as_member_tensor("lr_scale", list(lr_scale), members, params[0])
     if not bool((scale > 0).all()):
         raise ParameterError(f"lr_scale must hold numbers > 0; got {list(lr_scale)}")
-    return torch.optim.SGD(params, lr=1.0, momentum=config.momentum, foreach=True), config.lr * scale
+    return SGD(params, config.lr * scale, config.momentum, config.weight_decay)
 
 
-@torch.no_grad()
-def _scale_gradients(params, member_lr: Tensor, weight_decay: float) -> None:
-    for p in params:
-        lr = member_lr.reshape((-1,) + (1,) * (p.dim() - 1))
-        if weight_decay:
-            p.grad.add_(p, alpha=weight_decay)
-        p.grad.mul_(lr)
+class SGD:
+    """Gradient descent with heavy-ball momentum, the update of ``torch.optim.SGD`` (foreach kernels).
+
+    Written here rather than taken from ``torch.optim`` for two reasons: the
+    first ``torch.optim`` optimizer built in a process imports ``torch._dynamo``
+    (seconds, paid by every chapter kernel), and ``lr`` may be a tensor of
+    per-member rates ``(E,)``, broadcast over each parameter's member dimension.
+    """
+
+    def __init__(self, params, lr, momentum: float = 0.0, weight_decay: float = 0.0):
+        self.params = list(params)
+        self.momentum, self.weight_decay = momentum, weight_decay
+        if isinstance(lr, Tensor):  # one rate per member: shaped to broadcast over each parameter
+            self.lr = [lr.reshape((-1,) + (1,) * (p.dim() - 1)) for p in self.params]
+        else:
+            self.lr = lr
+        self.buffers: list[Tensor] | None = None
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        params = self.params  # every parameter gets a gradient: our networks use all of their weights
+        grads = [p.grad for p in params]
+        if self.weight_decay:
+            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
+        if self.momentum:
+            if self.buffers is None:
+                self.buffers = [g.detach().clone() for g in grads]
+            else:
+                torch._foreach_mul_(self.buffers, self.momentum)
+                torch._foreach_add_(self.buffers, grads)
+            grads = self.buffers
+        if isinstance(self.lr, list):
+            torch._foreach_sub_(params, torch._foreach_mul(grads, self.lr))
+        else:
+            torch._foreach_add_(params, grads, alpha=-self.lr)
+
+
+class Adam:
+    """Adam with L2 weight decay, the update of ``torch.optim.Adam`` (foreach kernels, default betas)."""
+
+    def __init__(self, params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = list(params)
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        self.t += 1
+        grads = [p.grad for p in self.params]
+        if self.weight_decay:
+            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1 - beta2)
+        step_size = -self.lr / (1 - beta1 ** float(self.t))
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, (1 - beta2 ** float(self.t)) ** 0.5)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(self.params, self.exp_avg, denom, step_size)
 
 
 def _batch(data: Samples, teacher_feats, batch_size: int | None, gen: torch.Generator):

@@ -1,0 +1,210 @@
+"""How fast is the ensemble trainer? Three ways to train E networks, and the machine's matmul peak.
+
+    python benchmarks/bench_ensemble.py [--threads N] [--quick]
+
+For two book-like settings (the zero-loss chapter's deep linear network with
+the ST loss, float64; a wider ReLU MLP with the ST loss, float32) and E in
+{1, 8, 64}, it times one training step of:
+
+* ``loop``: E single runs one after the other, written the way a researcher
+  would (``nn.Linear`` layers, ``torch.optim.SGD``, the same loss);
+* ``vmap``: ``torch.func.vmap`` of ``grad`` over ``functional_call`` with the
+  members' stacked parameters, and a foreach SGD step;
+* ``ensemble``: ``stlearn.train`` on a model with ``members=E``.
+
+It prints seconds per step and the ratios loop/ensemble and vmap/ensemble, and
+the ensemble's achieved rate of floating-point operations (matmul FLOPs of the
+forward and backward pass, counted analytically) as a fraction of the rate of
+one large matrix product in the same dtype and thread count, measured in the
+same run (the machine's practical peak). Every method is warmed up first and
+the best of ``--repeats`` timings is kept, since other processes may share
+the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+import stlearn as st
+from stlearn.losses import student_teacher_loss
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: str  # "linear" or "mlp"
+    widths: tuple
+    n: int
+    dtype: torch.dtype
+    steps: int
+    lam: float = 1.0
+    lr: float = 0.01
+    momentum: float = 0.9
+
+    def build(self, members=None, seed=0):
+        if self.kind == "linear":
+            return st.DeepLinear(list(self.widths), members=members, seed=seed, init_scale=0.5, dtype=self.dtype)
+        return st.MLP(list(self.widths), members=members, seed=seed, dtype=self.dtype)
+
+    def step_flops(self, members: int) -> float:
+        """Matmul FLOPs of one step: forward, weight gradients, input gradients of all but the first layer."""
+        pairs = list(zip(self.widths[:-1], self.widths[1:]))
+        macs = sum(a * b for a, b in pairs)
+        first = pairs[0][0] * pairs[0][1]
+        return 2.0 * members * self.n * (2 * macs + (macs - first))
+
+
+SETTINGS = [
+    Setting("deep linear, zero-loss chapter (d=100, h=50, L=3, n=40, float64)", "linear",
+            (100, 50, 50, 5), 40, torch.float64, steps=150),
+    Setting("ReLU MLP (d=100, h=256, L=3, n=256, float32)", "mlp",
+            (100, 256, 256, 10), 256, torch.float32, steps=20),
+]
+
+
+def problem(s: Setting, members: int):
+    """Per-member training data and the teacher's features on the clean inputs."""
+    inputs = st.gaussian_inputs(s.widths[0], rank=10, seed=0)
+    task = st.Task(inputs, st.linear_target(inputs, s.widths[-1], seed=1), sigma=0.5)
+    data = st.make_splits(task, s.n, 1, list(range(members)), dtype=s.dtype).train
+    teacher = st.FrozenTeacher(s.build(seed=10_000))
+    model = s.build()
+    layers = model.feature_names
+    return data, teacher, layers
+
+
+# --------------------------------------------------------------------------- the three methods
+def time_ensemble(s: Setting, members: int, steps: int) -> float:
+    data, teacher, layers = problem(s, members)
+    model = s.build(members=members, seed=list(range(members)))
+    config = st.TrainConfig(steps=steps, lr=s.lr, momentum=s.momentum, log_points=2, progress=False)
+    start = time.perf_counter()
+    st.train(model, data, teacher=teacher, lam=s.lam, layers=layers, config=config)
+    return time.perf_counter() - start
+
+
+class PlainNet(nn.Module):
+    """A single network as one would write it by hand: ``nn.Linear`` layers, features returned as a list."""
+
+    def __init__(self, s: Setting):
+        super().__init__()
+        self.linears = nn.ModuleList(nn.Linear(a, b, bias=s.kind == "mlp", dtype=s.dtype)
+                                     for a, b in zip(s.widths[:-1], s.widths[1:]))
+        self.act = nn.Identity() if s.kind == "linear" else nn.ReLU()
+
+    def forward(self, x):
+        feats = []
+        for layer in self.linears[:-1]:
+            x = self.act(layer(x))
+            feats.append(x)
+        return self.linears[-1](x), feats
+
+
+def time_loop(s: Setting, members: int, steps: int) -> float:
+    data, teacher, layers = problem(s, members)
+    start = time.perf_counter()
+    for e in range(members):
+        x, y = data.noisy[e], data.y[e]
+        targets = list(teacher.features(data.clean[e], layers).values())
+        torch.manual_seed(e)
+        net = PlainNet(s)
+        opt = torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum)
+        for _ in range(steps):
+            out, feats = net(x)
+            loss = 0.5 * ((out - y) ** 2).sum(1).mean()
+            loss = loss + s.lam * sum(0.5 * ((h - t) ** 2).sum(1).mean() for h, t in zip(feats, targets))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return time.perf_counter() - start
+
+
+def time_vmap(s: Setting, members: int, steps: int) -> float:
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    data, teacher, layers = problem(s, members)
+    targets = teacher.features(data.clean, layers)
+    nets = [s.build(seed=e) for e in range(members)]
+    params = {k: v.detach() for k, v in stack_module_state(nets)[0].items()}
+    base = copy.deepcopy(nets[0]).to("meta")
+
+    def loss(p, x, y, t):
+        out, feats = functional_call(base, p, (x,), {"return_features": True})
+        return student_teacher_loss(out, feats, y, t, s.lam, layers)["total"]
+
+    grads_of = vmap(grad(loss))
+    keys = list(params)
+    values = [params[k] for k in keys]
+    buffers = None
+    start = time.perf_counter()
+    for _ in range(steps):
+        g = grads_of(params, data.noisy, data.y, targets)
+        g = [g[k] for k in keys]
+        if buffers is None:
+            buffers = [t.clone() for t in g]
+        else:
+            torch._foreach_mul_(buffers, s.momentum)
+            torch._foreach_add_(buffers, g)
+        torch._foreach_add_(values, buffers, alpha=-s.lr)
+    return time.perf_counter() - start
+
+
+METHODS = {"loop": time_loop, "vmap": time_vmap, "ensemble": time_ensemble}
+
+
+# --------------------------------------------------------------------------- peak and report
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of the best of ``repeats`` products of two ``size x size`` matrices."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2.0 * size**3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def best_of(fn, repeats: int) -> float:
+    return min(fn() for _ in range(repeats))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1; with busy cores, more threads can be far slower)")
+    parser.add_argument("--repeats", type=int, default=2, help="timings per cell; the best is kept")
+    parser.add_argument("--members", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke test)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats}\n")
+    print("peak: one 2048 x 2048 matmul in the setting's dtype, timed with each row (the load may change)")
+
+    for s in SETTINGS:
+        steps = max(2, s.steps // 10) if args.quick else s.steps
+        print(f"\n{s.name}, ST loss, SGD with momentum, {steps} steps")
+        print(f"{'E':>4} {'loop s/step':>12} {'vmap s/step':>12} {'ensemble':>10} {'loop/ens':>9} "
+              f"{'vmap/ens':>9} {'GFLOP/s':>8} {'peak':>6} {'of peak':>8}")
+        for members in args.members:
+            for fn in METHODS.values():  # warm-up: imports, allocator, first optimizer
+                fn(s, members, 2)
+            per_step = {name: best_of(lambda: fn(s, members, steps), args.repeats) / steps
+                        for name, fn in METHODS.items()}
+            peak = matmul_peak(s.dtype)
+            rate = s.step_flops(members) / per_step["ensemble"]
+            print(f"{members:>4} {per_step['loop']:>12.2e} {per_step['vmap']:>12.2e} {per_step['ensemble']:>10.2e} "
+                  f"{per_step['loop'] / per_step['ensemble']:>8.1f}x {per_step['vmap'] / per_step['ensemble']:>8.2f}x "
+                  f"{rate / 1e9:>8.1f} {peak / 1e9:>6.1f} {rate / peak:>8.0%}")
+
+
+if __name__ == "__main__":
+    main()
