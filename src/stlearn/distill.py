@@ -63,7 +63,8 @@ def train_distilled(model: nn.Module, data: Samples, teacher: FrozenTeacher, *, 
     schedule = set(log_schedule(config.steps, config.log_points))
     gen = generator(config.seed)
     rows: list[dict] = []
-    for step in tqdm(range(config.steps + 1), desc="distilling", leave=False, disable=not config.progress):
+    bar = tqdm(range(config.steps + 1), desc="distilling", leave=False, **({} if config.progress else {"disable": True}))
+    for step in bar:
         if step in schedule:
             rows.extend(_log(model, data, teacher_logits, alpha, temperature, eval_sets or {}, step))
         if step == config.steps:

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from ..conv import ConvNet
 from ..data import Samples
@@ -25,7 +26,7 @@ from ..losses import FrozenTeacher
 from ..models import MLP
 from ..teachers import clean_view
 from ..train import TrainConfig, train
-from .nonlinear import lam_seed_pairs
+from .nonlinear import lam_seed_pairs, path_summary
 
 ModelFactory = Callable[..., torch.nn.Module]
 
@@ -93,13 +94,48 @@ def run_distilled(factory: ModelFactory, data: LabelledSplit, teacher: FrozenTea
     history = train_distilled(model, data.train, teacher, alpha=alpha, temperature=temperature, config=config,
                               eval_sets={"test": data.test, "val": data.val})
     history["seed"] = np.asarray(seeds)[history.member.to_numpy()]
-    history["train_task"] = history["train_task"]
+    history["lam"] = np.nan
     return history
 
 
-def accuracy_columns(summary: pd.DataFrame) -> pd.DataFrame:
-    """Accuracies (1 - misclassification rate) of the path summaries' error columns."""
-    out = summary.copy()
-    for c in ("best", "val_stopped", "end"):
-        out[f"acc_{c}"] = 1 - out[c]
-    return out
+def summarize(history: pd.DataFrame, **labels) -> pd.DataFrame:
+    """Path summaries per (lam, seed) with ``method`` (base/ST/KD) and the given label columns."""
+    history = history.assign(lam=history.lam.fillna(-1.0))
+    s = path_summary(history)
+    s["method"] = np.where(s.lam < 0, "KD", np.where(s.lam == 0, "base", "ST"))
+    return s.assign(**labels)
+
+
+def clean_samples(data: LabelledSplit, part: str) -> Samples:
+    """The clean images of one part of the split, as single-network samples (member 0's copy)."""
+    s = getattr(data, part)
+    return Samples(s.clean[0], s.clean[0], s.y[0])
+
+
+def compare_methods(factories: dict[str, ModelFactory], teachers: dict[str, FrozenTeacher], sigmas, seeds,
+                    lam: float, layers: dict[str, Sequence[str]], alpha: float, temperature: float,
+                    config: TrainConfig, n_train: int, n_val: int, split_seed: int, device=None) -> pd.DataFrame:
+    """Base, ST and distilled students of every model at every noise level: one summary row per run."""
+    rows = []
+    for sigma in tqdm(sigmas, desc="noise levels"):
+        data = noisy_data(n_train, n_val, sigma, split_seed, seeds, device)
+        for name, factory in factories.items():
+            h = run_st(factory, data, teachers[name], [0.0, lam], seeds, layers[name], config, device)
+            rows.append(summarize(h, model=name, sigma=sigma))
+            h = run_distilled(factory, data, teachers[name], seeds, alpha, temperature, config, device)
+            rows.append(summarize(h, model=name, sigma=sigma))
+    return pd.concat(rows, ignore_index=True)
+
+
+def st_variants(factory: ModelFactory, data: LabelledSplit, variants: dict[str, tuple[FrozenTeacher, Sequence[str]]],
+                seeds, lam: float, config: TrainConfig, device=None) -> pd.DataFrame:
+    """ST students (weight ``lam``) for each named (teacher, matched layers) variant: one row per run."""
+    rows = [summarize(run_st(factory, data, teacher, [lam], seeds, layers, config, device), variant=name)
+            for name, (teacher, layers) in tqdm(variants.items(), desc="variants")]
+    return pd.concat(rows, ignore_index=True)
+
+
+def gains_over_base(runs: pd.DataFrame, base: pd.DataFrame, column: str = "val_stopped") -> pd.DataFrame:
+    """``runs`` with ``gain = base - run`` of ``column`` for the base run of the same seed (accuracy points)."""
+    b = base.set_index("seed")[column]
+    return runs.assign(gain=b.reindex(runs.seed).to_numpy() - runs[column].to_numpy())
