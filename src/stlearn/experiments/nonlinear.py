@@ -112,3 +112,38 @@ def select_by_validation(summary: pd.DataFrame) -> pd.DataFrame:
 def ci_low(values) -> float:
     """Lower end of the 95% interval of the mean (NaN-safe for one value)."""
     return float(np.nan_to_num(mean_ci(values)[1], nan=-np.inf))
+
+
+def stack_teachers(models: Sequence[MLP], assignment: Sequence[int], device=None) -> FrozenTeacher:
+    """One frozen ensemble teacher whose member ``e`` is a copy of ``models[assignment[e]]``.
+
+    Lets one student ensemble learn from a different teacher in each member.
+    """
+    ref = models[0]
+    stacked = MLP(ref.widths, members=len(assignment), device=device)
+    with torch.no_grad():
+        for i, layer in enumerate(stacked.layers):
+            layer.weight.copy_(torch.stack([models[k].layers[i].weight for k in assignment]))
+            layer.bias.copy_(torch.stack([models[k].layers[i].bias for k in assignment]).unsqueeze(1))
+    return FrozenTeacher(stacked)
+
+
+def train_teacher_grid(task: Task, width: int, lams, seeds, teacher_models: Sequence[MLP], n_train: int,
+                       n_test: int, n_val: int, config: TrainConfig, device=None) -> pd.DataFrame:
+    """One ensemble: a base member per seed, and an ST member per (teacher, seed) with weight from ``lams``.
+
+    ``lams`` holds one ST weight per teacher. The history gets a ``teacher`` column (-1 for base).
+    """
+    k = len(teacher_models)
+    member_teacher = [-1] * len(seeds) + [t for t in range(k) for _ in seeds]
+    member_seeds = list(seeds) * (k + 1)
+    member_lams = [0.0] * len(seeds) + [float(lams[t]) for t in range(k) for _ in seeds]
+    split = make_splits(task, n_train, n_test, member_seeds, device=device)
+    teacher = stack_teachers(teacher_models, [max(t, 0) for t in member_teacher], device=device)
+    model = MLP([task.d, width, task.d_out], members=len(member_seeds), seed=[s + 7 for s in member_seeds],
+                device=device)
+    result = train(model, split.train, teacher=teacher, lam=member_lams, layers=["h1"], config=config,
+                   eval_sets={"test": split.test, "val": validation_samples(task, n_val, member_seeds, device)},
+                   member_info={"seed": member_seeds, "teacher": member_teacher},
+                   lr_scale=[1.0 / (1.0 + l) for l in member_lams])
+    return result.history
