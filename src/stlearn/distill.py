@@ -1,0 +1,97 @@
+"""Logit distillation (Hinton et al., 2015), the well-known reference for the ST loss.
+
+The student sees the noisy input and is trained on
+
+    total = (1 - alpha) * CE(f(x~), y) + alpha * T^2 * KL(softmax(g(x) / T) || softmax(f(x~) / T))
+
+where ``g(x)`` are the frozen teacher's logits on the *clean* input and ``T``
+the temperature (``T^2`` keeps the gradient scale independent of ``T``).
+Every term is ``(E,)`` per member, as in :mod:`stlearn.losses`.
+
+:func:`train_distilled` is a small loop for it that reuses the library's
+pieces (task loss, evaluation, log schedule, tidy history); the ST trainer
+:func:`stlearn.train.train` is left unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .data import Samples, generator
+from .losses import FrozenTeacher, task_loss
+from .train import TrainConfig, evaluate, log_schedule
+from .validation import ParameterError, check_float
+
+Tensor = torch.Tensor
+
+
+def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """``T^2 * mean_i KL(softmax(t_i / T) || softmax(s_i / T))`` per member."""
+    log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
+    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(-1)
+    return temperature**2 * kl.mean(-1)
+
+
+def distilled_terms(student_logits: Tensor, y: Tensor, teacher_logits: Tensor, alpha: float,
+                    temperature: float) -> dict[str, Tensor]:
+    """The named terms ``{"task", "distill", "total"}``."""
+    terms = {"task": task_loss(student_logits, y, "ce"),
+             "distill": distillation_loss(student_logits, teacher_logits, temperature)}
+    terms["total"] = (1 - alpha) * terms["task"] + alpha * terms["distill"]
+    return terms
+
+
+def train_distilled(model: nn.Module, data: Samples, teacher: FrozenTeacher, *, alpha: float = 0.5,
+                    temperature: float = 4.0, config: TrainConfig = TrainConfig(task="ce"),
+                    eval_sets: Mapping[str, Samples] | None = None) -> pd.DataFrame:
+    """Train ``model`` on the noisy inputs with the distillation loss; returns the tidy history."""
+    alpha = check_float("alpha", alpha, low=0.0, high=1.0)
+    temperature = check_float("temperature", temperature, low=0.0, low_open=True)
+    if config.task != "ce":
+        raise ParameterError(f"distillation needs a classification task (task='ce'); got {config.task!r}")
+    teacher_logits = teacher(data.clean)
+    params = list(model.parameters())
+    opt = (torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay) if config.optimizer == "adam"
+           else torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay))
+    schedule = set(log_schedule(config.steps, config.log_points))
+    gen = generator(config.seed)
+    rows: list[dict] = []
+    bar = tqdm(range(config.steps + 1), desc="distilling", leave=False, **({} if config.progress else {"disable": True}))
+    for step in bar:
+        if step in schedule:
+            rows.extend(_log(model, data, teacher_logits, alpha, temperature, eval_sets or {}, step))
+        if step == config.steps:
+            break
+        idx = _batch_indices(data.n, config.batch_size, gen, data.clean.device)
+        batch = data if idx is None else data.rows(idx)
+        logits_t = teacher_logits if idx is None else teacher_logits.index_select(teacher_logits.dim() - 2, idx)
+        terms = distilled_terms(model(batch.noisy), batch.y, logits_t, alpha, temperature)
+        opt.zero_grad(set_to_none=True)
+        terms["total"].sum().backward()
+        opt.step()
+    return pd.DataFrame(rows)
+
+
+def _batch_indices(n: int, batch_size: int | None, gen: torch.Generator, device):
+    if batch_size is None or batch_size >= n:
+        return None
+    return torch.randperm(n, generator=gen)[:batch_size].to(device)
+
+
+@torch.no_grad()
+def _log(model, data, teacher_logits, alpha, temperature, eval_sets, step) -> list[dict]:
+    metrics = {f"train_{k}": v for k, v in
+               distilled_terms(model(data.noisy), data.y, teacher_logits, alpha, temperature).items()}
+    for name, samples in eval_sets.items():
+        for kind, value in evaluate(model, samples, "ce").items():
+            metrics[f"{name}_{kind}"] = value
+    members = getattr(model, "members", None) or 1
+    values = {k: v.reshape(-1).expand(members).cpu().numpy() for k, v in metrics.items()}
+    return [{"step": step, "member": e, **{k: float(v[e]) for k, v in values.items()}} for e in range(members)]
