@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -238,6 +239,8 @@ def execute(name: str, output: Path, overrides: Mapping[str, Any] | None = None,
     os.close(fd)
     # kernels inherit this process's environment (papermill offers no per-kernel env)
     os.environ.update(kernel_env())
+    # papermill cannot read our "# meaning [spec]" comments and would warn on every line
+    logging.getLogger("papermill.translators").setLevel(logging.ERROR)
     try:
         pm.execute_notebook(nb, tmp, parameters=values, cwd=str(path.parent), kernel_name="python3",
                             progress_bar=progress, report_mode=False, language="python")

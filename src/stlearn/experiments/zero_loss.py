@@ -68,6 +68,7 @@ def interpolation_sweep(task: Task, n_train: int, n_test: int, hidden: int, dept
                 "identity_gap": float((w_end[e] - w_mn[e] - residual_term[e] - init_term[e]).norm()
                                       / w_mn[e].norm()),
                 "residual_term": float(residual_term[e].norm() / w_mn[e].norm()),
+                "init_term": float(init_term[e].norm() / w_mn[e].norm()),
                 "invariance_gap": float(invariance[e]),
                 "test_error": float(theory.linear_test_error(w_end[e], w_star, cov, task.sigma)),
                 "test_error_min_norm": float(theory.linear_test_error(w_mn[e], w_star, cov, task.sigma)),
