@@ -20,6 +20,17 @@ def _grads_from(params, step):
         p.grad = torch.randn(p.shape, generator=gen, dtype=p.dtype)
 
 
+def _assert_same_steps(ours, opt, ref, torch_opt, steps: int = 5):
+    """Feed both optimizers the same gradients; the parameters must stay bitwise equal."""
+    for step in range(steps):
+        _grads_from(ours, step)
+        _grads_from(ref, step)
+        opt.step()
+        torch_opt.step()
+    for a, b in zip(ours, ref):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 0.0), (0.9, 0.01)])
 def test_sgd_matches_torch_bitwise(momentum, weight_decay):
     ours = [torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(i)) for i in range(2)]
@@ -27,13 +38,7 @@ def test_sgd_matches_torch_bitwise(momentum, weight_decay):
     ours = [torch.nn.Parameter(p) for p in ours]
     opt, torch_opt = SGD(ours, 0.1, momentum, weight_decay), torch.optim.SGD(
         ref, lr=0.1, momentum=momentum, weight_decay=weight_decay, foreach=True)
-    for step in range(5):
-        _grads_from(ours, step)
-        _grads_from(ref, step)
-        opt.step()
-        torch_opt.step()
-    for a, b in zip(ours, ref):
-        assert torch.equal(a, b)
+    _assert_same_steps(ours, opt, ref, torch_opt)
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
@@ -43,13 +48,7 @@ def test_adam_matches_torch_bitwise(weight_decay):
     ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
     opt = Adam(ours, 0.01, weight_decay)
     torch_opt = torch.optim.Adam(ref, lr=0.01, weight_decay=weight_decay, foreach=True)
-    for step in range(5):
-        _grads_from(ours, step)
-        _grads_from(ref, step)
-        opt.step()
-        torch_opt.step()
-    for a, b in zip(ours, ref):
-        assert torch.equal(a, b)
+    _assert_same_steps(ours, opt, ref, torch_opt)
 
 
 def test_per_member_learning_rate_is_sgd_at_that_rate():
