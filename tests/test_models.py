@@ -59,3 +59,33 @@ def test_ensemble_accepts_per_member_inputs():
 def test_bad_model_arguments(call, message):
     with pytest.raises((ParameterError, ValueError), match=message):
         call()
+
+
+def test_stack_and_select_members_copy_exactly():
+    singles = [st.MLP([4, 5, 2], seed=s) for s in (3, 8)]
+    ens = st.MLP([4, 5, 2], members=2, seed=[1, 2])
+    stacked = st.stack_members([singles[0], ens, singles[1]])
+    assert stacked.members == 4
+    x = torch.randn(6, 4)
+    out = stacked(x)
+    for e, net in enumerate([singles[0], st.member(ens, 0), st.member(ens, 1), singles[1]]):
+        assert torch.allclose(out[e], net(x), atol=1e-6)
+    picked = st.select_members(stacked, [3, 3, 0])
+    assert torch.equal(picked.layers[0].weight, stacked.layers[0].weight[[3, 3, 0]])
+    assert torch.allclose(picked(x), out[[3, 3, 0]], atol=1e-6)
+    with pytest.raises(ValueError, match="index"):
+        st.select_members(stacked, [4])
+
+
+@pytest.mark.parametrize("widths", [[3, 7, 1], [7, 3, 2]])  # few inputs / one output: the special backward paths
+@pytest.mark.parametrize("shared", [True, False])
+def test_ensemble_layer_gradients_are_exact(widths, shared):
+    from stlearn.models import _MemberLinear
+
+    d, m, _ = widths
+    x = torch.randn(5, d, dtype=torch.float64) if shared else torch.randn(2, 5, d, dtype=torch.float64)
+    x.requires_grad_(True)
+    w = torch.randn(2, m, d, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, 1, m, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_MemberLinear.apply, (x, w, b))
+    assert torch.autograd.gradcheck(lambda x, w: _MemberLinear.apply(x, w, None), (x, w))

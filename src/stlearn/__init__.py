@@ -13,7 +13,7 @@ from .data import (GaussianInputs, LinearTarget, ReLUTarget, Samples, Split, Tas
                    linear_target, make_split, make_splits, relu_target)
 from .device import default_device, resolve_device
 from .losses import FrozenTeacher, feature_loss, student_teacher_loss, task_loss
-from .models import MLP, DeepLinear, FeatureNet, member
+from .models import MLP, DeepLinear, FeatureNet, member, select_members, stack_members
 from .train import TrainConfig, TrainingDiverged, TrainResult, evaluate, log_schedule, train
 from .validation import ParameterError
 
@@ -21,7 +21,7 @@ __all__ = [
     "GaussianInputs", "LinearTarget", "ReLUTarget", "Samples", "Split", "Task", "gaussian_inputs",
     "linear_target", "make_split", "make_splits", "relu_target", "default_device", "resolve_device",
     "FrozenTeacher", "feature_loss", "student_teacher_loss", "task_loss", "MLP", "DeepLinear",
-    "FeatureNet", "member", "TrainConfig", "TrainingDiverged", "TrainResult", "evaluate",
+    "FeatureNet", "member", "select_members", "stack_members", "TrainConfig", "TrainingDiverged", "TrainResult", "evaluate",
     "log_schedule", "train", "ParameterError",
 ]
 __version__ = "0.1.0"

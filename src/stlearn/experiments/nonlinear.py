@@ -15,11 +15,10 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..data import Samples, Task, gaussian_inputs, make_splits, relu_target
 from ..losses import FrozenTeacher
-from ..models import MLP
+from ..models import MLP, select_members, stack_members
 from ..stats import mean_ci
 from ..teachers import fit_clean_teacher
 from ..train import TrainConfig, train
@@ -114,18 +113,12 @@ def ci_low(values) -> float:
     return float(np.nan_to_num(mean_ci(values)[1], nan=-np.inf))
 
 
-def stack_teachers(models: Sequence[MLP], assignment: Sequence[int], device=None) -> FrozenTeacher:
+def stack_teachers(models: Sequence[MLP], assignment: Sequence[int]) -> FrozenTeacher:
     """One frozen ensemble teacher whose member ``e`` is a copy of ``models[assignment[e]]``.
 
     Lets one student ensemble learn from a different teacher in each member.
     """
-    ref = models[0]
-    stacked = MLP(ref.widths, members=len(assignment), device=device)
-    with torch.no_grad():
-        for i, layer in enumerate(stacked.layers):
-            layer.weight.copy_(torch.stack([models[k].layers[i].weight for k in assignment]))
-            layer.bias.copy_(torch.stack([models[k].layers[i].bias for k in assignment]).unsqueeze(1))
-    return FrozenTeacher(stacked)
+    return FrozenTeacher(select_members(stack_members(models), assignment))
 
 
 def train_teacher_grid(task: Task, width: int, lams, seeds, teacher_models: Sequence[MLP], n_train: int,
@@ -139,7 +132,7 @@ def train_teacher_grid(task: Task, width: int, lams, seeds, teacher_models: Sequ
     member_seeds = list(seeds) * (k + 1)
     member_lams = [0.0] * len(seeds) + [float(lams[t]) for t in range(k) for _ in seeds]
     split = make_splits(task, n_train, n_test, member_seeds, device=device)
-    teacher = stack_teachers(teacher_models, [max(t, 0) for t in member_teacher], device=device)
+    teacher = stack_teachers(teacher_models, [max(t, 0) for t in member_teacher])
     model = MLP([task.d, width, task.d_out], members=len(member_seeds), seed=[s + 7 for s in member_seeds],
                 device=device)
     result = train(model, split.train, teacher=teacher, lam=member_lams, layers=["h1"], config=config,
