@@ -37,6 +37,7 @@ from stlearn.losses import student_teacher_loss
 
 @dataclass(frozen=True)
 class Setting:
+    key: str
     name: str
     kind: str  # "linear" or "mlp"
     widths: tuple
@@ -61,9 +62,11 @@ class Setting:
 
 
 SETTINGS = [
-    Setting("deep linear, zero-loss chapter (d=100, h=50, L=3, n=40, float64)", "linear",
+    Setting("linear", "deep linear, zero-loss chapter (d=100, h=50, L=3, n=40, float64)", "linear",
             (100, 50, 50, 5), 40, torch.float64, steps=150),
-    Setting("ReLU MLP (d=100, h=256, L=3, n=256, float32)", "mlp",
+    Setting("wide", "wide ReLU, nonlinear chapters (d=10, h=128, L=2, n=100, float32)", "mlp",
+            (10, 128, 1), 100, torch.float32, steps=150),
+    Setting("mlp", "ReLU MLP, larger than the book (d=100, h=256, L=3, n=256, float32)", "mlp",
             (100, 256, 256, 10), 256, torch.float32, steps=20),
 ]
 
@@ -183,13 +186,15 @@ def main(argv=None) -> None:
                         help="torch threads (default 1; with busy cores, more threads can be far slower)")
     parser.add_argument("--repeats", type=int, default=2, help="timings per cell; the best is kept")
     parser.add_argument("--members", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--settings", nargs="+", choices=[s.key for s in SETTINGS],
+                        default=[s.key for s in SETTINGS], help="which settings to time (default: all)")
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke test)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats}\n")
     print("peak: one 2048 x 2048 matmul in the setting's dtype, timed with each row (the load may change)")
 
-    for s in SETTINGS:
+    for s in (s for s in SETTINGS if s.key in args.settings):
         steps = max(2, s.steps // 10) if args.quick else s.steps
         print(f"\n{s.name}, ST loss, SGD with momentum, {steps} steps")
         print(f"{'E':>4} {'loop s/step':>12} {'vmap s/step':>12} {'ensemble':>10} {'loop/ens':>9} "
