@@ -56,6 +56,18 @@ def test_teacher_transform_remixes_features():
     assert torch.allclose(mixed, plain @ rot.T)
 
 
+def test_teacher_transform_per_member_and_source_layer():
+    deep = st.MLP([3, 4, 2, 1], dtype=torch.float64, seed=1)
+    x = torch.randn(2, 5, 3, dtype=torch.float64)  # one input set per member
+    mixes = torch.randn(2, 2, 2, dtype=torch.float64)
+    h2 = deep(x, return_features=True)[1]["h2"]
+    got = st.FrozenTeacher(deep, transform={"h1": mixes}, source={"h1": "h2"}).features(x, ["h1"])["h1"]
+    for e in range(2):
+        assert torch.allclose(got[e], h2[e] @ mixes[e].T)
+    with pytest.raises(ParameterError, match="teacher's"):
+        st.FrozenTeacher(deep, source={"h1": "h3"}).features(x, ["h1"])
+
+
 def test_cross_entropy_for_ensembles_matches_single():
     logits = torch.randn(3, 8, 4)
     labels = torch.randint(0, 4, (8,))

@@ -37,14 +37,20 @@ class FrozenTeacher:
     features under ``torch.no_grad()``. It is deliberately not an ``nn.Module``,
     so it can never be registered as a submodule or handed to an optimizer.
     ``transform`` optionally re-mixes the features (e.g. a rotation of the hidden
-    units) without changing which network produced them.
+    units) without changing which network produced them: ``{layer: T}`` with
+    ``T`` of shape ``(m', m)``, or ``(E, m', m)`` for one mix per ensemble member.
+    ``source`` names, per student layer, the teacher layer it is matched to when
+    they differ (``{"h1": "h2"}``: a shallow student learns a deeper teacher's
+    last hidden layer).
     """
 
-    def __init__(self, model: nn.Module, transform: Mapping[str, Tensor] | None = None):
+    def __init__(self, model: nn.Module, transform: Mapping[str, Tensor] | None = None,
+                 source: Mapping[str, str] | None = None):
         self._model = model.eval()
         for p in self._model.parameters():
             p.requires_grad_(False)
         self.transform = dict(transform or {})
+        self.source = dict(source or {})
 
     @property
     def model(self) -> nn.Module:
@@ -53,14 +59,14 @@ class FrozenTeacher:
     @torch.no_grad()
     def features(self, x_clean: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
         out, feats = self._model(x_clean, return_features=True)
-        missing = [l for l in layers if l not in feats]
+        missing = [self.source.get(l, l) for l in layers if self.source.get(l, l) not in feats]
         if missing:
             raise ParameterError(f"layers must be among the teacher's {sorted(feats)}; got {missing}")
         result = {}
         for l in layers:
-            t = feats[l]
+            t = feats[self.source.get(l, l)]
             if l in self.transform:
-                t = torch.matmul(t, self.transform[l].T.to(t))
+                t = torch.matmul(t, self.transform[l].transpose(-1, -2).to(t))
             result[l] = t
         return result
 
