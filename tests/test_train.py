@@ -93,8 +93,15 @@ def test_divergence_names_step_loss_and_learning_rate():
     task = _task()
     split = st.make_split(task, 10, 10, seed=0)
     model = st.DeepLinear([8, 8, 3], seed=0)
-    with pytest.raises(st.TrainingDiverged, match=r"training diverged at step \d+: loss = (nan|inf) with lr = 50.0"):
+    with pytest.raises(st.TrainingDiverged, match=r"training diverged at step \d+: loss = (nan|inf) with lr = 50;"):
         st.train(model, split.train, config=st.TrainConfig(steps=500, lr=50.0, progress=False))
+
+
+def test_divergence_names_the_member_and_its_own_rate():
+    split = st.make_split(_task(), 10, 10, seed=0)
+    model = st.DeepLinear([8, 8, 3], members=2, seed=0)
+    with pytest.raises(st.TrainingDiverged, match=r"\(member 1\): loss = (nan|inf) with lr = 50;"):
+        st.train(model, split.train, config=st.TrainConfig(steps=500, lr=0.5, progress=False), lr_scale=[0.01, 100])
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -105,14 +105,16 @@ def evaluate(model: FeatureNet, samples: Samples, task: str = "mse") -> dict[str
     return out
 
 
-def _check_finite(terms: dict[str, Tensor], step: int, lr: float) -> None:
-    total = terms["total"]
+def _check_finite(terms: dict[str, Tensor], step: int, lr: float | Sequence[float]) -> None:
+    """Raise :class:`TrainingDiverged` naming the first member whose loss is not finite, and its rate."""
+    total = terms["total"].detach()
     if not bool(torch.isfinite(total).all()):
         bad = total.reshape(-1)
         idx = int((~torch.isfinite(bad)).nonzero()[0])
         where = "" if total.dim() == 0 else f" (member {idx})"
+        rate = lr[idx] if isinstance(lr, Sequence) else lr
         raise TrainingDiverged(
-            f"training diverged at step {step}{where}: loss = {float(bad[idx])} with lr = {lr}; "
+            f"training diverged at step {step}{where}: loss = {float(bad[idx])} with lr = {rate:g}; "
             "lower the learning rate (lr) or the init scale"
         )
 
@@ -176,6 +178,7 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
     teacher_feats = teacher.features(data.clean, layers) if layers else None
     params = list(model.parameters())
     opt = _optimizer(params, config, lr_scale, model.members)
+    member_lr = config.lr if lr_scale is None else [config.lr * float(r) for r in lr_scale]
 
     schedule = set(log_schedule(config.steps, config.log_points))
     gen = generator(config.seed)
@@ -186,7 +189,7 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
                **({} if config.progress else {"disable": True}))
     for step in bar:
         if step in schedule:
-            record = _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step)
+            record = _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, member_lr)
             rows.extend(record)
             if best is not None:
                 best.update(_metric_tensor(record, config.monitor, param.device), step)
@@ -198,7 +201,7 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
         batch, feats = _batch(data, teacher_feats, config.batch_size, gen)
         output, student_feats = model(batch.noisy, return_features=True)
         terms = student_teacher_loss(output, student_feats, batch.y, feats, lam_t, layers, config.task)
-        _check_finite(terms, step, config.lr)
+        _check_finite(terms, step, member_lr)
         opt.zero_grad()
         terms["total"].sum().backward()
         opt.step()
@@ -227,7 +230,17 @@ def _optimizer(params, config: TrainConfig, lr_scale, members):
     return SGD(params, config.lr * scale, config.momentum, config.weight_decay)
 
 
-class SGD:
+class _Optimizer:
+    """What our two optimizers share: the parameters they update, and dropping their gradients."""
+
+    params: list[Tensor]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+
+class SGD(_Optimizer):
     """Gradient descent with heavy-ball momentum, the update of ``torch.optim.SGD`` (foreach kernels).
 
     Written here rather than taken from ``torch.optim`` for two reasons: the
@@ -244,10 +257,6 @@ class SGD:
         else:
             self.lr = lr
         self.buffers: list[Tensor] | None = None
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
@@ -268,7 +277,7 @@ class SGD:
             torch._foreach_add_(params, grads, alpha=-self.lr)
 
 
-class Adam:
+class Adam(_Optimizer):
     """Adam with L2 weight decay, the update of ``torch.optim.Adam`` (foreach kernels, default betas)."""
 
     def __init__(self, params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8):
@@ -277,10 +286,6 @@ class Adam:
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.t = 0
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
@@ -308,10 +313,10 @@ def _batch(data: Samples, teacher_feats, batch_size: int | None, gen: torch.Gene
 
 
 @torch.no_grad()
-def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step) -> list[dict]:
+def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, member_lr) -> list[dict]:
     output, feats = model(data.noisy, return_features=True)
     terms = student_teacher_loss(output, feats, data.y, teacher_feats, lam_t, layers, config.task)
-    _check_finite(terms, step, config.lr)
+    _check_finite(terms, step, member_lr)
     metrics = {f"train_{k}": v for k, v in terms.items()}
     for name, samples in eval_sets.items():
         for kind, value in evaluate(model, samples, config.task).items():

@@ -58,7 +58,7 @@ def interpolation_sweep(task: Task, n_train: int, n_test: int, hidden: int, dept
         residual = w_end @ x_noisy.transpose(-1, -2) - split.train.y.to("cpu", torch.float64).transpose(-1, -2)
         residual_term = residual @ torch.linalg.pinv(x_noisy).transpose(-1, -2)
         rel = lambda a, b: ((a - b).norm(dim=(-2, -1)) / b.norm(dim=(-2, -1)))
-        invariance = rel(w1 @ (eye - proj), w1_init @ (eye - proj)) if init > 0 else torch.zeros(len(pairs))
+        invariance = rel(w1 @ (eye - proj), w1_init @ (eye - proj))  # init_scales > 0 (checked by the spec)
         final = result.history[result.history.step == result.history.step.max()].set_index("member")
         for e, (lam, seed) in enumerate(pairs):
             rows.append({
