@@ -15,7 +15,7 @@ import nbformat
 from . import chapters as ch
 from .build import executed_chapter
 
-CI = "ci"
+CI = ch.CI
 
 
 def reference_path(name: str, root: Path | None = None) -> Path:
