@@ -16,7 +16,10 @@ It prints seconds per step and the ratios loop/ensemble and vmap/ensemble, and
 the ensemble's achieved rate of floating-point operations (matmul FLOPs of the
 forward and backward pass, counted analytically) as a fraction of the rate of
 one large matrix product in the same dtype and thread count, measured in the
-same run (the machine's practical peak). Every method is warmed up first and
+same run (the machine's practical peak). ``GEMMs`` is the share of the
+ensemble's step spent in its matrix products, timed alone at the same shapes:
+what is left goes to the elementwise work (activations, the ST loss, the
+optimizer) and to Python. Every method is warmed up first and
 the best of ``--repeats`` timings is kept, since other processes may share
 the cores.
 """
@@ -170,6 +173,31 @@ def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float
     return 2.0 * size**3 / best
 
 
+def gemm_seconds(s: Setting, members: int, repeats: int = 5) -> float:
+    """Seconds of the matrix products alone of one ensemble step, in the layouts the trainer uses.
+
+    Forward ``x W^T`` per layer, weight gradients, and input gradients of all
+    layers but the first: the step's ceiling if everything else cost nothing.
+    """
+    n, widths = s.n, s.widths
+    acts = [torch.randn(members, n, a, dtype=s.dtype) for a in widths]
+    weights = [torch.randn(members, b, a, dtype=s.dtype) for a, b in zip(widths[:-1], widths[1:])]
+
+    def step():
+        for i, w in enumerate(weights):
+            x, g = acts[i], acts[i + 1]
+            torch.bmm(x, w.transpose(-1, -2))
+            if w.shape[-1] < w.shape[-2]:
+                torch.bmm(x.transpose(-1, -2), g)
+            else:
+                torch.bmm(g.transpose(-1, -2), x)
+            if i > 0:
+                torch.bmm(g, w)
+
+    step()
+    return min(_timed(step) for _ in range(repeats))
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -198,7 +226,7 @@ def main(argv=None) -> None:
         steps = max(2, s.steps // 10) if args.quick else s.steps
         print(f"\n{s.name}, ST loss, SGD with momentum, {steps} steps")
         print(f"{'E':>4} {'loop s/step':>12} {'vmap s/step':>12} {'ensemble':>10} {'loop/ens':>9} "
-              f"{'vmap/ens':>9} {'GFLOP/s':>8} {'peak':>6} {'of peak':>8}")
+              f"{'vmap/ens':>9} {'GFLOP/s':>8} {'peak':>6} {'of peak':>8} {'GEMMs':>6}")
         for members in args.members:
             for fn in METHODS.values():  # warm-up: imports, allocator, first optimizer
                 fn(s, members, 2)
@@ -206,9 +234,10 @@ def main(argv=None) -> None:
                         for name, fn in METHODS.items()}
             peak = matmul_peak(s.dtype)
             rate = s.step_flops(members) / per_step["ensemble"]
+            gemm_share = gemm_seconds(s, members) / per_step["ensemble"]
             print(f"{members:>4} {per_step['loop']:>12.2e} {per_step['vmap']:>12.2e} {per_step['ensemble']:>10.2e} "
                   f"{per_step['loop'] / per_step['ensemble']:>8.1f}x {per_step['vmap'] / per_step['ensemble']:>8.2f}x "
-                  f"{rate / 1e9:>8.1f} {peak / 1e9:>6.1f} {rate / peak:>8.0%}")
+                  f"{rate / 1e9:>8.1f} {peak / 1e9:>6.1f} {rate / peak:>8.0%} {gemm_share:>6.0%}")
 
 
 if __name__ == "__main__":

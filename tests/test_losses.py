@@ -82,3 +82,14 @@ def test_unknown_layer_and_task_are_clear_errors():
         teacher.features(x, ["h7"])
     with pytest.raises(ParameterError, match="task must be one of"):
         st.task_loss(y, y, "hinge")
+
+
+@pytest.mark.parametrize("shape_a, shape_b", [((3, 5, 4), (3, 5, 4)), ((3, 5, 4), (5, 4)), ((5, 4), (5, 4))])
+def test_half_mean_squared_distance_matches_autograd(shape_a, shape_b, monkeypatch):
+    monkeypatch.setattr(st.losses, "_FUSE_ABOVE", 0)  # the fused path, whatever the size
+    a = torch.randn(*shape_a, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(*shape_b, dtype=torch.float64, requires_grad=True)
+    plain = 0.5 * (a - b).pow(2).sum(-1).mean(-1)
+    fused = st.losses.half_mean_squared_distance(a, b)
+    assert fused.shape == plain.shape and torch.allclose(fused, plain)
+    assert torch.autograd.gradcheck(st.losses.half_mean_squared_distance, (a, b))

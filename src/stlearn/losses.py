@@ -75,10 +75,50 @@ class FrozenTeacher:
         return self._model(x)
 
 
+_FUSE_ABOVE = 1 << 16  # elements
+
+
+class _HalfMeanSquaredDistance(torch.autograd.Function):
+    """``(1/2n) sum_i ||a_i - b_i||^2`` over the last two dimensions, in one pass each way.
+
+    Autograd's version of ``0.5 * (a - b).pow(2).sum(-1).mean(-1)`` makes five
+    passes over the ``(E, n, width)`` difference; in the ensemble step of a
+    wide network that was more than half of the time
+    (``benchmarks/bench_ensemble.py``). The gradient is ``(a - b) / n``.
+    """
+
+    generate_vmap_rule = True  # usable under torch.func transforms
+
+    @staticmethod
+    def forward(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        diff = a - b  # also returned, for backward
+        return torch.linalg.vector_norm(diff, dim=(-2, -1)).square() * (0.5 / diff.shape[-2]), diff
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(output[1])
+        ctx.b_shape = inputs[1].shape
+
+    @staticmethod
+    def backward(ctx, g: Tensor, _):
+        (diff,) = ctx.saved_tensors
+        ga = diff * (g / diff.shape[-2])[..., None, None]
+        gb = -ga.sum_to_size(ctx.b_shape) if ctx.needs_input_grad[1] else None
+        return (ga if ctx.needs_input_grad[0] else None), gb
+
+
+def half_mean_squared_distance(a: Tensor, b: Tensor) -> Tensor:
+    """``(1/2n) sum_i ||a_i - b_i||^2`` per member: shape ``(E,)``, or ``()`` for one network."""
+    if a.numel() < _FUSE_ABOVE:  # small tensors: a custom Function's Python overhead outweighs the passes saved
+        return 0.5 * (a - b).pow(2).sum(-1).mean(-1)
+    return _HalfMeanSquaredDistance.apply(a, b)[0]
+
+
 def task_loss(output: Tensor, y: Tensor, kind: str = "mse") -> Tensor:
     """Per-member task loss with the reduction documented above."""
     if kind == "mse":
-        return 0.5 * (output - y).pow(2).sum(-1).mean(-1)
+        return half_mean_squared_distance(output, y)
     if kind == "ce":
         logits = output.movedim(-1, 1) if output.dim() == 3 else output
         labels = y.expand(output.shape[:-1]) if output.dim() == 3 else y
@@ -93,7 +133,7 @@ def feature_loss(student_features: Mapping[str, Tensor], teacher_features: Mappi
     for l in layers:
         if l not in student_features:
             raise ParameterError(f"layers must be among the student's {sorted(student_features)}; got {l!r}")
-        term = 0.5 * (student_features[l] - teacher_features[l]).pow(2).sum(-1).mean(-1)
+        term = half_mean_squared_distance(student_features[l], teacher_features[l])
         total = term if total is None else total + term
     return total
 

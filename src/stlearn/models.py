@@ -75,12 +75,18 @@ class _MemberLinear(torch.autograd.Function):
     followed by an in-place bias add.
     """
 
+    generate_vmap_rule = True  # usable under torch.func transforms
+
     @staticmethod
-    def forward(ctx, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-        ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
+    def forward(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
         y = torch.matmul(x, w.transpose(-1, -2))  # inputs shared by all members (n, in) broadcast over them
         return y if b is None else y.add_(b)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, w, b = inputs
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
 
     @staticmethod
     def backward(ctx, g: Tensor):
