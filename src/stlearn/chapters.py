@@ -266,8 +266,8 @@ def _one_thread_cell():
     """
     import nbformat
 
-    return nbformat.v4.new_code_cell("import torch\n\ntorch.set_num_threads(1)  # ci runs: results independent of the core count",
-                                     metadata={"tags": ["remove-cell"]})
+    source = "import torch\n\ntorch.set_num_threads(1)  # ci runs: results independent of the core count"
+    return nbformat.v4.new_code_cell(source, metadata={"tags": ["remove-cell"]})
 
 
 def _drop_unknown_parameter_warnings(record: logging.LogRecord) -> bool:

@@ -198,14 +198,13 @@ def stack_members(models: Sequence[FeatureNet]) -> FeatureNet:
 
     All must share a class and widths; the copy is exact.
     """
-    ref = models[0]
-    weights = [[w if w.dim() == 3 else w.unsqueeze(0) for w in (l.weight for l in m.layers)] for m in models]
-    stacked = _like(ref, members=sum(ws[0].shape[0] for ws in weights))
+    members = sum(m.members or 1 for m in models)
+    stacked = _like(models[0], members=members)
     with torch.no_grad():
         for i, layer in enumerate(stacked.layers):
-            layer.weight.copy_(torch.cat([ws[i] for ws in weights]))
+            layer.weight.copy_(torch.cat([m.layers[i].weight.reshape(-1, *layer.weight.shape[1:]) for m in models]))
             if layer.bias is not None:
-                layer.bias.copy_(torch.cat([b.reshape(-1, 1, b.shape[-1]) for b in (m.layers[i].bias for m in models)]))
+                layer.bias.copy_(torch.cat([m.layers[i].bias.reshape(-1, *layer.bias.shape[1:]) for m in models]))
     return stacked
 
 
