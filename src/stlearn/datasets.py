@@ -1,16 +1,25 @@
 """Real data shipped with installed packages (nothing is downloaded).
 
-:func:`digits` gives the 8x8 handwritten digits of scikit-learn (1,797
-images, 10 classes) as :class:`stlearn.data.Samples`: pixels scaled to
-``[0, 1]`` and flattened to 64 values, labels as ``int64``, and a noisy copy
-with Gaussian pixel noise ``sigma * e``. The train/validation/test split is
-stratified and fixed by ``split_seed``; the noise is drawn from
-``noise_seed``, so several noise draws (one per ensemble member) can share one
-split, and the same seeds give the same tensors everywhere.
+Two datasets, both as :class:`stlearn.data.Samples` with labels as ``int64``
+and a noisy copy of the inputs with Gaussian noise ``sigma * e``:
+
+* ``"digits"``: the 8x8 handwritten digits of scikit-learn (1,797 images,
+  10 classes), pixels scaled to ``[0, 1]`` and flattened to 64 values;
+* ``"mnist1d"``: MNIST-1D (Greydanus and Kobak), 10 classes of one-dimensional
+  signals of length 40 built from ten digit-like templates by random
+  padding, shear, translation and correlated noise, generated offline by the
+  ``mnist1d`` package (its own download path is never used) and standardized
+  to mean 0 and variance 1.
+
+The train/validation/test split is stratified and fixed by ``split_seed``;
+the noise is drawn from ``noise_seed``, so several noise draws (one per
+ensemble member) can share one split, and the same seeds give the same
+tensors everywhere.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -19,11 +28,14 @@ import torch
 
 from .data import Samples, generator
 from .device import resolve_device
-from .validation import ParameterError, check_float, check_int
+from .validation import ParameterError, check_choice, check_float, check_int
 
 DIGITS_SHAPE = (1, 8, 8)  # channels, height, width
 DIGITS_CLASSES = 10
 DIGITS_SIZE = 1797
+MNIST1D_LENGTH = 40
+MNIST1D_SIZE = 4000  # signals generated (400 per class)
+MNIST1D_SEED = 42  # the generator's seed of the published dataset
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class LabelledSplit:
     test: Samples
 
 
+@functools.lru_cache(maxsize=None)  # every noise draw of a sweep shares the arrays (callers index, never write)
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """All digits: images ``(1797, 64)`` in ``[0, 1]`` (float64) and labels ``(1797,)`` (int64)."""
     from sklearn.datasets import load_digits
@@ -54,13 +67,36 @@ def stratified_indices(labels: np.ndarray, sizes: Sequence[int], seed: int) -> l
     return parts + [np.sort(rest)]
 
 
-def digits(n_train: int, n_val: int, sigma: float, split_seed: int = 0, noise_seed: int = 0, device=None,
-           dtype: torch.dtype = torch.float32) -> LabelledSplit:
-    """Digits with pixel noise ``sigma``: ``n_train`` training, ``n_val`` validation, the rest test images."""
-    n_train = check_int("n_train", n_train, low=DIGITS_CLASSES, high=DIGITS_SIZE - 2 * DIGITS_CLASSES)
-    n_val = check_int("n_val", n_val, low=DIGITS_CLASSES, high=DIGITS_SIZE - DIGITS_CLASSES - n_train)
+@functools.lru_cache(maxsize=None)
+def load_mnist1d_arrays(n: int = MNIST1D_SIZE, seed: int = MNIST1D_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` MNIST-1D signals ``(n, 40)`` (float64, standardized) and labels ``(n,)`` (int64), generated offline."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.seed = n, seed
+    state = np.random.get_state()  # the generator seeds numpy's global state: leave it as it was
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    x = np.concatenate([data["x"], data["x_test"]]).astype(np.float64)
+    return x, np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
+
+
+LOADERS = {"digits": load_digits_arrays, "mnist1d": load_mnist1d_arrays}
+CLASSES = {"digits": DIGITS_CLASSES, "mnist1d": 10}
+INPUTS = {"digits": 64, "mnist1d": MNIST1D_LENGTH}
+
+
+def labelled(dataset: str, n_train: int, n_val: int, sigma: float, split_seed: int = 0, noise_seed: int = 0,
+             device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
+    """``n_train`` training, ``n_val`` validation and the rest test inputs of ``dataset``, with noise ``sigma``."""
+    dataset = check_choice("dataset", dataset, LOADERS)
+    images, labels = LOADERS[dataset]()
+    classes = CLASSES[dataset]
+    n_train = check_int("n_train", n_train, low=classes, high=len(labels) - 2 * classes)
+    n_val = check_int("n_val", n_val, low=classes, high=len(labels) - classes - n_train)
     sigma = check_float("sigma", sigma, low=0.0)
-    images, labels = load_digits_arrays()
     parts = stratified_indices(labels, [n_train, n_val], check_int("split_seed", split_seed, low=0))
     gen = generator(noise_seed)
     samples = []
@@ -71,10 +107,22 @@ def digits(n_train: int, n_val: int, sigma: float, split_seed: int = 0, noise_se
     return LabelledSplit(*samples)
 
 
-def digits_members(n_train: int, n_val: int, sigma: float, split_seed: int, noise_seeds: Sequence[int],
-                   device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
+def digits(n_train: int, n_val: int, sigma: float, split_seed: int = 0, noise_seed: int = 0, device=None,
+           dtype: torch.dtype = torch.float32) -> LabelledSplit:
+    """Digits with pixel noise ``sigma``: ``n_train`` training, ``n_val`` validation, the rest test images."""
+    return labelled("digits", n_train, n_val, sigma, split_seed, noise_seed, device, dtype)
+
+
+def members(dataset: str, n_train: int, n_val: int, sigma: float, split_seed: int, noise_seeds: Sequence[int],
+            device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
     """One split, one noise draw per member: samples stacked along a leading member dimension."""
     if len(noise_seeds) == 0:
         raise ParameterError("noise_seeds must be a non-empty list of integers >= 0; got []")
-    draws = [digits(n_train, n_val, sigma, split_seed, s, device, dtype) for s in noise_seeds]
+    draws = [labelled(dataset, n_train, n_val, sigma, split_seed, s, device, dtype) for s in noise_seeds]
     return LabelledSplit(*(Samples.stack([getattr(d, part) for d in draws]) for part in ("train", "val", "test")))
+
+
+def digits_members(n_train: int, n_val: int, sigma: float, split_seed: int, noise_seeds: Sequence[int],
+                   device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
+    """:func:`members` of the digits."""
+    return members("digits", n_train, n_val, sigma, split_seed, noise_seeds, device, dtype)

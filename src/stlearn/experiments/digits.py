@@ -1,4 +1,4 @@
-"""Chapter "Real images: noisy handwritten digits".
+"""Chapters "Real images: noisy handwritten digits" and "MNIST-1D".
 
 One stratified split of scikit-learn's digits (fixed by the chapter's seed) is
 shared by every run; each seed draws its own pixel noise and student
@@ -20,10 +20,11 @@ from tqdm import tqdm
 
 from ..conv import ConvNet
 from ..data import Samples
-from ..datasets import DIGITS_CLASSES, DIGITS_SHAPE, LabelledSplit, digits_members
+from ..datasets import DIGITS_CLASSES, DIGITS_SHAPE, INPUTS, LabelledSplit, members
 from ..distill import train_distilled
 from ..losses import FrozenTeacher
 from ..models import MLP
+from ..plotting import BASE_COLOR, band
 from ..teachers import clean_view
 from ..train import TrainConfig, train
 from .nonlinear import lam_seed_pairs, path_summary
@@ -31,9 +32,9 @@ from .nonlinear import lam_seed_pairs, path_summary
 ModelFactory = Callable[..., torch.nn.Module]
 
 
-def mlp_factory(hidden: Sequence[int]) -> ModelFactory:
-    """Builds ``MLP([64, *hidden, 10])`` for ``members`` and ``seed``."""
-    return lambda members=None, seed=0, device=None: MLP([64, *hidden, DIGITS_CLASSES], members=members,
+def mlp_factory(hidden: Sequence[int], inputs: int = INPUTS["digits"]) -> ModelFactory:
+    """Builds ``MLP([inputs, *hidden, 10])`` for ``members`` and ``seed``."""
+    return lambda members=None, seed=0, device=None: MLP([inputs, *hidden, DIGITS_CLASSES], members=members,
                                                         seed=seed, device=device)
 
 
@@ -71,8 +72,8 @@ def tile(samples: Samples, k: int) -> Samples:
 
 
 def noisy_data(n_train: int, n_val: int, sigma: float, split_seed: int, seeds: Sequence[int],
-               device=None) -> LabelledSplit:
-    return digits_members(n_train, n_val, sigma, split_seed, [1000 + s for s in seeds], device=device)
+               device=None, dataset: str = "digits") -> LabelledSplit:
+    return members(dataset, n_train, n_val, sigma, split_seed, [1000 + s for s in seeds], device=device)
 
 
 def run_st(factory: ModelFactory, data: LabelledSplit, teacher: FrozenTeacher, lams, seeds,
@@ -114,11 +115,12 @@ def clean_samples(data: LabelledSplit, part: str) -> Samples:
 
 def compare_methods(factories: dict[str, ModelFactory], teachers: dict[str, FrozenTeacher], sigmas, seeds,
                     lam: float, layers: dict[str, Sequence[str]], alpha: float, temperature: float,
-                    config: TrainConfig, n_train: int, n_val: int, split_seed: int, device=None) -> pd.DataFrame:
+                    config: TrainConfig, n_train: int, n_val: int, split_seed: int, device=None,
+                    dataset: str = "digits") -> pd.DataFrame:
     """Base, ST and distilled students of every model at every noise level: one summary row per run."""
     rows = []
     for sigma in tqdm(sigmas, desc="noise levels"):
-        data = noisy_data(n_train, n_val, sigma, split_seed, seeds, device)
+        data = noisy_data(n_train, n_val, sigma, split_seed, seeds, device, dataset)
         for name, factory in factories.items():
             h = run_st(factory, data, teachers[name], [0.0, lam], seeds, layers[name], config, device)
             rows.append(summarize(h, model=name, sigma=sigma))
@@ -139,3 +141,15 @@ def gains_over_base(runs: pd.DataFrame, base: pd.DataFrame, column: str = "val_s
     """``runs`` with ``gain = base - run`` of ``column`` for the base run of the same seed (accuracy points)."""
     b = base.set_index("seed")[column]
     return runs.assign(gain=b.reindex(runs.seed).to_numpy() - runs[column].to_numpy())
+
+
+METHOD_COLORS = {"base": BASE_COLOR, "ST": "#0072B2", "KD": "#D55E00"}
+
+
+def method_bands(ax, runs: pd.DataFrame, lam: float, y: str = "accuracy") -> None:
+    """``y`` against the noise level for the base, ST and distilled students (mean and 95% band over seeds)."""
+    labels = {"base": "base", "ST": f"ST (λ = {lam:g})", "KD": "logit distillation"}
+    for method, label in labels.items():
+        if (runs.method == method).any():  # gains have no base rows
+            band(ax, runs[runs.method == method], "sigma", y, color=METHOD_COLORS[method], label=label,
+                 marker="o")
