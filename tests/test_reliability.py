@@ -543,3 +543,13 @@ def test_the_network_guard_refuses_and_records(network_guard):
     result = subprocess.run([sys.executable, "-c", probe], env=network_guard.env, capture_output=True, text=True)
     assert "refused: network access is not allowed" in result.stdout and "loopback allowed" in result.stdout, result
     assert len(network_guard.blocked()) == 1 and "203.0.113.5" in network_guard.blocked()[0]
+
+
+def test_printed_numbers_are_rounded_and_counts_stay_integers():
+    import numpy as np
+
+    from stlearn.notebook import rounded
+
+    assert rounded(0.0123456) == 0.0123 and rounded(123456.0) == 123000.0
+    assert rounded(10) == 10 and isinstance(rounded(np.int64(10)), int) and str(rounded(3)) == "3"
+    assert math.isnan(rounded(float("nan")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 
 import torch
 from IPython.display import display
@@ -31,7 +32,9 @@ def setup(threads: int | None = None) -> torch.device:
 
 
 def rounded(value: float, digits: int = 3) -> float:
-    """``value`` rounded to ``digits`` significant digits (printed numbers must be stable)."""
+    """``value`` rounded to ``digits`` significant digits (printed numbers must be stable); integers stay integers."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)  # counts such as "10 seeds", not "10.0 seeds"
     value = float(value)
     if value == 0 or not math.isfinite(value):
         return value
