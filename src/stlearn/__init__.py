@@ -21,7 +21,7 @@ __all__ = [
     "GaussianInputs", "LinearTarget", "ReLUTarget", "Samples", "Split", "Task", "gaussian_inputs",
     "linear_target", "make_split", "make_splits", "relu_target", "default_device", "resolve_device",
     "FrozenTeacher", "feature_loss", "student_teacher_loss", "task_loss", "MLP", "DeepLinear",
-    "FeatureNet", "member", "select_members", "stack_members", "TrainConfig", "TrainingDiverged", "TrainResult", "evaluate",
-    "log_schedule", "train", "ParameterError",
+    "FeatureNet", "member", "select_members", "stack_members", "TrainConfig", "TrainingDiverged", "TrainResult",
+    "evaluate", "log_schedule", "train", "ParameterError",
 ]
 __version__ = "0.1.0"

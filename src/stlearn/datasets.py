@@ -91,6 +91,21 @@ INPUTS = {"digits": 64, "mnist1d": MNIST1D_LENGTH}
 def labelled(dataset: str, n_train: int, n_val: int, sigma: float, split_seed: int = 0, noise_seed: int = 0,
              device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
     """``n_train`` training, ``n_val`` validation and the rest test inputs of ``dataset``, with noise ``sigma``."""
+    return _noisy_split(*_split(dataset, n_train, n_val, sigma, split_seed), noise_seed, resolve_device(device), dtype)
+
+
+def members(dataset: str, n_train: int, n_val: int, sigma: float, split_seed: int, noise_seeds: Sequence[int],
+            device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
+    """One split, one noise draw per member: samples stacked along a leading member dimension."""
+    split = _split(dataset, n_train, n_val, sigma, split_seed)  # once: every draw shares it
+    if len(noise_seeds) == 0:
+        raise ParameterError("noise_seeds must be a non-empty list of integers >= 0; got []")
+    draws = [_noisy_split(*split, s, resolve_device(device), dtype) for s in noise_seeds]
+    return LabelledSplit(*(Samples.stack([getattr(d, part) for d in draws]) for part in ("train", "val", "test")))
+
+
+def _split(dataset: str, n_train: int, n_val: int, sigma: float, split_seed: int):
+    """The checked arguments' arrays, stratified index sets (train, val, test) and noise level."""
     dataset = check_choice("dataset", dataset, LOADERS)
     images, labels = LOADERS[dataset]()
     classes = CLASSES[dataset]
@@ -98,31 +113,14 @@ def labelled(dataset: str, n_train: int, n_val: int, sigma: float, split_seed: i
     n_val = check_int("n_val", n_val, low=classes, high=len(labels) - classes - n_train)
     sigma = check_float("sigma", sigma, low=0.0)
     parts = stratified_indices(labels, [n_train, n_val], check_int("split_seed", split_seed, low=0))
+    return images, labels, parts, sigma
+
+
+def _noisy_split(images, labels, parts, sigma: float, noise_seed: int, device, dtype) -> LabelledSplit:
     gen = generator(noise_seed)
     samples = []
     for idx in parts:
         clean = torch.from_numpy(images[idx])
         noisy = clean + sigma * torch.randn(clean.shape, generator=gen, dtype=torch.float64)
-        samples.append(Samples(clean, noisy, torch.from_numpy(labels[idx])).to(resolve_device(device), dtype))
+        samples.append(Samples(clean, noisy, torch.from_numpy(labels[idx])).to(device, dtype))
     return LabelledSplit(*samples)
-
-
-def digits(n_train: int, n_val: int, sigma: float, split_seed: int = 0, noise_seed: int = 0, device=None,
-           dtype: torch.dtype = torch.float32) -> LabelledSplit:
-    """Digits with pixel noise ``sigma``: ``n_train`` training, ``n_val`` validation, the rest test images."""
-    return labelled("digits", n_train, n_val, sigma, split_seed, noise_seed, device, dtype)
-
-
-def members(dataset: str, n_train: int, n_val: int, sigma: float, split_seed: int, noise_seeds: Sequence[int],
-            device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
-    """One split, one noise draw per member: samples stacked along a leading member dimension."""
-    if len(noise_seeds) == 0:
-        raise ParameterError("noise_seeds must be a non-empty list of integers >= 0; got []")
-    draws = [labelled(dataset, n_train, n_val, sigma, split_seed, s, device, dtype) for s in noise_seeds]
-    return LabelledSplit(*(Samples.stack([getattr(d, part) for d in draws]) for part in ("train", "val", "test")))
-
-
-def digits_members(n_train: int, n_val: int, sigma: float, split_seed: int, noise_seeds: Sequence[int],
-                   device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
-    """:func:`members` of the digits."""
-    return members("digits", n_train, n_val, sigma, split_seed, noise_seeds, device, dtype)
