@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .data import Samples, generator
 from .losses import FrozenTeacher, task_loss
-from .train import TrainConfig, evaluate, log_schedule
+from .train import TrainConfig, _batch, _optimizer, log_rows, log_schedule
 from .validation import ParameterError, check_float
 
 Tensor = torch.Tensor
@@ -57,9 +57,7 @@ def train_distilled(model: nn.Module, data: Samples, teacher: FrozenTeacher, *, 
     if config.task != "ce":
         raise ParameterError(f"distillation needs a classification task (task='ce'); got {config.task!r}")
     teacher_logits = teacher(data.clean)
-    params = list(model.parameters())
-    opt = (torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay) if config.optimizer == "adam"
-           else torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay))
+    opt = _optimizer(list(model.parameters()), config, None, None)
     schedule = set(log_schedule(config.steps, config.log_points))
     gen = generator(config.seed)
     rows: list[dict] = []
@@ -69,29 +67,15 @@ def train_distilled(model: nn.Module, data: Samples, teacher: FrozenTeacher, *, 
             rows.extend(_log(model, data, teacher_logits, alpha, temperature, eval_sets or {}, step))
         if step == config.steps:
             break
-        idx = _batch_indices(data.n, config.batch_size, gen, data.clean.device)
-        batch = data if idx is None else data.rows(idx)
-        logits_t = teacher_logits if idx is None else teacher_logits.index_select(teacher_logits.dim() - 2, idx)
-        terms = distilled_terms(model(batch.noisy), batch.y, logits_t, alpha, temperature)
-        opt.zero_grad(set_to_none=True)
+        batch, picked = _batch(data, {"logits": teacher_logits}, config.batch_size, gen)
+        terms = distilled_terms(model(batch.noisy), batch.y, picked["logits"], alpha, temperature)
+        opt.zero_grad()
         terms["total"].sum().backward()
         opt.step()
     return pd.DataFrame(rows)
 
 
-def _batch_indices(n: int, batch_size: int | None, gen: torch.Generator, device):
-    if batch_size is None or batch_size >= n:
-        return None
-    return torch.randperm(n, generator=gen)[:batch_size].to(device)
-
-
 @torch.no_grad()
 def _log(model, data, teacher_logits, alpha, temperature, eval_sets, step) -> list[dict]:
-    metrics = {f"train_{k}": v for k, v in
-               distilled_terms(model(data.noisy), data.y, teacher_logits, alpha, temperature).items()}
-    for name, samples in eval_sets.items():
-        for kind, value in evaluate(model, samples, "ce").items():
-            metrics[f"{name}_{kind}"] = value
-    members = getattr(model, "members", None) or 1
-    values = {k: v.reshape(-1).expand(members).cpu().numpy() for k, v in metrics.items()}
-    return [{"step": step, "member": e, **{k: float(v[e]) for k, v in values.items()}} for e in range(members)]
+    terms = distilled_terms(model(data.noisy), data.y, teacher_logits, alpha, temperature)
+    return log_rows(model, {f"train_{k}": v for k, v in terms.items()}, eval_sets, "ce", step)

@@ -317,11 +317,16 @@ def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, mem
     output, feats = model(data.noisy, return_features=True)
     terms = student_teacher_loss(output, feats, data.y, teacher_feats, lam_t, layers, config.task)
     _check_finite(terms, step, member_lr)
-    metrics = {f"train_{k}": v for k, v in terms.items()}
+    return log_rows(model, {f"train_{k}": v for k, v in terms.items()}, eval_sets, config.task, step)
+
+
+def log_rows(model, metrics: dict[str, Tensor], eval_sets: Mapping[str, Samples], task: str, step: int) -> list[dict]:
+    """One history row per member: ``metrics`` plus each eval set's ``{name}_noisy`` and ``{name}_clean`` errors."""
+    metrics = dict(metrics)
     for name, samples in eval_sets.items():
-        for kind, value in evaluate(model, samples, config.task).items():
+        for kind, value in evaluate(model, samples, task).items():
             metrics[f"{name}_{kind}"] = value
-    members = 1 if model.members is None else model.members
+    members = getattr(model, "members", None) or 1
     values = {k: v.detach().reshape(-1).expand(members).cpu().numpy() for k, v in metrics.items()}
     return [{"step": step, "member": e, **{k: float(v[e]) for k, v in values.items()}} for e in range(members)]
 
