@@ -125,8 +125,6 @@ def _write_atomic(path: Path, text: str) -> None:
 def run_point(chapter: str, point: Point, param_set: str, root: str, out_dir: str) -> dict:
     """Execute one point (on a worker); returns its record, ``status`` "ok" or "failed"."""
     runs, failures = Path(out_dir, "runs"), Path(out_dir, "failures")
-    # papermill cannot read the "# meaning [spec]" comments and says so on every run; values are validated here
-    logging.getLogger("papermill").setLevel(logging.ERROR)
     start = time.time()
     record = {"key": point.key, "chapter": chapter, "parameter_set": param_set, "parameters": point.overrides}
     try:
