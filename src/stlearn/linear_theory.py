@@ -24,7 +24,7 @@ from typing import Sequence
 
 import torch
 
-from .theory import _f64, min_norm_interpolator
+from .theory import _f64, min_norm_interpolator, row_space_projector
 from .validation import ParameterError, check_float, check_int
 
 Tensor = torch.Tensor
@@ -112,17 +112,11 @@ def _isotropic(w_star: Tensor, sigma: float, label_noise: float):
     return w_star, 1.0 / (1.0 + sigma**2), sigma, label_noise
 
 
-def row_projector(q: Tensor) -> Tensor:
-    """The orthogonal projector of ``R^d`` onto the row span of ``q`` (k x d)."""
-    q = _f64(q)
-    return torch.linalg.pinv(q) @ q
-
-
 def knowledge_deficit(w_star: Tensor, q: Tensor) -> float:
     """``kappa = ||W* (I - Pi_q)||_F^2``: the part of the target the features ``q x`` do not carry."""
     w_star = _f64(w_star)
     eye = torch.eye(w_star.shape[1], dtype=torch.float64)
-    return float((w_star @ (eye - row_projector(q))).pow(2).sum())
+    return float((w_star @ (eye - row_space_projector(q))).pow(2).sum())
 
 
 def mmse(w_star: Tensor, sigma: float) -> float:
@@ -159,7 +153,7 @@ def two_stage_error(w_star: Tensor, q: Tensor, sigma: float, label_noise: float,
     """
     w_star, c, sigma, s = _isotropic(w_star, sigma, label_noise)
     d_y, d = w_star.shape
-    proj = row_projector(q)
+    proj = row_space_projector(q)
     k = int(round(float(torch.trace(proj))))
     kappa = knowledge_deficit(w_star, q)
     carried = float((w_star @ proj).pow(2).sum())
@@ -198,7 +192,7 @@ def crossover_samples(w_star: Tensor, q: Tensor, sigma: float, label_noise: floa
     """
     w_star, c, sigma, s = _isotropic(w_star, sigma, label_noise)
     d_y, d = w_star.shape
-    k = int(round(float(torch.trace(row_projector(q)))))
+    k = int(round(float(torch.trace(row_space_projector(q)))))
     kappa = knowledge_deficit(w_star, q)
     if kappa <= 1e-12 * float(w_star.pow(2).sum()):
         return math.inf
