@@ -262,11 +262,7 @@ def train_variant_ensemble(task, teachers: Teachers, width: int, n_train: int, n
 def variant_gains(history: pd.DataFrame, columns=("best", "val_stopped")) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Path summaries per (variant, lam, seed), and the ST runs with ``gain_<c>`` = base - ST (same seed)."""
     summary = nl.path_summary(history, by=("variant", "lam", "seed"))
-    base = summary[summary.variant == "base"][["seed", *columns]]
-    runs = summary[summary.variant != "base"].merge(base, on="seed", suffixes=("", "_base"))
-    for c in columns:
-        runs[f"gain_{c}"] = runs[f"{c}_base"] - runs[c]
-    return summary, runs
+    return summary, nl.paired_gains(summary, columns)  # base members are the lam = 0 ones
 
 
 def best_lam_table(gains: pd.DataFrame, complexity: pd.DataFrame, names: Sequence[str],
