@@ -1,8 +1,6 @@
 """`stlearn sweep` on a tiny fake chapter: grid parsing and validation, Dask execution, resume, failures."""
 
-import json
 import os
-import textwrap
 from pathlib import Path
 
 import pandas as pd

@@ -32,7 +32,6 @@ from .validation import ParameterError, check_choice, check_float, check_int
 
 DIGITS_SHAPE = (1, 8, 8)  # channels, height, width
 DIGITS_CLASSES = 10
-DIGITS_SIZE = 1797
 MNIST1D_LENGTH = 40
 MNIST1D_SIZE = 4000  # signals generated (400 per class)
 MNIST1D_SEED = 42  # the generator's seed of the published dataset
