@@ -24,7 +24,8 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import Samples, generator
-from .losses import FrozenTeacher, task_loss
+from .device import retain_cpu_memory
+from .losses import FrozenTeacher, log_softmax, task_loss
 from .train import TrainConfig, _batch, _optimizer, log_rows, log_schedule
 from .validation import ParameterError, check_float
 
@@ -33,8 +34,8 @@ Tensor = torch.Tensor
 
 def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     """``T^2 * mean_i KL(softmax(t_i / T) || softmax(s_i / T))`` per member."""
-    log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
-    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
+    log_p_student = log_softmax(student_logits / temperature)
+    log_p_teacher = log_softmax(teacher_logits / temperature)
     kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(-1)
     return temperature**2 * kl.mean(-1)
 
@@ -56,6 +57,7 @@ def train_distilled(model: nn.Module, data: Samples, teacher: FrozenTeacher, *, 
     temperature = check_float("temperature", temperature, low=0.0, low_open=True)
     if config.task != "ce":
         raise ParameterError(f"distillation needs a classification task (task='ce'); got {config.task!r}")
+    retain_cpu_memory()
     teacher_logits = teacher(data.clean)
     opt = _optimizer(list(model.parameters()), config, None, None)
     schedule = set(log_schedule(config.steps, config.log_points))

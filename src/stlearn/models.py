@@ -93,17 +93,26 @@ class _MemberLinear(torch.autograd.Function):
         x, w = ctx.saved_tensors
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = g * w if w.shape[-2] == 1 else torch.matmul(g, w)
+            gx = input_grad(g, w)
             if x.dim() == 2:  # shared inputs: their gradient sums over members
                 gx = gx.sum(0)
         if ctx.needs_input_grad[1]:
-            if w.shape[-1] < w.shape[-2]:  # few inputs: the transposed product, laid out afresh
-                gw = torch.matmul(x.transpose(-1, -2), g).transpose(-1, -2).contiguous()
-            else:
-                gw = torch.matmul(g.transpose(-1, -2), x)
+            gw = weight_grad(x, g, w)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = g.sum(-2, keepdim=True)
         return gx, gw, gb
+
+
+def input_grad(g: Tensor, w: Tensor) -> Tensor:
+    """``g W``, the gradient at a layer's input from ``g`` at its output (a broadcast product for one unit)."""
+    return g * w if w.shape[-2] == 1 else torch.matmul(g, w)
+
+
+def weight_grad(x: Tensor, g: Tensor, w: Tensor) -> Tensor:
+    """``g^T x``, the gradient of the weight ``w`` of a layer with input ``x`` and output gradient ``g``."""
+    if w.shape[-1] < w.shape[-2]:  # few inputs: the transposed product, laid out afresh
+        return torch.matmul(x.transpose(-1, -2), g).transpose(-1, -2).contiguous()
+    return torch.matmul(g.transpose(-1, -2), x)
 
 
 class FeatureNet(nn.Module):

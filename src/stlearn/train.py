@@ -20,13 +20,16 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from . import fused
 from .data import Samples, generator
+from .device import retain_cpu_memory
 from .losses import TASK_LOSSES, FrozenTeacher, student_teacher_loss
 from .models import FeatureNet
 from .validation import ParameterError, check_choice, check_float, check_int
 
 Tensor = torch.Tensor
 OPTIMIZERS = ("sgd", "adam")
+BACKWARDS = ("fused", "autograd")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -35,7 +38,13 @@ class TrainingDiverged(FloatingPointError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train. ``batch_size=None`` means full batch (plain gradient descent with ``sgd``)."""
+    """How to train. ``batch_size=None`` means full batch (plain gradient descent with ``sgd``).
+
+    ``backward="fused"`` computes the gradients with :mod:`stlearn.fused` for
+    the models it supports (deep linear and ReLU networks: the same gradients
+    with fewer passes over memory) and with autograd for the others;
+    ``"autograd"`` always uses autograd.
+    """
 
     steps: int = 1000
     lr: float = 0.01
@@ -50,6 +59,7 @@ class TrainConfig:
     monitor: str = "val_noisy"
     seed: int = 0
     progress: bool = True
+    backward: str = "fused"
 
     def __post_init__(self):
         check_int("steps", self.steps, low=1)
@@ -64,6 +74,7 @@ class TrainConfig:
         if self.patience is not None:
             check_int("patience", self.patience, low=1)
         check_int("seed", self.seed, low=0)
+        check_choice("backward", self.backward, BACKWARDS)
 
 
 @dataclass
@@ -173,6 +184,7 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
     if config.early_stopping and config.monitor.rsplit("_", 1)[0] not in eval_sets:
         raise ParameterError(f"early stopping monitors {config.monitor!r}: eval_sets needs the key "
                              f"{config.monitor.rsplit('_', 1)[0]!r}; got {sorted(eval_sets)}")
+    retain_cpu_memory()
     param = next(model.parameters())
     lam_t = _as_member_tensor("lam", lam, model.members, param)
     teacher_feats = teacher.features(data.clean, layers) if layers else None
@@ -180,6 +192,7 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
     opt = _optimizer(params, config, lr_scale, model.members)
     member_lr = config.lr if lr_scale is None else [config.lr * float(r) for r in lr_scale]
 
+    gradients = fused.st_gradients if config.backward == "fused" and fused.supports(model) else _autograd_gradients
     schedule = set(log_schedule(config.steps, config.log_points))
     gen = generator(config.seed)
     best = _BestWeights(model) if config.early_stopping else None
@@ -199,11 +212,9 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
         if step == config.steps:
             break
         batch, feats = _batch(data, teacher_feats, config.batch_size, gen)
-        output, student_feats = model(batch.noisy, return_features=True)
-        terms = student_teacher_loss(output, student_feats, batch.y, feats, lam_t, layers, config.task)
-        _check_finite(terms, step, member_lr)
         opt.zero_grad()
-        terms["total"].sum().backward()
+        terms = gradients(model, batch, feats, lam_t, layers, config.task)
+        _check_finite(terms, step, member_lr)
         opt.step()
     bar.close()
 
@@ -213,6 +224,14 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
     history = _add_member_info(history, model.members, lam, member_info)
     best_step = best.step.numpy() if best is not None else np.array([])
     return TrainResult(history, best_step, stopped_at)
+
+
+def _autograd_gradients(model, batch: Samples, feats, lam_t, layers, task) -> dict[str, Tensor]:
+    """The ST loss terms, with the gradient of their total (summed over members) left in ``.grad``."""
+    output, student_feats = model(batch.noisy, return_features=True)
+    terms = student_teacher_loss(output, student_feats, batch.y, feats, lam_t, layers, task)
+    terms["total"].sum().backward()
+    return terms
 
 
 def _optimizer(params, config: TrainConfig, lr_scale, members):
