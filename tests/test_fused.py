@@ -70,6 +70,22 @@ def test_gradients_equal_autograd_at_edge_shapes(widths):
         torch.testing.assert_close(f, a, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("kind", ["linear", "relu"])
+@pytest.mark.parametrize("batch_dims, target_dims", [(2, 3), (3, 2), (3, 3)])
+def test_broadcast_member_dimension_sums_as_autograd_does(kind, batch_dims, target_dims):
+    """A single network fed, or matched against, tensors with a leading member dimension of 1."""
+    model = _model(kind, None)
+    batch, teacher = _problem(None, False, "mse")
+    lift = lambda t, dims: t.unsqueeze(0) if dims == 3 else t
+    batch = st.Samples(lift(batch.clean, batch_dims), lift(batch.noisy, batch_dims), lift(batch.y, target_dims))
+    teacher = {k: lift(v, target_dims) for k, v in teacher.items()}
+    (terms_a, grads_a), (terms_f, grads_f) = _both(model, batch, teacher, 0.7, ["h1", "h2"], "mse")
+    torch.testing.assert_close(terms_f["total"], terms_a["total"], rtol=1e-12, atol=1e-14)
+    for a, f in zip(grads_a, grads_f):
+        assert f.shape == a.shape
+        torch.testing.assert_close(f, a, rtol=1e-12, atol=1e-14)
+
+
 def test_matched_relu_feature_is_zero_where_the_unit_is_off():
     """Where h = 0 the ReLU blocks the feature gradient too: a teacher asking for a negative value moves nothing."""
     model = _model("relu", None, [3, 4, 1])

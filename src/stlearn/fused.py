@@ -1,18 +1,20 @@
 """The ST loss and its gradients, written out by hand for deep linear and ReLU networks.
 
 On a CPU the training step of the book's ensembles is bound by passes over
-``(E, n, width)`` tensors, not by its matrix products
+``(E, n, width)`` tensors more than by its matrix products
 (``benchmarks/bench_ensemble.py``). Autograd makes more of those passes than
-the mathematics needs: ReLU and bias out of place, the feature-loss gradient
+the mathematics needs: bias and ReLU out of place, the feature-loss gradient
 scaled, then added to the back-propagated one, then masked, each into a fresh
-tensor. Here the forward keeps every hidden feature ``h_l`` and the difference
-``h_l - t_l`` to the teacher, and the backward is, from the top layer down::
+tensor. Here the forward keeps every hidden feature ``h_l`` and its difference
+``h_l - t_l`` to the teacher's, and the backward is, from the top layer down::
 
     g_L = dloss/doutput                                   (task loss)
     dW_l = g_l^T h_{l-1},   db_l = sum_i g_l
     g_{l-1} = (g_l W_l + lam/n (h_{l-1} - t_{l-1})) * [h_{l-1} > 0]
 
-with the bias, the ReLU, the feature term and the mask applied in place.
+with the bias and the ReLU applied in place, the feature term accumulated by
+the matrix product itself (``baddbmm`` into the spent difference) and the
+mask applied in place.
 
 :func:`st_gradients` returns the same named terms as
 :func:`stlearn.losses.student_teacher_loss` and leaves in each parameter's
@@ -71,13 +73,26 @@ def _task_terms(output: Tensor, y: Tensor, task: str) -> tuple[Tensor, Tensor]:
 
 
 def _input_grad_plus(g: Tensor, w: Tensor, diff: Tensor, scale: Tensor | float) -> Tensor:
-    """``g W + scale * diff`` in ``diff``'s memory (spent): the sum accumulated by the matrix product itself."""
+    """``g W + scale * diff``, in ``diff``'s memory (spent) when it has the product's shape.
+
+    Then the matrix product accumulates the sum itself. Shapes that broadcast
+    (a teacher's features with a member dimension the student lacks) take the
+    plain sum.
+    """
+    product_shape = torch.broadcast_shapes(g.shape[:-2], w.shape[:-2]) + (g.shape[-2], w.shape[-1])
+    if diff.shape != product_shape or g.dim() != w.dim():  # also a single network fed a batch with a member dim
+        return input_grad(g, w) + scale * diff
     if isinstance(scale, Tensor) or w.shape[-2] == 1:
         diff.mul_(scale)
         scale = 1.0
     if w.shape[-2] == 1:  # one unit: a broadcast product, as in models.input_grad
         return diff.addcmul_(g, w)
     return diff.baddbmm_(g, w, beta=scale) if diff.dim() == 3 else diff.addmm_(g, w, beta=scale)
+
+
+def _set_grad(p: Tensor, grad: Tensor) -> None:
+    """``p.grad = grad``, summed over the dimensions that broadcasting added (as autograd does)."""
+    p.grad = grad if grad.shape == p.shape else grad.sum_to_size(p.shape)
 
 
 @torch.no_grad()
@@ -103,9 +118,9 @@ def st_gradients(model: FeatureNet, batch: Samples, teacher_features: Mapping[st
 
     for l in range(model.depth, 0, -1):  # layer l maps h_{l-1} to h_l; g is the gradient at its output
         layer = model.layers[l - 1]
-        layer.weight.grad = weight_grad(hs[l - 1], g, layer.weight)
+        _set_grad(layer.weight, weight_grad(hs[l - 1], g, layer.weight))
         if layer.bias is not None:
-            layer.bias.grad = g.sum(-2, keepdim=True).reshape(layer.bias.shape)
+            _set_grad(layer.bias, g.sum(-2, keepdim=True))
         if l == 1:
             break
         g = _input_grad_plus(g, layer.weight, diffs[l - 1], scale) if l - 1 in diffs else input_grad(g, layer.weight)
