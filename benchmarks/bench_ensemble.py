@@ -1,27 +1,31 @@
-"""How fast is the ensemble trainer? Three ways to train E networks, and the machine's matmul peak.
+"""How fast is the ensemble trainer? Four ways to train E networks, and the machine's matmul peak.
 
-    python benchmarks/bench_ensemble.py [--threads N] [--quick]
+    python benchmarks/bench_ensemble.py [--threads N] [--quick] [--settings KEY ...]
 
-For two book-like settings (the zero-loss chapter's deep linear network with
-the ST loss, float64; a wider ReLU MLP with the ST loss, float32) and E in
-{1, 8, 64}, it times one training step of:
+For book settings (the zero-loss chapter's deep linear network, float64; the
+nonlinear chapters' wide ReLU network; the MNIST-1D chapter's MLP, the book's
+largest setting, with its Adam and cross-entropy; and an MLP larger than the
+book) and E in {1, 8, 64}, it times one ST training step of:
 
 * ``loop``: E single runs one after the other, written the way a researcher
-  would (``nn.Linear`` layers, ``torch.optim.SGD``, the same loss);
+  would (``nn.Linear`` layers, a ``torch.optim`` optimizer, the same loss);
 * ``vmap``: ``torch.func.vmap`` of ``grad`` over ``functional_call`` with the
-  members' stacked parameters, and a foreach SGD step;
-* ``ensemble``: ``stlearn.train`` on a model with ``members=E``.
+  members' stacked parameters, and a foreach optimizer step;
+* ``autograd``: ``stlearn.train`` on a model with ``members=E``, gradients by
+  autograd (``backward="autograd"``);
+* ``ensemble``: the same with the library's default, the hand-written
+  backward of :mod:`stlearn.fused`.
 
-It prints seconds per step and the ratios loop/ensemble and vmap/ensemble, and
-the ensemble's achieved rate of floating-point operations (matmul FLOPs of the
+It prints seconds per step, the ratios of each to ``ensemble``, and the
+ensemble's achieved rate of floating-point operations (matmul FLOPs of the
 forward and backward pass, counted analytically) as a fraction of the rate of
 one large matrix product in the same dtype and thread count, measured in the
 same run (the machine's practical peak). ``GEMMs`` is the share of the
 ensemble's step spent in its matrix products, timed alone at the same shapes:
-what is left goes to the elementwise work (activations, the ST loss, the
-optimizer) and to Python. Every method is warmed up first and
-the best of ``--repeats`` timings is kept, since other processes may share
-the cores.
+what is left goes to the elementwise work (bias, activations, the ST loss, the
+optimizer) and to Python. Every method is warmed up first and the best of
+``--repeats`` timings is kept, since other processes may share the cores.
+All methods run in one process, after :func:`stlearn.device.retain_cpu_memory`.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ import time
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import stlearn as st
 from stlearn.losses import student_teacher_loss
+from stlearn.train import SGD, Adam
 
 
 @dataclass(frozen=True)
@@ -47,14 +53,24 @@ class Setting:
     n: int
     dtype: torch.dtype
     steps: int
-    lam: float = 1.0
+    lam: float = 1.0  # every other member; the rest train with the base loss (lam = 0), as in the chapters
     lr: float = 0.01
     momentum: float = 0.9
+    optimizer: str = "sgd"
+    task: str = "mse"
+    members: tuple = (1, 8, 64)
 
     def build(self, members=None, seed=0):
         if self.kind == "linear":
             return st.DeepLinear(list(self.widths), members=members, seed=seed, init_scale=0.5, dtype=self.dtype)
         return st.MLP(list(self.widths), members=members, seed=seed, dtype=self.dtype)
+
+    def lams(self, members: int) -> list[float]:
+        return [self.lam * (e % 2) for e in range(members)] if members > 1 else [self.lam]
+
+    def config(self, steps: int, backward: str = "fused") -> st.TrainConfig:
+        return st.TrainConfig(steps=steps, lr=self.lr, optimizer=self.optimizer, momentum=self.momentum,
+                              task=self.task, log_points=2, progress=False, backward=backward)
 
     def step_flops(self, members: int) -> float:
         """Matmul FLOPs of one step: forward, weight gradients, input gradients of all but the first layer."""
@@ -65,12 +81,15 @@ class Setting:
 
 
 SETTINGS = [
-    Setting("linear", "deep linear, zero-loss chapter (d=100, h=50, L=3, n=40, float64)", "linear",
-            (100, 50, 50, 5), 40, torch.float64, steps=150),
-    Setting("wide", "wide ReLU, nonlinear chapters (d=10, h=128, L=2, n=100, float32)", "mlp",
-            (10, 128, 1), 100, torch.float32, steps=150),
-    Setting("mlp", "ReLU MLP, larger than the book (d=100, h=256, L=3, n=256, float32)", "mlp",
-            (100, 256, 256, 10), 256, torch.float32, steps=20),
+    Setting("linear", "deep linear, zero-loss chapter (d=100, h=50, L=3, n=40, float64), SGD with momentum",
+            "linear", (100, 50, 50, 5), 40, torch.float64, steps=150),
+    Setting("wide", "wide ReLU, nonlinear chapters (d=10, h=128, L=2, n=100, float32), SGD with momentum",
+            "mlp", (10, 128, 1), 100, torch.float32, steps=150),
+    Setting("mnist1d", "ReLU MLP, MNIST-1D chapter, the book's largest (d=40, h=64, L=3, n=1000, float32), "
+            "Adam, cross-entropy", "mlp", (40, 64, 64, 10), 1000, torch.float32, steps=40, lam=0.1, lr=0.003,
+            momentum=0.0, optimizer="adam", task="ce", members=(1, 8, 20, 64)),
+    Setting("mlp", "ReLU MLP, larger than the book (d=100, h=256, L=3, n=256, float32), SGD with momentum",
+            "mlp", (100, 256, 256, 10), 256, torch.float32, steps=20),
 ]
 
 
@@ -79,20 +98,24 @@ def problem(s: Setting, members: int):
     inputs = st.gaussian_inputs(s.widths[0], rank=10, seed=0)
     task = st.Task(inputs, st.linear_target(inputs, s.widths[-1], seed=1), sigma=0.5)
     data = st.make_splits(task, s.n, 1, list(range(members)), dtype=s.dtype).train
+    if s.task == "ce":  # class labels: the most activated output of the linear target
+        data = st.Samples(data.clean, data.noisy, data.y.argmax(-1))
     teacher = st.FrozenTeacher(s.build(seed=10_000))
-    model = s.build()
-    layers = model.feature_names
+    layers = s.build().feature_names
     return data, teacher, layers
 
 
-# --------------------------------------------------------------------------- the three methods
-def time_ensemble(s: Setting, members: int, steps: int) -> float:
+# --------------------------------------------------------------------------- the four methods
+def time_ensemble(s: Setting, members: int, steps: int, backward: str = "fused") -> float:
     data, teacher, layers = problem(s, members)
     model = s.build(members=members, seed=list(range(members)))
-    config = st.TrainConfig(steps=steps, lr=s.lr, momentum=s.momentum, log_points=2, progress=False)
     start = time.perf_counter()
-    st.train(model, data, teacher=teacher, lam=s.lam, layers=layers, config=config)
+    st.train(model, data, teacher=teacher, lam=s.lams(members), layers=layers, config=s.config(steps, backward))
     return time.perf_counter() - start
+
+
+def time_autograd(s: Setting, members: int, steps: int) -> float:
+    return time_ensemble(s, members, steps, backward="autograd")
 
 
 class PlainNet(nn.Module):
@@ -115,16 +138,17 @@ class PlainNet(nn.Module):
 def time_loop(s: Setting, members: int, steps: int) -> float:
     data, teacher, layers = problem(s, members)
     start = time.perf_counter()
-    for e in range(members):
+    for e, lam in enumerate(s.lams(members)):
         x, y = data.noisy[e], data.y[e]
         targets = list(teacher.features(data.clean[e], layers).values())
         torch.manual_seed(e)
         net = PlainNet(s)
-        opt = torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum)
+        opt = (torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum) if s.optimizer == "sgd"
+               else torch.optim.Adam(net.parameters(), lr=s.lr))
         for _ in range(steps):
             out, feats = net(x)
-            loss = 0.5 * ((out - y) ** 2).sum(1).mean()
-            loss = loss + s.lam * sum(0.5 * ((h - t) ** 2).sum(1).mean() for h, t in zip(feats, targets))
+            loss = 0.5 * ((out - y) ** 2).sum(1).mean() if s.task == "mse" else F.cross_entropy(out, y)
+            loss = loss + lam * sum(0.5 * ((h - t) ** 2).sum(1).mean() for h, t in zip(feats, targets))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -136,32 +160,29 @@ def time_vmap(s: Setting, members: int, steps: int) -> float:
 
     data, teacher, layers = problem(s, members)
     targets = teacher.features(data.clean, layers)
+    lams = torch.tensor(s.lams(members), dtype=s.dtype)
     nets = [s.build(seed=e) for e in range(members)]
     params = {k: v.detach() for k, v in stack_module_state(nets)[0].items()}
     base = copy.deepcopy(nets[0]).to("meta")
 
-    def loss(p, x, y, t):
+    def loss(p, x, y, t, lam):
         out, feats = functional_call(base, p, (x,), {"return_features": True})
-        return student_teacher_loss(out, feats, y, t, s.lam, layers)["total"]
+        return student_teacher_loss(out, feats, y, t, lam, layers, s.task)["total"]
 
     grads_of = vmap(grad(loss))
     keys = list(params)
     values = [params[k] for k in keys]
-    buffers = None
+    opt = SGD(values, s.lr, s.momentum) if s.optimizer == "sgd" else Adam(values, s.lr)
     start = time.perf_counter()
     for _ in range(steps):
-        g = grads_of(params, data.noisy, data.y, targets)
-        g = [g[k] for k in keys]
-        if buffers is None:
-            buffers = [t.clone() for t in g]
-        else:
-            torch._foreach_mul_(buffers, s.momentum)
-            torch._foreach_add_(buffers, g)
-        torch._foreach_add_(values, buffers, alpha=-s.lr)
+        g = grads_of(params, data.noisy, data.y, targets, lams)
+        for v, k in zip(values, keys):
+            v.grad = g[k]
+        opt.step()
     return time.perf_counter() - start
 
 
-METHODS = {"loop": time_loop, "vmap": time_vmap, "ensemble": time_ensemble}
+METHODS = {"loop": time_loop, "vmap": time_vmap, "autograd": time_autograd, "ensemble": time_ensemble}
 
 
 # --------------------------------------------------------------------------- peak and report
@@ -204,40 +225,51 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def best_of(fn, repeats: int) -> float:
-    return min(fn() for _ in range(repeats))
+def best_per_step(s: Setting, members: int, steps: int, repeats: int) -> dict[str, float]:
+    """Seconds per step of each method, the best of ``repeats`` rounds that take the methods in turn.
+
+    Interleaved, so that a change of load on the machine hits every method alike.
+    """
+    for fn in METHODS.values():  # warm-up: imports, allocator, first optimizer
+        fn(s, members, 2)
+    best = {name: float("inf") for name in METHODS}
+    for _ in range(repeats):
+        for name, fn in METHODS.items():
+            best[name] = min(best[name], fn(s, members, steps) / steps)
+    return best
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1; with busy cores, more threads can be far slower)")
-    parser.add_argument("--repeats", type=int, default=2, help="timings per cell; the best is kept")
-    parser.add_argument("--members", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads (default: every core, %(default)s here)")
+    parser.add_argument("--repeats", type=int, default=3, help="timings per cell; the best is kept")
+    parser.add_argument("--members", type=int, nargs="+", default=None,
+                        help="ensemble sizes E (default: 1 8 64, and 20 for mnist1d, the chapter's own)")
     parser.add_argument("--settings", nargs="+", choices=[s.key for s in SETTINGS],
                         default=[s.key for s in SETTINGS], help="which settings to time (default: all)")
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke test)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    st.device.retain_cpu_memory()
     print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats}\n")
     print("peak: one 2048 x 2048 matmul in the setting's dtype, timed with each row (the load may change)")
 
     for s in (s for s in SETTINGS if s.key in args.settings):
         steps = max(2, s.steps // 10) if args.quick else s.steps
-        print(f"\n{s.name}, ST loss, SGD with momentum, {steps} steps")
-        print(f"{'E':>4} {'loop s/step':>12} {'vmap s/step':>12} {'ensemble':>10} {'loop/ens':>9} "
-              f"{'vmap/ens':>9} {'GFLOP/s':>8} {'peak':>6} {'of peak':>8} {'GEMMs':>6}")
-        for members in args.members:
-            for fn in METHODS.values():  # warm-up: imports, allocator, first optimizer
-                fn(s, members, 2)
-            per_step = {name: best_of(lambda: fn(s, members, steps), args.repeats) / steps
-                        for name, fn in METHODS.items()}
+        print(f"\n{s.name}, ST loss, {steps} steps")
+        print(f"{'E':>4} {'loop s/step':>12} {'vmap s/step':>12} {'autograd':>10} {'ensemble':>10} {'loop/ens':>9} "
+              f"{'vmap/ens':>9} {'autog/ens':>9} {'GFLOP/s':>8} {'peak':>6} {'of peak':>8} {'GEMMs':>6}")
+        for members in args.members or s.members:
+            per_step = best_per_step(s, members, steps, args.repeats)
+            ens = per_step["ensemble"]
             peak = matmul_peak(s.dtype)
-            rate = s.step_flops(members) / per_step["ensemble"]
-            gemm_share = gemm_seconds(s, members) / per_step["ensemble"]
-            print(f"{members:>4} {per_step['loop']:>12.2e} {per_step['vmap']:>12.2e} {per_step['ensemble']:>10.2e} "
-                  f"{per_step['loop'] / per_step['ensemble']:>8.1f}x {per_step['vmap'] / per_step['ensemble']:>8.2f}x "
-                  f"{rate / 1e9:>8.1f} {peak / 1e9:>6.1f} {rate / peak:>8.0%} {gemm_share:>6.0%}")
+            rate = s.step_flops(members) / ens
+            gemm_share = gemm_seconds(s, members) / ens
+            print(f"{members:>4} {per_step['loop']:>12.2e} {per_step['vmap']:>12.2e} {per_step['autograd']:>10.2e} "
+                  f"{ens:>10.2e} {per_step['loop'] / ens:>8.1f}x {per_step['vmap'] / ens:>8.2f}x "
+                  f"{per_step['autograd'] / ens:>8.2f}x {rate / 1e9:>8.1f} {peak / 1e9:>6.1f} {rate / peak:>8.0%} "
+                  f"{gemm_share:>6.0%}")
 
 
 if __name__ == "__main__":

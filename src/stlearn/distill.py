@@ -19,7 +19,6 @@ from typing import Mapping
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
