@@ -114,9 +114,15 @@ def _isotropic(w_star: Tensor, sigma: float, label_noise: float):
 
 def knowledge_deficit(w_star: Tensor, q: Tensor) -> float:
     """``kappa = ||W* (I - Pi_q)||_F^2``: the part of the target the features ``q x`` do not carry."""
-    w_star = _f64(w_star)
+    return _teacher_terms(_f64(w_star), q)[1]
+
+
+def _teacher_terms(w_star: Tensor, q: Tensor) -> tuple[int, float, float]:
+    """``(k, kappa, ||W* Pi_q||_F^2)``: the rank of the features ``q x``, the deficit and the part carried."""
+    proj = row_space_projector(q)
     eye = torch.eye(w_star.shape[1], dtype=torch.float64)
-    return float((w_star @ (eye - row_space_projector(q))).pow(2).sum())
+    k = int(round(float(torch.trace(proj))))
+    return k, float((w_star @ (eye - proj)).pow(2).sum()), float((w_star @ proj).pow(2).sum())
 
 
 def mmse(w_star: Tensor, sigma: float) -> float:
@@ -151,12 +157,16 @@ def two_stage_error(w_star: Tensor, q: Tensor, sigma: float, label_noise: float,
     ``1/n``: ``d / (n - d - 1)`` for stage one (``d`` inputs) and
     ``k / (n - k - 1)`` for stage two (``k`` features). ``n = inf`` gives the limit.
     """
-    w_star, c, sigma, s = _isotropic(w_star, sigma, label_noise)
+    w_star, _, sigma, label_noise = _isotropic(w_star, sigma, label_noise)
+    return _two_stage_error(w_star, _teacher_terms(w_star, q), sigma, label_noise, n, finite_sample)
+
+
+def _two_stage_error(w_star: Tensor, terms: tuple[int, float, float], sigma: float, label_noise: float, n: float,
+                     finite_sample: bool) -> float:
+    """:func:`two_stage_error` from the teacher's ``terms`` (:func:`_teacher_terms`), computed once per teacher."""
+    c, s = 1.0 / (1.0 + sigma**2), label_noise
     d_y, d = w_star.shape
-    proj = row_space_projector(q)
-    k = int(round(float(torch.trace(proj))))
-    kappa = knowledge_deficit(w_star, q)
-    carried = float((w_star @ proj).pow(2).sum())
+    k, kappa, carried = terms
     limit = mmse(w_star, sigma) + c * kappa
     if math.isinf(n):
         return limit
@@ -173,11 +183,16 @@ def two_stage_gain(w_star: Tensor, q: Tensor, sigma: float, label_noise: float, 
     To leading order, ``[c sigma^2 kappa d + d_y s^2 (d - k) - kappa k] / n - c kappa``:
     for a teacher that carries the target (``kappa = 0``), ``d_y s^2 (d - k) / n``.
     """
-    w_star, c, sigma, s = _isotropic(w_star, sigma, label_noise)
+    w_star, _, sigma, label_noise = _isotropic(w_star, sigma, label_noise)
+    return _two_stage_gain(w_star, _teacher_terms(w_star, q), sigma, label_noise, n, finite_sample)
+
+
+def _two_stage_gain(w_star: Tensor, terms: tuple[int, float, float], sigma: float, label_noise: float, n: float,
+                    finite_sample: bool) -> float:
     d_y, d = w_star.shape
     m = mmse(w_star, sigma)
-    base = base_error(w_star, sigma, label_noise, n) if finite_sample else m + (m + d_y * s**2) * d / n
-    return base - two_stage_error(w_star, q, sigma, label_noise, n, finite_sample)
+    base = base_error(w_star, sigma, label_noise, n) if finite_sample else m + (m + d_y * label_noise**2) * d / n
+    return base - _two_stage_error(w_star, terms, sigma, label_noise, n, finite_sample)
 
 
 def crossover_samples(w_star: Tensor, q: Tensor, sigma: float, label_noise: float,
@@ -192,13 +207,13 @@ def crossover_samples(w_star: Tensor, q: Tensor, sigma: float, label_noise: floa
     """
     w_star, c, sigma, s = _isotropic(w_star, sigma, label_noise)
     d_y, d = w_star.shape
-    k = int(round(float(torch.trace(row_space_projector(q)))))
-    kappa = knowledge_deficit(w_star, q)
+    terms = _teacher_terms(w_star, q)  # the projector once, not once per bisection step
+    k, kappa, _ = terms
     if kappa <= 1e-12 * float(w_star.pow(2).sum()):
         return math.inf
     if not finite_sample:
         return max((c * sigma**2 * kappa * d + d_y * s**2 * (d - k) - kappa * k) / (c * kappa), 0.0)
-    gain = lambda n: two_stage_gain(w_star, q, sigma, label_noise, int(round(n)))
+    gain = lambda n: _two_stage_gain(w_star, terms, sigma, label_noise, int(round(n)), True)
     low, high = float(d + 2), 1e9
     if gain(low) <= 0:
         return low
