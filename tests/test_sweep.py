@@ -62,7 +62,7 @@ def book(tmp_path_factory):
 def test_grid_option_reads_yaml_values():
     assert sw.parse_grid_option("x=1,2.5,abc") == ("x", [1, 2.5, "abc"])
     assert sw.parse_grid_option("lams=[0, 1],[2]") == ("lams", [[0, 1], [2]])
-    for bad in ("x", "x=", "=1,2", "1x=3"):
+    for bad in ("x", "x=", "=1,2", "1x=3", "x=[1,2"):
         with pytest.raises(ParameterError, match="--grid"):
             sw.parse_grid_option(bad)
 

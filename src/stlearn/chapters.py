@@ -206,9 +206,10 @@ def library_hash() -> str:
     return h.hexdigest()
 
 
-def execution_key(name: str, values: Mapping[str, Any], root: Path | None = None) -> str:
+def execution_key(name: str, values: Mapping[str, Any], root: Path | None = None, library: str | None = None) -> str:
+    """The key of one execution: chapter source, library source (``library``: its hash, if known) and values."""
     h = hashlib.sha256()
-    for part in (source_hash(chapter_path(name, root)), library_hash(), json.dumps(values, sort_keys=True)):
+    for part in (source_hash(chapter_path(name, root)), library or library_hash(), json.dumps(values, sort_keys=True)):
         h.update(part.encode())
     return h.hexdigest()[:20]
 

@@ -21,6 +21,7 @@ package installed and the book at the same path, or ``STLEARN_ROOT`` set).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import json
@@ -51,21 +52,10 @@ def parse_grid_option(text: str) -> tuple[str, list]:
     name = name.strip()
     if not sep or not name.isidentifier() or not values.strip():
         raise ParameterError(f"--grid must look like NAME=V1,V2,...; got {text!r}")
-    return name, [yaml.safe_load(v) for v in _split_top_level(values)]
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas that are not inside brackets."""
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += char in "[{("
-        depth -= char in "]})"
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    return [p.strip() for p in [*parts, current] if p.strip()]
+    try:
+        return name, yaml.safe_load(f"[{values}]")  # the values as one YAML flow sequence
+    except yaml.YAMLError as err:
+        raise ParameterError(f"--grid {name}: the values must be YAML separated by commas; got {values!r}") from err
 
 
 @dataclass(frozen=True)
@@ -94,11 +84,12 @@ def grid_points(chapter: str, grid: Mapping[str, Sequence], seeds: int | None = 
             raise ParameterError("give either --seeds or --grid seed=..., not both")
         first = ch.resolve_parameters(chapter, None, param_set, root).get("seed", known["seed"].default)
         axes["seed"] = [first + k for k in range(seeds)]
+    library = ch.library_hash()  # once for the grid: it reads every file of the package
     points = []
     for combo in itertools.product(*axes.values()):
         overrides = dict(zip(axes, combo))
         values = ch.resolve_parameters(chapter, overrides, param_set, root)
-        points.append(Point(overrides, ch.execution_key(chapter, values, root)))
+        points.append(Point(overrides, ch.execution_key(chapter, values, root, library)))
     return points
 
 
@@ -115,11 +106,22 @@ def headline_of(notebook: Path) -> dict[str, Any]:
     return dict(found)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+@contextlib.contextmanager
+def _atomic(path: Path):
+    """Yields a temporary path beside ``path``, renamed to ``path`` once the block succeeds (removed if not)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    with _atomic(path) as tmp:
+        Path(tmp).write_text(text)
 
 
 def run_point(chapter: str, point: Point, param_set: str, root: str, out_dir: str) -> dict:
@@ -173,14 +175,15 @@ def sweep(chapter: str, grid: Mapping[str, Sequence], *, seeds: int | None = Non
         workers = check_int("workers", workers, low=1)
     out_dir = Path(out_dir or default_out_dir(chapter, root))
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
-    todo = [p for p in points if finished(out_dir, p) is None]
-    skipped = [p.key for p in points if p not in todo]
+    done = {p.key: r for p in points if (r := finished(out_dir, p)) is not None}
+    todo = [p for p in points if p.key not in done]
     if progress:
-        print(f"sweep {chapter}: {len(points)} points, {len(skipped)} already finished, {len(todo)} to run")
+        print(f"sweep {chapter}: {len(points)} points, {len(done)} already finished, {len(todo)} to run")
     records = _execute_all(chapter, todo, param_set, root, out_dir, workers, scheduler, progress)
     failed = [r for r in records if r["status"] == "failed"]
-    table = collect(out_dir, points)
-    result = SweepResult(table, [r["key"] for r in records if r["status"] == "ok"], skipped, failed)
+    executed = {r["key"]: r for r in records if r["status"] == "ok"}
+    table = collect(points, {**done, **executed})
+    result = SweepResult(table, list(executed), list(done), failed)
     if len(table):
         result.table_path = write_table(table, out_dir / table_name)
         metrics = [metric] if metric else headline_columns(table)
@@ -226,11 +229,12 @@ def _describe(overrides: Mapping) -> str:
 
 
 # --------------------------------------------------------------------------- table and figure
-def collect(out_dir: Path, points: Sequence[Point]) -> pd.DataFrame:
-    """One row per finished point of this grid: its parameters, its headline numbers and its run time."""
+def collect(points: Sequence[Point], records: Mapping[str, dict]) -> pd.DataFrame:
+    """One row per finished point of this grid (its record in ``records`` by key): its parameters,
+    its headline numbers and its run time."""
     rows = []
     for p in points:
-        record = finished(out_dir, p)
+        record = records.get(p.key)
         if record is not None:
             rows.append({**{k: _cell(v) for k, v in p.overrides.items()},
                          **{f"headline.{k}": v for k, v in record["headline"].items()},
@@ -249,16 +253,11 @@ def headline_columns(table: pd.DataFrame) -> list[str]:
 
 def write_table(table: pd.DataFrame, path: Path) -> Path:
     """Parquet (``.parquet``) or CSV (``.csv``), written atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    os.close(fd)
-    if path.suffix == ".csv":
-        table.to_csv(tmp, index=False)
-    elif path.suffix == ".parquet":
-        table.to_parquet(tmp, index=False)
-    else:
-        os.unlink(tmp)
+    writers = {".csv": table.to_csv, ".parquet": table.to_parquet}
+    if path.suffix not in writers:
         raise ParameterError(f"the table must end in .parquet or .csv; got {path.name!r}")
-    os.replace(tmp, path)
+    with _atomic(path) as tmp:
+        writers[path.suffix](tmp, index=False)
     return path
 
 
