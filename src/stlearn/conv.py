@@ -22,9 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import generator
 from .device import resolve_device
-from .models import StackedLinear, _member_seeds
+from .models import StackedLinear, _check_member, _member_seeds, copy_member, member_normal
 from .validation import check_float, check_int
 
 Tensor = torch.Tensor
@@ -43,11 +42,8 @@ class StackedConv2d(nn.Module):
         self.shape = tuple(shape)  # (C_in, H, W)
         self.members, self.kernel = members, kernel
         c_in = self.shape[0]
-        std = init_scale / math.sqrt(c_in * kernel * kernel)
-        draws = [torch.randn(c_out, c_in, kernel, kernel, generator=generator(s * 1000 + layer),
-                             dtype=torch.float64) for s in seeds]
-        weight = torch.stack(draws) * std
-        self.weight = nn.Parameter((weight[0] if members is None else weight).float())
+        self.weight = nn.Parameter(member_normal((c_out, c_in, kernel, kernel), seeds, layer,
+                                                 init_scale / math.sqrt(c_in * kernel * kernel), members))
         self.bias = nn.Parameter(torch.zeros((c_out,) if members is None else (members, c_out)))
 
     @property
@@ -124,15 +120,6 @@ class ConvNet(nn.Module):
 
 def conv_member(model: ConvNet, e: int) -> ConvNet:
     """A single-network copy of member ``e`` of a :class:`ConvNet` ensemble."""
-    if model.members is None:
-        raise ValueError("conv_member() needs an ensemble (members=E)")
-    e = check_int("e", e, low=0, high=model.members - 1)
-    single = ConvNet(**model.config)
-    with torch.no_grad():
-        for (name, src), dst in zip(model.named_parameters(), single.parameters()):
-            value = src[e]
-            if name.endswith("bias") and name != "conv.bias":
-                value = value[0]  # linear biases are stored as (E, 1, out)
-            dst.copy_(value)
+    _check_member(model, e, "conv_member")
     ref = next(model.parameters())
-    return single.to(device=ref.device, dtype=ref.dtype)
+    return copy_member(model, ConvNet(**model.config, device=ref.device, dtype=ref.dtype), e)

@@ -37,6 +37,16 @@ def _member_seeds(seed: int | Sequence[int], members: int | None) -> list[int]:
     return [seed] if members is None else [seed + e for e in range(members)]
 
 
+def member_normal(shape: Sequence[int], seeds: Sequence[int], layer: int, std: float, members: int | None) -> Tensor:
+    """``N(0, std^2)`` draws of ``shape`` for each member from its own seed: ``(E, *shape)``, or ``shape`` for one network.
+
+    ``layer`` offsets the seed's stream, so that each layer of a member gets fresh draws.
+    """
+    draws = [torch.randn(*shape, generator=generator(s * 1000 + layer), dtype=torch.float64) for s in seeds]
+    weight = torch.stack(draws) * std
+    return (weight[0] if members is None else weight).float()
+
+
 class StackedLinear(nn.Module):
     """``y = x W^T + b`` for one weight ``(out, in)`` or a stack ``(E, out, in)``.
 
@@ -48,12 +58,7 @@ class StackedLinear(nn.Module):
     def __init__(self, d_in: int, d_out: int, members: int | None, seeds: Sequence[int],
                  init_scale: float, bias: bool, layer: int):
         super().__init__()
-        std = init_scale / math.sqrt(d_in)
-        # layer offsets the stream so that each layer of a member gets fresh draws
-        draws = [torch.randn(d_out, d_in, generator=generator(s * 1000 + layer), dtype=torch.float64)
-                 for s in seeds]
-        weight = torch.stack(draws) * std
-        self.weight = nn.Parameter((weight[0] if members is None else weight).float())
+        self.weight = nn.Parameter(member_normal((d_out, d_in), seeds, layer, init_scale / math.sqrt(d_in), members))
         shape = (d_out,) if members is None else (members, 1, d_out)
         self.bias = nn.Parameter(torch.zeros(shape)) if bias else None
 
@@ -190,15 +195,21 @@ class MLP(FeatureNet):
 
 def member(model: FeatureNet, e: int) -> FeatureNet:
     """A single-network copy of member ``e`` of an ensemble (for inspection and tests)."""
+    _check_member(model, e, "member")
+    return copy_member(model, _like(model, members=None), e)  # built in the ensemble's dtype: the copy is exact
+
+
+def _check_member(model: nn.Module, e: int, caller: str) -> None:
     if model.members is None:
-        raise ValueError("member() needs an ensemble (members=E)")
-    e = check_int("e", e, low=0, high=model.members - 1)
-    single = _like(model, members=None)  # built directly in the ensemble's dtype, so the copy is exact
+        raise ValueError(f"{caller}() needs an ensemble (members=E)")
+    check_int("e", e, low=0, high=model.members - 1)
+
+
+def copy_member(ensemble: nn.Module, single: nn.Module, e: int) -> nn.Module:
+    """Copy member ``e`` of ``ensemble`` into ``single``, a network of the same class and sizes; returns it."""
     with torch.no_grad():
-        for src, dst in zip(model.layers, single.layers):
-            dst.weight.copy_(src.weight[e])
-            if dst.bias is not None:
-                dst.bias.copy_(src.bias[e, 0])
+        for src, dst in zip(ensemble.parameters(), single.parameters()):
+            dst.copy_(src[e].reshape(dst.shape))  # linear biases are stored as (E, 1, out)
     return single
 
 
