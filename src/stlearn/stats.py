@@ -20,6 +20,12 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     return (m, m - half, m + half)
 
 
+def ci_columns(name: str, values, level: float = 0.95) -> dict[str, float]:
+    """``{name: mean, name_low: low, name_high: high}``: a mean and its interval as three table columns."""
+    m, lo, hi = mean_ci(values, level)
+    return {name: m, f"{name}_low": lo, f"{name}_high": hi}
+
+
 def summarize(df: pd.DataFrame, by, value: str, level: float = 0.95) -> pd.DataFrame:
     """Mean, CI bounds and count of ``value`` for each group of ``by`` (one row per group)."""
     def one(g):

@@ -51,18 +51,30 @@ def validation_samples(task: Task, n_val: int, seeds: Sequence[int], device=None
     return make_splits(task, n_val, 1, [s + 100_003 for s in seeds], device=device).train
 
 
+def train_members(task: Task, width: int, n_train: int, n_test: int, n_val: int, member_lams: Sequence[float],
+                  member_seeds: Sequence[int], teacher: FrozenTeacher, config: TrainConfig, device=None,
+                  layers: Sequence[str] = ("h1",), member_info: dict | None = None) -> pd.DataFrame:
+    """One ensemble, member ``e`` with its own split and init from ``member_seeds[e]`` and weight ``member_lams[e]``.
+
+    Returns the tidy training history, with a ``seed`` column and those of ``member_info``.
+    """
+    split = make_splits(task, n_train, n_test, member_seeds, device=device)
+    model = MLP([task.d, width, task.d_out], members=len(member_seeds), seed=[s + 7 for s in member_seeds],
+                device=device)
+    result = train(model, split.train, teacher=teacher, lam=list(member_lams), layers=list(layers), config=config,
+                   eval_sets={"test": split.test, "val": validation_samples(task, n_val, member_seeds, device)},
+                   member_info={"seed": list(member_seeds), **(member_info or {})},
+                   lr_scale=[1.0 / (1.0 + l) for l in member_lams])
+    return result.history
+
+
 def train_lam_seed_ensemble(task: Task, width: int, n_train: int, n_test: int, n_val: int, lams, seeds,
                             teacher: FrozenTeacher, config: TrainConfig, device=None,
                             layers: Sequence[str] = ("h1",)) -> pd.DataFrame:
     """One ensemble, one member per (lam, seed); returns the training history (tidy)."""
     member_lams, member_seeds = lam_seed_pairs(lams, seeds)
-    split = make_splits(task, n_train, n_test, member_seeds, device=device)
-    model = MLP([task.d, width, task.d_out], members=len(member_lams), seed=[s + 7 for s in member_seeds],
-                device=device)
-    result = train(model, split.train, teacher=teacher, lam=member_lams, layers=list(layers), config=config,
-                   eval_sets={"test": split.test, "val": validation_samples(task, n_val, member_seeds, device)},
-                   member_info={"seed": member_seeds}, lr_scale=[1.0 / (1.0 + l) for l in member_lams])
-    return result.history
+    return train_members(task, width, n_train, n_test, n_val, member_lams, member_seeds, teacher, config, device,
+                         layers)
 
 
 def path_summary(history: pd.DataFrame, by: Sequence[str] = ("lam", "seed"),
@@ -131,12 +143,6 @@ def train_teacher_grid(task: Task, width: int, lams, seeds, teacher_models: Sequ
     member_teacher = [-1] * len(seeds) + [t for t in range(k) for _ in seeds]
     member_seeds = list(seeds) * (k + 1)
     member_lams = [0.0] * len(seeds) + [float(lams[t]) for t in range(k) for _ in seeds]
-    split = make_splits(task, n_train, n_test, member_seeds, device=device)
     teacher = stack_teachers(teacher_models, [max(t, 0) for t in member_teacher])
-    model = MLP([task.d, width, task.d_out], members=len(member_seeds), seed=[s + 7 for s in member_seeds],
-                device=device)
-    result = train(model, split.train, teacher=teacher, lam=member_lams, layers=["h1"], config=config,
-                   eval_sets={"test": split.test, "val": validation_samples(task, n_val, member_seeds, device)},
-                   member_info={"seed": member_seeds, "teacher": member_teacher},
-                   lr_scale=[1.0 / (1.0 + l) for l in member_lams])
-    return result.history
+    return train_members(task, width, n_train, n_test, n_val, member_lams, member_seeds, teacher, config, device,
+                         member_info={"teacher": member_teacher})

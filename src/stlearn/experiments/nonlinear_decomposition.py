@@ -35,12 +35,12 @@ import pandas as pd
 import scipy.linalg
 import torch
 
-from ..data import generator, make_splits, random_orthonormal
+from ..data import generator, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import MLP, member, select_members, stack_members
-from ..stats import mean_ci
+from ..stats import ci_columns
 from ..teachers import fit_clean_teacher
-from ..train import Adam, TrainConfig, evaluate, train
+from ..train import Adam, TrainConfig, evaluate
 from . import nonlinear as nl
 
 Tensor = torch.Tensor
@@ -248,15 +248,9 @@ def train_variant_ensemble(task, teachers: Teachers, width: int, n_train: int, n
     runs = [("base", 0.0, k) for k in range(len(seeds))]
     runs += [(name, lam, k) for name, lam, k in itertools.product(teachers.names, st_lams, range(len(seeds)))]
     teacher = teachers.frozen([(teachers.names[0] if name == "base" else name, k) for name, _, k in runs])
-    member_lams = [lam for _, lam, _ in runs]
-    member_seeds = [seeds[k] for _, _, k in runs]
-    split = make_splits(task, n_train, n_test, member_seeds, device=device)
-    model = MLP([task.d, width, task.d_out], members=len(runs), seed=[s + 7 for s in member_seeds], device=device)
-    result = train(model, split.train, teacher=teacher, lam=member_lams, layers=["h1"], config=config,
-                   eval_sets={"test": split.test, "val": nl.validation_samples(task, n_val, member_seeds, device)},
-                   member_info={"seed": member_seeds, "variant": [name for name, _, _ in runs]},
-                   lr_scale=[1.0 / (1.0 + lam) for lam in member_lams])
-    return result.history
+    return nl.train_members(task, width, n_train, n_test, n_val, [lam for _, lam, _ in runs],
+                            [seeds[k] for _, _, k in runs], teacher, config, device,
+                            member_info={"variant": [name for name, _, _ in runs]})
 
 
 def variant_gains(history: pd.DataFrame, columns=("best", "val_stopped")) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -281,8 +275,7 @@ def best_lam_table(gains: pd.DataFrame, complexity: pd.DataFrame, names: Sequenc
         row = {"variant": name, "misfit": complexity.misfit[name], "energy_missed": complexity.energy_missed[name],
                "lam": g.lam.iloc[0]}
         for c in ("gain_best", "gain_val_stopped"):
-            row[c], row[f"{c}_low"], row[f"{c}_high"] = mean_ci(g[c])
-        row["loss_vs_units"], row["loss_vs_units_low"], row["loss_vs_units_high"] = mean_ci(
-            ref - g[column].reindex(ref.index))
+            row.update(ci_columns(c, g[c]))
+        row.update(ci_columns("loss_vs_units", ref - g[column].reindex(ref.index)))
         rows.append(row)
     return pd.DataFrame(rows).set_index("variant")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..stats import mean_ci
+from ..stats import ci_columns
 from .nonlinear import path_summary
 
 
@@ -57,6 +57,6 @@ def gain_table(gains: pd.DataFrame, columns) -> pd.DataFrame:
     for lam, g in gains.groupby("lam"):
         row = {"lam": lam}
         for c in columns:
-            row[c], row[f"{c}_low"], row[f"{c}_high"] = mean_ci(g[c])
+            row.update(ci_columns(c, g[c]))
         rows.append(row)
     return pd.DataFrame(rows)
