@@ -28,7 +28,7 @@ from .. import theory
 from ..data import Task
 from ..models import DeepLinear
 from ..train import TrainConfig, train
-from .linear_common import complement, linear_teacher, member_samples, target_factors, tilted
+from .linear_common import linear_teacher, member_samples, target_factors, tilted, widened
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def teacher_weights(case: Case, w_star: torch.Tensor, angle: float, seed: int):
     v = tilted(b, angle, seed) if case.imperfect else b
     if not case.wide:
         return v, a
-    full = torch.cat([v, complement(v, w_star.shape[1] - v.shape[0], seed + 1)])
+    full = widened(v, w_star.shape[1] - v.shape[0], seed + 1)
     return full, torch.cat([a, torch.zeros(a.shape[0], full.shape[0] - a.shape[1], dtype=a.dtype)], dim=1)
 
 

@@ -34,6 +34,11 @@ def complement(rows: torch.Tensor, k: int, seed: int) -> torch.Tensor:
     return (free @ random_orthonormal(free.shape[1], k, generator(seed))).T if k else rows[:0]
 
 
+def widened(rows: torch.Tensor, extra: int, seed: int) -> torch.Tensor:
+    """``rows`` followed by ``extra`` random orthonormal rows orthogonal to them (:func:`complement`)."""
+    return torch.cat([rows, complement(rows, extra, seed)])
+
+
 def tilted(rows: torch.Tensor, angle: float, seed: int) -> torch.Tensor:
     """Rows spanning a subspace tilted by ``angle`` (radians) from that of ``rows``, towards random directions.
 

@@ -26,7 +26,7 @@ from ..data import generator, make_splits, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import DeepLinear
 from ..train import TrainConfig, train
-from .linear_common import complement, linear_teacher, target_factors, tilted
+from .linear_common import linear_teacher, target_factors, tilted, widened
 
 
 def mixing(width: int, condition: float, seed: int) -> torch.Tensor:
@@ -98,8 +98,7 @@ def content_teachers(w_star: torch.Tensor, extras, angles, seed: int):
     _, b = target_factors(w_star)
     out = {}
     for extra, angle in itertools.product(extras, angles):
-        base = tilted(b, angle, seed) if angle > 0 else b
-        out[(extra, angle)] = torch.cat([base, complement(base, extra, seed + 1)])
+        out[(extra, angle)] = widened(tilted(b, angle, seed) if angle > 0 else b, extra, seed + 1)
     return out
 
 
@@ -134,11 +133,13 @@ def content_networks(task, n_train: int, extras, lams, seeds, config: TrainConfi
     a, b = target_factors(task.target.weight)
     width = b.shape[0] + max(extras)
     members = list(itertools.product(extras, lams, seeds))
-    feats, heads = [], []
-    for extra, _, s in members:
-        v = torch.cat([b, complement(b, extra, 901)])
-        feats.append(torch.cat([v, v.new_zeros(width - v.shape[0], v.shape[1])]))
-        heads.append(torch.cat([a, a.new_zeros(a.shape[0], width - a.shape[1])], dim=1))
+    padded = {}  # per extra: the target's rows, extra directions, then silent (zero) units up to width
+    for extra in extras:
+        v = widened(b, extra, 901)
+        padded[extra] = torch.cat([v, v.new_zeros(width - v.shape[0], v.shape[1])])
+    head = torch.cat([a, a.new_zeros(a.shape[0], width - a.shape[1])], dim=1)
+    feats = [padded[extra] for extra, _, _ in members]
+    heads = [head] * len(members)
     teacher = linear_teacher(feats, heads, device, dtype)
     data = make_splits(task, n_train, 1, [3000 + s for _, _, s in members], device, dtype).train
     model = DeepLinear([task.d, width, task.d_out], members=len(members), init_scale=0.1,
