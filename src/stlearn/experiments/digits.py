@@ -88,6 +88,9 @@ def run_st(factory: ModelFactory, data: LabelledSplit, teacher: FrozenTeacher, l
     return result.history
 
 
+KD_LAM = -1.0  # the lam of a distilled run (it has no ST weight), so that one path summary serves every method
+
+
 def run_distilled(factory: ModelFactory, data: LabelledSplit, teacher: FrozenTeacher, seeds, alpha: float,
                   temperature: float, config: TrainConfig, device=None) -> pd.DataFrame:
     """One ensemble of distilled students, a member per seed."""
@@ -95,13 +98,12 @@ def run_distilled(factory: ModelFactory, data: LabelledSplit, teacher: FrozenTea
     history = train_distilled(model, data.train, teacher, alpha=alpha, temperature=temperature, config=config,
                               eval_sets={"test": data.test, "val": data.val})
     history["seed"] = np.asarray(seeds)[history.member.to_numpy()]
-    history["lam"] = np.nan
+    history["lam"] = KD_LAM
     return history
 
 
 def summarize(history: pd.DataFrame, **labels) -> pd.DataFrame:
     """Path summaries per (lam, seed) with ``method`` (base/ST/KD) and the given label columns."""
-    history = history.assign(lam=history.lam.fillna(-1.0))
     s = path_summary(history)
     s["method"] = np.where(s.lam < 0, "KD", np.where(s.lam == 0, "base", "ST"))
     return s.assign(**labels)
