@@ -113,7 +113,7 @@ def test_training_follows_the_same_path_with_either_backward(kind, optimizer, ba
     split = st.make_splits(task, 12, 20, [0, 1, 2], dtype=F64)
     teacher = st.FrozenTeacher(_model(kind, None))
     config = st.TrainConfig(steps=80, lr=0.05, optimizer=optimizer, momentum=0.9 if optimizer == "sgd" else 0.0,
-                            batch_size=batch_size, log_points=8, progress=False, backward="autograd")
+                            batch_size=batch_size, log_points=8, progress=False)
     runs = []
     for backward in ("autograd", "fused"):
         model = _model(kind, 3)
