@@ -25,7 +25,6 @@ ensemble's step spent in its matrix products, timed alone at the same shapes:
 what is left goes to the elementwise work (bias, activations, the ST loss, the
 optimizer) and to Python. Every method is warmed up first and the best of
 ``--repeats`` timings is kept, since other processes may share the cores.
-All methods run in one process, after :func:`stlearn.device.retain_cpu_memory`.
 """
 
 from __future__ import annotations
@@ -251,7 +250,6 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke test)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    st.device.retain_cpu_memory()
     print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats}\n")
     print("peak: one 2048 x 2048 matmul in the setting's dtype, timed with each row (the load may change)")
 

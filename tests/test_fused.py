@@ -131,11 +131,3 @@ def test_training_follows_the_same_path_with_either_backward(kind, optimizer, ba
 def test_unknown_backward_is_refused():
     with pytest.raises(ParameterError, match="backward must be one of"):
         st.TrainConfig(backward="jit")
-
-
-def test_freed_cpu_memory_is_retained_on_linux():
-    import sys
-
-    applied = st.device.retain_cpu_memory()
-    assert applied == sys.platform.startswith("linux")
-    assert st.device.retain_cpu_memory() is applied  # once per process

@@ -23,7 +23,6 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import Samples, generator
-from .device import retain_cpu_memory
 from .losses import FrozenTeacher, log_softmax, task_loss
 from .train import TrainConfig, _batch, _optimizer, log_rows, log_schedule
 from .validation import ParameterError, check_float
@@ -56,7 +55,6 @@ def train_distilled(model: nn.Module, data: Samples, teacher: FrozenTeacher, *, 
     temperature = check_float("temperature", temperature, low=0.0, low_open=True)
     if config.task != "ce":
         raise ParameterError(f"distillation needs a classification task (task='ce'); got {config.task!r}")
-    retain_cpu_memory()
     teacher_logits = teacher(data.clean)
     opt = _optimizer(list(model.parameters()), config, None, None)
     schedule = set(log_schedule(config.steps, config.log_points))

@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from . import fused
 from .data import Samples, generator
-from .device import retain_cpu_memory
 from .losses import TASK_LOSSES, FrozenTeacher, student_teacher_loss
 from .models import FeatureNet
 from .validation import ParameterError, check_choice, check_float, check_int
@@ -184,7 +183,6 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
     if config.early_stopping and config.monitor.rsplit("_", 1)[0] not in eval_sets:
         raise ParameterError(f"early stopping monitors {config.monitor!r}: eval_sets needs the key "
                              f"{config.monitor.rsplit('_', 1)[0]!r}; got {sorted(eval_sets)}")
-    retain_cpu_memory()
     param = next(model.parameters())
     lam_t = _as_member_tensor("lam", lam, model.members, param)
     teacher_feats = teacher.features(data.clean, layers) if layers else None
