@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .data import Samples
-from .losses import log_softmax
+from .losses import half_mean_square, log_softmax
 from .models import MLP, DeepLinear, FeatureNet, input_grad, weight_grad
 from .validation import ParameterError
 
@@ -63,7 +63,7 @@ def _task_terms(output: Tensor, y: Tensor, task: str) -> tuple[Tensor, Tensor]:
     n = output.shape[-2]
     if task == "mse":
         residual = output - y
-        loss = torch.linalg.vector_norm(residual, dim=(-2, -1)).square() * (0.5 / n)
+        loss = half_mean_square(residual)
         return loss, residual.mul_(1.0 / n)
     labels = y.long().expand(output.shape[:-1]).unsqueeze(-1)
     log_p = log_softmax(output)
@@ -112,7 +112,7 @@ def st_gradients(model: FeatureNet, batch: Samples, teacher_features: Mapping[st
     diffs = {l: hs[l] - teacher_features[name] for l, name in matched.items()}
     feature = torch.zeros_like(task_value)
     for diff in diffs.values():
-        feature += torch.linalg.vector_norm(diff, dim=(-2, -1)).square() * (0.5 / n)
+        feature += half_mean_square(diff)
     scale = lam / n if not isinstance(lam, Tensor) else (lam / n).reshape(-1, 1, 1)
     relu = isinstance(model, MLP)
 
