@@ -14,7 +14,7 @@ book) and E in {1, 8, 64}, it times one ST training step of:
 * ``autograd``: ``stlearn.train`` on a model with ``members=E``, gradients by
   autograd (``backward="autograd"``);
 * ``ensemble``: the same with the library's default, the hand-written
-  backward of :mod:`stlearn.fused`.
+  backward of :mod:`stlearn.fast.fused`.
 
 It prints seconds per step, the ratios of each to ``ensemble``, and the
 ensemble's achieved rate of floating-point operations (matmul FLOPs of the

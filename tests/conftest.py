@@ -1,6 +1,6 @@
 """Test set-up and shared fixtures.
 
-- Chapter kernels started by nbval inherit :func:`stlearn.chapters.kernel_env`.
+- Chapter kernels started by nbval inherit :func:`stlearn.tooling.chapters.kernel_env`.
 - ``network_guard``: an environment whose Python processes (and every
   subprocess: Jupyter Book, chapter kernels) record and refuse any connection
   or name lookup outside the loopback interface.
@@ -25,8 +25,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from stlearn import chapters as ch
-from stlearn.chapters import kernel_env
+from stlearn.tooling import chapters as ch
+from stlearn.tooling.chapters import kernel_env
 
 for key, value in kernel_env().items():
     os.environ.setdefault(key, value)
@@ -160,7 +160,7 @@ def ci_site() -> BuiltSite:
     import json
     import uuid
 
-    from stlearn.build import site_dir
+    from stlearn.tooling.build import site_dir
 
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
     folder = ROOT / "_build" / "netguard-ci"
@@ -175,7 +175,7 @@ def ci_site() -> BuiltSite:
             else:
                 shutil.rmtree(folder, ignore_errors=True)
                 guard = make_network_guard(folder)
-                cmd = [sys.executable, "-c", "import sys; from stlearn.cli import main; sys.exit(main())",
+                cmd = [sys.executable, "-c", "import sys; from stlearn.tooling.cli import main; sys.exit(main())",
                        "build", "--set", "ci"]
                 result = subprocess.run(cmd, cwd=ROOT, env=guard.env, capture_output=True, text=True, timeout=1800)
                 done = {"run": run_id, "returncode": result.returncode, "output": result.stdout + result.stderr}

@@ -3,8 +3,8 @@
 import pytest
 
 from stlearn import build
-from stlearn import chapters as ch
-from stlearn.regression import staleness
+from stlearn.tooling import chapters as ch
+from stlearn.tooling.regression import staleness
 from tinybook import make_tiny_book
 
 

@@ -5,8 +5,8 @@ import json
 import nbformat
 import pytest
 
-from stlearn import chapters as ch
-from stlearn.cli import main
+from stlearn.tooling import chapters as ch
+from stlearn.tooling.cli import main
 from tinybook import make_tiny_book
 
 

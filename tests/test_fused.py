@@ -1,4 +1,4 @@
-"""The hand-written ST gradients (stlearn.fused) against autograd's, and training with each."""
+"""The hand-written ST gradients (stlearn.fast.fused) against autograd's, and training with each."""
 
 import dataclasses
 
@@ -32,7 +32,7 @@ def _problem(members, shared, task, widths=WIDTHS, n=7):
 
 
 def _both(model, batch, teacher, lam, layers, task):
-    """(terms, grads) from autograd and from stlearn.fused."""
+    """(terms, grads) from autograd and from stlearn.fast.fused."""
     out = []
     for compute in (_autograd_gradients, fused.st_gradients):
         for p in model.parameters():

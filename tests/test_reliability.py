@@ -1,7 +1,7 @@
 """Can the book's numbers be trusted? Determinism, bad input, numerical faults,
 regression tests that bite, and a build that never touches the network.
 
-Chapter-level checks iterate over ``stlearn.chapters.chapters()``; the costly
+Chapter-level checks iterate over ``stlearn.tooling.chapters.chapters()``; the costly
 ones (a real chapter execution) use the quickest chapter with a ``seed``
 parameter, and the regression-bite test uses the ``zero_loss`` reference.
 """
@@ -23,9 +23,9 @@ import pytest
 import torch
 
 import stlearn as st
-from stlearn import chapters as ch
+from stlearn.tooling import chapters as ch
 from stlearn import cli, regression
-from stlearn.build import executed_chapter
+from stlearn.tooling.build import executed_chapter
 from stlearn.validation import ParameterError
 
 ROOT = ch.repo_root()
@@ -332,7 +332,7 @@ def test_every_chapter_parameter_is_checked_by_stlearn_run(capsys, tmp_path, mon
 
 @pytest.fixture
 def sweep_cli():
-    pytest.importorskip("stlearn.sweep", reason="stlearn sweep is not in this checkout yet")
+    pytest.importorskip("stlearn.tooling.sweep", reason="stlearn sweep is not in this checkout yet")
     commands = cli.make_parser()._subparsers._group_actions[0].choices
     if "sweep" not in commands:
         pytest.skip("the stlearn CLI has no sweep subcommand yet")
@@ -548,7 +548,7 @@ def test_the_network_guard_refuses_and_records(network_guard):
 def test_printed_numbers_are_rounded_and_counts_stay_integers():
     import numpy as np
 
-    from stlearn.notebook import rounded
+    from stlearn.tooling.notebook import rounded
 
     assert rounded(0.0123456) == 0.0123 and rounded(123456.0) == 123000.0
     assert rounded(10) == 10 and isinstance(rounded(np.int64(10)), int) and str(rounded(3)) == "3"

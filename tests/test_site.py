@@ -1,6 +1,6 @@
 """The book as a reader meets it: chapter structure, the built site, and a real browser.
 
-Every check runs for each chapter of ``stlearn.chapters.chapters()``, so a new
+Every check runs for each chapter of ``stlearn.tooling.chapters.chapters()``, so a new
 chapter is covered as soon as it is in ``_toc.yml``.
 
 1. Sources (fast): shape of a chapter (label, opening, takeaway), sphinx-proof
@@ -32,7 +32,7 @@ import jupytext
 import nbformat
 import pytest
 
-from stlearn import chapters as ch
+from stlearn.tooling import chapters as ch
 from stlearn import regression
 
 ROOT = ch.repo_root()

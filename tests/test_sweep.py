@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from stlearn import sweep as sw
-from stlearn.cli import main
+from stlearn.tooling.cli import main
 from stlearn.validation import ParameterError
 
 CHAPTER = """\
@@ -32,7 +32,7 @@ if x >= 3:
 ```
 
 ```{code-cell} ipython3
-# what stlearn.notebook.headline displays, without importing torch (fast kernels)
+# what stlearn.tooling.notebook.headline displays, without importing torch (fast kernels)
 from IPython.display import display
 
 display({"application/vnd.stlearn.headline+json": {"y": 2 * x + seed, "half": x / 2}}, raw=True)

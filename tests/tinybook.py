@@ -26,7 +26,7 @@ seed = 0  # seed [int >= 0]
 
 ```{code-cell} ipython3
 import stlearn as st
-from stlearn.notebook import headline
+from stlearn.tooling.notebook import headline
 st.validation.check_float("sigma", sigma, low=0.0)
 print([round(0.1 * k * sigma, 3) for k in range(n)])
 headline(total=n * sigma, seed=seed)

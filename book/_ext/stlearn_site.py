@@ -14,7 +14,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
-SOURCES = "_chapter_sources"  # = stlearn.build.SOURCES
+SOURCES = "_chapter_sources"  # = stlearn.tooling.build.SOURCES
 
 
 def _myst_source(app, docname: str) -> Path:

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import resolve_device
-from .models import StackedLinear, _check_member, _member_seeds, copy_member, member_normal
+from .models import StackedLinear, check_member, copy_member, member_normal
+from .streams import Stream, as_streams
 from .validation import check_float, check_int
 
 Tensor = torch.Tensor
@@ -33,16 +34,16 @@ class StackedConv2d(nn.Module):
     """``same``-padded 2-D convolution for one network or a stack of ``E`` members.
 
     Weights are ``(C_out, C_in, k, k)`` or ``(E, C_out, C_in, k, k)``, initialised
-    per member from its seed with ``N(0, init_scale^2 / (C_in k^2))`` entries.
+    per member from its stream with ``N(0, init_scale^2 / (C_in k^2))`` entries.
     """
 
     def __init__(self, shape: Sequence[int], c_out: int, kernel: int, members: int | None,
-                 seeds: Sequence[int], init_scale: float, layer: int):
+                 rngs: Sequence[Stream], init_scale: float, layer: int):
         super().__init__()
         self.shape = tuple(shape)  # (C_in, H, W)
         self.members, self.kernel = members, kernel
         c_in = self.shape[0]
-        self.weight = nn.Parameter(member_normal((c_out, c_in, kernel, kernel), seeds, layer,
+        self.weight = nn.Parameter(member_normal((c_out, c_in, kernel, kernel), rngs, layer,
                                                  init_scale / math.sqrt(c_in * kernel * kernel), members))
         self.bias = nn.Parameter(torch.zeros((c_out,) if members is None else (members, c_out)))
 
@@ -80,7 +81,7 @@ class ConvNet(nn.Module):
     """
 
     def __init__(self, shape: Sequence[int], channels: int, hidden: int, d_out: int, *, kernel: int = 3,
-                 pool: int = 2, members: int | None = None, init_scale: float = 1.0, seed: int | Sequence[int] = 0,
+                 pool: int = 2, members: int | None = None, init_scale: float = 1.0, rng: Stream | int | Sequence[Stream] = 0,
                  device=None, dtype: torch.dtype = torch.float32):
         super().__init__()
         if len(shape) != 3:
@@ -98,15 +99,15 @@ class ConvNet(nn.Module):
         if members is not None:
             members = check_int("members", members, low=1)
         init_scale = check_float("init_scale", init_scale, low=0.0)
-        seeds = _member_seeds(seed, members)
+        rngs = as_streams(rng, members, "rng")
         self.config = dict(shape=shape, channels=channels, hidden=hidden, d_out=d_out, kernel=kernel,
                            pool=pool, init_scale=init_scale)
         self.members = members
-        self.conv = StackedConv2d(shape, channels, kernel, members, seeds, init_scale, layer=0)
+        self.conv = StackedConv2d(shape, channels, kernel, members, rngs, init_scale, layer=0)
         self.maps = (channels, shape[1], shape[2])
         self.pool = pool
-        self.dense = StackedLinear(self.conv.out_features // pool**2, hidden, members, seeds, init_scale, True, layer=1)
-        self.out = StackedLinear(hidden, d_out, members, seeds, init_scale, True, layer=2)
+        self.dense = StackedLinear(self.conv.out_features // pool**2, hidden, members, rngs, init_scale, True, layer=1)
+        self.out = StackedLinear(hidden, d_out, members, rngs, init_scale, True, layer=2)
         self.to(device=resolve_device(device), dtype=dtype)
 
     feature_names = ["h1", "h2"]
@@ -120,6 +121,6 @@ class ConvNet(nn.Module):
 
 def conv_member(model: ConvNet, e: int) -> ConvNet:
     """A single-network copy of member ``e`` of a :class:`ConvNet` ensemble."""
-    _check_member(model, e, "conv_member")
+    check_member(model, e, "conv_member")
     ref = next(model.parameters())
     return copy_member(model, ConvNet(**model.config, device=ref.device, dtype=ref.dtype), e)

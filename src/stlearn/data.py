@@ -5,9 +5,12 @@ Samples are rows: clean inputs ``x`` of shape ``(n, d)``, targets ``y`` of shape
 Training labels may carry label noise ``s * xi``; test targets never do, so a
 test error measures the distance to the noiseless target function.
 
-All randomness flows from integer seeds through :class:`torch.Generator`
-objects on the CPU, in float64, so that the same seed gives the same data on
-any device and in any dtype.
+All randomness comes from :class:`stlearn.streams.Stream` objects (an integer
+is the root stream of that seed), drawn on the CPU in float64, so that the same
+stream gives the same data on any device and in any dtype. One call of
+:func:`draw` draws one set of ``n`` samples; its inputs, input noise and label
+noise come from three child streams, so changing the noise level changes no
+input.
 """
 
 from __future__ import annotations
@@ -17,25 +20,22 @@ from typing import Callable, Sequence
 
 import torch
 
+from . import streams
 from .device import resolve_device
+from .streams import Stream, as_stream
 from .validation import ParameterError, check_float, check_int
 
 Tensor = torch.Tensor
 
 
-def generator(seed: int) -> torch.Generator:
-    """A CPU generator seeded with ``seed`` (the only source of randomness here)."""
-    seed = check_int("seed", seed, low=0)
-    return torch.Generator().manual_seed(seed)
+def randn(rng: Stream | int, *shape: int) -> Tensor:
+    """``N(0, 1)`` draws of ``shape`` (float64, CPU) from the start of the stream ``rng``."""
+    return torch.randn(*shape, generator=as_stream(rng).generator(), dtype=torch.float64)
 
 
-def _randn(gen: torch.Generator, *shape: int) -> Tensor:
-    return torch.randn(*shape, generator=gen, dtype=torch.float64)
-
-
-def random_orthonormal(rows: int, cols: int, gen: torch.Generator) -> Tensor:
+def random_orthonormal(rows: int, cols: int, rng: Stream | int) -> Tensor:
     """A ``(rows, cols)`` matrix with orthonormal columns (rows >= cols), Haar distributed."""
-    q, r = torch.linalg.qr(_randn(gen, rows, cols))
+    q, r = torch.linalg.qr(randn(rng, rows, cols))
     return q * torch.sign(torch.diagonal(r))
 
 
@@ -60,19 +60,19 @@ class GaussianInputs:
             return torch.eye(self.d, dtype=torch.float64)
         return self.basis @ self.basis.T
 
-    def sample(self, n: int, gen: torch.Generator) -> Tensor:
+    def sample(self, n: int, rng: Stream | int) -> Tensor:
         if self.basis is None:
-            return _randn(gen, n, self.d)
-        return _randn(gen, n, self.rank) @ self.basis.T
+            return randn(rng, n, self.d)
+        return randn(rng, n, self.rank) @ self.basis.T
 
 
-def gaussian_inputs(d: int, rank: int | None = None, seed: int = 0) -> GaussianInputs:
-    """Isotropic inputs in ``R^d``, or inputs on a random ``rank``-dimensional subspace."""
+def gaussian_inputs(d: int, rank: int | None = None, rng: Stream | int = 0) -> GaussianInputs:
+    """Isotropic inputs in ``R^d``, or inputs on a random ``rank``-dimensional subspace drawn from ``rng``."""
     d = check_int("d", d, low=1)
     if rank is None or rank == d:
         return GaussianInputs(d)
     rank = check_int("rank", rank, low=1, high=d)
-    return GaussianInputs(d, random_orthonormal(d, rank, generator(seed)))
+    return GaussianInputs(d, random_orthonormal(d, rank, rng))
 
 
 # --------------------------------------------------------------------------- targets
@@ -90,7 +90,8 @@ class LinearTarget:
         return x @ self.weight.T
 
 
-def linear_target(inputs: GaussianInputs, d_out: int, rank: int | None = None, seed: int = 0) -> LinearTarget:
+def linear_target(inputs: GaussianInputs, d_out: int, rank: int | None = None,
+                  rng: Stream | int = 0) -> LinearTarget:
     """A random ``W_star = A B`` of the given rank that reads the inputs' subspace.
 
     ``B`` (rank x d) has orthonormal rows inside the span of the inputs, and
@@ -100,11 +101,11 @@ def linear_target(inputs: GaussianInputs, d_out: int, rank: int | None = None, s
     d_out = check_int("d_out", d_out, low=1)
     high = min(inputs.rank, d_out)
     rank = high if rank is None else check_int("rank", rank, low=1, high=high)
-    gen = generator(seed)
-    b = random_orthonormal(inputs.rank, rank, gen).T
+    rng = as_stream(rng)
+    b = random_orthonormal(inputs.rank, rank, rng.child("direction")).T
     if inputs.basis is not None:
         b = b @ inputs.basis.T
-    a = _randn(gen, d_out, rank)
+    a = randn(rng.child("layer"), d_out, rank)
     return LinearTarget(a @ b)
 
 
@@ -123,15 +124,15 @@ class ReLUTarget:
         return torch.relu(x @ self.w1.T) @ self.w2.T
 
 
-def relu_target(d: int, hidden: int, d_out: int = 1, seed: int = 0) -> ReLUTarget:
+def relu_target(d: int, hidden: int, d_out: int = 1, rng: Stream | int = 0) -> ReLUTarget:
     """A two-layer ReLU function with unit-norm hidden weights and ``N(0, 1/hidden)`` output weights."""
     d = check_int("d", d, low=1)
     hidden = check_int("hidden", hidden, low=1)
     d_out = check_int("d_out", d_out, low=1)
-    gen = generator(seed)
-    w1 = _randn(gen, hidden, d)
+    rng = as_stream(rng)
+    w1 = randn(rng.child("layer", 0), hidden, d)
     w1 = w1 / w1.norm(dim=1, keepdim=True)
-    w2 = _randn(gen, d_out, hidden) / hidden**0.5
+    w2 = randn(rng.child("layer", 1), d_out, hidden) / hidden**0.5
     return ReLUTarget(w1, w2)
 
 
@@ -190,45 +191,35 @@ class Task:
     def with_noise(self, sigma: float) -> "Task":
         return replace(self, sigma=sigma)
 
-    def sample(self, n: int, gen: torch.Generator, label_noise: bool) -> Samples:
-        x = self.inputs.sample(n, gen)
-        noisy = x + self.sigma * _randn(gen, n, self.d)
+    def sample(self, n: int, rng: Stream | int, label_noise: bool) -> Samples:
+        """``n`` samples (float64, CPU): inputs, noise and label noise from three children of ``rng``."""
+        rng = as_stream(rng)
+        x = self.inputs.sample(n, rng.child("inputs"))
+        noisy = x + self.sigma * randn(rng.child("noise"), n, self.d)
         y = self.target(x)
         if label_noise and self.label_noise > 0:
-            y = y + self.label_noise * _randn(gen, *y.shape)
+            y = y + self.label_noise * randn(rng.child("label_noise"), *y.shape)
         return Samples(x, noisy, y)
 
 
-@dataclass(frozen=True)
-class Split:
-    train: Samples
-    test: Samples
+def draw(task: Task, n: int, rng: Stream | int, *, label_noise: bool = True, device=None,
+         dtype: torch.dtype = torch.float32) -> Samples:
+    """One set of ``n`` samples of ``task`` from the stream ``rng``.
 
-    def to(self, device=None, dtype=None) -> "Split":
-        return Split(self.train.to(device, dtype), self.test.to(device, dtype))
-
-
-def make_split(
-    task: Task,
-    n_train: int,
-    n_test: int,
-    seed: int = 0,
-    device=None,
-    dtype: torch.dtype = torch.float32,
-) -> Split:
-    """A fixed train/test split drawn from ``seed``: noisy labels on train only."""
-    n_train = check_int("n_train", n_train, low=1)
-    n_test = check_int("n_test", n_test, low=1)
-    gen = generator(seed)
-    train = task.sample(n_train, gen, label_noise=True)
-    test = task.sample(n_test, gen, label_noise=False)
-    return Split(train, test).to(device, dtype)
+    ``label_noise=False`` for sets that measure the distance to the noiseless
+    target (test sets); training and validation sets carry it. The set is
+    recorded by :func:`stlearn.streams.record` (the audit of disjoint sets).
+    """
+    n = check_int("n", n, low=1)
+    rng = as_stream(rng)
+    samples = task.sample(n, rng, label_noise)
+    streams.record(rng.name, samples.clean)
+    return samples.to(device, dtype)
 
 
-def make_splits(task: Task, n_train: int, n_test: int, seeds: Sequence[int], device=None,
-                dtype: torch.dtype = torch.float32) -> Split:
-    """One split per seed, stacked along a leading member dimension ``(E, n, .)``."""
-    if len(seeds) == 0:
-        raise ParameterError("seeds must be a non-empty list of integers >= 0; got []")
-    splits = [make_split(task, n_train, n_test, s, device, dtype) for s in seeds]
-    return Split(Samples.stack([s.train for s in splits]), Samples.stack([s.test for s in splits]))
+def draw_members(task: Task, n: int, rngs: Sequence[Stream], *, label_noise: bool = True, device=None,
+                 dtype: torch.dtype = torch.float32) -> Samples:
+    """One set per stream in ``rngs``, stacked along a leading member dimension ``(E, n, .)``."""
+    if len(rngs) == 0:
+        raise ParameterError("rngs must be a non-empty list of streams (one per member); got []")
+    return Samples.stack([draw(task, n, r, label_noise=label_noise, device=device, dtype=dtype) for r in rngs])

@@ -11,10 +11,12 @@ and a noisy copy of the inputs with Gaussian noise ``sigma * e``:
   ``mnist1d`` package (its own download path is never used) and standardized
   to mean 0 and variance 1.
 
-The train/validation/test split is stratified and fixed by ``split_seed``;
-the noise is drawn from ``noise_seed``, so several noise draws (one per
-ensemble member) can share one split, and the same seeds give the same
-tensors everywhere.
+The train/validation/test split is stratified and fixed by the stream
+``split_rng``; the noise is drawn from ``noise_rng`` (one child stream per
+part), so several noise draws (one per ensemble member) can share one split,
+and the same streams give the same tensors everywhere. The three parts are
+recorded for the audit of disjoint sets (:mod:`stlearn.streams`) by their
+indices into the dataset.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .data import Samples, generator
+from . import streams
+from .data import Samples, randn
 from .device import resolve_device
+from .streams import Stream, as_stream
 from .validation import ParameterError, check_choice, check_float, check_int
 
 DIGITS_SHAPE = (1, 8, 8)  # channels, height, width
@@ -55,13 +59,15 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return bunch.data.astype(np.float64) / 16.0, bunch.target.astype(np.int64)
 
 
-def stratified_indices(labels: np.ndarray, sizes: Sequence[int], seed: int) -> list[np.ndarray]:
-    """Disjoint stratified index sets of the given sizes, then the rest (each sorted)."""
+def stratified_indices(labels: np.ndarray, sizes: Sequence[int], rng: Stream | int) -> list[np.ndarray]:
+    """Disjoint stratified index sets of the given sizes, then the rest (each sorted), drawn from ``rng``."""
     from sklearn.model_selection import train_test_split
 
+    rng = as_stream(rng)
     rest, parts = np.arange(len(labels)), []
-    for size in sizes:
-        part, rest = train_test_split(rest, train_size=size, stratify=labels[rest], random_state=seed)
+    for k, size in enumerate(sizes):
+        part, rest = train_test_split(rest, train_size=size, stratify=labels[rest],
+                                      random_state=rng.child("split", k).numpy_seed())
         parts.append(np.sort(part))
     return parts + [np.sort(rest)]
 
@@ -87,23 +93,27 @@ CLASSES = {"digits": DIGITS_CLASSES, "mnist1d": 10}
 INPUTS = {"digits": 64, "mnist1d": MNIST1D_LENGTH}
 
 
-def labelled(dataset: str, n_train: int, n_val: int, sigma: float, split_seed: int = 0, noise_seed: int = 0,
-             device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
+def labelled(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Stream | int = 0,
+             noise_rng: Stream | int = 0, device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
     """``n_train`` training, ``n_val`` validation and the rest test inputs of ``dataset``, with noise ``sigma``."""
-    return _noisy_split(*_split(dataset, n_train, n_val, sigma, split_seed), noise_seed, resolve_device(device), dtype)
+    return _noisy_split(*_split(dataset, n_train, n_val, sigma, split_rng), as_stream(noise_rng),
+                        resolve_device(device), dtype)
 
 
-def members(dataset: str, n_train: int, n_val: int, sigma: float, split_seed: int, noise_seeds: Sequence[int],
-            device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
-    """One split, one noise draw per member: samples stacked along a leading member dimension."""
-    split = _split(dataset, n_train, n_val, sigma, split_seed)  # once: every draw shares it
-    if len(noise_seeds) == 0:
-        raise ParameterError("noise_seeds must be a non-empty list of integers >= 0; got []")
-    draws = [_noisy_split(*split, s, resolve_device(device), dtype) for s in noise_seeds]
+def members(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Stream | int,
+            noise_rngs: Sequence[Stream], device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
+    """One split, one noise draw per member (stream in ``noise_rngs``): samples stacked along a member dimension."""
+    split = _split(dataset, n_train, n_val, sigma, split_rng)  # once: every draw shares it
+    if len(noise_rngs) == 0:
+        raise ParameterError("noise_rngs must be a non-empty list of streams (one per member); got []")
+    draws = [_noisy_split(*split, as_stream(r), resolve_device(device), dtype) for r in noise_rngs]
     return LabelledSplit(*(Samples.stack([getattr(d, part) for d in draws]) for part in ("train", "val", "test")))
 
 
-def _split(dataset: str, n_train: int, n_val: int, sigma: float, split_seed: int):
+PARTS = ("student_data", "validation", "test")  # the roles of the three parts (their noise streams)
+
+
+def _split(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Stream | int):
     """The checked arguments' arrays, stratified index sets (train, val, test) and noise level."""
     dataset = check_choice("dataset", dataset, LOADERS)
     images, labels = LOADERS[dataset]()
@@ -111,15 +121,16 @@ def _split(dataset: str, n_train: int, n_val: int, sigma: float, split_seed: int
     n_train = check_int("n_train", n_train, low=classes, high=len(labels) - 2 * classes)
     n_val = check_int("n_val", n_val, low=classes, high=len(labels) - classes - n_train)
     sigma = check_float("sigma", sigma, low=0.0)
-    parts = stratified_indices(labels, [n_train, n_val], check_int("split_seed", split_seed, low=0))
+    parts = stratified_indices(labels, [n_train, n_val], as_stream(split_rng, "split_rng"))
+    for role, idx in zip(PARTS, parts):
+        streams.record(f"{dataset} {role}", idx, space=dataset)
     return images, labels, parts, sigma
 
 
-def _noisy_split(images, labels, parts, sigma: float, noise_seed: int, device, dtype) -> LabelledSplit:
-    gen = generator(noise_seed)
+def _noisy_split(images, labels, parts, sigma: float, noise_rng: Stream, device, dtype) -> LabelledSplit:
     samples = []
-    for idx in parts:
+    for role, idx in zip(PARTS, parts):
         clean = torch.from_numpy(images[idx])
-        noisy = clean + sigma * torch.randn(clean.shape, generator=gen, dtype=torch.float64)
+        noisy = clean + sigma * randn(noise_rng.child(role), *clean.shape)
         samples.append(Samples(clean, noisy, torch.from_numpy(labels[idx])).to(device, dtype))
     return LabelledSplit(*samples)

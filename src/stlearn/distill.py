@@ -22,9 +22,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .data import Samples, generator
+from . import fast
+from .data import Samples
+from .streams import as_stream
 from .losses import FrozenTeacher, log_softmax, task_loss
-from .train import TrainConfig, _batch, _optimizer, log_rows, log_schedule
+from .train import TrainConfig, log_rows, log_schedule, make_optimizer, minibatch
 from .validation import ParameterError, check_float
 
 Tensor = torch.Tensor
@@ -55,22 +57,23 @@ def train_distilled(model: nn.Module, data: Samples, teacher: FrozenTeacher, *, 
     temperature = check_float("temperature", temperature, low=0.0, low_open=True)
     if config.task != "ce":
         raise ParameterError(f"distillation needs a classification task (task='ce'); got {config.task!r}")
-    teacher_logits = teacher(data.clean)
-    opt = _optimizer(list(model.parameters()), config, None, None)
-    schedule = set(log_schedule(config.steps, config.log_points))
-    gen = generator(config.seed)
-    rows: list[dict] = []
-    bar = tqdm(range(config.steps + 1), desc="distilling", leave=False, **({} if config.progress else {"disable": True}))
-    for step in bar:
-        if step in schedule:
-            rows.extend(_log(model, data, teacher_logits, alpha, temperature, eval_sets or {}, step))
-        if step == config.steps:
-            break
-        batch, picked = _batch(data, {"logits": teacher_logits}, config.batch_size, gen)
-        terms = distilled_terms(model(batch.noisy), batch.y, picked["logits"], alpha, temperature)
-        opt.zero_grad()
-        terms["total"].sum().backward()
-        opt.step()
+    with fast.switched(config.fast):
+        teacher_logits = teacher(data.clean)
+        opt = make_optimizer(list(model.parameters()), config)
+        schedule = set(log_schedule(config.steps, config.log_points))
+        gen = as_stream(config.seed).child("batch").generator()
+        rows: list[dict] = []
+        bar = tqdm(range(config.steps + 1), desc="distilling", leave=False, **({} if config.progress else {"disable": True}))
+        for step in bar:
+            if step in schedule:
+                rows.extend(_log(model, data, teacher_logits, alpha, temperature, eval_sets or {}, step))
+            if step == config.steps:
+                break
+            batch, picked = minibatch(data, {"logits": teacher_logits}, config.batch_size, gen)
+            terms = distilled_terms(model(batch.noisy), batch.y, picked["logits"], alpha, temperature)
+            opt.zero_grad()
+            terms["total"].sum().backward()
+            opt.step()
     return pd.DataFrame(rows)
 
 

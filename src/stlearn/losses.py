@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fast
 from .validation import ParameterError, check_choice
 
 Tensor = torch.Tensor
@@ -75,58 +76,21 @@ class FrozenTeacher:
         return self._model(x)
 
 
-_FUSE_ABOVE = 1 << 16  # elements
-
-
 def half_mean_square(diff: Tensor) -> Tensor:
-    """``(1/2n) sum_i ||diff_i||^2`` over the last two dimensions, in one pass (``n = diff.shape[-2]``)."""
-    return torch.linalg.vector_norm(diff, dim=(-2, -1)).square() * (0.5 / diff.shape[-2])
-
-
-class _HalfMeanSquaredDistance(torch.autograd.Function):
-    """``(1/2n) sum_i ||a_i - b_i||^2`` over the last two dimensions, in one pass each way.
-
-    Autograd's version of ``0.5 * (a - b).pow(2).sum(-1).mean(-1)`` makes five
-    passes over the ``(E, n, width)`` difference; in the ensemble step of a
-    wide network that was more than half of the time
-    (``benchmarks/bench_ensemble.py``). The gradient is ``(a - b) / n``.
-    """
-
-    generate_vmap_rule = True  # usable under torch.func transforms
-
-    @staticmethod
-    def forward(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-        diff = a - b  # also returned, for backward
-        return half_mean_square(diff), diff
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.mark_non_differentiable(output[1])
-        ctx.save_for_backward(output[1])
-        ctx.b_shape = inputs[1].shape
-
-    @staticmethod
-    def backward(ctx, g: Tensor, _):
-        (diff,) = ctx.saved_tensors
-        ga = diff * (g / diff.shape[-2])[..., None, None]
-        gb = -ga.sum_to_size(ctx.b_shape) if ctx.needs_input_grad[1] else None
-        return (ga if ctx.needs_input_grad[0] else None), gb
+    """``(1/2n) sum_i ||diff_i||^2`` over the last two dimensions (``n = diff.shape[-2]``), per member."""
+    return 0.5 * diff.pow(2).sum(-1).mean(-1)
 
 
 def half_mean_squared_distance(a: Tensor, b: Tensor) -> Tensor:
     """``(1/2n) sum_i ||a_i - b_i||^2`` per member: shape ``(E,)``, or ``()`` for one network."""
-    if a.numel() < _FUSE_ABOVE:  # small tensors: a custom Function's Python overhead outweighs the passes saved
-        return 0.5 * (a - b).pow(2).sum(-1).mean(-1)
-    return _HalfMeanSquaredDistance.apply(a, b)[0]
+    if fast.enabled():
+        return fast.half_mean_squared_distance(a, b)
+    return half_mean_square(a - b)
 
 
 def log_softmax(logits: Tensor) -> Tensor:
-    """``log_softmax`` over the last (class) dimension, computed along the transposed view.
-
-    PyTorch's CPU kernel over a short last dimension is far slower than over a
-    strided one: 1.9 ms against 0.24 ms for ``(20, 1000, 10)`` logits.
-    """
-    return F.log_softmax(logits.transpose(-1, -2), dim=-2).transpose(-1, -2)
+    """``log_softmax`` over the last (class) dimension."""
+    return fast.log_softmax(logits) if fast.enabled() else F.log_softmax(logits, dim=-1)
 
 
 def task_loss(output: Tensor, y: Tensor, kind: str = "mse") -> Tensor:

@@ -19,105 +19,44 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .data import generator
+from . import fast
+from .data import randn
 from .device import resolve_device
+from .streams import Stream, as_streams
 from .validation import check_choice, check_float, check_int, check_widths
 
 Tensor = torch.Tensor
 
 
-def _member_seeds(seed: int | Sequence[int], members: int | None) -> list[int]:
-    if isinstance(seed, Sequence):
-        if members is None or len(seed) != members:
-            raise ValueError(
-                f"seed must be an int or a list of {members} ints (one per member); got {list(seed)}"
-            )
-        return [check_int("seed", s, low=0) for s in seed]
-    seed = check_int("seed", seed, low=0)
-    return [seed] if members is None else [seed + e for e in range(members)]
+def member_normal(shape: Sequence[int], rngs: Sequence[Stream], layer: int, std: float, members: int | None) -> Tensor:
+    """``N(0, std^2)`` draws of ``shape`` for each member from its own stream: ``(E, *shape)``, or ``shape`` for one.
 
-
-def member_normal(shape: Sequence[int], seeds: Sequence[int], layer: int, std: float, members: int | None) -> Tensor:
-    """``N(0, std^2)`` draws of ``shape`` for each member from its own seed: ``(E, *shape)``, or ``shape`` for one network.
-
-    ``layer`` offsets the seed's stream, so that each layer of a member gets fresh draws.
+    Layer ``layer`` of a member draws from that member's child stream ``layer[layer]``.
     """
-    draws = [torch.randn(*shape, generator=generator(s * 1000 + layer), dtype=torch.float64) for s in seeds]
-    weight = torch.stack(draws) * std
+    weight = torch.stack([randn(r.child("layer", layer), *shape) for r in rngs]) * std
     return (weight[0] if members is None else weight).float()
 
 
 class StackedLinear(nn.Module):
     """``y = x W^T + b`` for one weight ``(out, in)`` or a stack ``(E, out, in)``.
 
-    Member ``e`` is initialised from its own seed with ``N(0, init_scale^2 / in)``
+    Member ``e`` is initialised from its own stream with ``N(0, init_scale^2 / in)``
     entries, so a member of an ensemble starts exactly where a single network
-    built with that seed starts.
+    built with that stream starts.
     """
 
-    def __init__(self, d_in: int, d_out: int, members: int | None, seeds: Sequence[int],
+    def __init__(self, d_in: int, d_out: int, members: int | None, rngs: Sequence[Stream],
                  init_scale: float, bias: bool, layer: int):
         super().__init__()
-        self.weight = nn.Parameter(member_normal((d_out, d_in), seeds, layer, init_scale / math.sqrt(d_in), members))
+        self.weight = nn.Parameter(member_normal((d_out, d_in), rngs, layer, init_scale / math.sqrt(d_in), members))
         shape = (d_out,) if members is None else (members, 1, d_out)
         self.bias = nn.Parameter(torch.zeros(shape)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.weight.dim() == 2:  # one network: one fused GEMM with the bias
-            return nn.functional.linear(x, self.weight, self.bias)
-        return _MemberLinear.apply(x, self.weight, self.bias)
-
-
-class _MemberLinear(torch.autograd.Function):
-    """``x W^T + b`` for stacked weights ``(E, out, in)``, with a backward chosen per shape.
-
-    Measured on CPU (``benchmarks/bench_ensemble.py``): autograd's own backward
-    of ``x @ W^T`` yields ``dW`` transposed, which the gradient accumulator then
-    copies element by element (a fifth of a deep linear ensemble step); MKL's
-    batched GEMM is several times slower for ``g^T x`` when ``in`` is small
-    than for ``x^T g``; a contraction over one output unit is faster as a
-    broadcast product than as a GEMM; and ``baddbmm`` is slower than a GEMM
-    followed by an in-place bias add.
-    """
-
-    generate_vmap_rule = True  # usable under torch.func transforms
-
-    @staticmethod
-    def forward(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-        y = torch.matmul(x, w.transpose(-1, -2))  # inputs shared by all members (n, in) broadcast over them
-        return y if b is None else y.add_(b)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        x, w, b = inputs
-        ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
-
-    @staticmethod
-    def backward(ctx, g: Tensor):
-        x, w = ctx.saved_tensors
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = input_grad(g, w)
-            if x.dim() == 2:  # shared inputs: their gradient sums over members
-                gx = gx.sum(0)
-        if ctx.needs_input_grad[1]:
-            gw = weight_grad(x, g, w)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = g.sum(-2, keepdim=True)
-        return gx, gw, gb
-
-
-def input_grad(g: Tensor, w: Tensor) -> Tensor:
-    """``g W``, the gradient at a layer's input from ``g`` at its output (a broadcast product for one unit)."""
-    return g * w if w.shape[-2] == 1 else torch.matmul(g, w)
-
-
-def weight_grad(x: Tensor, g: Tensor, w: Tensor) -> Tensor:
-    """``g^T x``, the gradient of the weight ``w`` of a layer with input ``x`` and output gradient ``g``."""
-    if w.shape[-1] < w.shape[-2]:  # few inputs: the transposed product, laid out afresh
-        return torch.matmul(x.transpose(-1, -2), g).transpose(-1, -2).contiguous()
-    return torch.matmul(g.transpose(-1, -2), x)
+        if self.weight.dim() == 3 and fast.enabled():
+            return fast.member_linear(x, self.weight, self.bias)
+        y = torch.matmul(x, self.weight.transpose(-1, -2))  # (n, in) inputs broadcast over the members
+        return y if self.bias is None else y + self.bias
 
 
 class FeatureNet(nn.Module):
@@ -130,17 +69,17 @@ class FeatureNet(nn.Module):
     activation: nn.Module
 
     def __init__(self, widths: Sequence[int], *, members: int | None = None, init_scale: float = 1.0,
-                 bias: bool = False, seed: int | Sequence[int] = 0, device=None,
+                 bias: bool = False, rng: Stream | int | Sequence[Stream] = 0, device=None,
                  dtype: torch.dtype = torch.float32):
         super().__init__()
         widths = check_widths("widths", widths)
         if members is not None:
             members = check_int("members", members, low=1)
         init_scale = check_float("init_scale", init_scale, low=0.0)
-        seeds = _member_seeds(seed, members)
+        rngs = as_streams(rng, members, "rng")
         self.widths, self.members, self.init_scale = widths, members, init_scale
         self.layers = nn.ModuleList(
-            StackedLinear(a, b, members, seeds, init_scale, bias, layer=i)
+            StackedLinear(a, b, members, rngs, init_scale, bias, layer=i)
             for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))
         )
         self.to(device=resolve_device(device), dtype=dtype)
@@ -195,11 +134,11 @@ class MLP(FeatureNet):
 
 def member(model: FeatureNet, e: int) -> FeatureNet:
     """A single-network copy of member ``e`` of an ensemble (for inspection and tests)."""
-    _check_member(model, e, "member")
+    check_member(model, e, "member")
     return copy_member(model, _like(model, members=None), e)  # built in the ensemble's dtype: the copy is exact
 
 
-def _check_member(model: nn.Module, e: int, caller: str) -> None:
+def check_member(model: nn.Module, e: int, caller: str) -> None:
     if model.members is None:
         raise ValueError(f"{caller}() needs an ensemble (members=E)")
     check_int("e", e, low=0, high=model.members - 1)

@@ -1,10 +1,18 @@
-"""Spread over seeds: means with Student-t confidence intervals."""
+"""Spread over seeds: means with Student-t confidence intervals, and gains over the base run paired by seed.
+
+The one home of these ideas: every chapter's gains, intervals and interval
+tables come from here.
+"""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .validation import ParameterError
 
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
@@ -32,3 +40,50 @@ def summarize(df: pd.DataFrame, by, value: str, level: float = 0.95) -> pd.DataF
         m, lo, hi = mean_ci(g[value], level)
         return pd.Series({"mean": m, "low": lo, "high": hi, "n": int(g[value].notna().sum())})
     return df.groupby(by, sort=True)[[value]].apply(one).reset_index()
+
+
+def ci_low(values, level: float = 0.95) -> float:
+    """Lower end of the interval of the mean (``-inf`` for fewer than two values: no evidence either way)."""
+    return float(np.nan_to_num(mean_ci(values, level)[1], nan=-np.inf))
+
+
+def ci_high(values, level: float = 0.95) -> float:
+    """Upper end of the interval of the mean (``+inf`` for fewer than two values)."""
+    return float(np.nan_to_num(mean_ci(values, level)[2], nan=np.inf))
+
+
+def format_ci(values, digits: int = 3, level: float = 0.95) -> str:
+    """``"mean [low, high]"`` of ``values``."""
+    m, lo, hi = mean_ci(values, level)
+    return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def interval_table(df: pd.DataFrame, by, columns: Sequence[str], digits: int = 3) -> pd.DataFrame:
+    """``mean [low, high]`` strings (95% interval over seeds) of each column, one row per group of ``by``."""
+    rows = []
+    by_list = [by] if isinstance(by, str) else list(by)
+    for key, g in df.groupby(by_list, sort=True):
+        row = dict(zip(by_list, key if isinstance(key, tuple) else (key,)))
+        row.update({c: format_ci(g[c], digits) for c in columns})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_gains(runs: pd.DataFrame, columns: Sequence[str], keys: Sequence[str] = ("seed",),
+                 base: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Runs with ``gain_<column> = base - run`` (> 0: the run beats base), paired with the base run of the same keys.
+
+    ``base``: the base runs; by default the rows of ``runs`` with ``lam == 0``, and the gains are then
+    those of the rows with ``lam > 0``. Errors are lower-is-better; pass accuracies as errors to compare them.
+    """
+    keys, columns = list(keys), list(columns)
+    if base is None:
+        if "lam" not in runs:
+            raise ParameterError("runs need a lam column (0 marks the base runs), or pass base=")
+        base, runs = runs[runs.lam == 0], runs[runs.lam > 0]
+    if base.empty:
+        raise ParameterError("the base runs are missing: lams must include 0 (the base loss) to compute gains")
+    paired = runs.merge(base[keys + columns], on=keys, how="left", suffixes=("", "_base"))
+    for c in columns:
+        paired[f"gain_{c}"] = paired[f"{c}_base"] - paired[c]
+    return paired

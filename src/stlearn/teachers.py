@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from .data import Samples, Task, make_split
+from .data import Samples, Task, draw, draw_members
 from .losses import FrozenTeacher
 from .models import FeatureNet
+from .streams import Stream
 from .train import TrainConfig, train
 
 
@@ -13,10 +14,15 @@ def clean_view(samples: Samples) -> Samples:
     return Samples(samples.clean, samples.clean, samples.y)
 
 
-def fit_clean_teacher(model: FeatureNet, task: Task, n_train: int, seed: int,
+def fit_clean_teacher(model: FeatureNet, task: Task, n_train: int, rng: Stream | list[Stream],
                       config: TrainConfig) -> FrozenTeacher:
-    """Train ``model`` on ``n_train`` clean samples of ``task`` (base loss) and freeze it."""
-    split = make_split(task, n_train, 1, seed=seed, device=next(model.parameters()).device,
-                       dtype=next(model.parameters()).dtype)
-    train(model, clean_view(split.train), config=config)
+    """Train ``model`` on ``n_train`` clean samples of ``task`` drawn from ``rng`` (base loss) and freeze it.
+
+    ``rng`` is the teacher's data stream (e.g. ``Stream(seed).child("teacher_data", k)``), or, for an
+    ensemble of teachers, one stream per member.
+    """
+    like = next(model.parameters())
+    kwargs = {"device": like.device, "dtype": like.dtype}
+    data = draw_members(task, n_train, rng, **kwargs) if isinstance(rng, list) else draw(task, n_train, rng, **kwargs)
+    train(model, clean_view(data), config=config)
     return FrozenTeacher(model)

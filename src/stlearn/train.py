@@ -20,15 +20,26 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import fused
-from .data import Samples, generator
+from . import fast
+from .data import Samples
+from .fast import fused, optim
+from .streams import Stream, as_stream
 from .losses import TASK_LOSSES, FrozenTeacher, student_teacher_loss
 from .models import FeatureNet
 from .validation import ParameterError, check_choice, check_float, check_int
 
 Tensor = torch.Tensor
 OPTIMIZERS = ("sgd", "adam")
-BACKWARDS = ("fused", "autograd")
+
+
+def st_rate_scale(lams: Sequence[float]) -> list[float]:
+    """Per-member learning-rate factors ``1 / (1 + lam)``: the one learning-rate policy for ST runs.
+
+    With the teacher's features on the scale of the output, the ST loss is
+    about ``1 + lam`` times as curved as the base loss, so a rate that is
+    stable for the base loss stays stable for ST; ``lam = 0`` runs at the base rate.
+    """
+    return [1.0 / (1.0 + float(check_float("lam", l, low=0.0))) for l in lams]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -39,10 +50,13 @@ class TrainingDiverged(FloatingPointError):
 class TrainConfig:
     """How to train. ``batch_size=None`` means full batch (plain gradient descent with ``sgd``).
 
-    ``backward="fused"`` computes the gradients with :mod:`stlearn.fused` for
-    the models it supports (deep linear and ReLU networks: the same gradients
-    with fewer passes over memory) and with autograd for the others;
-    ``"autograd"`` always uses autograd.
+    ``fast=True`` trains on the fast path (:mod:`stlearn.fast`): gradients by
+    hand for deep linear and ReLU networks, custom autograd Functions and
+    foreach optimizers; ``fast=False`` on the plain reference (the formulas of
+    :mod:`stlearn.models` and :mod:`stlearn.losses` under autograd, and
+    :class:`PlainSGD` or :class:`PlainAdam`). Both give the same numbers to rounding.
+
+    ``seed`` is the stream (or integer seed) of the minibatch order.
     """
 
     steps: int = 1000
@@ -56,9 +70,9 @@ class TrainConfig:
     early_stopping: bool = False
     patience: int | None = None
     monitor: str = "val_noisy"
-    seed: int = 0
+    seed: Stream | int = 0
     progress: bool = True
-    backward: str = "fused"
+    fast: bool = True
 
     def __post_init__(self):
         check_int("steps", self.steps, low=1)
@@ -72,8 +86,9 @@ class TrainConfig:
         check_int("log_points", self.log_points, low=2)
         if self.patience is not None:
             check_int("patience", self.patience, low=1)
-        check_int("seed", self.seed, low=0)
-        check_choice("backward", self.backward, BACKWARDS)
+        as_stream(self.seed, "seed")
+        if not isinstance(self.fast, bool):
+            raise ParameterError(f"fast must be True or False; got {self.fast!r}")
 
 
 @dataclass
@@ -171,6 +186,11 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
     (e.g. ``{"seed": [...]}``) to the history. ``lr_scale`` gives each member
     of an ensemble its own learning rate ``config.lr * lr_scale[e]`` (SGD only).
     """
+    with fast.switched(config.fast):
+        return _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr_scale)
+
+
+def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr_scale) -> TrainResult:
     eval_sets = dict(eval_sets or {})
     layers = list(layers)
     if layers and teacher is None:
@@ -187,12 +207,12 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
     lam_t = _as_member_tensor("lam", lam, model.members, param)
     teacher_feats = teacher.features(data.clean, layers) if layers else None
     params = list(model.parameters())
-    opt = _optimizer(params, config, lr_scale, model.members)
+    opt = make_optimizer(params, config, lr_scale, model.members)
     member_lr = config.lr if lr_scale is None else [config.lr * float(r) for r in lr_scale]
 
-    gradients = fused.st_gradients if config.backward == "fused" and fused.supports(model) else _autograd_gradients
+    gradients = fused.st_gradients if config.fast and fused.supports(model) else autograd_gradients
     schedule = set(log_schedule(config.steps, config.log_points))
-    gen = generator(config.seed)
+    gen = as_stream(config.seed).child("batch").generator()
     best = _BestWeights(model) if config.early_stopping else None
     rows: list[dict] = []
     stopped_at = config.steps
@@ -209,7 +229,7 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
                     break
         if step == config.steps:
             break
-        batch, feats = _batch(data, teacher_feats, config.batch_size, gen)
+        batch, feats = minibatch(data, teacher_feats, config.batch_size, gen)
         opt.zero_grad()
         terms = gradients(model, batch, feats, lam_t, layers, config.task)
         _check_finite(terms, step, member_lr)
@@ -224,7 +244,7 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
     return TrainResult(history, best_step, stopped_at)
 
 
-def _autograd_gradients(model, batch: Samples, feats, lam_t, layers, task) -> dict[str, Tensor]:
+def autograd_gradients(model, batch: Samples, feats, lam_t, layers, task) -> dict[str, Tensor]:
     """The ST loss terms, with the gradient of their total (summed over members) left in ``.grad``."""
     output, student_feats = model(batch.noisy, return_features=True)
     terms = student_teacher_loss(output, student_feats, batch.y, feats, lam_t, layers, task)
@@ -232,96 +252,78 @@ def _autograd_gradients(model, batch: Samples, feats, lam_t, layers, task) -> di
     return terms
 
 
-def _optimizer(params, config: TrainConfig, lr_scale, members):
-    """The optimizer; ``lr_scale`` gives member ``e`` the rate ``lr * lr_scale[e]`` (SGD only)."""
+def make_optimizer(params, config: TrainConfig, lr_scale=None, members=None):
+    """The optimizer of ``config``; ``lr_scale`` gives member ``e`` the rate ``lr * lr_scale[e]`` (SGD only)."""
+    sgd, adam = (optim.SGD, optim.Adam) if config.fast else (PlainSGD, PlainAdam)
     if config.optimizer == "adam":
         if lr_scale is not None:
             raise ParameterError(f"lr_scale (one learning rate per member) needs optimizer='sgd'; "
                                  f"got {config.optimizer!r}")
-        return Adam(params, config.lr, config.weight_decay)
+        return adam(params, config.lr, config.weight_decay)
     if lr_scale is None:
-        return SGD(params, config.lr, config.momentum, config.weight_decay)
+        return sgd(params, config.lr, config.momentum, config.weight_decay)
     scale = _as_member_tensor("lr_scale", list(lr_scale), members, params[0])
     if not bool((scale > 0).all()):
         raise ParameterError(f"lr_scale must hold numbers > 0; got {list(lr_scale)}")
-    return SGD(params, config.lr * scale, config.momentum, config.weight_decay)
+    return sgd(params, config.lr * scale, config.momentum, config.weight_decay)
 
 
-class _Optimizer:
-    """What our two optimizers share: the parameters they update, and dropping their gradients."""
+def _member_rate(lr, p: Tensor):
+    """A rate for parameter ``p``: a number, or per-member rates ``(E,)`` shaped to broadcast over ``p``."""
+    return lr.reshape((-1,) + (1,) * (p.dim() - 1)) if isinstance(lr, Tensor) else lr
 
-    params: list[Tensor]
+
+class PlainSGD:
+    """Gradient descent with heavy-ball momentum and L2 weight decay, one parameter at a time.
+
+    ``g <- grad + wd * p;  v <- momentum * v + g (v = g at the first step);  p <- p - lr * v``,
+    the update of ``torch.optim.SGD``. ``lr`` may hold one rate per member.
+    """
+
+    def __init__(self, params, lr, momentum: float = 0.0, weight_decay: float = 0.0):
+        self.params, self.lr, self.momentum, self.weight_decay = list(params), lr, momentum, weight_decay
+        self.velocity: list[Tensor | None] = [None] * len(self.params)
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
 
+    @torch.no_grad()
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            g = p.grad + self.weight_decay * p if self.weight_decay else p.grad
+            if self.momentum:
+                v = self.velocity[i]
+                g = self.velocity[i] = g.clone() if v is None else self.momentum * v + g
+            p -= _member_rate(self.lr, p) * g
 
-class SGD(_Optimizer):
-    """Gradient descent with heavy-ball momentum, the update of ``torch.optim.SGD`` (foreach kernels).
 
-    Written here rather than taken from ``torch.optim`` for two reasons: the
-    first ``torch.optim`` optimizer built in a process imports ``torch._dynamo``
-    (seconds, paid by every chapter kernel), and ``lr`` may be a tensor of
-    per-member rates ``(E,)``, broadcast over each parameter's member dimension.
+class PlainAdam(PlainSGD):
+    """Adam (default betas) with L2 weight decay, one parameter at a time: the update of ``torch.optim.Adam``.
+
+    ``m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;  p <- p - lr m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps)``.
     """
 
-    def __init__(self, params, lr, momentum: float = 0.0, weight_decay: float = 0.0):
-        self.params = list(params)
-        self.momentum, self.weight_decay = momentum, weight_decay
-        if isinstance(lr, Tensor):  # one rate per member: shaped to broadcast over each parameter
-            self.lr = [lr.reshape((-1,) + (1,) * (p.dim() - 1)) for p in self.params]
-        else:
-            self.lr = lr
-        self.buffers: list[Tensor] | None = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        params = self.params  # every parameter gets a gradient: our networks use all of their weights
-        grads = [p.grad for p in params]
-        if self.weight_decay:
-            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
-        if self.momentum:
-            if self.buffers is None:
-                self.buffers = [g.detach().clone() for g in grads]
-            else:
-                torch._foreach_mul_(self.buffers, self.momentum)
-                torch._foreach_add_(self.buffers, grads)
-            grads = self.buffers
-        if isinstance(self.lr, list):
-            torch._foreach_sub_(params, torch._foreach_mul(grads, self.lr))
-        else:
-            torch._foreach_add_(params, grads, alpha=-self.lr)
-
-
-class Adam(_Optimizer):
-    """Adam with L2 weight decay, the update of ``torch.optim.Adam`` (foreach kernels, default betas)."""
-
     def __init__(self, params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.params = list(params)
-        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.t = 0
+        super().__init__(params, lr, 0.0, weight_decay)
+        self.betas, self.eps, self.t = betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
 
     @torch.no_grad()
     def step(self) -> None:
-        beta1, beta2 = self.betas
+        b1, b2 = self.betas
         self.t += 1
-        grads = [p.grad for p in self.params]
-        if self.weight_decay:
-            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
-        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
-        torch._foreach_mul_(self.exp_avg_sq, beta2)
-        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1 - beta2)
-        step_size = -self.lr / (1 - beta1 ** float(self.t))
-        denom = torch._foreach_sqrt(self.exp_avg_sq)
-        torch._foreach_div_(denom, (1 - beta2 ** float(self.t)) ** 0.5)
-        torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(self.params, self.exp_avg, denom, step_size)
+        for p, m, v in zip(self.params, self.m, self.v):
+            g = p.grad + self.weight_decay * p if self.weight_decay else p.grad
+            m.mul_(b1).add_((1 - b1) * g)
+            v.mul_(b2).add_((1 - b2) * g * g)
+            denom = (v / (1 - b2**self.t)).sqrt() + self.eps
+            p -= self.lr / (1 - b1**self.t) * m / denom
 
 
-def _batch(data: Samples, teacher_feats, batch_size: int | None, gen: torch.Generator):
+def minibatch(data: Samples, teacher_feats, batch_size: int | None, gen: torch.Generator):
+    """A random minibatch of ``batch_size`` samples (all of ``data`` when ``None``), with the matching features."""
     if batch_size is None or batch_size >= data.n:
         return data, teacher_feats
     idx = torch.randperm(data.n, generator=gen)[:batch_size].to(data.clean.device)

@@ -23,11 +23,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .. import linear_theory as lt
+from .. import theory as lt
 from .. import theory
 from ..data import Task
 from ..models import DeepLinear
-from ..train import TrainConfig, train
+from ..train import TrainConfig, st_rate_scale, train
 from .linear_common import linear_teacher, member_samples, target_factors, tilted, widened
 
 
@@ -78,7 +78,7 @@ def coincidence_sweep(task: Task, n_trains, lams, seeds, angle: float, config: T
                            seed=[s for _, _, s in members], device=device, dtype=dtype)
         lam_list = [l for _, l, _ in members]
         result = train(model, train_set, teacher=teacher, lam=lam_list, layers=["h1"], config=config,
-                       lr_scale=[1.0 / (1.0 + l) for l in lam_list])
+                       lr_scale=st_rate_scale(lam_list))
         w_end = model.end_to_end().detach().to("cpu", torch.float64)
         x_noisy, y = train_set.noisy.to("cpu", torch.float64), train_set.y.to("cpu", torch.float64)
         feats = teacher.features(train_set.clean, ["h1"])["h1"].to("cpu", torch.float64)

@@ -20,12 +20,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .. import linear_theory as lt
+from .. import theory as lt
 from .. import theory
 from ..data import generator, make_splits, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import DeepLinear
-from ..train import TrainConfig, train
+from ..train import TrainConfig, st_rate_scale, train
 from .linear_common import linear_teacher, target_factors, tilted, widened
 
 
@@ -57,7 +57,7 @@ def rotation_check(task, n_train: int, seeds, lam: float, config: TrainConfig, d
                 turn = turn.to(model.layers[0].weight)
                 model.layers[0].weight.copy_(turn @ model.layers[0].weight)
                 model.layers[1].weight.copy_(model.layers[1].weight @ turn.T)
-        train(model, data, teacher=t, lam=lam, layers=["h1"], config=config, lr_scale=[1.0 / (1.0 + lam)] * len(seeds))
+        train(model, data, teacher=t, lam=lam, layers=["h1"], config=config, lr_scale=st_rate_scale([lam] * len(seeds)))
         maps.append(model.end_to_end().detach().to("cpu", torch.float64))
     return float(((maps[0] - maps[1]).norm(dim=(-2, -1)) / maps[0].norm(dim=(-2, -1))).max())
 
@@ -146,7 +146,7 @@ def content_networks(task, n_train: int, extras, lams, seeds, config: TrainConfi
                        seed=[s for _, _, s in members], device=device, dtype=dtype)
     lam_list = [l for _, l, _ in members]
     train(model, data, teacher=teacher, lam=lam_list, layers=["h1"], config=config,
-          lr_scale=[1.0 / (1.0 + l) for l in lam_list])
+          lr_scale=st_rate_scale(lam_list))
     w = model.end_to_end().detach().to("cpu", torch.float64)
     x, y = data.noisy.to("cpu", torch.float64), data.y.to("cpu", torch.float64)
     cov, w_star = task.inputs.covariance(), task.target.weight

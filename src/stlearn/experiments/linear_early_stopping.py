@@ -5,7 +5,7 @@ teacher is perfect (``x -> A (B x)`` with ``W* = A B``), so base and ST share
 their end point: the min-norm interpolator. Every (sigma, lam, seed) is one
 member of an ensemble; the test error is logged along training on a held-out
 noisy test set. The one-layer gradient-descent path, which has a closed form
-(:func:`stlearn.linear_theory.gd_regression_path`), is computed alongside.
+(:func:`stlearn.theory.gd_regression_path`), is computed alongside.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import itertools
 import pandas as pd
 import torch
 
-from .. import linear_theory as lt
+from .. import theory as lt
 from .. import theory
 from ..data import Samples, Task
 from ..models import DeepLinear
-from ..train import TrainConfig, log_schedule, train
+from ..train import TrainConfig, log_schedule, st_rate_scale, train
 from .linear_common import linear_teacher, member_samples, target_factors
 
 
@@ -48,7 +48,7 @@ def path_sweep(task: Task, n_train: int, n_test: int, sigmas, lams, seeds, confi
     result = train(model, train_set, teacher=teacher, lam=lam_list, layers=["h1"], config=config,
                    eval_sets={"test": test_set},
                    member_info={"sigma": [s for s, _, _ in pairs], "seed": [sd for _, _, sd in pairs]},
-                   lr_scale=[1.0 / (1.0 + l) for l in lam_list])
+                   lr_scale=st_rate_scale(lam_list))
     history = result.history
     history["time"] = history.step * config.lr / (1.0 - config.momentum)
 

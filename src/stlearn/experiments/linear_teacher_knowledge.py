@@ -19,11 +19,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .. import linear_theory as lt
+from .. import theory as lt
 from .. import theory
 from ..data import Task, make_split, make_splits
 from ..models import DeepLinear
-from ..train import TrainConfig, train
+from ..train import TrainConfig, st_rate_scale, train
 from .linear_common import linear_teacher
 
 
@@ -117,7 +117,7 @@ def finite_lam_check(task: Task, rank: int, n_student: int, n_teacher: int, lams
                        seed=[s for _, s in pairs], device=device, dtype=dtype)
     lam_list = [l for l, _ in pairs]
     train(model, data, teacher=teacher, lam=lam_list, layers=["h1"], config=config,
-          lr_scale=[1.0 / (1.0 + l) for l in lam_list])
+          lr_scale=st_rate_scale(lam_list))
     cov, w_star = task.inputs.covariance(), task.target.weight
     w = model.end_to_end().detach().to("cpu", torch.float64)
     feats = teacher.features(data.clean, ["h1"])["h1"].to("cpu", torch.float64)

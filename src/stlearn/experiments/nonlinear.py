@@ -19,9 +19,8 @@ import pandas as pd
 from ..data import Samples, Task, gaussian_inputs, make_splits, relu_target
 from ..losses import FrozenTeacher
 from ..models import MLP, select_members, stack_members
-from ..stats import mean_ci
 from ..teachers import fit_clean_teacher
-from ..train import TrainConfig, train
+from ..train import TrainConfig, st_rate_scale, train
 from ..validation import ParameterError
 
 
@@ -64,7 +63,7 @@ def train_members(task: Task, width: int, n_train: int, n_test: int, n_val: int,
     result = train(model, split.train, teacher=teacher, lam=list(member_lams), layers=list(layers), config=config,
                    eval_sets={"test": split.test, "val": validation_samples(task, n_val, member_seeds, device)},
                    member_info={"seed": list(member_seeds), **(member_info or {})},
-                   lr_scale=[1.0 / (1.0 + l) for l in member_lams])
+                   lr_scale=st_rate_scale(member_lams))
     return result.history
 
 
@@ -90,39 +89,10 @@ def path_summary(history: pd.DataFrame, by: Sequence[str] = ("lam", "seed"),
     return history.groupby(list(by)).apply(one, include_groups=False).reset_index()
 
 
-def paired_gains(summary: pd.DataFrame, columns: Sequence[str], keys: Sequence[str] = ("seed",)) -> pd.DataFrame:
-    """ST runs with ``gain_<column> = base - ST`` (> 0: ST helps), paired with the base run of the same keys."""
-    keys, columns = list(keys), list(columns)
-    base = summary[summary.lam == 0][keys + columns]
-    if base.empty:
-        raise ParameterError("lams must include 0 (the base loss) to compute gains")
-    st = summary[summary.lam > 0].merge(base, on=keys, how="left", suffixes=("", "_base"))
-    for c in columns:
-        st[f"gain_{c}"] = st[f"{c}_base"] - st[c]
-    return st
-
-
-def interval_table(df: pd.DataFrame, by, columns: Sequence[str], digits: int = 3) -> pd.DataFrame:
-    """``mean [low, high]`` strings (95% interval over seeds) of each column, one row per group."""
-    rows = []
-    for key, g in df.groupby(by, sort=True):
-        row = dict(zip([by] if isinstance(by, str) else by, key if isinstance(key, tuple) else (key,)))
-        for c in columns:
-            m, lo, hi = mean_ci(g[c])
-            row[c] = f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def select_by_validation(summary: pd.DataFrame) -> pd.DataFrame:
     """Per seed, the run (lam and stopping step) with the lowest validation error: what a practitioner can pick."""
     idx = summary.groupby("seed")["val_error"].idxmin()
     return summary.loc[idx].reset_index(drop=True)
-
-
-def ci_low(values) -> float:
-    """Lower end of the 95% interval of the mean (NaN-safe for one value)."""
-    return float(np.nan_to_num(mean_ci(values)[1], nan=-np.inf))
 
 
 def stack_teachers(models: Sequence[MLP], assignment: Sequence[int]) -> FrozenTeacher:

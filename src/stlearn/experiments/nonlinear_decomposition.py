@@ -40,7 +40,8 @@ from ..losses import FrozenTeacher
 from ..models import MLP, member, select_members, stack_members
 from ..stats import ci_columns
 from ..teachers import fit_clean_teacher
-from ..train import Adam, TrainConfig, evaluate
+from ..fast.optim import Adam
+from ..train import TrainConfig, evaluate
 from . import nonlinear as nl
 
 Tensor = torch.Tensor
@@ -256,7 +257,7 @@ def train_variant_ensemble(task, teachers: Teachers, width: int, n_train: int, n
 def variant_gains(history: pd.DataFrame, columns=("best", "val_stopped")) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Path summaries per (variant, lam, seed), and the ST runs with ``gain_<c>`` = base - ST (same seed)."""
     summary = nl.path_summary(history, by=("variant", "lam", "seed"))
-    return summary, nl.paired_gains(summary, columns)  # base members are the lam = 0 ones
+    return summary, stats.paired_gains(summary, columns)  # base members are the lam = 0 ones
 
 
 def best_lam_table(gains: pd.DataFrame, complexity: pd.DataFrame, names: Sequence[str],

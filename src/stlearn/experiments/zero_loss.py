@@ -21,7 +21,7 @@ from .. import theory
 from ..data import Task, make_splits
 from ..losses import FrozenTeacher
 from ..models import DeepLinear
-from ..train import TrainConfig, train
+from ..train import TrainConfig, st_rate_scale, train
 
 
 def widths(d: int, hidden: int, depth: int, d_out: int) -> list[int]:
@@ -49,7 +49,7 @@ def interpolation_sweep(task: Task, n_train: int, n_test: int, hidden: int, dept
         result = train(model, split.train, teacher=teacher, lam=member_lams, layers=model.feature_names,
                        config=config, eval_sets={"test": split.test},
                        member_info={"seed": member_seeds},
-                       lr_scale=[1.0 / (1.0 + l) for l in member_lams])
+                       lr_scale=st_rate_scale(member_lams))
         w_end = model.end_to_end().detach().to("cpu", torch.float64)
         w1 = model.layers[0].weight.detach().to("cpu", torch.float64)
         w_rest = _upper_product(model)

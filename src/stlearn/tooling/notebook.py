@@ -15,18 +15,24 @@ import numbers
 import torch
 from IPython.display import display
 
-from .plotting import use_book_style
+from .. import streams
+from ..plotting import use_book_style
 
 HEADLINE_MIME = "application/vnd.stlearn.headline+json"
 
 
 def setup(threads: int | None = None) -> torch.device:
-    """Book style, deterministic algorithms, float64 printing; returns the device (CUDA when present)."""
+    """Book style, deterministic algorithms, the audit of drawn sets on; returns the device (CUDA when present).
+
+    :func:`headline` closes the audit: it fails the chapter if two different sets of
+    inputs drawn in it (a teacher's, a student's, a validation or a test set) share an input.
+    """
     use_book_style()
+    streams.audit()
     torch.use_deterministic_algorithms(True, warn_only=True)
     if threads:
         torch.set_num_threads(threads)
-    from .device import default_device
+    from ..device import default_device
 
     return default_device()
 
@@ -59,7 +65,12 @@ def glue_figure(name: str, fig) -> None:
 
 
 def headline(digits: int = 4, **values: float) -> dict:
-    """Record the chapter's headline numbers (rounded) as one JSON display output."""
+    """Record the chapter's headline numbers (rounded) as one JSON display output.
+
+    First checks that the sets of inputs drawn since :func:`setup` are disjoint
+    (:func:`stlearn.streams.assert_disjoint`); their number is recorded as ``disjoint_sets``.
+    """
+    values = {**values, "disjoint_sets": streams.assert_disjoint()}
     out = {k: rounded(v, digits) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
            for k, v in values.items()}
     display({HEADLINE_MIME: out, "text/plain": json.dumps(out, sort_keys=True)}, raw=True)

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .validation import ParameterError, check_choice, check_float, check_int
+from ..validation import ParameterError, check_choice, check_float, check_int
 
 PAPER = "paper"
 CI = "ci"  # the small set of the regression tests
@@ -40,7 +40,7 @@ def repo_root() -> Path:
     env = os.environ.get("STLEARN_ROOT")
     if env:
         return Path(env).resolve()
-    for base in [Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[2]]:
+    for base in [Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[3]]:
         if (base / "_toc.yml").is_file() and (base / "book").is_dir():
             return base
     raise FileNotFoundError("cannot find the book (a folder with _toc.yml and book/); set STLEARN_ROOT")
@@ -196,12 +196,22 @@ def source_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# the tooling modules a chapter kernel imports: they shape its outputs (rounding, glue, the scheme figure)
+KERNEL_TOOLING = ("notebook.py", "scheme.py")
+
+
 def library_hash() -> str:
-    """Hash of the library's source: a change in ``src/`` invalidates every cached chapter."""
-    pkg = Path(__file__).resolve().parent
+    """Hash of the code a chapter runs: the science in ``stlearn`` and the tooling its kernel imports.
+
+    Editing the CLI, the build, the sweep or the regression tooling re-runs no chapter.
+    """
+    pkg = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for f in sorted(pkg.rglob("*.py")):
-        h.update(f.relative_to(pkg).as_posix().encode())
+        rel = f.relative_to(pkg)
+        if rel.parts[0] == "tooling" and rel.name not in KERNEL_TOOLING:
+            continue
+        h.update(rel.as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()
 
@@ -214,14 +224,37 @@ def execution_key(name: str, values: Mapping[str, Any], root: Path | None = None
     return h.hexdigest()[:20]
 
 
-def kernel_env() -> dict[str, str]:
-    """Environment for chapter kernels: no progress bars in outputs, fixed hashing, headless plots."""
-    return {"TQDM_DISABLE": "1", "PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+def kernel_env(threads: int | None = None) -> dict[str, str]:
+    """Environment for chapter kernels: no progress bars in outputs, fixed hashing, headless plots.
+
+    ``threads`` caps the kernel's OpenMP threads (when several chapters run at once).
+    """
+    env = {"TQDM_DISABLE": "1", "PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    return env if threads is None else {**env, "OMP_NUM_THREADS": str(threads)}
+
+
+def _kernel_manager(env: Mapping[str, str]):
+    """A kernel manager class whose kernels start with ``env`` on top of this process's environment.
+
+    Papermill passes no environment to the kernel it starts, so the environment
+    goes in here rather than into ``os.environ``: the caller's process is left as it was.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ChapterKernelManager(AsyncKernelManager):
+        async def _async_start_kernel(self, **kw):
+            kw["env"] = {**os.environ, **kw.get("env", {}), **env}
+            return await super()._async_start_kernel(**kw)
+
+    return ChapterKernelManager
 
 
 def execute(name: str, output: Path, overrides: Mapping[str, Any] | None = None, param_set: str = PAPER,
-            root: Path | None = None, progress: bool = True) -> Path:
-    """Execute a chapter with papermill into ``output`` (written atomically); returns ``output``."""
+            root: Path | None = None, progress: bool = True, threads: int | None = None) -> Path:
+    """Execute a chapter with papermill into ``output`` (written atomically); returns ``output``.
+
+    ``threads``: the kernel's OpenMP thread count (default: the library's own choice).
+    """
     import jupytext
     import papermill as pm
 
@@ -241,15 +274,14 @@ def execute(name: str, output: Path, overrides: Mapping[str, Any] | None = None,
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".ipynb", dir=output.parent, prefix=f".{output.stem}-")
     os.close(fd)
-    # kernels inherit this process's environment (papermill offers no per-kernel env)
-    os.environ.update(kernel_env())
     # papermill cannot read our "# meaning [spec]" comments: it would warn on every line, and call every
     # parameter unknown (ours are checked against their specs above)
     logging.getLogger("papermill.translators").setLevel(logging.ERROR)
     logging.getLogger("papermill").addFilter(_drop_unknown_parameter_warnings)
     try:
         pm.execute_notebook(nb, tmp, parameters=values, cwd=str(path.parent), kernel_name="python3",
-                            progress_bar=progress, report_mode=False, language="python")
+                            progress_bar=progress, report_mode=False, language="python",
+                            kernel_manager_class=_kernel_manager(kernel_env(threads)))
         os.replace(tmp, output)
     finally:
         if os.path.exists(tmp):

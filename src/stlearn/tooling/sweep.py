@@ -1,9 +1,9 @@
 """Sweeps: execute a chapter over a grid of parameters on a Dask cluster and collect its headline numbers.
 
 Each point of the Cartesian grid (times ``seeds`` values of the chapter's
-``seed`` parameter) is one independent task: :func:`stlearn.chapters.execute`
+``seed`` parameter) is one independent task: :func:`stlearn.tooling.chapters.execute`
 runs the chapter with papermill into ``runs/<key>.ipynb``, then the chapter's
-headline numbers (:func:`stlearn.notebook.headline`) are written with the
+headline numbers (:func:`stlearn.tooling.notebook.headline`) are written with the
 parameters to ``runs/<key>.json``. Both files appear atomically (written
 elsewhere, then renamed), so a finished point is exactly one with a record, and
 a re-launched sweep skips it: an interrupted sweep loses only the points that
@@ -11,7 +11,7 @@ were running. A point that fails writes ``failures/<key>.txt`` (parameters and
 traceback) and does not stop the others; it is tried again on the next launch.
 
 The key hashes the chapter's source, the library's source and the point's
-parameter values (:func:`stlearn.chapters.execution_key`): editing either
+parameter values (:func:`stlearn.tooling.chapters.execution_key`): editing either
 starts the sweep afresh instead of mixing results of different code.
 
 Execution uses Dask distributed: a ``LocalCluster`` of worker processes on this
@@ -40,7 +40,7 @@ import yaml
 
 from . import chapters as ch
 from .notebook import HEADLINE_MIME
-from .validation import ParameterError, check_int
+from ..validation import ParameterError, check_int
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -270,7 +270,7 @@ def plot_headline(table: pd.DataFrame, axes: Sequence[str], metrics: Sequence[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import band, use_book_style
+    from ..plotting import band, use_book_style
 
     missing = [m for m in metrics if f"headline.{m}" not in table]
     if missing:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from .plotting import BASE_COLOR
-from .validation import check_int
+from ..plotting import BASE_COLOR
+from ..validation import check_int
 
 TEACHER_COLOR = "#0072B2"
 STUDENT_COLOR = "#D55E00"

@@ -1,4 +1,4 @@
-"""Closed forms of :mod:`stlearn.linear_theory` against brute force on tiny problems."""
+"""Closed forms of :mod:`stlearn.theory` against brute force on tiny problems."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import stlearn as st
-from stlearn import linear_theory as lt
+from stlearn import theory as lt
 from stlearn import theory
 from stlearn.experiments.linear_common import complement, target_factors, tilted
 

@@ -5,6 +5,7 @@
     stlearn run CHAPTER [-p NAME VALUE]... [--set ci] [-o OUT.ipynb]
     stlearn build [--set paper|ci] [--jobs N]    execute (cached) and build the site
     stlearn refs [CHAPTER]...                    regenerate the regression references
+    stlearn lint                                 ruff over the code and every chapter's code cells
     stlearn sweep CHAPTER --grid NAME=V1,V2,... [--grid ...] [--seeds K] [--set ci]
                   [--workers N | --scheduler ADDRESS] [--out DIR] [--metric NAME]
                                                  run the chapter over a grid (Dask), collect
@@ -19,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from ..validation import ParameterError
 from . import chapters as ch
-from .validation import ParameterError
 
 
 def _parse_value(text: str):
@@ -67,6 +68,12 @@ def cmd_refs(args) -> int:
     return 0
 
 
+def cmd_lint(args) -> int:
+    from .lint import lint
+
+    return lint(fix=args.fix)
+
+
 def cmd_sweep(args) -> int:
     from .sweep import parse_grid_option, sweep
 
@@ -103,6 +110,9 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refs", help="regenerate regression references at the ci parameters")
     p.add_argument("chapter", nargs="*")
     p.set_defaults(func=cmd_refs)
+    p = sub.add_parser("lint", help="ruff over src, tests, benchmarks and the chapters' code cells")
+    p.add_argument("--fix", action="store_true", help="apply ruff's safe fixes (chapters are reported, not edited)")
+    p.set_defaults(func=cmd_lint)
     p = sub.add_parser("sweep", help="execute a chapter over a parameter grid on a Dask cluster")
     p.add_argument("chapter")
     p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",

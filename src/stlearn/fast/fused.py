@@ -18,7 +18,7 @@ mask applied in place.
 
 :func:`st_gradients` returns the same named terms as
 :func:`stlearn.losses.student_teacher_loss` and leaves in each parameter's
-``.grad`` the gradient of ``terms["total"].sum()``; ``tests/test_fused.py``
+``.grad`` the gradient of ``terms["total"].sum()``; ``tests/library/test_fast.py``
 checks both against autograd. :func:`supports` says which models it covers
 (:class:`~stlearn.models.DeepLinear`, and :class:`~stlearn.models.MLP` with
 ReLU); :func:`stlearn.train.train` uses autograd for the others.
@@ -31,10 +31,10 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from .data import Samples
-from .losses import half_mean_square, log_softmax
-from .models import MLP, DeepLinear, FeatureNet, input_grad, weight_grad
-from .validation import ParameterError
+from ..data import Samples
+from ..models import MLP, DeepLinear, FeatureNet
+from ..validation import ParameterError
+from .functions import half_mean_square, input_grad, log_softmax, weight_grad
 
 Tensor = torch.Tensor
 
@@ -104,7 +104,7 @@ def st_gradients(model: FeatureNet, batch: Samples, teacher_features: Mapping[st
     """
     if not supports(model):
         raise ParameterError(f"st_gradients needs a DeepLinear or a ReLU MLP; got {type(model).__name__} "
-                             "(train with backward='autograd')")
+                             "(train with TrainConfig(fast=False))")
     hs = _forward(model, batch.noisy)
     task_value, g = _task_terms(hs[-1], batch.y, task)
     n = batch.n

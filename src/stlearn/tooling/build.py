@@ -36,14 +36,15 @@ def site_dir(param_set: str, root: Path) -> Path:
     return root / "_build" / ("html" if param_set == ch.PAPER else f"html-{param_set}")
 
 
-def executed_chapter(name: str, param_set: str, root: Path, progress: bool = True) -> tuple[Path, bool]:
+def executed_chapter(name: str, param_set: str, root: Path, progress: bool = True,
+                     threads: int | None = None) -> tuple[Path, bool]:
     """The cached executed notebook of ``name`` at ``param_set``; returns ``(path, was_cached)``."""
     values = ch.resolve_parameters(name, None, param_set, root)
     cache = root / "_build" / "cache" / name
     target = cache / f"{param_set}-{ch.execution_key(name, values, root)}.ipynb"
     if target.is_file():
         return target, True
-    ch.execute(name, target, None, param_set, root, progress=progress)
+    ch.execute(name, target, None, param_set, root, progress=progress, threads=threads)
     for stale in cache.glob(f"{param_set}-*.ipynb"):
         if stale != target:
             stale.unlink()
@@ -98,12 +99,11 @@ def parameters_table(names) -> str:
 def execute_all(names, param_set: str, root: Path, jobs: int = 1, progress: bool = True) -> dict[str, Path]:
     """Execute (or reuse) chapters, ``jobs`` at a time; each kernel then gets ``1/jobs`` of the cores."""
     bar = tqdm(total=len(names), desc=f"chapters ({param_set})", disable=not progress)
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if jobs > 1:
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(executed_chapter, n, param_set, root, progress and jobs == 1): n for n in names}
+            futures = {pool.submit(executed_chapter, n, param_set, root, progress and jobs == 1, threads): n
+                       for n in names}
             executed = {}
             for fut in as_completed(futures):
                 executed[futures[fut]], _ = fut.result()
@@ -111,8 +111,6 @@ def execute_all(names, param_set: str, root: Path, jobs: int = 1, progress: bool
                 bar.update()
     finally:
         bar.close()
-        if jobs > 1:
-            os.environ.pop("OMP_NUM_THREADS") if threads is None else os.environ.update(OMP_NUM_THREADS=threads)
     return {n: executed[n] for n in names}
 
 

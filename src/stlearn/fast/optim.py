@@ -1,0 +1,86 @@
+"""The optimizers of the fast path: the updates of ``torch.optim.SGD`` and ``Adam`` in foreach kernels.
+
+Their plain counterparts, one parameter at a time, are :class:`stlearn.train.PlainSGD`
+and :class:`stlearn.train.PlainAdam`; ``tests/library/test_fast.py`` checks both
+against ``torch.optim``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+Tensor = torch.Tensor
+
+
+class _Optimizer:
+    """What our two optimizers share: the parameters they update, and dropping their gradients."""
+
+    params: list[Tensor]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+
+class SGD(_Optimizer):
+    """Gradient descent with heavy-ball momentum, the update of ``torch.optim.SGD`` (foreach kernels).
+
+    Written here rather than taken from ``torch.optim`` for two reasons: the
+    first ``torch.optim`` optimizer built in a process imports ``torch._dynamo``
+    (seconds, paid by every chapter kernel), and ``lr`` may be a tensor of
+    per-member rates ``(E,)``, broadcast over each parameter's member dimension.
+    """
+
+    def __init__(self, params, lr, momentum: float = 0.0, weight_decay: float = 0.0):
+        self.params = list(params)
+        self.momentum, self.weight_decay = momentum, weight_decay
+        if isinstance(lr, Tensor):  # one rate per member: shaped to broadcast over each parameter
+            self.lr = [lr.reshape((-1,) + (1,) * (p.dim() - 1)) for p in self.params]
+        else:
+            self.lr = lr
+        self.buffers: list[Tensor] | None = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        params = self.params  # every parameter gets a gradient: our networks use all of their weights
+        grads = [p.grad for p in params]
+        if self.weight_decay:
+            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
+        if self.momentum:
+            if self.buffers is None:
+                self.buffers = [g.detach().clone() for g in grads]
+            else:
+                torch._foreach_mul_(self.buffers, self.momentum)
+                torch._foreach_add_(self.buffers, grads)
+            grads = self.buffers
+        if isinstance(self.lr, list):
+            torch._foreach_sub_(params, torch._foreach_mul(grads, self.lr))
+        else:
+            torch._foreach_add_(params, grads, alpha=-self.lr)
+
+
+class Adam(_Optimizer):
+    """Adam with L2 weight decay, the update of ``torch.optim.Adam`` (foreach kernels, default betas)."""
+
+    def __init__(self, params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = list(params)
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        self.t += 1
+        grads = [p.grad for p in self.params]
+        if self.weight_decay:
+            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1 - beta2)
+        step_size = -self.lr / (1 - beta1 ** float(self.t))
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, (1 - beta2 ** float(self.t)) ** 0.5)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(self.params, self.exp_avg, denom, step_size)
