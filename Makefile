@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
 
-.PHONY: book test unit regression site-ci refs bench clean help
+.PHONY: book test unit lint browser regression site-ci refs bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -23,11 +23,19 @@ book: $(STAMP)  ## build the site at the full "paper" settings into _build/html
 site-ci: $(STAMP)  ## build the site at the small "ci" settings into _build/html-ci
 	$(VENV)/bin/stlearn build --set ci --jobs 2
 
-test: $(STAMP) site-ci  ## everything CI runs: ci-size book build, unit tests, nbval regression
+browser:  ## headless Chromium and its driver for the site tests (Debian packages; needs root or sudo)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; fi
+
+lint: $(STAMP)  ## ruff over src, tests, benchmarks and every chapter's code cells
+	$(VENV)/bin/stlearn lint
+
+test: $(STAMP) browser lint site-ci  ## everything CI runs: lint, ci-size book build, all tests, nbval regression
 	$(PY) -m pytest tests $(NBVAL) -n 2 --dist loadfile
 
-unit: $(STAMP)  ## library and tool tests only (no chapter execution)
-	$(PY) -m pytest tests
+unit: $(STAMP)  ## the library's tests only: no chapter execution, no site build (under 2 minutes)
+	$(PY) -m pytest tests/library -n 2
 
 regression: $(STAMP)  ## nbval regression of every chapter against tests/references
 	$(PY) -m pytest tests/references $(NBVAL)

@@ -28,11 +28,12 @@ import stlearn as st
 from stlearn import theory
 
 D, RANK, D_OUT = 50, 10, 5
+RNG = st.Stream(0)  # every draw of the benchmark comes from a role of this stream
 
 
 def _task(sigma: float) -> st.Task:
-    inputs = st.gaussian_inputs(D, rank=RANK, seed=0)
-    return st.Task(inputs, st.linear_target(inputs, D_OUT, seed=1), sigma=sigma)
+    inputs = st.gaussian_inputs(D, rank=RANK, rng=RNG.child("task"))
+    return st.Task(inputs, st.linear_target(inputs, D_OUT, rng=RNG.child("target")), sigma=sigma)
 
 
 def wiener_curve(sigmas):
@@ -45,10 +46,10 @@ def wiener_curve(sigmas):
     t_closed = time.perf_counter() - start
 
     start = time.perf_counter()
-    splits = [st.make_split(task.with_noise(s), 4000, 4000, seed=k, dtype=torch.float64)
-              for k, s in enumerate(sigmas)]
-    train = st.Samples.stack([s.train for s in splits])
-    test = st.Samples.stack([s.test for s in splits])
+    train = st.Samples.stack([st.draw(task.with_noise(s), 4000, RNG.child("student_data", k), dtype=torch.float64)
+                              for k, s in enumerate(sigmas)])
+    test = st.Samples.stack([st.draw(task.with_noise(s), 4000, RNG.child("test", k), label_noise=False,
+                                     dtype=torch.float64) for k, s in enumerate(sigmas)])
     model = st.DeepLinear([D, D_OUT], members=len(sigmas), init_scale=0.0, dtype=torch.float64)
     # the noisy inputs' covariance has eigenvalues up to 1 + sigma^2: one stable rate per member
     st.train(model, train, config=st.TrainConfig(steps=400, lr=0.5, momentum=0.9, log_points=2, progress=False),
@@ -62,16 +63,17 @@ def zero_loss_curve(seeds, n_train=30, sigma=0.5):
     """(closed form, simulated) test errors at the end of training to zero loss, one per seed."""
     task = _task(sigma)
     cov, w_star = task.inputs.covariance(), task.target.weight
-    split = st.make_splits(task, n_train, 1, seeds, dtype=torch.float64)
+    train = st.draw_members(task, n_train, [RNG.child("student_data", k) for k in seeds], dtype=torch.float64)
     start = time.perf_counter()
-    closed = theory.linear_test_error(theory.min_norm_interpolator(split.train.noisy, split.train.y),
+    closed = theory.linear_test_error(theory.min_norm_interpolator(train.noisy, train.y),
                                       w_star, cov, sigma)
     t_closed = time.perf_counter() - start
 
     start = time.perf_counter()
-    model = st.DeepLinear([D, 50, D_OUT], members=len(seeds), init_scale=0.01, seed=list(seeds),
+    model = st.DeepLinear([D, 50, D_OUT], members=len(seeds), init_scale=0.01,
+                          rng=[RNG.child("student_init", k) for k in seeds],
                           dtype=torch.float64)
-    st.train(model, split.train, config=st.TrainConfig(steps=3000, lr=0.05, momentum=0.9, log_points=2,
+    st.train(model, train, config=st.TrainConfig(steps=3000, lr=0.05, momentum=0.9, log_points=2,
                                                         progress=False))
     simulated = theory.linear_test_error(model.end_to_end(), w_star, cov, sigma)
     t_sim = time.perf_counter() - start
@@ -83,7 +85,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: robust when the cores are shared)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    st.train(st.DeepLinear([D, D_OUT]), st.make_split(_task(0.1), 4, 1).train,
+    st.train(st.DeepLinear([D, D_OUT]), st.draw(_task(0.1), 4, RNG.child("reference")),
              config=st.TrainConfig(steps=2, progress=False))  # warm-up: imports and first allocations
     print(f"torch {torch.__version__}, {args.threads} thread(s)\n")
     print(f"{'curve':44s} {'points':>6} {'closed s':>9} {'simulated s':>11} {'sim/closed':>10} {'max rel gap':>11}")
