@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import stlearn as st
-from stlearn.losses import student_teacher_loss
 from stlearn.fast.optim import SGD, Adam
+from stlearn.losses import student_teacher_loss
 
 
 @dataclass(frozen=True)

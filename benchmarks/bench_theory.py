@@ -82,7 +82,8 @@ def zero_loss_curve(seeds, n_train=30, sigma=0.5):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: robust when the cores are shared)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: robust when the cores are shared)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     st.train(st.DeepLinear([D, D_OUT]), st.draw(_task(0.1), 4, RNG.child("reference")),

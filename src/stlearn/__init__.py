@@ -14,8 +14,18 @@ in :mod:`.experiments`; the book's tooling (chapters, build, sweeps, CLI) is in
 """
 
 from . import plotting, stats, streams, teachers, theory
-from .data import (GaussianInputs, LinearTarget, ReLUTarget, Samples, Task, draw, draw_members, gaussian_inputs,
-                   linear_target, relu_target)
+from .data import (
+                   GaussianInputs,
+                   LinearTarget,
+                   ReLUTarget,
+                   Samples,
+                   Task,
+                   draw,
+                   draw_members,
+                   gaussian_inputs,
+                   linear_target,
+                   relu_target,
+)
 from .device import default_device, resolve_device
 from .losses import FrozenTeacher, feature_loss, student_teacher_loss, task_loss
 from .models import MLP, DeepLinear, FeatureNet, member, select_members, stack_members

@@ -16,7 +16,7 @@ rectified dense hidden layer.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +81,8 @@ class ConvNet(nn.Module):
     """
 
     def __init__(self, shape: Sequence[int], channels: int, hidden: int, d_out: int, *, kernel: int = 3,
-                 pool: int = 2, members: int | None = None, init_scale: float = 1.0, rng: Stream | int | Sequence[Stream] = 0,
+                 pool: int = 2, members: int | None = None, init_scale: float = 1.0,
+                 rng: Stream | int | Sequence[Stream] = 0,
                  device=None, dtype: torch.dtype = torch.float32):
         super().__init__()
         if len(shape) != 3:

@@ -15,8 +15,8 @@ input.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Callable, Sequence
 
 import torch
 
@@ -149,20 +149,20 @@ class Samples:
     def n(self) -> int:
         return self.clean.shape[-2]
 
-    def map(self, fn: Callable[[Tensor], Tensor]) -> "Samples":
+    def map(self, fn: Callable[[Tensor], Tensor]) -> Samples:
         return Samples(*(fn(getattr(self, f.name)) for f in fields(self)))
 
-    def to(self, device=None, dtype=None) -> "Samples":
+    def to(self, device=None, dtype=None) -> Samples:
         device = resolve_device(device)
         # integer class labels keep their dtype
         return self.map(lambda t: t.to(device=device, dtype=(dtype or t.dtype) if t.is_floating_point() else t.dtype))
 
-    def rows(self, idx: Tensor) -> "Samples":
+    def rows(self, idx: Tensor) -> Samples:
         """The samples with indices ``idx`` along the sample dimension (labels may be ``(n,)``)."""
         return self.map(lambda t: t.index_select(t.dim() - (2 if t.dim() == self.clean.dim() else 1), idx))
 
     @staticmethod
-    def stack(samples: Sequence["Samples"]) -> "Samples":
+    def stack(samples: Sequence[Samples]) -> Samples:
         """Stack per-member samples into ``(E, n, .)`` tensors."""
         return Samples(*(torch.stack([getattr(s, f.name) for s in samples]) for f in fields(Samples)))
 
@@ -188,7 +188,7 @@ class Task:
     def d_out(self) -> int:
         return self.target.d_out
 
-    def with_noise(self, sigma: float) -> "Task":
+    def with_noise(self, sigma: float) -> Task:
         return replace(self, sigma=sigma)
 
     def sample(self, n: int, rng: Stream | int, label_noise: bool) -> Samples:

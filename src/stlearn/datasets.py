@@ -22,8 +22,8 @@ indices into the dataset.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ class LabelledSplit:
     test: Samples
 
 
-@functools.lru_cache(maxsize=None)  # every noise draw of a sweep shares the arrays (callers index, never write)
+@functools.cache  # every noise draw of a sweep shares the arrays (callers index, never write)
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """All digits: images ``(1797, 64)`` in ``[0, 1]`` (float64) and labels ``(1797,)`` (int64)."""
     from sklearn.datasets import load_digits
@@ -72,7 +72,7 @@ def stratified_indices(labels: np.ndarray, sizes: Sequence[int], rng: Stream | i
     return parts + [np.sort(rest)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_mnist1d_arrays(n: int = MNIST1D_SIZE, seed: int = MNIST1D_SEED) -> tuple[np.ndarray, np.ndarray]:
     """``n`` MNIST-1D signals ``(n, 40)`` (float64, standardized) and labels ``(n,)`` (int64), generated offline."""
     from mnist1d.data import get_dataset_args, make_dataset

@@ -15,7 +15,7 @@ pieces (task loss, evaluation, log schedule, tidy history); the ST trainer
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 import torch
@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from . import fast
 from .data import Samples
-from .streams import as_stream
 from .losses import FrozenTeacher, log_softmax, task_loss
+from .streams import as_stream
 from .train import TrainConfig, log_rows, log_schedule, make_optimizer, minibatch
 from .validation import ParameterError, check_float
 
@@ -50,9 +50,13 @@ def distilled_terms(student_logits: Tensor, y: Tensor, teacher_logits: Tensor, a
 
 
 def train_distilled(model: nn.Module, data: Samples, teacher: FrozenTeacher, *, alpha: float = 0.5,
-                    temperature: float = 4.0, config: TrainConfig = TrainConfig(task="ce"),
+                    temperature: float = 4.0, config: TrainConfig | None = None,
                     eval_sets: Mapping[str, Samples] | None = None) -> pd.DataFrame:
-    """Train ``model`` on the noisy inputs with the distillation loss; returns the tidy history."""
+    """Train ``model`` on the noisy inputs with the distillation loss; returns the tidy history.
+
+    ``config`` defaults to ``TrainConfig(task="ce")``.
+    """
+    config = config or TrainConfig(task="ce")
     alpha = check_float("alpha", alpha, low=0.0, high=1.0)
     temperature = check_float("temperature", temperature, low=0.0, low_open=True)
     if config.task != "ce":
@@ -63,7 +67,9 @@ def train_distilled(model: nn.Module, data: Samples, teacher: FrozenTeacher, *, 
         schedule = set(log_schedule(config.steps, config.log_points))
         gen = as_stream(config.seed).child("batch").generator()
         rows: list[dict] = []
-        bar = tqdm(range(config.steps + 1), desc="distilling", leave=False, **({} if config.progress else {"disable": True}))
+        # disable only when asked: an explicit disable=False would override TQDM_DISABLE in chapter kernels
+        bar = tqdm(range(config.steps + 1), desc="distilling", leave=False,
+                   **({} if config.progress else {"disable": True}))
         for step in bar:
             if step in schedule:
                 rows.extend(_log(model, data, teacher_logits, alpha, temperature, eval_sets or {}, step))

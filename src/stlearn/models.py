@@ -14,7 +14,7 @@ the hidden features by layer name, computed in the same forward pass (no hooks).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -177,7 +177,7 @@ _LOG: DrawLog | None = None
 
 def audit() -> DrawLog:
     """Start recording every drawn set (a fresh log); returns the log."""
-    global _LOG
+    global _LOG  # noqa: PLW0603 -- one audit per chapter kernel
     _LOG = DrawLog()
     return _LOG
 

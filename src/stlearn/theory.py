@@ -22,7 +22,7 @@ Contents:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -253,7 +253,9 @@ def crossover_samples(w_star: Tensor, q: Tensor, sigma: float, label_noise: floa
         return math.inf
     if not finite_sample:
         return max((c * sigma**2 * kappa * d + d_y * s**2 * (d - k) - kappa * k) / (c * kappa), 0.0)
-    gain = lambda n: _two_stage_gain(w_star, terms, sigma, label_noise, int(round(n)), True)
+    def gain(n: float) -> float:
+        return _two_stage_gain(w_star, terms, sigma, label_noise, int(round(n)), True)
+
     low, high = float(d + 2), 1e9
     if gain(low) <= 0:
         return low

@@ -12,8 +12,8 @@ row per (step, member).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,9 +23,9 @@ from tqdm import tqdm
 from . import fast
 from .data import Samples
 from .fast import fused, optim
-from .streams import Stream, as_stream
 from .losses import TASK_LOSSES, FrozenTeacher, student_teacher_loss
 from .models import FeatureNet
+from .streams import Stream, as_stream
 from .validation import ParameterError, check_choice, check_float, check_int
 
 Tensor = torch.Tensor

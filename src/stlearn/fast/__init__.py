@@ -39,7 +39,7 @@ def enabled() -> bool:
 @contextlib.contextmanager
 def switched(on: bool):
     """Take the fast path (``on=True``) or the plain reference inside the block."""
-    global _ENABLED
+    global _ENABLED  # noqa: PLW0603 -- one switch for the process, like torch.backends flags
     saved, _ENABLED = _ENABLED, bool(on)
     try:
         yield

@@ -78,11 +78,6 @@ def weight_grad(x: Tensor, g: Tensor, w: Tensor) -> Tensor:
 _FUSE_ABOVE = 1 << 16  # elements
 
 
-def half_mean_square(diff: Tensor) -> Tensor:
-    """``(1/2n) sum_i ||diff_i||^2`` over the last two dimensions, in one pass (``n = diff.shape[-2]``)."""
-    return torch.linalg.vector_norm(diff, dim=(-2, -1)).square() * (0.5 / diff.shape[-2])
-
-
 class _HalfMeanSquaredDistance(torch.autograd.Function):
     """``(1/2n) sum_i ||a_i - b_i||^2`` over the last two dimensions, in one pass each way.
 

@@ -26,7 +26,7 @@ ReLU); :func:`stlearn.train.train` uses autograd for the others.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn

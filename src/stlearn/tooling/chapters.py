@@ -21,10 +21,11 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -143,7 +144,7 @@ def _parameters_cell(path: Path) -> str:
     return cells[0].source
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parameters_cached(path: Path, mtime: float) -> dict[str, Parameter]:
     source = _parameters_cell(path)
     lines = source.splitlines()

@@ -57,8 +57,8 @@ def glue_numbers(digits: int = 3, **values: float) -> None:
 
 def glue_figure(name: str, fig) -> None:
     """Glue a figure for a ``{glue:figure}`` directive (shown once, where the prose places it)."""
-    from myst_nb import glue
     import matplotlib.pyplot as plt
+    from myst_nb import glue
 
     glue(name, fig, display=False)
     plt.close(fig)

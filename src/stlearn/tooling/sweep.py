@@ -23,24 +23,25 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import json
+import logging
 import os
 import re
 import tempfile
 import time
 import traceback
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import nbformat
 import pandas as pd
 import yaml
 
+from ..validation import ParameterError, check_int
 from . import chapters as ch
 from .notebook import HEADLINE_MIME
-from ..validation import ParameterError, check_int
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -244,7 +245,9 @@ def collect(points: Sequence[Point], records: Mapping[str, dict]) -> pd.DataFram
 
 def _cell(value):
     """Table cells are scalars: a list-valued parameter is stored as its YAML text."""
-    return value if isinstance(value, (int, float, str, bool)) else yaml.safe_dump(value, default_flow_style=True).strip()
+    if isinstance(value, (int, float, str, bool)):
+        return value
+    return yaml.safe_dump(value, default_flow_style=True).strip()
 
 
 def headline_columns(table: pd.DataFrame) -> list[str]:
