@@ -215,7 +215,7 @@ def _execute_all(chapter, todo, param_set, root, out_dir, workers, scheduler, pr
             records.append(record)
             bar.update()
             if record["status"] == "failed":
-                bar.write(f"FAILED {_describe(record['parameters'])} (see failures/{record['key']}.txt)")
+                bar.write(f"FAILED {_describe_point(record['parameters'])} (see failures/{record['key']}.txt)")
             bar.set_postfix(failed=sum(r["status"] == "failed" for r in records))
         bar.close()
     finally:
@@ -225,7 +225,7 @@ def _execute_all(chapter, todo, param_set, root, out_dir, workers, scheduler, pr
     return records
 
 
-def _describe(overrides: Mapping) -> str:
+def _describe_point(overrides: Mapping) -> str:
     return " ".join(f"{k}={v!r}" for k, v in overrides.items())
 
 
