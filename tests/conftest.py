@@ -7,14 +7,22 @@
 - ``ci_site``: the book built at the "ci" parameters under that guard (cached
   chapters are reused, so after ``stlearn build --set ci`` it only re-runs
   Sphinx incrementally).
-- ``chromium``: Debian's headless Chromium and chromedriver, installed with
-  apt-get when missing; tests using it are skipped, saying why, only where
-  that installation fails.
+- ``chromium``: Debian's headless Chromium and chromedriver. No test installs
+  system packages: when they are missing the fixture fails, saying to run
+  ``make browser``; outside CI (``CI`` unset) it skips with that message.
+- ``seeded_chapter``: the quickest chapter with a ``seed`` parameter;
+  :func:`sanitize`: text as nbval compares it (``tests/sanitize.cfg``).
+
+Layout: ``library/`` (the science), ``tooling/`` (CLI, parameters, build,
+sweep, regression tooling), ``chapters/`` (checks that execute or inspect the
+chapters), ``site/`` (the built site, a browser, the offline build);
+``references/`` holds the nbval regression references.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,15 +39,24 @@ from stlearn.tooling.chapters import kernel_env
 for key, value in kernel_env().items():
     os.environ.setdefault(key, value)
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    # one core per worker: oversubscribed threads make small tensor ops crawl
+    # one core per worker for the kernels each starts: oversubscribed threads make small tensor ops crawl
     n = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ.setdefault("OMP_NUM_THREADS", str(n))
-    import torch
 
-    torch.set_num_threads(n)
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The tests' own tensors are tiny: one torch thread, so that a loaded machine does not make them crawl.
+
+    (Chapter kernels are separate processes with their own thread count.)
+    """
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
 
 ROOT = ch.repo_root()
 CHAPTERS = list(ch.chapters(ROOT))
+SANITIZE = ROOT / "tests" / "sanitize.cfg"
 
 
 def pytest_collectstart(collector):
@@ -58,11 +75,26 @@ def reference_seconds(name: str) -> float:
 
 
 @pytest.fixture(scope="session")
-def cheapest_chapter() -> str:
-    """The chapter whose ci run is quickest: the one the costly execution tests use."""
-    if not CHAPTERS:
-        pytest.skip("the book has no chapters")
-    return min(CHAPTERS, key=reference_seconds)
+def seeded_chapter() -> str:
+    """The quickest chapter with a ``seed`` parameter: the one the costly execution tests use."""
+    names = [n for n in CHAPTERS if "seed" in ch.parameters(n, ROOT)]
+    if not names:
+        pytest.skip("no chapter has a seed parameter")
+    return min(names, key=reference_seconds)
+
+
+# --------------------------------------------------------------------------- outputs as nbval sees them
+def sanitizers() -> list[tuple[re.Pattern, str]]:
+    """The patterns of tests/sanitize.cfg, read exactly as nbval reads them."""
+    from nbval.plugin import get_sanitize_patterns
+
+    return [(re.compile(rx), rep) for rx, rep in get_sanitize_patterns(SANITIZE.read_text())]
+
+
+def sanitize(text: str) -> str:
+    for rx, rep in sanitizers():
+        text = rx.sub(rep, text)
+    return text
 
 
 # --------------------------------------------------------------------------- offline guard
@@ -177,7 +209,8 @@ def ci_site() -> BuiltSite:
                 guard = make_network_guard(folder)
                 cmd = [sys.executable, "-c", "import sys; from stlearn.tooling.cli import main; sys.exit(main())",
                        "build", "--set", "ci"]
-                result = subprocess.run(cmd, cwd=ROOT, env=guard.env, capture_output=True, text=True, timeout=1800)
+                result = subprocess.run(cmd, cwd=ROOT, env=guard.env, capture_output=True, text=True, timeout=1800,
+                                        check=False)
                 done = {"run": run_id, "returncode": result.returncode, "output": result.stdout + result.stderr}
                 record.write_text(json.dumps(done))
         finally:
@@ -189,34 +222,20 @@ def ci_site() -> BuiltSite:
 # --------------------------------------------------------------------------- headless Chromium
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-
-def _install_chromium() -> str | None:
-    """Install Debian's chromium and chromium-driver; returns why it failed, or None."""
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available"
-    sudo = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
-    if sudo is None:
-        return "not root and no sudo to run apt-get"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y",
-                                        "chromium", "chromium-driver"]):
-        try:
-            result = subprocess.run(sudo + cmd, env=env, capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            return f"{' '.join(cmd)}: {err}"
-        if result.returncode != 0:
-            return f"{' '.join(cmd)} exited {result.returncode}: {(result.stdout + result.stderr)[-800:]}"
-    return None
+BROWSER_HINT = "run `make browser` (installs Debian's chromium and chromium-driver)"
 
 
 @pytest.fixture(scope="session")
 def chromium() -> tuple[Path, Path]:
-    """Paths of the Chromium binary and its driver, installing them when missing."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        why = _install_chromium()
-        if why or not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-            pytest.skip(f"headless Chromium is not installed and could not be installed "
-                        f"(apt-get install chromium chromium-driver): {why or 'binaries missing afterwards'}")
+    """Paths of the Chromium binary and its driver. Never installs anything.
+
+    Missing binaries fail the test in CI (``CI`` set) and skip it elsewhere, with the command that installs them.
+    """
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        message = f"headless Chromium is missing ({', '.join(missing)}): {BROWSER_HINT}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     pytest.importorskip("selenium", reason="selenium is needed to drive Chromium (pip install selenium)")
     return CHROMIUM, CHROMEDRIVER

@@ -1,4 +1,4 @@
-"""Closed forms of :mod:`stlearn.theory` against brute force on tiny problems."""
+"""Closed forms of :mod:`stlearn.theory` against brute force and Monte Carlo on tiny problems."""
 
 import math
 
@@ -7,20 +7,62 @@ import pytest
 import torch
 
 import stlearn as st
-from stlearn import theory as lt
 from stlearn import theory
+from stlearn import theory as lt  # the chapters' name for it
+from stlearn.data import randn
 from stlearn.experiments.linear_common import complement, target_factors, tilted
 
+F64 = torch.float64
+RNG = st.Stream(0)
 
-def _randn(seed, *shape):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+def _randn(k, *shape):
+    return randn(RNG.child("reference", k), *shape)
+
+
+def test_min_norm_interpolator_interpolates_with_least_norm():
+    x, y = _randn(0, 5, 9), _randn(1, 5, 2)
+    w = theory.min_norm_interpolator(x, y)
+    assert torch.allclose(x @ w.T, y, atol=1e-10)
+    # adding any direction orthogonal to the data keeps interpolation but grows the norm
+    p = theory.row_space_projector(x)
+    extra = _randn(2, 2, 9) @ (torch.eye(9, dtype=F64) - p)
+    assert torch.allclose(x @ (w + extra).T, y, atol=1e-10)
+    assert (w + extra).norm() > w.norm()
+
+
+def test_batched_min_norm_matches_per_member():
+    x, y = _randn(3, 3, 4, 7), _randn(4, 3, 4, 2)
+    w = theory.min_norm_interpolator(x, y)
+    for e in range(3):
+        assert torch.allclose(w[e], theory.min_norm_interpolator(x[e], y[e]))
+
+
+def test_wiener_map_isotropic_is_shrinkage_and_optimal():
+    inputs = st.gaussian_inputs(6)
+    target = st.linear_target(inputs, 2, rng=RNG.child("target"))
+    w_opt = theory.wiener_map(target.weight, inputs.covariance(), 0.5)
+    assert torch.allclose(w_opt, target.weight / 1.25)
+    e_opt = theory.linear_test_error(w_opt, target.weight, inputs.covariance(), 0.5)
+    for scale in (0.7, 0.9, 1.1):
+        assert theory.linear_test_error(w_opt * scale, target.weight, inputs.covariance(), 0.5) > e_opt
+
+
+def test_linear_test_error_matches_monte_carlo():
+    inputs = st.gaussian_inputs(5, rank=3, rng=RNG.child("task"))
+    task = st.Task(inputs, st.linear_target(inputs, 2, rng=RNG.child("target")), sigma=0.6)
+    test = st.draw(task, 200000, RNG.child("test"), label_noise=False, dtype=F64)
+    w = task.target.weight * 0.5 + 0.1
+    mc = (test.y - test.noisy @ w.T).pow(2).sum(-1).mean()
+    closed = theory.linear_test_error(w, task.target.weight, inputs.covariance(), 0.6)
+    assert abs(mc - closed) / closed < 0.01
 
 
 def test_gd_path_matches_explicit_gradient_descent():
     x, y = _randn(0, 15, 6), _randn(1, 15, 2)
     lr, steps = 0.2, [0, 1, 7, 40]
     closed = lt.gd_regression_path(x, y, lr, steps)
-    w, seen = torch.zeros(2, 6, dtype=torch.float64), []
+    w, seen = torch.zeros(2, 6, dtype=F64), []
     for t in range(max(steps) + 1):
         if t in steps:
             seen.append(w.clone())
@@ -44,10 +86,12 @@ def test_reduced_rank_regression_is_the_best_low_rank_fit():
     x, y = _randn(6, 40, 5), _randn(7, 40, 4)
     w = lt.reduced_rank_regression(x, y, 2)
     assert torch.linalg.matrix_rank(w) == 2
-    loss = lambda m: float((x @ m.T - y).pow(2).sum())
-    gen = torch.Generator().manual_seed(8)
-    for _ in range(200):  # random rank-2 maps never fit better
-        m = torch.randn(4, 2, generator=gen, dtype=torch.float64) @ torch.randn(2, 5, generator=gen, dtype=torch.float64)
+
+    def loss(m):
+        return float((x @ m.T - y).pow(2).sum())
+
+    for k in range(200):  # random rank-2 maps never fit better
+        m = randn(RNG.child("direction", k, 0), 4, 2) @ randn(RNG.child("direction", k, 1), 2, 5)
         assert loss(m) >= loss(w) - 1e-9
     assert torch.allclose(lt.reduced_rank_regression(x, y, 4), theory.min_norm_interpolator(x, y), atol=1e-10)
 
@@ -58,7 +102,8 @@ def test_two_stage_estimator_is_the_large_lambda_minimizer():
     lam, w2 = 1e6, _randn(12, 3, 2)
     for _ in range(200):
         rhs = x_noisy.T @ (y @ w2 + lam * t)
-        w1 = torch.linalg.solve(x_noisy.T @ x_noisy, rhs @ torch.linalg.inv(w2.T @ w2 + lam * torch.eye(2, dtype=torch.float64))).T
+        inner = torch.linalg.inv(w2.T @ w2 + lam * torch.eye(2, dtype=F64))
+        w1 = torch.linalg.solve(x_noisy.T @ x_noisy, rhs @ inner).T
         z = x_noisy @ w1.T
         w2 = theory.min_norm_interpolator(z, y)
     assert torch.allclose(w2 @ w1, lt.two_stage_estimator(x_noisy, t, y), atol=1e-5)
@@ -70,27 +115,30 @@ def test_coincidence_gap_zero_for_perfect_teacher_positive_otherwise():
     a, b = target_factors(w_star)
     x = _randn(15, n, d)
     x_noisy = x + 0.5 * _randn(16, n, d)
-    fitted = lambda yy: x_noisy @ theory.min_norm_interpolator(x_noisy, yy).T
+
+    def fitted(yy):
+        return x_noisy @ theory.min_norm_interpolator(x_noisy, yy).T
+
     y = x @ w_star.T
     assert float(lt.coincidence_gap(x_noisy, x @ b.T, fitted(y))) < 1e-10
     noisy_y = y + 0.5 * _randn(17, n, 3)
     assert float(lt.coincidence_gap(x_noisy, x @ b.T, fitted(noisy_y))) > 1e-3
-    wide = torch.cat([b, complement(b, d - 2, 0)])
+    wide = torch.cat([b, complement(b, d - 2, RNG.child("direction"))])
     assert float(lt.coincidence_gap(x_noisy, x @ wide.T, fitted(noisy_y))) < 1e-10
 
 
 def test_tilted_rows_have_the_requested_principal_angles():
     b = torch.linalg.qr(_randn(18, 8, 3))[0].T
-    c = tilted(b, 0.4, 1)
+    c = tilted(b, 0.4, RNG.child("direction"))
     cosines = torch.linalg.svdvals(b @ c.T)
-    assert torch.allclose(cosines, torch.full((3,), math.cos(0.4), dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(cosines, torch.full((3,), math.cos(0.4), dtype=F64), atol=1e-12)
 
 
 def test_base_error_formula_matches_monte_carlo():
     d, d_y, sigma, s, n = 4, 2, 0.7, 0.5, 20
     inputs = st.gaussian_inputs(d)
-    task = st.Task(inputs, st.linear_target(inputs, d_y, seed=1), sigma=sigma, label_noise=s)
-    split = st.make_splits(task, n, 1, list(range(4000)), dtype=torch.float64).train
+    task = st.Task(inputs, st.linear_target(inputs, d_y, rng=RNG.child("target")), sigma=sigma, label_noise=s)
+    split = st.draw_members(task, n, RNG.children("student_data", 4000), dtype=F64)
     w = theory.min_norm_interpolator(split.noisy, split.y)
     errs = theory.linear_test_error(w, task.target.weight, inputs.covariance(), sigma).numpy()
     predicted = lt.base_error(task.target.weight, sigma, s, n)
@@ -100,24 +148,29 @@ def test_base_error_formula_matches_monte_carlo():
 def test_two_stage_error_formula_at_large_n():
     d, d_y, r, sigma, s, n = 6, 3, 2, 0.5, 1.0, 400
     inputs = st.gaussian_inputs(d)
-    task = st.Task(inputs, st.linear_target(inputs, d_y, rank=r, seed=1), sigma=sigma, label_noise=s)
+    task = st.Task(inputs, st.linear_target(inputs, d_y, rank=r, rng=RNG.child("target")), sigma=sigma,
+                   label_noise=s)
     _, b = target_factors(task.target.weight)
-    q = tilted(b, 0.2, 3)
-    split = st.make_splits(task, n, 1, list(range(400)), dtype=torch.float64).train
+    q = tilted(b, 0.2, RNG.child("direction"))
+    split = st.draw_members(task, n, RNG.children("student_data", 400), dtype=F64)
     w = lt.two_stage_estimator(split.noisy, split.clean @ q.T, split.y)
     errs = theory.linear_test_error(w, task.target.weight, inputs.covariance(), sigma).numpy()
     predicted = lt.two_stage_error(task.target.weight, q, sigma, s, n)
     assert abs(errs.mean() / predicted - 1) < 0.02
-    assert lt.two_stage_error(task.target.weight, b, sigma, s, math.inf) == pytest.approx(lt.mmse(task.target.weight, sigma))
+    perfect = lt.two_stage_error(task.target.weight, b, sigma, s, math.inf)
+    assert perfect == pytest.approx(lt.mmse(task.target.weight, sigma))
 
 
 def test_crossover_is_where_the_errors_meet():
     w_star = _randn(20, 3, 2) @ torch.linalg.qr(_randn(21, 10, 2))[0].T
     _, b = target_factors(w_star)
-    q = tilted(b, 0.15, 2)
+    q = tilted(b, 0.15, RNG.child("direction"))
     n_star = lt.crossover_samples(w_star, q, 0.5, 1.0, finite_sample=False)
     m = lt.mmse(w_star, 0.5)
-    base_leading = lambda n: m + (m + 3 * 1.0) * 10 / n
+
+    def base_leading(n):
+        return m + (m + 3 * 1.0) * 10 / n
+
     assert lt.two_stage_error(w_star, q, 0.5, 1.0, n_star, finite_sample=False) == pytest.approx(base_leading(n_star))
     n_exact = lt.crossover_samples(w_star, q, 0.5, 1.0)
     assert lt.two_stage_gain(w_star, q, 0.5, 1.0, int(n_exact * 0.9)) > 0 > lt.two_stage_gain(w_star, q, 0.5, 1.0,
@@ -129,9 +182,9 @@ def test_crossover_is_where_the_errors_meet():
 def test_gain_of_a_teacher_that_carries_the_target():
     w_star = _randn(22, 3, 2) @ torch.linalg.qr(_randn(23, 10, 2))[0].T
     _, b = target_factors(w_star)
-    wider = torch.cat([b, complement(b, 3, 0)])
+    wider = torch.cat([b, complement(b, 3, RNG.child("direction"))])
     gain = lt.two_stage_gain(w_star, wider, 0.5, 2.0, 100, finite_sample=False)
     assert gain == pytest.approx(3 * 4.0 * (10 - 5) / 100)
     assert lt.two_stage_gain(w_star, wider, 0.5, 2.0, 100) == pytest.approx(3 * 4.0 * (10 / 89 - 5 / 94))
-    full = torch.cat([b, complement(b, 8, 0)])
+    full = torch.cat([b, complement(b, 8, RNG.child("direction"))])
     assert lt.two_stage_gain(w_star, full, 0.5, 2.0, 100) == pytest.approx(0.0, abs=1e-12)

@@ -33,7 +33,7 @@ import nbformat
 import pytest
 
 from stlearn.tooling import chapters as ch
-from stlearn import regression
+from stlearn.tooling import regression
 
 ROOT = ch.repo_root()
 CHAPTERS = list(ch.chapters(ROOT))
@@ -167,7 +167,8 @@ def test_citations_exist_in_the_bibliography(name):
 
 def test_bibliography_keys_are_unique_and_the_key_works_are_cited():
     keys = re.findall(r"@\w+\{([^,\s]+),", BIB)
-    assert len(keys) == len(set(keys)), f"duplicate keys in references.bib: {sorted({k for k in keys if keys.count(k) > 1})}"
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    assert not duplicates, f"duplicate keys in references.bib: {duplicates}"
     cited = {k.strip() for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", _book_text()) for k in group.split(",")}
     for key in ("hong2021student", "romero2015fitnets", "hinton2015distilling", "saxe2014exact"):
         assert key in cited, f"{key} is in the bibliography but cited nowhere in the book"
@@ -208,7 +209,8 @@ def test_no_figure_shown_outside_a_captioned_glue(name):
             continue
         for out in cell.get("outputs", []):
             assert "image/png" not in out.get("data", {}), \
-                f"{name}: a cell shows a figure without caption; glue it (glue_figure) and tag the cell remove-output:\n{cell.source[:200]}"
+                f"{name}: a cell shows a figure without caption; glue it (glue_figure) and tag the cell " \
+                f"remove-output:\n{cell.source[:200]}"
 
 
 @pytest.mark.parametrize("name", READ_CHAPTERS)
@@ -240,8 +242,9 @@ def test_site_numbers_claims_equations_and_figures(ci_site, name):
     source = ch.chapter_path(name, ROOT).read_text()
     for kind, label in re.findall(r"\{prf:(\w+)\}[^\n]*\n(?::[^\n]*\n)*?:label:\s*(\S+)", source):
         if kind in PROOF_KINDS:
-            assert re.search(rf'id="{re.escape(label)}".*?caption-number">{kind.title()} \d+', page, flags=re.S | re.I) \
-                or re.search(rf'caption-number">{kind.title()} \d+.{{0,400}}id="{re.escape(label)}"', page, flags=re.S | re.I), \
+            number, anchor = rf'caption-number">{kind.title()} \d+', rf'id="{re.escape(label)}"'
+            assert re.search(rf"{anchor}.*?{number}", page, flags=re.S | re.I) \
+                or re.search(rf"{number}.{{0,400}}{anchor}", page, flags=re.S | re.I), \
                 f"{name}: {kind} {label} is not numbered on the page"
     for label in re.findall(r"\$\$\s*\(([\w:-]+)\)", source):
         assert re.search(rf'id="equation-{re.escape(label)}".{{0,300}}class="eqno">\(\d', page, flags=re.S), \
@@ -263,7 +266,8 @@ def test_site_offers_notebook_and_source_downloads(ci_site, name):
     assert (ci_site.path / "_sources" / rel).read_bytes() == ch.chapter_path(name, ROOT).read_bytes()
     nb = nbformat.read(ci_site.path / "_sources" / rel.with_suffix(".ipynb"), as_version=4)
     assert nb.metadata["stlearn"]["chapter"] == name
-    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name}: the notebook offered is not executed"
+    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
+        f"{name}: the notebook offered is not executed"
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), \
         f"{name}: the downloaded notebook must keep its parameters cell for papermill"
 
@@ -278,7 +282,8 @@ def test_rerun_page_lists_every_chapter_parameter_and_time(ci_site):
         assert command in text, f"the re-run page must show the {command} command"
     tables = soup.find_all("table")
     for name in CHAPTERS:
-        heading = soup.find(lambda t: t.name in ("h2", "h3", "h4") and t.get_text(strip=True).startswith(name))
+        heading = soup.find(lambda t, name=name: t.name in ("h2", "h3", "h4")
+                            and t.get_text(strip=True).startswith(name))
         assert heading is not None, f"no parameter table for {name} on the re-run page"
         table = heading.find_next("table")
         cells = {_cell(tr.find("td")): tr.find_all("td") for tr in table.find_all("tr") if tr.find("td")}
@@ -394,7 +399,8 @@ return {
 };
 """
 
-_RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\$[^$\s][^$]*\$|\\(begin|end|frac|mathbb|mathcal|lVert|tilde|lambda|sigma|alpha)\b")
+_RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\$[^$\s][^$]*\$"
+                      r"|\\(begin|end|frac|mathbb|mathcal|lVert|tilde|lambda|sigma|alpha)\b")
 
 
 def _fetch(url: str) -> tuple[int, bytes]:
@@ -448,7 +454,8 @@ def page_problems(browser, base: str, page: str) -> tuple[list[str], dict]:
         if state != "typeset":
             problems.append(f"{where} MathJax did not run ({state})")
         if facts["mathTypeset"] != facts["mathBlocks"]:
-            problems.append(f"{where} {facts['mathBlocks'] - facts['mathTypeset']} of {facts['mathBlocks']} formulas not typeset")
+            missing = facts["mathBlocks"] - facts["mathTypeset"]
+            problems.append(f"{where} {missing} of {facts['mathBlocks']} formulas not typeset")
     if facts["mathErrors"]:
         problems.append(f"{where} {facts['mathErrors']} MathJax errors")
     raw = [m.group(0) for m in _RAW_TEX.finditer(facts["text"])]

@@ -1,17 +1,22 @@
+"""The ST loss's documented reduction, the frozen teacher, and the task losses."""
+
 import pytest
 import torch
 
 import stlearn as st
+from stlearn.data import randn
 from stlearn.validation import ParameterError
+
+F64 = torch.float64
+RNG = st.Stream(0)
 
 
 def _setup():
-    torch.manual_seed(0)
-    student = st.DeepLinear([6, 4, 4, 2], seed=1, dtype=torch.float64)
-    teacher = st.FrozenTeacher(st.DeepLinear([6, 4, 4, 2], seed=2, dtype=torch.float64))
-    x = torch.randn(9, 6, dtype=torch.float64)
-    noisy = x + 0.3 * torch.randn(9, 6, dtype=torch.float64)
-    y = torch.randn(9, 2, dtype=torch.float64)
+    student = st.DeepLinear([6, 4, 4, 2], rng=RNG.child("student_init"), dtype=F64)
+    teacher = st.FrozenTeacher(st.DeepLinear([6, 4, 4, 2], rng=RNG.child("teacher_init"), dtype=F64))
+    x = randn(RNG.child("inputs"), 9, 6)
+    noisy = x + 0.3 * randn(RNG.child("noise"), 9, 6)
+    y = randn(RNG.child("target"), 9, 2)
     return student, teacher, x, noisy, y
 
 
@@ -43,23 +48,23 @@ def test_teacher_is_frozen_and_not_a_module():
     teacher = st.FrozenTeacher(model)
     assert not isinstance(teacher, torch.nn.Module)
     assert all(not p.requires_grad for p in model.parameters()) and not model.training
-    feats = teacher.features(torch.randn(4, 3), ["h1"])
+    feats = teacher.features(randn(RNG, 4, 3).float(), ["h1"])
     assert not feats["h1"].requires_grad
 
 
 def test_teacher_transform_remixes_features():
-    model = st.DeepLinear([3, 2, 1], dtype=torch.float64)
-    rot = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=torch.float64)
-    x = torch.randn(5, 3, dtype=torch.float64)
+    model = st.DeepLinear([3, 2, 1], dtype=F64)
+    rot = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=F64)
+    x = randn(RNG, 5, 3)
     plain = st.FrozenTeacher(model).features(x, ["h1"])["h1"]
     mixed = st.FrozenTeacher(model, transform={"h1": rot}).features(x, ["h1"])["h1"]
     assert torch.allclose(mixed, plain @ rot.T)
 
 
 def test_teacher_transform_per_member_and_source_layer():
-    deep = st.MLP([3, 4, 2, 1], dtype=torch.float64, seed=1)
-    x = torch.randn(2, 5, 3, dtype=torch.float64)  # one input set per member
-    mixes = torch.randn(2, 2, 2, dtype=torch.float64)
+    deep = st.MLP([3, 4, 2, 1], dtype=F64, rng=RNG.child("teacher_init"))
+    x = randn(RNG.child("inputs"), 2, 5, 3)  # one input set per member
+    mixes = randn(RNG.child("rotation"), 2, 2, 2)
     h2 = deep(x, return_features=True)[1]["h2"]
     got = st.FrozenTeacher(deep, transform={"h1": mixes}, source={"h1": "h2"}).features(x, ["h1"])["h1"]
     for e in range(2):
@@ -69,8 +74,8 @@ def test_teacher_transform_per_member_and_source_layer():
 
 
 def test_cross_entropy_for_ensembles_matches_single():
-    logits = torch.randn(3, 8, 4)
-    labels = torch.randint(0, 4, (8,))
+    logits = randn(RNG.child("inputs"), 3, 8, 4).float()
+    labels = torch.randint(0, 4, (8,), generator=RNG.child("target").generator())
     per_member = st.task_loss(logits, labels, "ce")
     for e in range(3):
         assert torch.allclose(per_member[e], torch.nn.functional.cross_entropy(logits[e], labels))
@@ -82,14 +87,3 @@ def test_unknown_layer_and_task_are_clear_errors():
         teacher.features(x, ["h7"])
     with pytest.raises(ParameterError, match="task must be one of"):
         st.task_loss(y, y, "hinge")
-
-
-@pytest.mark.parametrize("shape_a, shape_b", [((3, 5, 4), (3, 5, 4)), ((3, 5, 4), (5, 4)), ((5, 4), (5, 4))])
-def test_half_mean_squared_distance_matches_autograd(shape_a, shape_b, monkeypatch):
-    monkeypatch.setattr(st.losses, "_FUSE_ABOVE", 0)  # the fused path, whatever the size
-    a = torch.randn(*shape_a, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(*shape_b, dtype=torch.float64, requires_grad=True)
-    plain = 0.5 * (a - b).pow(2).sum(-1).mean(-1)
-    fused = st.losses.half_mean_squared_distance(a, b)
-    assert fused.shape == plain.shape and torch.allclose(fused, plain)
-    assert torch.autograd.gradcheck(st.losses.half_mean_squared_distance, (a, b))

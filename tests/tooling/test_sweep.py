@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stlearn import sweep as sw
+from stlearn.tooling import sweep as sw
 from stlearn.tooling.cli import main
 from stlearn.validation import ParameterError
 

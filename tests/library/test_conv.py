@@ -1,34 +1,37 @@
-"""The ensemble ConvNet: each member is exactly the single network built from its seed."""
+"""The ensemble ConvNet: each member is exactly the single network built from its stream."""
 
 import pytest
 import torch
 
 from stlearn.conv import ConvNet, conv_member
-from stlearn.data import Samples
+from stlearn.data import Samples, randn
+from stlearn.streams import Stream
 from stlearn.train import TrainConfig, train
 from stlearn.validation import ParameterError
 
 SHAPE = (1, 8, 8)
+RNG = Stream(0)
 
 
-def _inputs(n=5, seed=0):
-    return torch.randn(n, 64, generator=torch.Generator().manual_seed(seed))
+def _inputs(n=5, k=0):
+    return randn(RNG.child("inputs", k), n, 64).float()
 
 
-def test_member_starts_as_single_network_of_its_seed():
-    ens = ConvNet(SHAPE, channels=3, hidden=7, d_out=4, members=3, seed=[5, 9, 11])
-    single = ConvNet(SHAPE, channels=3, hidden=7, d_out=4, seed=9)
+def test_member_starts_as_single_network_of_its_stream():
+    rngs = RNG.children("student_init", 3)
+    ens = ConvNet(SHAPE, channels=3, hidden=7, d_out=4, members=3, rng=rngs)
+    single = ConvNet(SHAPE, channels=3, hidden=7, d_out=4, rng=rngs[1])
     for a, b in zip(conv_member(ens, 1).parameters(), single.parameters()):
         assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("per_member_inputs", [False, True])
 def test_ensemble_forward_matches_each_member(per_member_inputs):
-    ens = ConvNet(SHAPE, channels=4, hidden=6, d_out=3, members=3, seed=2)
+    ens = ConvNet(SHAPE, channels=4, hidden=6, d_out=3, members=3, rng=RNG.child("student_init"))
     with torch.no_grad():  # non-zero biases, so that their layout is checked too
-        for p in ens.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    x = torch.stack([_inputs(seed=s) for s in range(3)]) if per_member_inputs else _inputs()
+        for i, p in enumerate(ens.parameters()):
+            p.add_(0.1 * randn(RNG.child("direction", i), *p.shape).float())
+    x = torch.stack([_inputs(k=k) for k in range(3)]) if per_member_inputs else _inputs()
     out, feats = ens(x, return_features=True)
     assert out.shape == (3, 5, 3) and feats["h1"].shape == (3, 5, 4 * 16) and feats["h2"].shape == (3, 5, 6)
     for e in range(3):
@@ -40,14 +43,15 @@ def test_ensemble_forward_matches_each_member(per_member_inputs):
 
 def test_trained_ensemble_member_matches_single_training():
     """Members share no parameters: training the ensemble trains each member as if alone."""
-    gen = torch.Generator().manual_seed(1)
+    gen = RNG.child("student_data").generator()
     x = torch.rand(12, 64, generator=gen, dtype=torch.float64).float()
     y = torch.randint(0, 3, (12,), generator=gen)
     data = Samples(x, x + 0.1, y)
     config = TrainConfig(steps=20, lr=0.05, optimizer="adam", task="ce", progress=False)
-    ens = ConvNet(SHAPE, channels=2, hidden=5, d_out=3, members=2, seed=[3, 4])
+    rngs = RNG.children("student_init", 2)
+    ens = ConvNet(SHAPE, channels=2, hidden=5, d_out=3, members=2, rng=rngs)
     train(ens, data, config=config)
-    single = ConvNet(SHAPE, channels=2, hidden=5, d_out=3, seed=4)
+    single = ConvNet(SHAPE, channels=2, hidden=5, d_out=3, rng=rngs[1])
     train(single, data, config=config)
     torch.testing.assert_close(conv_member(ens, 1)(x), single(x), rtol=1e-4, atol=1e-5)
 
@@ -63,9 +67,9 @@ def test_stacked_conv_is_a_convolution():
     """The im2col layer of a single network equals torch's conv2d (same padding)."""
     import torch.nn.functional as F
 
-    net = ConvNet(SHAPE, channels=3, hidden=4, d_out=2, seed=1)
+    net = ConvNet(SHAPE, channels=3, hidden=4, d_out=2, rng=RNG.child("student_init"))
     with torch.no_grad():
-        net.conv.bias.add_(torch.randn(3, generator=torch.Generator().manual_seed(0)))
+        net.conv.bias.add_(randn(RNG.child("direction"), 3).float())
     x = _inputs()
     expected = F.conv2d(x.reshape(-1, *SHAPE), net.conv.weight, net.conv.bias, padding=1).reshape(5, -1)
     torch.testing.assert_close(net.conv(x), expected, rtol=1e-5, atol=1e-6)

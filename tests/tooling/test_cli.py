@@ -1,13 +1,13 @@
 """The `stlearn` command on a tiny book: listing, validation before any kernel, atomic runs."""
 
-import json
+from pathlib import Path
 
 import nbformat
 import pytest
+from tinybook import make_tiny_book
 
 from stlearn.tooling import chapters as ch
 from stlearn.tooling.cli import main
-from tinybook import make_tiny_book
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_run_injects_parameters_and_records_them(book):
     assert "[0.0, 0.1, 0.2, 0.3]" in text
     headline = [o["data"] for c in nb.cells for o in c.get("outputs", [])
                 if "application/vnd.stlearn.headline+json" in o.get("data", {})]
-    assert headline[0]["application/vnd.stlearn.headline+json"] == {"total": 4.0, "seed": 0}
+    assert headline[0]["application/vnd.stlearn.headline+json"] == {"total": 4.0, "seed": 0, "disjoint_sets": 0}
 
 
 def test_a_failing_chapter_leaves_nothing_behind(book):
@@ -64,15 +64,16 @@ def test_a_failing_chapter_leaves_nothing_behind(book):
     assert not [p for p in out.parent.iterdir()] if out.parent.exists() else True
 
 
-def test_parameter_specs_are_parsed():
-    p = ch.Parameter("x", 1.0, "a level", "float in (0, 1]")
-    assert p.check(1) == 1.0
-    with pytest.raises(ch.ParameterError, match=r"x must be a finite number > 0.0 and <= 1.0; got 0.0"):
-        p.check(0.0)
-    lst = ch.Parameter("xs", [1], "sizes", "int list >= 1")
-    assert lst.check([1, 2]) == [1, 2]
-    with pytest.raises(ch.ParameterError, match=r"xs\[1\] must be an integer >= 1; got 0"):
-        lst.check([1, 0])
-    with pytest.raises(ch.ParameterError, match="xs must be a non-empty list"):
-        lst.check(3)
-    assert ch.Parameter("m", "a", "mode", "str: a|b").check("a") == "a"
+def test_a_run_that_crashes_half_way_leaves_nothing(book, monkeypatch):
+    """papermill fails after writing part of the notebook: no file is left at all (the write is atomic)."""
+    import papermill
+
+    def crash(nb, out, **kwargs):
+        Path(out).write_text("{ partial")
+        raise RuntimeError("kernel died")
+
+    monkeypatch.setattr(papermill, "execute_notebook", crash)
+    target = book / "runs" / "tiny.ipynb"
+    with pytest.raises(RuntimeError, match="kernel died"):
+        ch.execute("tiny", target, None, "ci", book, progress=False)
+    assert not [p for p in (book / "runs").rglob("*") if p.is_file()]

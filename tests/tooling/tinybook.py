@@ -21,12 +21,15 @@ TINY = HEADER + """
 :tags: [parameters]
 n = 3  # how many numbers [int >= 1]
 sigma = 0.5  # a noise level [float >= 0]
-seed = 0  # seed [int >= 0]
+seed = 0  # root of every random stream (each role and run index draws its own) [int >= 0]
 ```
 
 ```{code-cell} ipython3
 import stlearn as st
-from stlearn.tooling.notebook import headline
+from stlearn.tooling.notebook import headline, setup
+
+device = setup()
+rng = st.Stream(seed)
 st.validation.check_float("sigma", sigma, low=0.0)
 print([round(0.1 * k * sigma, 3) for k in range(n)])
 headline(total=n * sigma, seed=seed)

@@ -1,0 +1,87 @@
+"""The ensemble trainer: each member (own data, init, lam and rate) trains exactly as it would alone."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+import stlearn as st
+from stlearn.train import st_rate_scale
+
+F64 = torch.float64
+RNG = st.Stream(0)
+
+
+def _task(d=12, d_out=3, sigma=0.5, label_noise=0.1):
+    inputs = st.gaussian_inputs(d, rank=6, rng=RNG.child("task"))
+    return st.Task(inputs, st.linear_target(inputs, d_out, rng=RNG.child("target")), sigma=sigma,
+                   label_noise=label_noise)
+
+
+def _one(samples: st.Samples, e: int) -> st.Samples:
+    return samples.map(lambda t: t[e])
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
+@pytest.mark.parametrize("kind, optimizer, batch_size, lr", [("linear", "sgd", None, 0.05), ("linear", "sgd", 6, 0.02),
+                                                             ("mlp", "sgd", None, 0.05), ("mlp", "adam", None, 0.05)])
+def test_ensemble_member_matches_single_run(kind, optimizer, batch_size, lr, fast):
+    """Member e ends where the single run with member e's data, init, lam and rate ends: weights, history, best step."""
+    task, ks, lams = _task(), [0, 1, 2], [0.0, 0.5, 2.0]
+    widths = [task.d, 16, 8, task.d_out]
+    build = (lambda **kw: st.DeepLinear(widths, init_scale=0.5, dtype=F64, **kw)) if kind == "linear" else \
+        (lambda **kw: st.MLP(widths, activation="tanh", dtype=F64, **kw))
+    teacher = st.FrozenTeacher(build(rng=RNG.child("teacher_init")))
+    train = st.draw_members(task, 10, [RNG.child("student_data", k) for k in ks], dtype=F64)
+    val = st.draw_members(task, 50, [RNG.child("validation", k) for k in ks], dtype=F64)
+    scales = st_rate_scale(lams) if optimizer == "sgd" else None
+    config = st.TrainConfig(steps=60, lr=lr, optimizer=optimizer, momentum=0.9 if optimizer == "sgd" else 0.0,
+                            weight_decay=1e-3, batch_size=batch_size, early_stopping=True, monitor="val_noisy",
+                            log_points=10, seed=RNG.child("batch"), progress=False, fast=fast)
+    layers = ["h1", "h2"]
+    ensemble = build(members=len(ks), rng=[RNG.child("student_init", k) for k in ks])
+    result = st.train(ensemble, train, teacher=teacher, lam=lams, layers=layers, config=config,
+                      eval_sets={"val": val}, lr_scale=scales, member_info={"seed": ks})
+    for e, k in enumerate(ks):
+        single = build(rng=RNG.child("student_init", k))
+        rate = config.lr * (1.0 if scales is None else scales[e])
+        alone = st.train(single, _one(train, e), teacher=teacher, lam=lams[e], layers=layers,
+                         config=replace(config, lr=rate), eval_sets={"val": _one(val, e)})
+        for a, b in zip(st.member(ensemble, e).parameters(), single.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        mine = result.history[result.history.member == e].reset_index(drop=True)
+        theirs = alone.history.reset_index(drop=True)
+        assert (mine.seed == k).all() and (mine.lam == lams[e]).all()
+        for column in ("step", "train_task", "train_feature", "train_total", "val_noisy", "val_clean"):
+            torch.testing.assert_close(torch.tensor(mine[column].values), torch.tensor(theirs[column].values),
+                                       rtol=1e-9, atol=1e-12)
+        assert result.best_step[e] == alone.best_step
+
+
+def test_lr_scale_equals_separate_learning_rates():
+    train = st.draw(_task(), 10, RNG.child("student_data"), dtype=F64)
+    cfg = dict(steps=30, momentum=0.9, progress=False, weight_decay=0.01)
+    init = RNG.child("student_init")
+    ens = st.DeepLinear([12, 4, 3], members=2, rng=[init, init], dtype=F64)
+    st.train(ens, train, config=st.TrainConfig(lr=0.05, **cfg), lr_scale=[1.0, 0.2])
+    for e, lr in enumerate([0.05, 0.01]):
+        single = st.DeepLinear([12, 4, 3], rng=init, dtype=F64)
+        st.train(single, train, config=st.TrainConfig(lr=lr, **cfg))
+        for a, b in zip(st.member(ens, e).parameters(), single.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_st_rate_scale_is_one_over_one_plus_lam():
+    assert st_rate_scale([0.0, 1.0, 3.0]) == [1.0, 0.5, 0.25]
+    with pytest.raises(st.ParameterError, match=r"lam must be a finite number >= 0.0; got -1.0"):
+        st_rate_scale([0.0, -1.0])
+
+
+def test_divergence_names_the_member_and_its_own_rate():
+    """Member 1 at its own rate 50 diverges while member 0 (rate 0.005) trains: the error names member 1 and 50."""
+    train = st.draw(_task(d=8), 10, RNG.child("student_data"))
+    model = st.DeepLinear([8, 8, 3], members=2, rng=RNG.child("student_init"))
+    config = st.TrainConfig(steps=500, lr=0.5, progress=False)
+    with pytest.raises(st.TrainingDiverged,
+                       match=r"^training diverged at step [1-9]\d* \(member 1\): loss = (nan|inf) with lr = 50;"):
+        st.train(model, train, config=config, lr_scale=[0.01, 100])

@@ -1,0 +1,55 @@
+"""Means with Student-t intervals over seeds, interval tables, and gains paired by seed (stlearn.stats)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from stlearn import stats
+from stlearn.validation import ParameterError
+
+
+def test_mean_ci_is_the_student_t_interval_and_drops_non_finite_values():
+    values = [1.0, 2.0, 3.0, 4.0]
+    half = sps.t.ppf(0.975, 3) * np.std(values, ddof=1) / 2
+    assert stats.mean_ci(values) == pytest.approx((2.5, 2.5 - half, 2.5 + half))
+    assert stats.mean_ci([*values, math.nan, math.inf]) == pytest.approx(stats.mean_ci(values))
+    assert stats.mean_ci(values, level=0.5)[1] > stats.mean_ci(values)[1]
+    one = stats.mean_ci([3.0])
+    assert one[0] == 3.0 and math.isnan(one[1]) and math.isnan(one[2])
+    assert all(math.isnan(v) for v in stats.mean_ci([]))
+
+
+def test_interval_ends_columns_and_text():
+    values = [1.0, 2.0, 3.0, 4.0]
+    m, lo, hi = stats.mean_ci(values)
+    assert stats.ci_low(values) == lo and stats.ci_high(values) == hi
+    assert stats.ci_low([1.0]) == -math.inf and stats.ci_high([1.0]) == math.inf  # no evidence either way
+    assert stats.ci_columns("err", values) == {"err": m, "err_low": lo, "err_high": hi}
+    assert stats.format_ci(values, digits=2) == f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def test_summarize_and_interval_table_give_one_row_per_group():
+    df = pd.DataFrame({"lam": [0, 0, 0, 1, 1, 1], "seed": [0, 1, 2] * 2, "err": [1.0, 2.0, 3.0, 0.5, 0.7, 0.9]})
+    summary = stats.summarize(df, "lam", "err")
+    assert summary.lam.tolist() == [0, 1] and summary.n.tolist() == [3, 3]
+    assert summary["mean"].tolist() == pytest.approx([2.0, 0.7])
+    assert summary.low[0] == pytest.approx(stats.mean_ci([1.0, 2.0, 3.0])[1])
+    table = stats.interval_table(df, "lam", ["err"], digits=2)
+    assert table.to_dict("list") == {"lam": [0, 1], "err": [stats.format_ci([1.0, 2.0, 3.0], 2),
+                                                            stats.format_ci([0.5, 0.7, 0.9], 2)]}
+
+
+def test_paired_gains_are_base_minus_run_paired_by_seed():
+    runs = pd.DataFrame({"lam": [0, 0, 1, 1, 2], "seed": [0, 1, 1, 0, 0], "err": [1.0, 2.0, 1.5, 0.25, 0.5]})
+    gains = stats.paired_gains(runs, ["err"]).sort_values(["lam", "seed"])
+    assert gains.lam.tolist() == [1, 1, 2] and gains.seed.tolist() == [0, 1, 0]
+    assert gains.gain_err.tolist() == [0.75, 0.5, 0.5]
+    base = pd.DataFrame({"seed": [0, 1], "err": [2.0, 2.0]})
+    assert stats.paired_gains(runs, ["err"], base=base).gain_err.tolist() == [1.0, 0.0, 0.5, 1.75, 1.5]
+    with pytest.raises(ParameterError, match="lams must include 0"):
+        stats.paired_gains(runs[runs.lam > 0], ["err"])
+    with pytest.raises(ParameterError, match="runs need a lam column"):
+        stats.paired_gains(runs.drop(columns="lam"), ["err"])

@@ -1,0 +1,55 @@
+"""The cached chapter execution behind the book build: what its key depends on (a tiny book)."""
+
+from tinybook import make_tiny_book
+
+from stlearn.tooling import build
+from stlearn.tooling import chapters as ch
+
+
+def test_cache_reruns_only_what_changed(tmp_path, monkeypatch):
+    root = make_tiny_book(tmp_path)
+    monkeypatch.setenv("STLEARN_ROOT", str(root))
+    monkeypatch.setattr(ch, "library_hash", lambda: "v1")  # the library's hash, fixed while the library is edited
+    first, cached = build.executed_chapter("tiny", "ci", root, progress=False)
+    assert not cached
+    again, cached = build.executed_chapter("tiny", "ci", root, progress=False)
+    assert cached and again == first
+    # the paper set is a different key
+    paper, cached = build.executed_chapter("tiny", "paper", root, progress=False)
+    assert not cached and paper != first
+    # a change in the library invalidates the cache
+    monkeypatch.setattr(ch, "library_hash", lambda: "v2")
+    changed, cached = build.executed_chapter("tiny", "ci", root, progress=False)
+    assert not cached and changed != first and not first.exists()
+
+
+def test_execution_key_depends_on_source_and_values(tmp_path, monkeypatch):
+    root = make_tiny_book(tmp_path)
+    monkeypatch.setenv("STLEARN_ROOT", str(root))
+    k1 = ch.execution_key("tiny", {"n": 2}, root)
+    assert k1 != ch.execution_key("tiny", {"n": 3}, root)
+    path = root / "book" / "tiny.md"
+    path.write_text(path.read_text().replace("# Tiny", "# Tiny, edited"))
+    assert k1 != ch.execution_key("tiny", {"n": 2}, root)
+
+
+def test_library_hash_covers_the_science_and_the_kernels_tooling_only(monkeypatch):
+    """Editing the CLI, the build, the sweep or the regression tooling re-runs no chapter; the science does."""
+    from pathlib import Path
+
+    package = Path(ch.__file__).resolve().parents[1]
+    read = Path.read_bytes
+    base = ch.library_hash()
+
+    def edited(name):
+        monkeypatch.setattr(Path, "read_bytes", lambda p: read(p) + (b"# edited" if p.name == name else b""))
+        try:
+            return ch.library_hash()
+        finally:
+            monkeypatch.setattr(Path, "read_bytes", read)
+
+    assert (package / "tooling" / "cli.py").is_file() and (package / "train.py").is_file()
+    for tooling in ("cli.py", "build.py", "sweep.py", "regression.py", "chapters.py", "lint.py"):
+        assert edited(tooling) == base, f"editing tooling/{tooling} changes the chapters' cache key"
+    for kernel_side in ("notebook.py", "scheme.py", "train.py", "streams.py", "data.py"):
+        assert edited(kernel_side) != base, f"editing {kernel_side} does not change the chapters' cache key"

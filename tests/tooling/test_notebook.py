@@ -1,0 +1,64 @@
+"""The chapters' helpers (stlearn.tooling.notebook): rounded printed numbers, and a headline that closes the audit."""
+
+import math
+
+import numpy as np
+import pytest
+
+import stlearn as st
+from stlearn import streams
+from stlearn.tooling import notebook
+
+
+@pytest.fixture
+def audit_off(monkeypatch):
+    monkeypatch.setattr(streams, "_LOG", None)
+
+
+@pytest.fixture
+def chapter_setup(audit_off):
+    """``notebook.setup()`` as a chapter calls it, with the process's torch and matplotlib settings restored after."""
+    import matplotlib
+    import torch
+
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    with matplotlib.rc_context():
+        notebook.setup()
+        yield
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_num_threads(threads)
+
+
+def test_printed_numbers_are_rounded_and_counts_stay_integers():
+    rounded = notebook.rounded
+    assert rounded(0.0123456) == 0.0123 and rounded(123456.0) == 123000.0
+    assert rounded(10) == 10 and isinstance(rounded(np.int64(10)), int) and str(rounded(3)) == "3"
+    assert math.isnan(rounded(float("nan")))
+
+
+def _task():
+    inputs = st.gaussian_inputs(5, rank=2, rng=st.Stream(0).child("task"))
+    return st.Task(inputs, st.linear_target(inputs, 1, rng=st.Stream(0).child("target")), sigma=0.5)
+
+
+def test_headline_records_the_disjoint_sets_drawn_since_setup(chapter_setup):
+    rng = st.Stream(0)
+    st.draw(_task(), 10, rng.child("student_data", 0))
+    st.draw(_task(), 10, rng.child("student_data", 0))  # the same set again (a paired run): counts once
+    st.draw(_task(), 50, rng.child("test", 0), label_noise=False)
+    out = notebook.headline(err=0.123456, runs=10, ok=True)
+    assert out == {"err": 0.1235, "runs": 10, "ok": True, "disjoint_sets": 2}
+
+
+def test_headline_fails_the_chapter_when_two_sets_share_an_input(chapter_setup):
+    """A student's training set that is a prefix of the teacher's: the chapter stops at its headline."""
+    rng = st.Stream(0)
+    st.draw(_task(), 200, rng.child("teacher_data", 0))
+    st.draw(_task(), 20, rng.child("teacher_data", 0))
+    with pytest.raises(AssertionError, match=r"sample sets overlap: .*teacher_data\[0\].* share \d+ inputs"):
+        notebook.headline(err=1.0)
+
+
+def test_headline_needs_setup(audit_off):
+    with pytest.raises(RuntimeError, match=r"no audit is on"):
+        notebook.headline(err=1.0)
