@@ -1,0 +1,210 @@
+"""Chapter "Student-teacher denoising of real photographs".
+
+Streams below the chapter's root ``rng`` (:mod:`stlearn.streams`):
+
+- ``rng.child("split")``: which photographs are for training, validation and test;
+  ``rng.child("student_data")``: which grid patches of the training photographs are the training set;
+- run ``k``: pixel noise ``rng.child("noise", part, k)`` with ``part`` one of :data:`PARTS` (the same
+  standard normal draw serves every noise level, so levels and methods are paired), student initialization
+  ``rng.child("student_init", k)`` (shared by every method and level of run ``k``), teacher ``k``'s
+  initialization ``rng.child("teacher_init", k)``; a teacher that knows fewer photographs draws them from
+  ``rng.child("teacher_data", k)``; the fresh noise of noise augmentation ``rng.child("noise", FRESH)``;
+  minibatch order ``rng.child("batch")``.
+
+Methods. Every trained method runs as ensemble members of :class:`stlearn.denoisers.Denoiser`, one member per
+(configuration, noise level, run index), trained by the library trainer with minibatch Adam and early
+stopping on the noisy validation tiles; each method's configuration (weight decay for base and noise
+augmentation, ``lam`` for ST, ``0`` included) is then chosen per (level, run) on the validation error alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import photos as ph
+from ..data import Samples
+from ..denoisers import Denoiser, select_members
+from ..losses import FrozenTeacher
+from ..streams import Stream, as_stream
+from ..train import TrainConfig, train
+from ..validation import ParameterError
+
+PARTS = {"train": 0, "val": 1, "test": 2, "fresh": 3, "poisson": 4}
+METHOD_COLORS = {"base": "#6c6c6c", "noise aug.": "#0173b2", "ST": "#029e73", "teacher as is": "#cc78bc",
+                 "TV": "#ca9161", "wavelet": "#949494", "NLM": "#de8f05", "BM3D": "#d55e00"}
+
+
+@dataclass
+class PhotoData:
+    """Clean training patches (flat rows), validation and test crops ``(n, C, C)``, and where they come from."""
+
+    split: ph.PhotoSplit
+    photos: dict
+    train: torch.Tensor
+    train_photo: np.ndarray
+    val: torch.Tensor
+    test: torch.Tensor
+    patch: int
+
+
+def photo_data(n_val_photos: int, n_test_photos: int, patch: int, n_patches: int, crop: int, rng: Stream | int,
+               max_side: int = 256) -> PhotoData:
+    """The split by photograph, ``n_patches`` training patches, one central crop per validation and test photograph."""
+    rng = as_stream(rng)
+    photos = ph.load_photos(ph.PHOTO_NAMES, max_side, patch)
+    split = ph.split_photos(n_val_photos, n_test_photos, rng.child("split"))
+    train_rows, ids = ph.patches(photos, split.train, patch, n_patches, rng.child("student_data"), "train patches")
+    val, _ = ph.center_crops(photos, split.val, crop, patch, "validation crops")
+    test, _ = ph.center_crops(photos, split.test, crop, patch, "test crops")
+    train_photo = np.array([ph.PHOTO_NAMES[i // ph.CELLS_PER_PHOTO] for i in ids])
+    return PhotoData(split, photos, train_rows, train_photo, val, test, patch)
+
+
+def noise(clean: torch.Tensor, sigmas: Sequence[float], seeds: Sequence[int], rng: Stream, part: str) -> torch.Tensor:
+    """Noisy copies ``(len(sigmas) * len(seeds), *clean.shape)``, level-major: member ``j * S + s`` has level
+    ``sigmas[j]`` and the noise draw ``rng.child("noise", PARTS[part], seeds[s])``."""
+    draws = torch.stack([ph.gaussian_noise(clean, 1.0, rng.child("noise", PARTS[part], k)) - clean.double()
+                         for k in seeds])  # (S, ...) standard normal / 255
+    return torch.cat([clean.double() + s * draws for s in sigmas])
+
+
+def grid(sigmas: Sequence[float], seeds: Sequence[int], **columns) -> pd.DataFrame:
+    """The member table of a level-major ensemble (one row per (sigma, seed), plus constant columns)."""
+    rows = [{"sigma": float(s), "seed": int(k), **columns} for s in sigmas for k in seeds]
+    return pd.DataFrame(rows)
+
+
+def adam(steps: int, lr: float, batch: int, log_points: int, monitor: str = "val_noisy",
+         rng: Stream | int = 0) -> TrainConfig:
+    """Minibatch Adam on the half squared error with early stopping on ``monitor`` (weights of the best log point).
+
+    No progress bar (as for the other chapters: executed chapters and their references carry no stderr).
+    """
+    return TrainConfig(steps=steps, lr=lr, optimizer="adam", batch_size=batch, task="mse", log_points=log_points,
+                       early_stopping=True, monitor=monitor, seed=as_stream(rng).child("batch"), progress=False)
+
+
+def fit_teachers(data: PhotoData, rows: Sequence[torch.Tensor] | torch.Tensor, channels: int, bottleneck: int,
+                 seeds: Sequence[int], rng: Stream, config: TrainConfig, train_model: bool = True,
+                 device=None) -> Denoiser:
+    """Teachers ``k`` in ``seeds`` (one ensemble): clean -> clean on their clean patches, early-stopped on the
+    clean validation tiles; ``train_model=False`` returns them untrained (their initialization only).
+
+    ``rows``: one tensor of clean patches shared by every teacher, or one per teacher.
+    """
+    model = Denoiser(channels, bottleneck, members=len(seeds), rng=[rng.child("teacher_init", k) for k in seeds],
+                     device=device)
+    if not train_model:
+        return model
+    if isinstance(rows, torch.Tensor):
+        clean = rows.float().to(model.weights[0].device)
+    else:
+        n = min(len(r) for r in rows)  # equal set sizes so the members stack
+        clean = torch.stack([r[:n] for r in rows]).float().to(model.weights[0].device)
+    val = ph.tiles(data.val, data.patch).float().to(clean.device)
+    train(model, Samples(clean, clean, clean), config=config, eval_sets={"val": Samples(val, val, val)})
+    return model
+
+
+def few_photo_rows(data: PhotoData, n_photos: int, k: int, rng: Stream) -> torch.Tensor:
+    """Teacher ``k``'s clean patches when it knows only ``n_photos`` of the training photographs
+    (drawn from ``rng.child("teacher_data", k)``): a subset of the training patches."""
+    names = sorted(set(data.train_photo))
+    if not 1 <= n_photos < len(names):
+        raise ParameterError(f"teacher_photos must be in [1, {len(names) - 1}]; got {n_photos}")
+    pick = torch.randperm(len(names), generator=rng.child("teacher_data", k).generator())[:n_photos].tolist()
+    keep = np.isin(data.train_photo, [names[i] for i in pick])
+    return data.train[torch.from_numpy(keep)]
+
+
+def clean_psnr(model: Denoiser, images: torch.Tensor) -> np.ndarray:
+    """Mean PSNR of each member's reconstruction of clean images (a teacher's knowledge of the clean problem)."""
+    out = model.denoise(images.float()).cpu().double()
+    return ph.psnr(out if model.members else out[None], images).mean(axis=-1)
+
+
+def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int], rng: Stream, channels: int,
+                 bottleneck: int, config: TrainConfig, *, weight_decay: float = 0.0, fresh: bool = False,
+                 lams: Sequence[float] = (0.0,), layers: Sequence[str] = (), teachers: Denoiser | None = None,
+                 rows: torch.Tensor | None = None, device=None) -> tuple[Denoiser, pd.DataFrame]:
+    """One ensemble: a member per (lam, sigma, seed), lam-major then level-major.
+
+    ``fresh``: noise augmentation (fresh noise on the clean patches at every minibatch), else one fixed noisy copy
+    per patch. ``lams`` > 0 need ``teachers`` (teacher ``k`` guides the members of run ``k``) and ``layers``.
+    ``rows``: the clean training patches (default: all of ``data.train``). Returns the model (best validation
+    weights restored) and one row per member: its configuration, best validation MSE, its step and the
+    validation MSE over the first two thirds of training (for the stopping criterion).
+    """
+    rows = data.train if rows is None else rows
+    members = grid(sigmas, seeds)
+    table = pd.concat([members.assign(lam=float(l)) for l in lams], ignore_index=True)
+    E = len(table)
+    dev = torch.device(device) if device is not None else None
+    model = Denoiser(channels, bottleneck, members=E,
+                     rng=[rng.child("student_init", int(k)) for k in table.seed], device=dev)
+    dev = model.weights[0].device
+    clean = rows.float().to(dev).expand(E, *rows.shape)
+    sig = torch.tensor(table.sigma.to_numpy(), dtype=torch.float32, device=dev).reshape(E, 1, 1)
+    noisy = noise(rows, sigmas, seeds, rng, "train").float().to(dev).repeat(len(lams), 1, 1)
+    if fresh:
+        samples = ph.FreshNoise(clean, clean, sig, rng.child("noise", PARTS["fresh"]), noisy)
+    else:
+        samples = Samples(clean, noisy, clean)
+    val_clean = ph.tiles(data.val, data.patch).float().to(dev)
+    val_noisy = ph.tiles(noise(data.val, sigmas, seeds, rng, "val"), data.patch).float().to(dev)
+    val = Samples(val_clean.expand(E, *val_clean.shape), val_noisy.repeat(len(lams), 1, 1),
+                  val_clean.expand(E, *val_clean.shape))
+    teacher = None
+    if any(l > 0 for l in lams):
+        if teachers is None or not layers:
+            raise ParameterError("lams > 0 need teachers and layers to match")
+        teacher = FrozenTeacher(select_members(teachers, [list(seeds).index(k) for k in table.seed]))
+    cfg = config if weight_decay == 0 else TrainConfig(**{**config.__dict__, "weight_decay": weight_decay})
+    result = train(model, samples, teacher=teacher, lam=table.lam.tolist() if E > 1 else table.lam[0],
+                   layers=layers if teacher else (), config=cfg, eval_sets={"val": val})
+    h = result.history
+    early = h[h.step <= 2 * h.step.max() / 3].groupby("member").val_noisy.min()
+    table["val"] = h.groupby("member").val_noisy.min().to_numpy() / data.patch**2  # per-pixel MSE
+    table["val_early"] = early.to_numpy() / data.patch**2
+    table["best_step"] = result.best_step if len(result.best_step) else result.stopped_at  # no early stopping: the end
+    table["final_train"] = h[h.step == h.step.max()].groupby("member").train_task.first().to_numpy()
+    table["member"] = np.arange(E)
+    return model, table
+
+
+def select(table: pd.DataFrame, by: Sequence[str] = ("sigma", "seed")) -> pd.DataFrame:
+    """The row of lowest validation MSE in each group of ``by``: each method's validation-only choice."""
+    return table.loc[table.groupby(list(by)).val.idxmin()].reset_index(drop=True)
+
+
+def chosen_outputs(models: dict, chosen: pd.DataFrame, noisy: dict[float, torch.Tensor],
+                   seeds: Sequence[int]) -> np.ndarray:
+    """Denoised test crops of the chosen members: ``(len(chosen), n, C, C)``.
+
+    ``models`` maps a configuration key (the ``key`` column of ``chosen``) to its ensemble; ``noisy[sigma]``
+    holds the noisy test crops of every seed ``(S, n, C, C)``.
+    """
+    out = []
+    for _, r in chosen.iterrows():
+        model = models[r.key]
+        one = select_members(model, [int(r.member)])
+        x = noisy[r.sigma][list(seeds).index(int(r.seed))][None].float().to(one.weights[0].device)
+        out.append(one.denoise(x)[0].cpu().double().numpy())
+    return np.stack(out)
+
+
+def scores(denoised: np.ndarray, clean: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean PSNR and SSIM over the test crops, per row of ``denoised (m, n, C, C)``."""
+    c = clean.double().numpy()
+    return ph.psnr(denoised, c).mean(-1), ph.ssim(denoised, c).mean(-1)
+
+
+def stopping_met(table: pd.DataFrame, tolerance: float) -> pd.Series:
+    """The stated stopping criterion, per run: validation MSE of the last third improved less than ``tolerance``
+    (relative) on the best of the first two thirds, i.e. the run had reached its validation plateau."""
+    return (table.val_early - table.val) / table.val < tolerance
