@@ -109,7 +109,7 @@ def as_stream(rng: Stream | int, name: str = "rng") -> Stream:
     """``rng`` itself, or the root stream of an integer seed."""
     if isinstance(rng, Stream):
         return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
         return Stream(int(rng))
     raise ParameterError(f"{name} must be a Stream or an integer seed >= 0; got {rng!r}")
 

@@ -11,7 +11,13 @@ Five cases, each a (teacher, labels) pair built by hand:
 
 The student has the teacher's architecture. Every (case, lam, seed) of one
 hidden width is one member of an ensemble; each member is compared with the
-closed-form base minimizer of its own training set.
+closed-form base minimizer of its own training set. Run ``k`` at sample size
+``N`` draws its training set from ``rng.child("student_data", k, N)`` (the sets
+of two sizes are independent, not one a prefix of the other) and its
+initialization from ``rng.child("student_init", k, width)``; both are shared by
+every case and ``lam`` (paired runs). The directions that tilt or widen teacher
+``k``'s features come from ``rng.child("direction", k, TILT)`` and
+``rng.child("direction", k, WIDEN)``.
 """
 
 from __future__ import annotations
@@ -23,12 +29,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .. import theory as lt
 from .. import theory
 from ..data import Task
 from ..models import DeepLinear
+from ..streams import Stream, as_stream
 from ..train import TrainConfig, st_rate_scale, train
-from .linear_common import linear_teacher, member_samples, target_factors, tilted, widened
+from .linear_common import TILT, WIDEN, linear_teacher, member_samples, target_factors, tilted, widened
 
 
 @dataclass(frozen=True)
@@ -48,19 +54,27 @@ CASES = (
 )
 
 
-def teacher_weights(case: Case, w_star: torch.Tensor, angle: float, seed: int):
-    """``(features V, head A')`` of the case's teacher; its end-to-end map is ``A' V``."""
+def teacher_weights(case: Case, w_star: torch.Tensor, angle: float, rng: Stream | int, k: int):
+    """``(features V, head A')`` of the case's teacher ``k``; its end-to-end map is ``A' V``.
+
+    The tilt and the widening directions come from ``rng.child("direction", k, TILT | WIDEN)``.
+    """
+    rng = as_stream(rng)
     a, b = target_factors(w_star)
-    v = tilted(b, angle, seed) if case.imperfect else b
+    v = tilted(b, angle, rng.child("direction", k, TILT)) if case.imperfect else b
     if not case.wide:
         return v, a
-    full = widened(v, w_star.shape[1] - v.shape[0], seed + 1)
+    full = widened(v, w_star.shape[1] - v.shape[0], rng.child("direction", k, WIDEN))
     return full, torch.cat([a, torch.zeros(a.shape[0], full.shape[0] - a.shape[1], dtype=a.dtype)], dim=1)
 
 
-def coincidence_sweep(task: Task, n_trains, lams, seeds, angle: float, config: TrainConfig, init_scale: float,
-                      device=None, dtype=torch.float64) -> pd.DataFrame:
-    """One row per (n_train, case, lam, seed): distance to the base minimizer, excess task loss, the gap of (C)."""
+def coincidence_sweep(task: Task, n_trains, lams, rng: Stream | int, seeds, angle: float, config: TrainConfig,
+                      init_scale: float, device=None, dtype=torch.float64) -> pd.DataFrame:
+    """One row per (n_train, case, lam, seed): distance to the base minimizer, excess task loss, the gap of (C).
+
+    ``seeds`` are the run indices ``k`` (column ``seed``); every stream is a child of ``rng``.
+    """
+    rng = as_stream(rng)
     w_star = task.target.weight
     noisy = task
     clean = Task(task.inputs, task.target, task.sigma, 0.0)
@@ -69,24 +83,26 @@ def coincidence_sweep(task: Task, n_trains, lams, seeds, angle: float, config: T
     for n_train, wide in tqdm(groups, desc="regime x width"):
         cases = [c for c in CASES if c.wide == wide]
         members = list(itertools.product(cases, lams, seeds))
-        train_set, _ = member_samples([noisy if c.noisy_labels else clean for c, _, _ in members], n_train, 1,
-                                      [s for _, _, s in members], device, dtype)
-        weights = [teacher_weights(c, w_star, angle, 100 + s) for c, _, s in members]
+        train_set = member_samples([noisy if c.noisy_labels else clean for c, _, _ in members], n_train,
+                                   [rng.child("student_data", k, n_train) for _, _, k in members],
+                                   device=device, dtype=dtype)
+        weights = [teacher_weights(c, w_star, angle, rng, k) for c, _, k in members]
         teacher = linear_teacher([v for v, _ in weights], [a for _, a in weights], device, dtype)
         width = weights[0][0].shape[0]
         model = DeepLinear([task.d, width, task.d_out], members=len(members), init_scale=init_scale,
-                           seed=[s for _, _, s in members], device=device, dtype=dtype)
+                           rng=[rng.child("student_init", k, width) for _, _, k in members],
+                           device=device, dtype=dtype)
         lam_list = [l for _, l, _ in members]
         result = train(model, train_set, teacher=teacher, lam=lam_list, layers=["h1"], config=config,
                        lr_scale=st_rate_scale(lam_list))
         w_end = model.end_to_end().detach().to("cpu", torch.float64)
         x_noisy, y = train_set.noisy.to("cpu", torch.float64), train_set.y.to("cpu", torch.float64)
         feats = teacher.features(train_set.clean, ["h1"])["h1"].to("cpu", torch.float64)
-        w_base = lt.reduced_rank_regression(x_noisy, y, min(width, task.d_out))
+        w_base = theory.reduced_rank_regression(x_noisy, y, min(width, task.d_out))
         min_task = 0.5 * (x_noisy @ w_base.transpose(-1, -2) - y).pow(2).sum((-2, -1)) / n_train
         zero_task = 0.5 * y.pow(2).sum((-2, -1)) / n_train
-        gap = lt.coincidence_gap(x_noisy, feats, x_noisy @ w_base.transpose(-1, -2))
-        w_two_stage = lt.two_stage_estimator(x_noisy, feats, y)
+        gap = theory.coincidence_gap(x_noisy, feats, x_noisy @ w_base.transpose(-1, -2))
+        w_two_stage = theory.two_stage_estimator(x_noisy, feats, y)
         final = result.history[result.history.step == result.history.step.max()].set_index("member")
         cov = task.inputs.covariance()
         err = theory.linear_test_error(w_end, w_star, cov, task.sigma)

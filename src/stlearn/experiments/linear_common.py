@@ -2,19 +2,24 @@
 
 A hand-built teacher is a two-layer linear network ``x -> A V x`` whose hidden
 features ``V x`` are chosen exactly (no training), so a chapter controls what
-the teacher knows and how its features are laid out.
+the teacher knows and how its features are laid out. The random directions
+that tilt or widen a teacher's features come from its own streams,
+``rng.child("direction", k, TILT)`` and ``rng.child("direction", k, WIDEN)``.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-from ..data import Samples, Task, generator, make_split, random_orthonormal
+from ..data import Samples, Task, draw, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import DeepLinear
+from ..streams import Stream
 from ..validation import ParameterError, check_float
+
+TILT, WIDEN = 0, 1  # the last index of a teacher's direction streams: tilting and widening its features
 
 
 def target_factors(w_star: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,30 +29,29 @@ def target_factors(w_star: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return u[:, :r] * s[:r], vh[:r]
 
 
-def complement(rows: torch.Tensor, k: int, seed: int) -> torch.Tensor:
-    """``k`` random orthonormal rows orthogonal to the row span of ``rows``."""
-    d = rows.shape[1]
+def complement(rows: torch.Tensor, k: int, rng: Stream | int) -> torch.Tensor:
+    """``k`` random orthonormal rows orthogonal to the row span of ``rows``, drawn from the stream ``rng``."""
     q, _ = torch.linalg.qr(rows.T, mode="complete")
     free = q[:, rows.shape[0]:]  # (d, d - r), orthonormal complement
     if k > free.shape[1]:
         raise ParameterError(f"k must be <= {free.shape[1]} (the complement's dimension); got {k}")
-    return (free @ random_orthonormal(free.shape[1], k, generator(seed))).T if k else rows[:0]
+    return (free @ random_orthonormal(free.shape[1], k, rng)).T if k else rows[:0]
 
 
-def widened(rows: torch.Tensor, extra: int, seed: int) -> torch.Tensor:
+def widened(rows: torch.Tensor, extra: int, rng: Stream | int) -> torch.Tensor:
     """``rows`` followed by ``extra`` random orthonormal rows orthogonal to them (:func:`complement`)."""
-    return torch.cat([rows, complement(rows, extra, seed)])
+    return torch.cat([rows, complement(rows, extra, rng)])
 
 
-def tilted(rows: torch.Tensor, angle: float, seed: int) -> torch.Tensor:
+def tilted(rows: torch.Tensor, angle: float, rng: Stream | int) -> torch.Tensor:
     """Rows spanning a subspace tilted by ``angle`` (radians) from that of ``rows``, towards random directions.
 
     Each orthonormal row ``b_i`` becomes ``cos(angle) b_i + sin(angle) c_i`` with
-    orthonormal ``c_i`` orthogonal to all of ``rows``: every principal angle
+    orthonormal ``c_i`` orthogonal to all of ``rows`` (drawn from ``rng``): every principal angle
     between the two subspaces equals ``angle``.
     """
     angle = check_float("angle", angle, low=0.0, high=torch.pi / 2)
-    c = complement(rows, rows.shape[0], seed)
+    c = complement(rows, rows.shape[0], rng)
     return torch.cos(torch.tensor(angle, dtype=torch.float64)) * rows + \
         torch.sin(torch.tensor(angle, dtype=torch.float64)) * c
 
@@ -63,8 +67,14 @@ def linear_teacher(features: Sequence[torch.Tensor], heads: Sequence[torch.Tenso
     return FrozenTeacher(model)
 
 
-def member_samples(tasks: Sequence[Task], n_train: int, n_test: int, seeds: Sequence[int], device=None,
-                   dtype=torch.float64):
-    """One split per (task, seed) pair, stacked ``(E, n, .)``: returns ``(train, test)`` Samples."""
-    splits = [make_split(t, n_train, n_test, s, device, dtype) for t, s in zip(tasks, seeds)]
-    return Samples.stack([s.train for s in splits]), Samples.stack([s.test for s in splits])
+def member_samples(tasks: Sequence[Task], n: int, rngs: Sequence[Stream], *, label_noise: bool = True,
+                   device=None, dtype=torch.float64) -> Samples:
+    """One set of ``n`` samples per (task, stream) pair, stacked ``(E, n, .)``.
+
+    Members may differ in their task (noise level, label noise) as well as in their stream; members that
+    share a stream share their clean inputs (paired runs). Test sets pass ``label_noise=False``.
+    """
+    if len(tasks) != len(rngs) or not tasks:
+        raise ParameterError(f"tasks and rngs must be non-empty lists of one length; got {len(tasks)} and {len(rngs)}")
+    return Samples.stack([draw(t, n, r, label_noise=label_noise, device=device, dtype=dtype)
+                          for t, r in zip(tasks, rngs)])

@@ -4,7 +4,11 @@ The setting is over-parameterized (``n_train <= d``), labels are clean and the
 teacher is perfect (``x -> A (B x)`` with ``W* = A B``), so base and ST share
 their end point: the min-norm interpolator. Every (sigma, lam, seed) is one
 member of an ensemble; the test error is logged along training on a held-out
-noisy test set. The one-layer gradient-descent path, which has a closed form
+noisy test set. Run ``k`` draws its training set from
+``rng.child("student_data", k)``, its test set from ``rng.child("test", k)`` and
+its initialization from ``rng.child("student_init", k)``, the same at every
+noise level and ``lam`` (paired runs: only the input noise differs between noise
+levels). The one-layer gradient-descent path, which has a closed form
 (:func:`stlearn.theory.gd_regression_path`), is computed alongside.
 """
 
@@ -15,10 +19,10 @@ import itertools
 import pandas as pd
 import torch
 
-from .. import theory as lt
 from .. import theory
-from ..data import Samples, Task
+from ..data import Samples, Task, draw
 from ..models import DeepLinear
+from ..streams import Stream, as_stream
 from ..train import TrainConfig, log_schedule, st_rate_scale, train
 from .linear_common import linear_teacher, member_samples, target_factors
 
@@ -28,21 +32,24 @@ def perfect_teacher(task: Task, device=None, dtype=torch.float64):
     return linear_teacher([b], [a], device, dtype), a, b
 
 
-def path_sweep(task: Task, n_train: int, n_test: int, sigmas, lams, seeds, config: TrainConfig,
+def path_sweep(task: Task, n_train: int, n_test: int, sigmas, lams, rng: Stream | int, seeds, config: TrainConfig,
                init_scale: float, device=None, dtype=torch.float64):
-    """Returns ``(history, members, closed)``.
+    """Returns ``(history, members, closed)``; ``seeds`` are the run indices ``k`` (streams below ``rng``).
 
     ``history``: test error along training per member (two-layer students);
     ``members``: one row per member with its end-point and min-norm errors;
     ``closed``: the one-layer closed-form path per (sigma, seed), on the same steps.
     """
+    rng = as_stream(rng)
     teacher, a, b = perfect_teacher(task, device, dtype)
     pairs = list(itertools.product(sigmas, lams, seeds))
     tasks = [task.with_noise(s) for s, _, _ in pairs]
-    train_set, test_set = member_samples(tasks, n_train, n_test, [sd for _, _, sd in pairs], device, dtype)
+    kw = {"device": device, "dtype": dtype}
+    train_set = member_samples(tasks, n_train, [rng.child("student_data", k) for _, _, k in pairs], **kw)
+    test_set = member_samples(tasks, n_test, [rng.child("test", k) for _, _, k in pairs], label_noise=False, **kw)
     width = b.shape[0]
     model = DeepLinear([task.d, width, task.d_out], members=len(pairs), init_scale=init_scale,
-                       seed=[sd for _, _, sd in pairs], device=device, dtype=dtype)
+                       rng=[rng.child("student_init", k) for _, _, k in pairs], **kw)
     w1_init = model.layers[0].weight.detach().to("cpu", torch.float64).clone()
     lam_list = [l for _, l, _ in pairs]
     result = train(model, train_set, teacher=teacher, lam=lam_list, layers=["h1"], config=config,
@@ -96,7 +103,7 @@ def one_layer_paths(task: Task, x_noisy, y, pairs, lam0, config: TrainConfig) ->
     for e, (s, lam, sd) in enumerate(pairs):
         if lam != lam0:
             continue
-        errs = theory.linear_test_error(lt.gd_regression_path(x_noisy[e], y[e], rate, steps), w_star, cov, s)
+        errs = theory.linear_test_error(theory.gd_regression_path(x_noisy[e], y[e], rate, steps), w_star, cov, s)
         rows += [{"sigma": s, "seed": sd, "time": t * rate, "test_noisy": float(v)} for t, v in zip(steps, errs)]
     return pd.DataFrame(rows)
 
@@ -108,19 +115,19 @@ def best_along_path(history: pd.DataFrame) -> pd.DataFrame:
     return best.rename(columns={"time": "best_time", "test_noisy": "best_error"}).reset_index(drop=True)
 
 
-def feature_path_check(task: Task, n_train: int, seed: int, steps: int, device=None,
+def feature_path_check(task: Task, n_train: int, rng: Stream | int, steps: int, device=None,
                        dtype=torch.float64) -> dict:
     """Trains one-layer maps with the library's trainer and compares them with the closed form.
 
     Plain gradient descent from zero at half the largest stable rate. Two
     problems on the same noisy inputs: least squares on the labels (one-layer
     base student), and the teacher's feature regression, read out with the
-    teacher's head ``A``. Returns the largest relative gaps to the closed form and
-    the gap between the two closed-form paths.
+    teacher's head ``A``. The problem's samples are a reference set of their own,
+    ``rng.child("reference", 0)`` (no run's data). Returns the largest relative gaps
+    to the closed form and the gap between the two closed-form paths.
     """
     teacher, a, b = perfect_teacher(task, device, dtype)
-    split_train, _ = member_samples([task], n_train, 1, [seed], device, dtype)
-    data = Samples(split_train.clean[0], split_train.noisy[0], split_train.y[0])
+    data = draw(task, n_train, as_stream(rng).child("reference", 0), device=device, dtype=dtype)
     feats = teacher.features(data.clean, ["h1"])["h1"]
     # half the largest stable rate, so the path is still far from its end after ``steps``
     lr = 0.5 * n_train / float(torch.linalg.matrix_norm(data.noisy.to("cpu", torch.float64), ord=2) ** 2)
@@ -130,7 +137,7 @@ def feature_path_check(task: Task, n_train: int, seed: int, steps: int, device=N
         model = DeepLinear([task.d, width], init_scale=0.0, device=device, dtype=dtype)
         train(model, Samples(data.clean, data.noisy, target), config=config)
         w_sim = model.end_to_end().detach().to("cpu", torch.float64)
-        w_closed = lt.gd_regression_path(data.noisy, target, lr, [steps])[0]
+        w_closed = theory.gd_regression_path(data.noisy, target, lr, [steps])[0]
         out[f"gap_{name}"] = float((w_sim - w_closed).norm() / w_closed.norm())
         out[f"closed_{name}"] = w_closed
     head = a.to(torch.float64)

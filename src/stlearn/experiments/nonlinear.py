@@ -2,31 +2,39 @@
 ensemble per configuration holding every (lam, seed) pair, and per-run
 summaries of the training path.
 
-A run is one member: its own training, validation and test split drawn from
-its seed, its own initialization, its own ``lam``. ST members use the learning
-rate ``lr / (1 + lam)`` (the ST loss is about ``1 + lam`` times as curved), so
-``lam = 0`` is exactly the base loss at rate ``lr``.
+A run is one member with a run index ``k`` (the ``seed`` column of the
+tables). Its random draws come from the streams of its roles below the
+chapter's root stream ``rng``: training inputs ``rng.child("student_data", k)``,
+initialization ``rng.child("student_init", k)``, validation set
+``rng.child("validation", k)`` and test set ``rng.child("test", k)``. Runs of
+the same ``k`` with different ``lam`` share all four (paired runs). Teacher
+``k`` trains on ``rng.child("teacher_data", k)`` from
+``rng.child("teacher_init", k)``, apart from every student's data. ST members
+use the learning rate ``lr / (1 + lam)`` (the ST loss is about ``1 + lam``
+times as curved), so ``lam = 0`` is exactly the base loss at rate ``lr``.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
-from ..data import Samples, Task, gaussian_inputs, make_splits, relu_target
+from ..data import Samples, Task, draw, gaussian_inputs, relu_target
 from ..losses import FrozenTeacher
 from ..models import MLP, select_members, stack_members
+from ..streams import Stream, as_stream
 from ..teachers import fit_clean_teacher
 from ..train import TrainConfig, st_rate_scale, train
-from ..validation import ParameterError
 
 
-def relu_task(d: int, units: int, sigma: float, seed: int) -> Task:
-    """Isotropic Gaussian inputs in ``R^d`` and a random two-layer ReLU target with ``units`` units."""
-    return Task(gaussian_inputs(d), relu_target(d, units, 1, seed=seed), sigma=sigma)
+def relu_task(d: int, units: int, sigma: float, rng: Stream | int) -> Task:
+    """Isotropic Gaussian inputs in ``R^d`` and a random two-layer ReLU target with ``units`` units.
+
+    The target is drawn from ``rng.child("target")`` (``rng`` is the chapter's root stream).
+    """
+    return Task(gaussian_inputs(d), relu_target(d, units, 1, rng=as_stream(rng).child("target")), sigma=sigma)
 
 
 def teacher_config(steps: int, lr: float = 0.01) -> TrainConfig:
@@ -34,10 +42,15 @@ def teacher_config(steps: int, lr: float = 0.01) -> TrainConfig:
     return TrainConfig(steps=steps, lr=lr, optimizer="adam", progress=False)
 
 
-def clean_teacher(task: Task, width: int, n_teacher: int, seed: int, steps: int, device=None) -> FrozenTeacher:
-    """A one-hidden-layer ReLU teacher of width ``width`` trained on ``n_teacher`` clean samples."""
-    model = MLP([task.d, width, task.d_out], seed=seed, device=device)
-    return fit_clean_teacher(model, task, n_teacher, seed=seed + 1, config=teacher_config(steps))
+def clean_teacher(task: Task, width: int, n_teacher: int, rng: Stream | int, steps: int, k: int = 0,
+                  device=None) -> FrozenTeacher:
+    """Teacher ``k``: a one-hidden-layer ReLU network of width ``width`` trained on ``n_teacher`` clean samples.
+
+    Its initialization is ``rng.child("teacher_init", k)`` and its data ``rng.child("teacher_data", k)``.
+    """
+    rng = as_stream(rng)
+    model = MLP([task.d, width, task.d_out], rng=rng.child("teacher_init", k), device=device)
+    return fit_clean_teacher(model, task, n_teacher, rng.child("teacher_data", k), teacher_config(steps))
 
 
 def lam_seed_pairs(lams: Sequence[float], seeds: Sequence[int]) -> tuple[list[float], list[int]]:
@@ -45,35 +58,50 @@ def lam_seed_pairs(lams: Sequence[float], seeds: Sequence[int]) -> tuple[list[fl
     return [float(l) for l, _ in pairs], [s for _, s in pairs]
 
 
-def validation_samples(task: Task, n_val: int, seeds: Sequence[int], device=None) -> Samples:
-    """A labelled noisy validation set per member, drawn apart from its training data."""
-    return make_splits(task, n_val, 1, [s + 100_003 for s in seeds], device=device).train
+def run_sets(task: Task, n: int, streams: Sequence[Stream], label_noise: bool = True, device=None) -> Samples:
+    """One set of ``n`` samples per member, stacked ``(E, n, .)``; members with the same stream share one draw."""
+    unique = list(dict.fromkeys(streams))
+    drawn = [draw(task, n, s, label_noise=label_noise, device=device) for s in unique]
+    return Samples.stack([drawn[unique.index(s)] for s in streams])
+
+
+def validation_samples(task: Task, n_val: int, rng: Stream | int, runs: Sequence[int], device=None) -> Samples:
+    """A labelled noisy validation set per member: run ``k``'s from ``rng.child("validation", k)``."""
+    rng = as_stream(rng)
+    return run_sets(task, n_val, [rng.child("validation", k) for k in runs], device=device)
 
 
 def train_members(task: Task, width: int, n_train: int, n_test: int, n_val: int, member_lams: Sequence[float],
-                  member_seeds: Sequence[int], teacher: FrozenTeacher, config: TrainConfig, device=None,
-                  layers: Sequence[str] = ("h1",), member_info: dict | None = None) -> pd.DataFrame:
-    """One ensemble, member ``e`` with its own split and init from ``member_seeds[e]`` and weight ``member_lams[e]``.
+                  member_seeds: Sequence[int], teacher: FrozenTeacher, config: TrainConfig, rng: Stream | int,
+                  device=None, layers: Sequence[str] = ("h1",), member_info: dict | None = None,
+                  data_index: Sequence[int] = ()) -> pd.DataFrame:
+    """One ensemble, member ``e`` the run ``k = member_seeds[e]`` with weight ``member_lams[e]``.
 
-    Returns the tidy training history, with a ``seed`` column and those of ``member_info``.
+    Run ``k`` trains on ``rng.child("student_data", k, *data_index)`` (``data_index`` names an extra
+    configuration axis whose sets differ, e.g. the sample size) from ``rng.child("student_init", k)``, and
+    is measured on ``rng.child("validation", k)`` and ``rng.child("test", k)`` (no label noise).
+    Returns the tidy training history, with a ``seed`` column (the run index) and those of ``member_info``.
     """
-    split = make_splits(task, n_train, n_test, member_seeds, device=device)
-    model = MLP([task.d, width, task.d_out], members=len(member_seeds), seed=[s + 7 for s in member_seeds],
+    rng = as_stream(rng)
+    runs = [int(k) for k in member_seeds]
+    data = run_sets(task, n_train, [rng.child("student_data", k, *data_index) for k in runs], device=device)
+    test = run_sets(task, n_test, [rng.child("test", k) for k in runs], label_noise=False, device=device)
+    model = MLP([task.d, width, task.d_out], members=len(runs), rng=[rng.child("student_init", k) for k in runs],
                 device=device)
-    result = train(model, split.train, teacher=teacher, lam=list(member_lams), layers=list(layers), config=config,
-                   eval_sets={"test": split.test, "val": validation_samples(task, n_val, member_seeds, device)},
-                   member_info={"seed": list(member_seeds), **(member_info or {})},
+    result = train(model, data, teacher=teacher, lam=list(member_lams), layers=list(layers), config=config,
+                   eval_sets={"test": test, "val": validation_samples(task, n_val, rng, runs, device)},
+                   member_info={"seed": runs, **(member_info or {})},
                    lr_scale=st_rate_scale(member_lams))
     return result.history
 
 
 def train_lam_seed_ensemble(task: Task, width: int, n_train: int, n_test: int, n_val: int, lams, seeds,
-                            teacher: FrozenTeacher, config: TrainConfig, device=None,
+                            teacher: FrozenTeacher, config: TrainConfig, rng: Stream | int, device=None,
                             layers: Sequence[str] = ("h1",)) -> pd.DataFrame:
-    """One ensemble, one member per (lam, seed); returns the training history (tidy)."""
+    """One ensemble, one member per (lam, run index in ``seeds``); returns the training history (tidy)."""
     member_lams, member_seeds = lam_seed_pairs(lams, seeds)
-    return train_members(task, width, n_train, n_test, n_val, member_lams, member_seeds, teacher, config, device,
-                         layers)
+    return train_members(task, width, n_train, n_test, n_val, member_lams, member_seeds, teacher, config, rng,
+                         device, layers)
 
 
 def path_summary(history: pd.DataFrame, by: Sequence[str] = ("lam", "seed"),
@@ -104,15 +132,17 @@ def stack_teachers(models: Sequence[MLP], assignment: Sequence[int]) -> FrozenTe
 
 
 def train_teacher_grid(task: Task, width: int, lams, seeds, teacher_models: Sequence[MLP], n_train: int,
-                       n_test: int, n_val: int, config: TrainConfig, device=None) -> pd.DataFrame:
-    """One ensemble: a base member per seed, and an ST member per (teacher, seed) with weight from ``lams``.
+                       n_test: int, n_val: int, config: TrainConfig, rng: Stream | int, device=None,
+                       data_index: Sequence[int] = ()) -> pd.DataFrame:
+    """One ensemble: a base member per run index, and an ST member per (teacher, run) with weight from ``lams``.
 
     ``lams`` holds one ST weight per teacher. The history gets a ``teacher`` column (-1 for base).
+    ``data_index`` as in :func:`train_members`.
     """
     k = len(teacher_models)
     member_teacher = [-1] * len(seeds) + [t for t in range(k) for _ in seeds]
     member_seeds = list(seeds) * (k + 1)
     member_lams = [0.0] * len(seeds) + [float(lams[t]) for t in range(k) for _ in seeds]
     teacher = stack_teachers(teacher_models, [max(t, 0) for t in member_teacher])
-    return train_members(task, width, n_train, n_test, n_val, member_lams, member_seeds, teacher, config, device,
-                         member_info={"teacher": member_teacher})
+    return train_members(task, width, n_train, n_test, n_val, member_lams, member_seeds, teacher, config, rng,
+                         device, member_info={"teacher": member_teacher}, data_index=data_index)

@@ -15,8 +15,15 @@ differently:
 
 Every matched feature vector is scaled (one scalar per teacher, absorbed by
 the head) to the mean energy ``E ||t(x)||^2`` of ``units``, so ``lam`` means
-the same for all variants. Each seed has its own teachers, rotation and mix,
-so intervals over seeds cover the teacher's randomness too.
+the same for all variants. Each seed (run index ``k``) has its own teachers,
+rotation and mix, so intervals over seeds cover the teacher's randomness too.
+Streams below the chapter's root ``rng``: teacher ``k`` trains on
+``rng.child("teacher_data", k)`` (the shallow and the deep teacher of ``k``
+on the same set, apart from every student's data) from
+``rng.child("teacher_init", k, depth)``; its rotation is
+``rng.child("rotation", k)`` (one ``Q`` for every ``theta``) and its mix of
+``j`` units ``rng.child("rotation", k, j)``; the students' draws are those of
+:func:`stlearn.experiments.nonlinear.train_members`.
 
 All teachers are stored as two-hidden-layer networks and matched through
 ``FrozenTeacher(source={"h1": "h2"}, transform={"h1": T})`` with one ``T``
@@ -27,43 +34,47 @@ layer (``relu(h1) = h1``).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
 import torch
 
-from ..data import generator, random_orthonormal
+from .. import stats
+from ..data import random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import MLP, member, select_members, stack_members
 from ..stats import ci_columns
+from ..streams import Stream, as_stream
 from ..teachers import fit_clean_teacher
-from ..fast.optim import Adam
-from ..train import TrainConfig, evaluate
+from ..train import TrainConfig, evaluate, make_optimizer
 from . import nonlinear as nl
 
 Tensor = torch.Tensor
 
 
 # --------------------------------------------------------------------------- feature transforms
-def rotation(m: int, theta: float, seed: int) -> Tensor:
-    """``exp(theta log Q)``, ``Q`` a random rotation of ``SO(m)``: the identity at 0, ``Q`` at 1 (float64)."""
-    q = random_orthonormal(m, m, generator(seed))
+def rotation(m: int, theta: float, rng: Stream | int) -> Tensor:
+    """``exp(theta log Q)``, ``Q`` a random rotation of ``SO(m)`` from ``rng``: the identity at 0, ``Q`` at 1 (float64).
+
+    The same stream gives the same ``Q`` for every ``theta``: the rotations of one teacher lie on one path.
+    """
+    q = random_orthonormal(m, m, rng)
     if torch.linalg.det(q) < 0:
         q[:, 0] = -q[:, 0]
     log_q = np.real(scipy.linalg.logm(q.numpy()))
     return torch.linalg.matrix_exp(theta * torch.from_numpy((log_q - log_q.T) / 2))  # skew part: exactly orthogonal
 
 
-def nonnegative_mix(m: int, k: int, seed: int, max_condition: float = 100.0) -> Tensor:
+def nonnegative_mix(m: int, k: int, rng: Stream | int, max_condition: float = 100.0) -> Tensor:
     """A random invertible ``M >= 0`` of shape ``(m, m)``: row ``j`` mixes unit ``j`` and ``k - 1`` others.
 
     Weights are uniform in ``[0.5, 1.5]``, drawn again until the condition number
     is below ``max_condition`` (so the head ``W2 M^-1`` that keeps the function is tame).
     """
-    gen = generator(seed)
+    gen = as_stream(rng).generator()
     for _ in range(100):
         mix = torch.zeros(m, m, dtype=torch.float64)
         for j in range(m):
@@ -76,11 +87,18 @@ def nonnegative_mix(m: int, k: int, seed: int, max_condition: float = 100.0) -> 
 
 
 # --------------------------------------------------------------------------- teachers
-def teacher_ensemble(task, hidden: Sequence[int], n_teacher: int, seeds: Sequence[int], steps: int,
-                     data_seed: int, device=None) -> MLP:
-    """One teacher per seed (its own init), all trained by Adam on the same ``n_teacher`` clean samples."""
-    model = MLP([task.d, *hidden, task.d_out], members=len(seeds), seed=list(seeds), device=device)
-    return fit_clean_teacher(model, task, n_teacher, seed=data_seed, config=nl.teacher_config(steps)).model
+def teacher_ensemble(task, hidden: Sequence[int], n_teacher: int, rng: Stream | int, seeds: Sequence[int],
+                     steps: int, device=None) -> MLP:
+    """One teacher per run index ``k`` in ``seeds``, trained by Adam on its own ``n_teacher`` clean samples.
+
+    Teacher ``k`` trains on ``rng.child("teacher_data", k)`` from ``rng.child("teacher_init", k, depth)``,
+    ``depth = len(hidden)``: teachers of different depths for the same ``k`` share their data, not their init.
+    """
+    rng = as_stream(rng)
+    model = MLP([task.d, *hidden, task.d_out], members=len(seeds),
+                rng=[rng.child("teacher_init", k, len(hidden)) for k in seeds], device=device)
+    data = [rng.child("teacher_data", k) for k in seeds]
+    return fit_clean_teacher(model, task, n_teacher, data, nl.teacher_config(steps)).model
 
 
 def embed_shallow(shallow: MLP) -> MLP:
@@ -137,13 +155,15 @@ def variant_name(theta: float) -> str:
     return "units" if theta == 0 else f"rot{theta:g}"
 
 
-def make_teachers(task, width: int, n_teacher: int, steps: int, seeds: Sequence[int], thetas: Sequence[float],
-                  mix_units: Sequence[int], deep_steps: int, x_ref: Tensor, clean_test, device=None) -> Teachers:
-    """Every variant's teacher for every seed, all features scaled to the mean energy of the units on ``x_ref``.
+def make_teachers(task, width: int, n_teacher: int, steps: int, rng: Stream | int, seeds: Sequence[int],
+                  thetas: Sequence[float], mix_units: Sequence[int], deep_steps: int, x_ref: Tensor, clean_test,
+                  device=None) -> Teachers:
+    """Every variant's teacher for every run index in ``seeds``, features scaled to the units' energy on ``x_ref``.
 
-    ``deep_steps = 0`` leaves out the ``deep`` variant.
+    ``deep_steps = 0`` leaves out the ``deep`` variant. Streams as in the module docstring.
     """
-    shallow = teacher_ensemble(task, [width], n_teacher, [s + 11 for s in seeds], steps, seeds[0] + 1, device)
+    rng = as_stream(rng)
+    shallow = teacher_ensemble(task, [width], n_teacher, rng, seeds, steps, device)
     error = evaluate(shallow, clean_test)["clean"].mean().item()
     embedded = embed_shallow(shallow)
     units = last_hidden(embedded, x_ref)
@@ -155,19 +175,18 @@ def make_teachers(task, width: int, n_teacher: int, steps: int, seeds: Sequence[
         names.append(name)
         errors[name] = error  # the head W2 R^T keeps the function
         for k, s in enumerate(seeds):
-            index[name, k], transform[name, k] = k, rotation(width, theta, s + 21) if theta else eye
+            index[name, k], transform[name, k] = k, rotation(width, theta, rng.child("rotation", s)) if theta else eye
     for j in mix_units:
         name = f"mix{j}"
         names.append(name)
         errors[name] = error  # the head W2 M^-1 keeps the function
         for k, s in enumerate(seeds):
-            mix = nonnegative_mix(width, j, s + 22 + j)
+            mix = nonnegative_mix(width, j, rng.child("rotation", s, j))
             scale = (energy[k] / (units[k] @ mix.T).pow(2).sum(-1).mean()).sqrt()
             index[name, k], transform[name, k] = k, scale * mix
     parts = [embedded]
     if deep_steps:
-        deep = teacher_ensemble(task, [width, width], n_teacher, [s + 31 for s in seeds], deep_steps,
-                                seeds[0] + 1, device)
+        deep = teacher_ensemble(task, [width, width], n_teacher, rng, seeds, deep_steps, device)
         scale_last_hidden(deep, (energy / last_hidden(deep, x_ref).pow(2).sum(-1).mean(-1)).sqrt())
         names.append("deep")
         errors["deep"] = evaluate(deep, clean_test)["clean"].mean().item()
@@ -206,7 +225,7 @@ def single_unit_misfit(x: Tensor, t: Tensor, steps: int = 300, lr: float = 0.05)
     ls_active = torch.linalg.solve(gram, torch.einsum("nk,ni,nk->ki", active, x1, t))
     x1, target = x1.float(), t.T.float().repeat(2, 1)
     w = torch.cat([ls_all, ls_active]).float().requires_grad_(True)
-    opt = Adam([w], lr)
+    opt = make_optimizer([w], TrainConfig(optimizer="adam", lr=lr, progress=False))
     for _ in range(steps):
         loss = (torch.relu(w @ x1.T) - target).pow(2).mean(1)
         opt.zero_grad()
@@ -240,17 +259,18 @@ def complexity_table(features: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- students
 def train_variant_ensemble(task, teachers: Teachers, width: int, n_train: int, n_test: int, n_val: int, lams,
-                           seeds: Sequence[int], config: TrainConfig, device=None) -> pd.DataFrame:
-    """One ensemble: a base member per seed and an ST member per (variant, lam > 0, seed) with seed ``k``'s teacher.
+                           seeds: Sequence[int], config: TrainConfig, rng: Stream | int, device=None) -> pd.DataFrame:
+    """One ensemble: a base member per run and an ST member per (variant, lam > 0, run) with run ``k``'s teacher.
 
-    The history gets ``variant`` ("base" for the base members) and ``seed`` columns.
+    ``seeds`` are the run indices, in the order of the teachers' seeds. The history gets ``variant``
+    ("base" for the base members) and ``seed`` (the run index) columns.
     """
     st_lams = [float(l) for l in lams if l > 0]
     runs = [("base", 0.0, k) for k in range(len(seeds))]
     runs += [(name, lam, k) for name, lam, k in itertools.product(teachers.names, st_lams, range(len(seeds)))]
     teacher = teachers.frozen([(teachers.names[0] if name == "base" else name, k) for name, _, k in runs])
     return nl.train_members(task, width, n_train, n_test, n_val, [lam for _, lam, _ in runs],
-                            [seeds[k] for _, _, k in runs], teacher, config, device,
+                            [seeds[k] for _, _, k in runs], teacher, config, rng, device,
                             member_info={"variant": [name for name, _, _ in runs]})
 
 

@@ -1,0 +1,140 @@
+"""The nonlinear chapters' helpers draw every set from its own role stream.
+
+Teachers, students, validation and test sets never share an input (the audit of
+:mod:`stlearn.streams`), and changing one role's index leaves the other roles'
+draws unchanged (``stlearn.experiments.nonlinear`` and ``nonlinear_decomposition``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import stlearn as st
+from stlearn import streams
+from stlearn.experiments import nonlinear as nl
+from stlearn.experiments import nonlinear_decomposition as nd
+
+D, UNITS, WIDTH = 4, 3, 6
+N_TRAIN, N_TEST, N_VAL, N_TEACHER = 20, 30, 10, 40
+CONFIG = st.TrainConfig(steps=8, lr=0.05, momentum=0.9, log_points=4, progress=False)
+
+
+def _roles(log: streams.DrawLog) -> dict[str, np.ndarray]:
+    """The recorded sets by stream name (``seed 0 / student_data[1]`` ...)."""
+    return {name: ids for name, ids in log.sets.values()}
+
+
+def _assert_pairwise_disjoint(sets: dict[str, np.ndarray], expected: list[str]) -> None:
+    missing = [name for name in expected if name not in sets]
+    assert not missing, f"sets not drawn: {missing}; drawn: {sorted(sets)}"
+    names = sorted(sets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            shared = np.intersect1d(sets[a], sets[b]).size
+            assert shared == 0, f"{a} and {b} share {shared} inputs"
+
+
+def _run_names(root: str, runs, data_index=()) -> list[str]:
+    extra = "".join(f", {i}" for i in data_index)
+    return ([f"{root} / student_data[{k}{extra}]" for k in runs] + [f"{root} / validation[{k}]" for k in runs]
+            + [f"{root} / test[{k}]" for k in runs])
+
+
+def test_disjoint_early_stopping_teacher_students_validation_test():
+    rng = st.Stream(3)
+    task = nl.relu_task(D, UNITS, 0.5, rng)
+    log = streams.audit()
+    teacher = nl.clean_teacher(task, WIDTH, N_TEACHER, rng, steps=5)
+    reference = st.draw(task, N_TEST, rng.child("reference", 0), label_noise=False)
+    history = nl.train_lam_seed_ensemble(task, WIDTH, N_TRAIN, N_TEST, N_VAL, [0.0, 1.0], [0, 1, 2], teacher,
+                                         CONFIG, rng)
+    assert streams.assert_disjoint() == 1 + 1 + 3 * 3  # paired lam runs share their sets: counted once
+    _assert_pairwise_disjoint(_roles(log), ["seed 3 / teacher_data[0]", "seed 3 / reference[0]",
+                                            *_run_names("seed 3", range(3))])
+    assert sorted(history.seed.unique()) == [0, 1, 2] and reference.n == N_TEST
+
+
+def test_disjoint_teacher_knowledge_grid_over_sample_sizes():
+    rng = st.Stream(0)
+    task = nl.relu_task(D, UNITS, 0.0, rng)
+    log = streams.audit()
+    teachers = [nl.clean_teacher(task, WIDTH, n, rng, steps=5, k=k).model for k, n in enumerate([15, 40])]
+    for n_train in (N_TRAIN, 2 * N_TRAIN):  # the sizes share no input: each has its own student_data stream
+        for sigma in (0.5, 1.0):             # the noise levels share their sets
+            nl.train_teacher_grid(task.with_noise(sigma), WIDTH, [1.0, 1.0], [0, 1], teachers, n_train, N_TEST,
+                                  N_VAL, CONFIG, rng, data_index=(n_train,))
+    streams.assert_disjoint()
+    expected = ["seed 0 / teacher_data[0]", "seed 0 / teacher_data[1]",
+                *_run_names("seed 0", [0, 1], (N_TRAIN,)), *_run_names("seed 0", [0, 1], (2 * N_TRAIN,))]
+    _assert_pairwise_disjoint(_roles(log), expected)
+    assert len(log.sets) == len(set(expected))  # validation and test sets drawn once per run index
+
+
+def _teachers(rng, seeds, thetas=(0.0, 1.0), deep_steps=3):
+    task = nl.relu_task(D, UNITS, 0.5, rng)
+    clean_test = st.draw(task, N_TEST, rng.child("reference", 0), label_noise=False)
+    x_fit = st.draw(task, 50, rng.child("reference", 1), label_noise=False).clean
+    teachers = nd.make_teachers(task, WIDTH, N_TEACHER, 5, rng, seeds, list(thetas), [2], deep_steps, x_fit,
+                                clean_test)
+    return task, teachers, x_fit
+
+
+def test_disjoint_decomposition_teachers_and_students():
+    rng = st.Stream(1)
+    log = streams.audit()
+    task, teachers, x_fit = _teachers(rng, [0, 1])
+    nd.train_variant_ensemble(task, teachers, WIDTH, N_TRAIN, N_TEST, N_VAL, [0.0, 1.0], [0, 1], CONFIG, rng)
+    streams.assert_disjoint()
+    # the shallow and the deep teacher of run k train on the same set, teacher_data[k]: one set each
+    expected = ["seed 1 / reference[0]", "seed 1 / reference[1]", "seed 1 / teacher_data[0]",
+                "seed 1 / teacher_data[1]", *_run_names("seed 1", [0, 1])]
+    _assert_pairwise_disjoint(_roles(log), expected)
+    assert len(log.sets) == len(expected)
+    assert nd.function_gap(teachers, x_fit[:20]) < 1e-4
+
+
+def test_stream_changing_one_run_index_leaves_the_other_runs_unchanged():
+    rng = st.Stream(2)
+    task = nl.relu_task(D, UNITS, 0.5, rng)
+    teacher = nl.clean_teacher(task, WIDTH, N_TEACHER, rng, steps=5)
+    a = nl.train_lam_seed_ensemble(task, WIDTH, N_TRAIN, N_TEST, N_VAL, [0.0, 1.0], [0, 1], teacher, CONFIG, rng)
+    b = nl.train_lam_seed_ensemble(task, WIDTH, N_TRAIN, N_TEST, N_VAL, [0.0, 1.0], [0, 5], teacher, CONFIG, rng)
+    cols = ["test_noisy", "val_noisy", "train_task"]
+    run0 = [h[h.seed == 0].sort_values(["lam", "step"])[cols].to_numpy() for h in (a, b)]
+    np.testing.assert_allclose(run0[0], run0[1], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(a[a.seed == 1][cols].to_numpy(), b[b.seed == 5][cols].to_numpy())
+
+
+def test_stream_student_data_index_changes_only_the_training_set():
+    rng = st.Stream(2)
+    task = nl.relu_task(D, UNITS, 0.5, rng)
+    teacher = nl.clean_teacher(task, WIDTH, N_TEACHER, rng, steps=5)
+    a, b = (nl.train_teacher_grid(task, WIDTH, [1.0], [0, 1], [teacher.model], N_TRAIN, N_TEST, N_VAL, CONFIG,
+                                  rng, data_index=(i,)) for i in (0, 1))
+    start = [h[h.step == 0].sort_values(["teacher", "seed"])[["test_noisy", "val_noisy"]].to_numpy() for h in (a, b)]
+    np.testing.assert_array_equal(start[0], start[1])  # same init, validation and test sets
+    assert not np.allclose(a.train_task, b.train_task)  # other training sets
+
+
+def test_stream_teacher_index_and_target_are_independent():
+    rng = st.Stream(4)
+    task = nl.relu_task(D, UNITS, 0.5, rng)
+    assert torch.equal(task.target.w1, nl.relu_task(D, UNITS, 1.0, rng).target.w1)  # the target ignores sigma
+    t0, t1 = (nl.clean_teacher(task, WIDTH, N_TEACHER, rng, steps=5, k=k).model for k in (0, 1))
+    again = nl.clean_teacher(task, WIDTH, N_TEACHER, rng, steps=5, k=1).model
+    assert not torch.equal(t0.layers[0].weight, t1.layers[0].weight)
+    assert torch.equal(t1.layers[0].weight, again.layers[0].weight)
+
+
+def test_stream_decomposition_teacher_k_does_not_depend_on_the_other_seeds():
+    rng = st.Stream(5)
+    _, both, _ = _teachers(rng, [0, 1])
+    _, alone, _ = _teachers(rng, [1])
+    for name in both.names:
+        torch.testing.assert_close(both.transform[name, 1], alone.transform[name, 0], rtol=1e-5, atol=1e-6)
+    w_both = st.member(both.models, both.index["units", 1]).layers[0].weight
+    w_alone = st.member(alone.models, alone.index["units", 0]).layers[0].weight
+    torch.testing.assert_close(w_both, w_alone, rtol=1e-5, atol=1e-6)
+    same_q = nd.rotation(WIDTH, 1.0, rng.child("rotation", 1))
+    torch.testing.assert_close(same_q, both.transform["rot1", 1])  # one Q per run index, for every theta
