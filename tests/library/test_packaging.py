@@ -16,7 +16,8 @@ from stlearn.tooling import chapters as ch
 ROOT = ch.repo_root()
 PACKAGE = ROOT / "src" / "stlearn"
 # import name -> distribution name, where they differ
-DISTRIBUTION = {"sklearn": "scikit-learn", "yaml": "pyyaml", "IPython": "ipython", "myst_nb": "myst-nb"}
+DISTRIBUTION = {"sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml", "IPython": "ipython",
+                "myst_nb": "myst-nb"}
 
 
 def _name(requirement: str) -> str:

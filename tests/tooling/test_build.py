@@ -53,3 +53,20 @@ def test_library_hash_covers_the_science_and_the_kernels_tooling_only(monkeypatc
         assert edited(tooling) == base, f"editing tooling/{tooling} changes the chapters' cache key"
     for kernel_side in ("notebook.py", "scheme.py", "train.py", "streams.py", "data.py"):
         assert edited(kernel_side) != base, f"editing {kernel_side} does not change the chapters' cache key"
+
+
+def test_kernel_environment_reaches_the_kernel_and_leaves_ours_alone():
+    """Chapter kernels start with kernel_env() (no progress bars, the thread count); os.environ is untouched."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from stlearn.tooling.chapters import _kernel_manager, kernel_env
+
+    before = dict(os.environ)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os; print(os.environ.get('TQDM_DISABLE'), os.environ.get('OMP_NUM_THREADS'))")])
+    NotebookClient(nb, kernel_name="python3", kernel_manager_class=_kernel_manager(kernel_env(3))).execute()
+    assert nb.cells[0].outputs[0]["text"].split() == ["1", "3"]
+    assert dict(os.environ) == before

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -37,7 +38,10 @@ def path_sweep(task: Task, n_train: int, n_test: int, sigmas, lams, rng: Stream 
     """Returns ``(history, members, closed)``; ``seeds`` are the run indices ``k`` (streams below ``rng``).
 
     ``history``: test error along training per member (two-layer students);
-    ``members``: one row per member with its end-point and min-norm errors;
+    ``members``: one row per member with its end-point and min-norm errors, its final training loss
+    relative to its initial one (``final_loss``) and the largest factor by which its training loss rose
+    above its running minimum between two log points (``rebound``: about 1 for a run that converges,
+    far above 1 for one that oscillates at the edge of stability);
     ``closed``: the one-layer closed-form path per (sigma, seed), on the same steps.
     """
     rng = as_stream(rng)
@@ -58,6 +62,9 @@ def path_sweep(task: Task, n_train: int, n_test: int, sigmas, lams, rng: Stream 
                    lr_scale=st_rate_scale(lam_list))
     history = result.history
     history["time"] = history.step * config.lr / (1.0 - config.momentum)
+    loss = history.sort_values("step").groupby("member").train_total
+    final_loss = loss.last() / loss.first()
+    rebound = loss.apply(_rebound)
 
     cov, w_star = task.inputs.covariance(), task.target.weight
     x_noisy = train_set.noisy.to("cpu", torch.float64)
@@ -71,10 +78,17 @@ def path_sweep(task: Task, n_train: int, n_test: int, sigmas, lams, rng: Stream 
                      "end_error": float(theory.linear_test_error(w_end[e], w_star, cov, s)),
                      "min_norm_error": float(theory.linear_test_error(w_mn[e], w_star, cov, s)),
                      "end_distance": float((w_end[e] - w_mn[e]).norm() / w_mn[e].norm()),
-                     "st_end_gap": float((w_end[e] - w_st_end[e]).norm() / w_st_end[e].norm())})
+                     "st_end_gap": float((w_end[e] - w_st_end[e]).norm() / w_st_end[e].norm()),
+                     "final_loss": float(final_loss.loc[e]), "rebound": float(rebound.loc[e])})
     members = pd.DataFrame(rows)
     closed = one_layer_paths(task, x_noisy, y, pairs, lams[0], config)
     return history, members, closed
+
+
+def _rebound(loss: pd.Series) -> float:
+    """The largest ratio of the loss at a log point to the lowest loss logged before it."""
+    v = loss.to_numpy()
+    return float((v[1:] / np.minimum.accumulate(v)[:-1]).max()) if len(v) > 1 else 1.0
 
 
 def st_end_point(x_noisy, features, head, w1_init) -> torch.Tensor:

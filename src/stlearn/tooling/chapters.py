@@ -243,9 +243,10 @@ def _kernel_manager(env: Mapping[str, str]):
     from jupyter_client.manager import AsyncKernelManager
 
     class ChapterKernelManager(AsyncKernelManager):
-        async def _async_start_kernel(self, **kw):
+        # start_kernel is bound to the base class's coroutine, which looks this one up on the instance
+        async def _async_pre_start_kernel(self, **kw):
             kw["env"] = {**os.environ, **kw.get("env", {}), **env}
-            return await super()._async_start_kernel(**kw)
+            return await super()._async_pre_start_kernel(**kw)
 
     return ChapterKernelManager
 
