@@ -7,13 +7,15 @@ features (:mod:`.models`, :mod:`.conv`); the student-teacher loss and frozen
 teacher (:mod:`.losses`) and logit distillation (:mod:`.distill`); the
 trainer for single networks and ensembles (:mod:`.train`), its fast path
 behind one door (:mod:`.fast`); clean teachers (:mod:`.teachers`);
-closed-form theory (:mod:`.theory`); statistics over seeds (:mod:`.stats`)
-and the book's figure style (:mod:`.plotting`). The chapters' experiments are
+closed-form theory (:mod:`.theory`); statistics over seeds (:mod:`.stats`);
+the experimental protocol: stopping and selection on validation, equal
+budgets, paired comparisons (:mod:`.protocol`); and the book's figure style
+(:mod:`.plotting`). The chapters' experiments are
 in :mod:`.experiments`; the book's tooling (chapters, build, sweeps, CLI) is in
 :mod:`.tooling`, which the science never imports.
 """
 
-from . import plotting, stats, streams, teachers, theory
+from . import plotting, protocol, stats, streams, teachers, theory
 from .data import (
                    GaussianInputs,
                    LinearTarget,
@@ -38,6 +40,6 @@ __all__ = [
     "linear_target", "relu_target", "default_device", "resolve_device", "FrozenTeacher", "feature_loss",
     "student_teacher_loss", "task_loss", "MLP", "DeepLinear", "FeatureNet", "member", "select_members",
     "stack_members", "Stream", "TrainConfig", "TrainingDiverged", "TrainResult", "evaluate", "log_schedule", "train",
-    "ParameterError", "plotting", "stats", "streams", "teachers", "theory",
+    "ParameterError", "plotting", "protocol", "stats", "streams", "teachers", "theory",
 ]
 __version__ = "0.2.0"

@@ -23,7 +23,7 @@ from . import fast
 from .data import randn
 from .device import resolve_device
 from .streams import Stream, as_streams
-from .validation import check_choice, check_float, check_int, check_widths
+from .validation import ParameterError, check_choice, check_float, check_int, check_widths
 
 Tensor = torch.Tensor
 
@@ -179,6 +179,23 @@ def select_members(model: FeatureNet, index: Sequence[int]) -> FeatureNet:
             if dst.bias is not None:
                 dst.bias.copy_(src.bias[index])
     return picked
+
+
+def overwrite_members(model: FeatureNet, positions: Sequence[int], source: FeatureNet, index: Sequence[int]) -> None:
+    """Copy member ``index[j]`` of the ensemble ``source`` into member ``positions[j]`` of ``model``, in place.
+
+    Both are ensembles of one class and widths (e.g. students that start from their teachers' weights).
+    """
+    if len(positions) != len(index):
+        raise ParameterError(f"positions and index must have one entry each; got {len(positions)} and {len(index)}")
+    for e, i in zip(positions, index):
+        check_member(model, e, "overwrite_members")
+        check_member(source, i, "overwrite_members")
+    with torch.no_grad():
+        for dst, src in zip(model.layers, source.layers):
+            dst.weight[list(positions)] = src.weight[list(index)].to(dst.weight)
+            if dst.bias is not None:
+                dst.bias[list(positions)] = src.bias[list(index)].to(dst.bias)
 
 
 def _like(model: FeatureNet, members: int | None) -> FeatureNet:

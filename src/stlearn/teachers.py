@@ -24,5 +24,14 @@ def fit_clean_teacher(model: FeatureNet, task: Task, n_train: int, rng: Stream |
     like = next(model.parameters())
     kwargs = {"device": like.device, "dtype": like.dtype}
     data = draw_members(task, n_train, rng, **kwargs) if isinstance(rng, list) else draw(task, n_train, rng, **kwargs)
+    return fit_teacher(model, data, config)
+
+
+def fit_teacher(model: FeatureNet, data: Samples, config: TrainConfig) -> FrozenTeacher:
+    """Train ``model`` on the clean inputs of ``data`` (base loss) and freeze it.
+
+    ``data`` may be a student's own training set: a teacher that knows the clean inputs the student
+    has, and nothing more.
+    """
     train(model, clean_view(data), config=config)
     return FrozenTeacher(model)

@@ -56,14 +56,16 @@ class TrainConfig:
     :mod:`stlearn.models` and :mod:`stlearn.losses` under autograd, and
     :class:`PlainSGD` or :class:`PlainAdam`). Both give the same numbers to rounding.
 
-    ``seed`` is the stream (or integer seed) of the minibatch order.
+    ``seed`` is the stream (or integer seed) of the minibatch order and of
+    the fresh input noise of noise augmentation. ``weight_decay`` is one number,
+    or one per ensemble member (a tuple), so that a grid of decays trains as one ensemble.
     """
 
     steps: int = 1000
     lr: float = 0.01
     optimizer: str = "sgd"
     momentum: float = 0.0
-    weight_decay: float = 0.0
+    weight_decay: float | tuple[float, ...] = 0.0
     batch_size: int | None = None
     task: str = "mse"
     log_points: int = 40
@@ -79,7 +81,11 @@ class TrainConfig:
         check_float("lr", self.lr, low=0.0, low_open=True)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_float("momentum", self.momentum, low=0.0, high=1.0)
-        check_float("weight_decay", self.weight_decay, low=0.0)
+        if np.ndim(self.weight_decay) == 0:
+            check_float("weight_decay", self.weight_decay, low=0.0)
+        else:
+            decays = tuple(check_float(f"weight_decay[{i}]", w, low=0.0) for i, w in enumerate(self.weight_decay))
+            object.__setattr__(self, "weight_decay", decays)
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size, low=1)
         check_choice("task", self.task, TASK_LOSSES)
@@ -174,7 +180,8 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
           lam: float | Sequence[float] = 0.0, layers: Sequence[str] = (),
           config: TrainConfig = TrainConfig(), eval_sets: Mapping[str, Samples] | None = None,
           member_info: Mapping[str, Sequence] | None = None,
-          lr_scale: Sequence[float] | None = None) -> TrainResult:
+          lr_scale: Sequence[float] | None = None,
+          fresh_noise: float | Sequence[float] | None = None) -> TrainResult:
     """Train ``model`` on the noisy inputs of ``data`` with the ST loss.
 
     ``eval_sets`` maps a name (``"test"``, ``"val"``, ...) to samples whose
@@ -185,12 +192,19 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
     log points without improving. ``member_info`` adds columns per member
     (e.g. ``{"seed": [...]}``) to the history. ``lr_scale`` gives each member
     of an ensemble its own learning rate ``config.lr * lr_scale[e]`` (SGD only).
+
+    ``fresh_noise`` is noise augmentation: at every step the student sees
+    ``clean + s * e`` with a fresh ``e ~ N(0, I)`` (from ``config.seed``'s
+    ``noise`` stream) instead of the fixed noisy inputs of ``data``; ``s`` is one
+    level or one per member (``s = 0``: the clean inputs). Unlike ST, it needs
+    the noise model.
     """
     with fast.switched(config.fast):
-        return _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr_scale)
+        return _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr_scale, fresh_noise)
 
 
-def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr_scale) -> TrainResult:
+def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr_scale,
+           fresh_noise) -> TrainResult:
     eval_sets = dict(eval_sets or {})
     layers = list(layers)
     if layers and teacher is None:
@@ -213,6 +227,7 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
     gradients = fused.st_gradients if config.fast and fused.supports(model) else autograd_gradients
     schedule = set(log_schedule(config.steps, config.log_points))
     gen = as_stream(config.seed).child("batch").generator()
+    augment = None if fresh_noise is None else _Augmenter(fresh_noise, model.members, param, config.seed)
     best = _BestWeights(model) if config.early_stopping else None
     rows: list[dict] = []
     stopped_at = config.steps
@@ -230,6 +245,8 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
         if step == config.steps:
             break
         batch, feats = minibatch(data, teacher_feats, config.batch_size, gen)
+        if augment is not None:
+            batch = augment(batch)
         opt.zero_grad()
         terms = gradients(model, batch, feats, lam_t, layers, config.task)
         _check_finite(terms, step, member_lr)
@@ -244,6 +261,23 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
     return TrainResult(history, best_step, stopped_at)
 
 
+class _Augmenter:
+    """Noise augmentation: the batch's clean inputs with fresh noise ``s_e * N(0, I)`` for member ``e``."""
+
+    def __init__(self, levels, members: int | None, like: Tensor, seed):
+        self.levels = _as_member_tensor("fresh_noise", levels, members, like)
+        if isinstance(self.levels, Tensor):
+            self.levels = self.levels.reshape(-1, 1, 1)
+        self.members = members
+        self.gen = as_stream(seed).child("noise").generator()
+
+    def __call__(self, batch: Samples) -> Samples:
+        clean = batch.clean
+        shape = clean.shape if self.members is None else (self.members, *clean.shape[-2:])
+        noise = torch.randn(shape, generator=self.gen, dtype=torch.float64).to(clean)  # CPU draws: any device agrees
+        return Samples(clean, clean + self.levels * noise, batch.y)
+
+
 def autograd_gradients(model, batch: Samples, feats, lam_t, layers, task) -> dict[str, Tensor]:
     """The ST loss terms, with the gradient of their total (summed over members) left in ``.grad``."""
     output, student_feats = model(batch.noisy, return_features=True)
@@ -255,22 +289,29 @@ def autograd_gradients(model, batch: Samples, feats, lam_t, layers, task) -> dic
 def make_optimizer(params, config: TrainConfig, lr_scale=None, members=None):
     """The optimizer of ``config``; ``lr_scale`` gives member ``e`` the rate ``lr * lr_scale[e]`` (SGD only)."""
     sgd, adam = (optim.SGD, optim.Adam) if config.fast else (PlainSGD, PlainAdam)
+    decay = config.weight_decay
+    if np.ndim(decay) != 0:
+        decay = _as_member_tensor("weight_decay", list(decay), members, params[0])
     if config.optimizer == "adam":
         if lr_scale is not None:
             raise ParameterError(f"lr_scale (one learning rate per member) needs optimizer='sgd'; "
                                  f"got {config.optimizer!r}")
-        return adam(params, config.lr, config.weight_decay)
+        return adam(params, config.lr, decay)
     if lr_scale is None:
-        return sgd(params, config.lr, config.momentum, config.weight_decay)
+        return sgd(params, config.lr, config.momentum, decay)
     scale = _as_member_tensor("lr_scale", list(lr_scale), members, params[0])
     if not bool((scale > 0).all()):
         raise ParameterError(f"lr_scale must hold numbers > 0; got {list(lr_scale)}")
-    return sgd(params, config.lr * scale, config.momentum, config.weight_decay)
+    return sgd(params, config.lr * scale, config.momentum, decay)
 
 
 def _member_rate(lr, p: Tensor):
     """A rate for parameter ``p``: a number, or per-member rates ``(E,)`` shaped to broadcast over ``p``."""
     return lr.reshape((-1,) + (1,) * (p.dim() - 1)) if isinstance(lr, Tensor) else lr
+
+
+def _nonzero(value) -> bool:
+    return bool((value != 0).any()) if isinstance(value, Tensor) else bool(value)
 
 
 class PlainSGD:
@@ -291,7 +332,7 @@ class PlainSGD:
     @torch.no_grad()
     def step(self) -> None:
         for i, p in enumerate(self.params):
-            g = p.grad + self.weight_decay * p if self.weight_decay else p.grad
+            g = p.grad + _member_rate(self.weight_decay, p) * p if _nonzero(self.weight_decay) else p.grad
             if self.momentum:
                 v = self.velocity[i]
                 g = self.velocity[i] = g.clone() if v is None else self.momentum * v + g
@@ -315,7 +356,7 @@ class PlainAdam(PlainSGD):
         b1, b2 = self.betas
         self.t += 1
         for p, m, v in zip(self.params, self.m, self.v):
-            g = p.grad + self.weight_decay * p if self.weight_decay else p.grad
+            g = p.grad + _member_rate(self.weight_decay, p) * p if _nonzero(self.weight_decay) else p.grad
             m.mul_(b1).add_((1 - b1) * g)
             v.mul_(b2).add_((1 - b2) * g * g)
             denom = (v / (1 - b2**self.t)).sqrt() + self.eps

@@ -14,6 +14,7 @@ import stlearn as st
 from stlearn import streams
 from stlearn.experiments import nonlinear as nl
 from stlearn.experiments import nonlinear_decomposition as nd
+from stlearn.experiments import nonlinear_early_stopping as es
 
 D, UNITS, WIDTH = 4, 3, 6
 N_TRAIN, N_TEST, N_VAL, N_TEACHER = 20, 30, 10, 40
@@ -47,12 +48,34 @@ def test_disjoint_early_stopping_teacher_students_validation_test():
     log = streams.audit()
     teacher = nl.clean_teacher(task, WIDTH, N_TEACHER, rng, steps=5)
     reference = st.draw(task, N_TEST, rng.child("reference", 0), label_noise=False)
-    history = nl.train_lam_seed_ensemble(task, WIDTH, N_TRAIN, N_TEST, N_VAL, [0.0, 1.0], [0, 1, 2], teacher,
-                                         CONFIG, rng)
+    history = nl.train_members(task, WIDTH, N_TRAIN, N_TEST, N_VAL, *nl.lam_seed_pairs([0.0, 1.0], [0, 1, 2]),
+                               teacher, CONFIG, rng)
     assert streams.assert_disjoint() == 1 + 1 + 3 * 3  # paired lam runs share their sets: counted once
     _assert_pairwise_disjoint(_roles(log), ["seed 3 / teacher_data[0]", "seed 3 / reference[0]",
                                             *_run_names("seed 3", range(3))])
     assert sorted(history.seed.unique()) == [0, 1, 2] and reference.n == N_TEST
+
+
+def test_disjoint_early_stopping_protocol_methods():
+    """Every method of the early-stopping chapter: the large teachers' sets are their own, the own-samples
+    teachers train on exactly the students' training sets (the same set, counted once), nothing else is shared."""
+    rng = st.Stream(1)
+    task = nl.relu_task(D, UNITS, 0.5, rng)
+    log = streams.audit()
+    runs = [0, 1]
+    nets = es.teachers(task, WIDTH, N_TEACHER, N_TRAIN, rng, runs, steps=3)
+    members = es.members(es.method_grid([0.0, 1.0], [0.0, 0.1], [0.0, 1.0], [0.5, 1.0], 0.5), runs)
+    fixed = [m for m in members if m.fresh_noise is None]
+    fresh = [m for m in members if m.fresh_noise is not None]
+    model, history = es.train_ensemble(task, fixed, nets, N_TRAIN, N_VAL, N_TEST, CONFIG, rng, runs)
+    es.train_ensemble(task, fresh, nets, N_TRAIN, N_VAL, N_TEST, CONFIG, rng, runs)
+    es.teacher_as_is(task, nets, N_VAL, N_TEST, rng, runs)
+    es.continue_at_zero_lam(task, model, fixed, [e for e, m in enumerate(fixed) if m.method == "ST"], N_TRAIN,
+                            N_VAL, N_TEST, CONFIG, rng)
+    assert streams.assert_disjoint() == 2 + 3 * 2  # teacher_data per run, and each run's train/val/test
+    _assert_pairwise_disjoint(_roles(log), ["seed 1 / teacher_data[0]", "seed 1 / teacher_data[1]",
+                                            *_run_names("seed 1", runs)])
+    assert set(history.method) == {m.method for m in fixed}
 
 
 def test_disjoint_teacher_knowledge_grid_over_sample_sizes():
@@ -98,8 +121,8 @@ def test_stream_changing_one_run_index_leaves_the_other_runs_unchanged():
     rng = st.Stream(2)
     task = nl.relu_task(D, UNITS, 0.5, rng)
     teacher = nl.clean_teacher(task, WIDTH, N_TEACHER, rng, steps=5)
-    a = nl.train_lam_seed_ensemble(task, WIDTH, N_TRAIN, N_TEST, N_VAL, [0.0, 1.0], [0, 1], teacher, CONFIG, rng)
-    b = nl.train_lam_seed_ensemble(task, WIDTH, N_TRAIN, N_TEST, N_VAL, [0.0, 1.0], [0, 5], teacher, CONFIG, rng)
+    a, b = (nl.train_members(task, WIDTH, N_TRAIN, N_TEST, N_VAL, *nl.lam_seed_pairs([0.0, 1.0], runs), teacher,
+                             CONFIG, rng) for runs in ([0, 1], [0, 5]))
     cols = ["test_noisy", "val_noisy", "train_task"]
     run0 = [h[h.seed == 0].sort_values(["lam", "step"])[cols].to_numpy() for h in (a, b)]
     np.testing.assert_allclose(run0[0], run0[1], rtol=1e-5, atol=1e-7)

@@ -85,3 +85,58 @@ def test_divergence_names_the_member_and_its_own_rate():
     with pytest.raises(st.TrainingDiverged,
                        match=r"^training diverged at step [1-9]\d* \(member 1\): loss = (nan|inf) with lr = 50;"):
         st.train(model, train, config=config, lr_scale=[0.01, 100])
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_per_member_weight_decay_equals_separate_runs(optimizer, fast):
+    """A grid of weight decays trains as one ensemble: member e ends where a run with decay e alone ends."""
+    train = st.draw(_task(), 10, RNG.child("student_data"), dtype=F64)
+    init, decays = RNG.child("student_init"), (0.0, 0.01, 0.3)
+    cfg = dict(steps=30, lr=0.05, optimizer=optimizer, momentum=0.9 if optimizer == "sgd" else 0.0,
+               progress=False, fast=fast)
+    ens = st.MLP([12, 8, 3], members=3, rng=[init] * 3, dtype=F64)
+    st.train(ens, train, config=st.TrainConfig(weight_decay=decays, **cfg))
+    for e, wd in enumerate(decays):
+        single = st.MLP([12, 8, 3], rng=init, dtype=F64)
+        st.train(single, train, config=st.TrainConfig(weight_decay=wd, **cfg))
+        for a, b in zip(st.member(ens, e).parameters(), single.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_per_member_weight_decay_is_checked():
+    with pytest.raises(st.ParameterError, match=r"weight_decay\[1\] must be a finite number >= 0.0; got -1"):
+        st.TrainConfig(weight_decay=(0.0, -1.0))
+    ens = st.DeepLinear([12, 4, 3], members=2, rng=RNG.child("student_init"), dtype=F64)
+    train = st.draw(_task(), 10, RNG.child("student_data"), dtype=F64)
+    with pytest.raises(st.ParameterError, match=r"weight_decay must be one number >= 0 or one per member \(2\)"):
+        st.train(ens, train, config=st.TrainConfig(steps=2, weight_decay=(0.0, 0.1, 0.2), progress=False))
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
+def test_fresh_noise_redraws_the_inputs_every_step(fast):
+    """Noise augmentation: level 0 is training on the clean inputs; a level > 0 differs from the fixed noisy set
+    and from a rerun with another noise stream, and repeats exactly with the same one."""
+    task = _task()
+    train = st.draw(task, 10, RNG.child("student_data"), dtype=F64)
+    init = RNG.child("student_init")
+    cfg = st.TrainConfig(steps=25, lr=0.05, progress=False, fast=fast, seed=RNG.child("batch"))
+
+    def run(levels, data=train, config=cfg):
+        ens = st.MLP([12, 8, 3], members=len(levels), rng=[init] * len(levels), dtype=F64)
+        st.train(ens, data, config=config, fresh_noise=levels)
+        return [torch.cat([p.reshape(-1) for p in st.member(ens, e).parameters()]) for e in range(len(levels))]
+
+    clean_member, noisy_member = run([0.0, task.sigma])
+    on_clean = st.MLP([12, 8, 3], members=1, rng=[init], dtype=F64)
+    st.train(on_clean, st.Samples(train.clean, train.clean, train.y), config=cfg)
+    torch.testing.assert_close(clean_member, torch.cat([p.reshape(-1) for p in st.member(on_clean, 0).parameters()]))
+    on_fixed = st.MLP([12, 8, 3], members=1, rng=[init], dtype=F64)
+    st.train(on_fixed, train, config=cfg)  # the fixed noisy inputs of the set
+    fixed = torch.cat([p.reshape(-1) for p in st.member(on_fixed, 0).parameters()])
+    again = run([0.0, task.sigma])[1]
+    other = run([0.0, task.sigma], config=replace(cfg, seed=RNG.child("batch", 1)))[1]
+    assert torch.equal(noisy_member, again)
+    assert not torch.allclose(noisy_member, other) and not torch.allclose(noisy_member, fixed)
+    with pytest.raises(st.ParameterError, match=r"fresh_noise\[0\] must be a finite number >= 0.0"):
+        run([-0.1, 0.1])

@@ -24,6 +24,7 @@ import pandas as pd
 from ..data import Samples, Task, draw, gaussian_inputs, relu_target
 from ..losses import FrozenTeacher
 from ..models import MLP, select_members, stack_members
+from ..protocol import stop_on_validation
 from ..streams import Stream, as_stream
 from ..teachers import fit_clean_teacher
 from ..train import TrainConfig, st_rate_scale, train
@@ -95,26 +96,15 @@ def train_members(task: Task, width: int, n_train: int, n_test: int, n_val: int,
     return result.history
 
 
-def train_lam_seed_ensemble(task: Task, width: int, n_train: int, n_test: int, n_val: int, lams, seeds,
-                            teacher: FrozenTeacher, config: TrainConfig, rng: Stream | int, device=None,
-                            layers: Sequence[str] = ("h1",)) -> pd.DataFrame:
-    """One ensemble, one member per (lam, run index in ``seeds``); returns the training history (tidy)."""
-    member_lams, member_seeds = lam_seed_pairs(lams, seeds)
-    return train_members(task, width, n_train, n_test, n_val, member_lams, member_seeds, teacher, config, rng,
-                         device, layers)
-
-
 def path_summary(history: pd.DataFrame, by: Sequence[str] = ("lam", "seed"),
                  metric: str = "test_noisy") -> pd.DataFrame:
-    """Per run: the best test error along the path, the one where validation error is lowest, and the end."""
-    def one(g: pd.DataFrame) -> pd.Series:
-        g = g.sort_values("step")
-        best, stop, end = g[metric].idxmin(), g["val_noisy"].idxmin(), g.index[-1]
-        return pd.Series({"best": g.at[best, metric], "best_step": g.at[best, "step"],
-                          "val_stopped": g.at[stop, metric], "val_step": g.at[stop, "step"],
-                          "val_error": g.at[stop, "val_noisy"], "end": g.at[end, metric],
-                          "end_train_task": g.at[end, "train_task"]})
-    return history.groupby(list(by)).apply(one, include_groups=False).reset_index()
+    """Per run: :func:`stlearn.protocol.stop_on_validation` under the older column names of these chapters.
+
+    ``best`` (the oracle: lowest test error along the path), ``val_stopped`` (at the step of lowest
+    validation error), ``end``.
+    """
+    names = {"oracle_test": "best", "oracle_step": "best_step", "test_error": "val_stopped", "end_test": "end"}
+    return stop_on_validation(history, by, test=metric).rename(columns=names)
 
 
 def select_by_validation(summary: pd.DataFrame) -> pd.DataFrame:

@@ -1,29 +1,216 @@
-"""Chapter "Early stopping in wide ReLU networks".
+"""Chapter "Early stopping in wide ReLU networks", under the book's protocol (:mod:`stlearn.protocol`).
 
-One ensemble holds every (lam, seed) run of a wide one-hidden-layer ReLU
-student; the teacher has the student's architecture and is trained on clean
-samples. The summaries read the path: the best test error along training, the
-test error where the noisy validation error is lowest, and the end, where the
-student (nearly) fits its noisy training set.
+Run ``k`` (the ``seed`` column) has its own training, validation and test sets
+and its own two teachers: teacher ``k`` trained on ``n_teacher`` clean samples
+of its own (``"large"``), and a teacher trained on the clean inputs of run
+``k``'s own training set (``"own"``, from ``rng.child("teacher_init", k, 1)``).
+Every method is a grid of configurations; each configuration of each method is
+one member of an ensemble trained at once, stopped on validation, and each
+method keeps per run the configuration with the lowest validation error.
+
+The methods (their knobs are the fields of :class:`Member`):
+
+* ``base``: the plain student, the base loss on the fixed noisy inputs;
+* ``weight decay``: L2 weight decay;
+* ``output distillation``: the task loss plus ``lam`` times the squared distance
+  of the output to the large teacher's output on the clean input. For squared
+  error this is, up to a constant and the factor ``1 + lam`` (which the ST rate
+  policy divides out), the base loss on the blended targets
+  ``(y + lam * g(x)) / (1 + lam)``, and it is trained that way;
+* ``fine-tuned teacher``: the base loss from the large teacher's weights (its
+  validation-chosen step may be 0: the teacher as it is);
+* ``ST``: the feature term on ``h1`` with the large teacher;
+* ``ST, own-samples teacher``: the same with the teacher of the run's own samples;
+* ``noise augmentation``: fresh noise on the clean training inputs at every
+  step (needs the noise model, which the methods above do not);
+* ``ST + noise augmentation``.
+
+The clean teacher applied as it is (``teacher as is``) is measured, not trained.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 import pandas as pd
 
-from ..stats import ci_columns
-from .nonlinear import path_summary
+from .. import protocol
+from ..data import Samples, Task, draw_members
+from ..losses import FrozenTeacher
+from ..models import MLP, overwrite_members, select_members, stack_members
+from ..stats import ci_columns, ci_high, ci_low
+from ..streams import Stream
+from ..teachers import fit_teacher
+from ..train import TrainConfig, evaluate, st_rate_scale, train
+from ..validation import ParameterError
+from .nonlinear import run_sets, teacher_config, validation_samples
+
+FIXED_PAIRS = ("base", "weight decay", "output distillation", "fine-tuned teacher", "teacher as is")
+NOISE_MODEL = ("noise augmentation",)
+TUNED = ("weight decay", "output distillation", "fine-tuned teacher", "ST", "ST, own-samples teacher",
+         "noise augmentation", "ST + noise augmentation")
 
 
-def at_training_loss(history: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Per run: the test error at the first logged step where the training task loss is below ``threshold``.
+@dataclass(frozen=True)
+class Member:
+    """One configuration of one method for one run ``seed``: the knobs of the ensemble member."""
 
-    Runs that never get there are left out (``reached`` counts them per lam).
+    method: str
+    config: str
+    seed: int
+    lam: float = 0.0  # weight of the feature term on h1
+    weight_decay: float = 0.0
+    blend: float = 0.0  # output distillation: weight of the teacher's output in the targets
+    fresh_noise: float | None = None  # noise augmentation: the level of the fresh noise (None: fixed inputs)
+    init: str = "student"  # "student": the run's own init; "teacher": the large teacher's weights
+    teacher: str = "large"  # whose h1 the feature term matches: "large" or "own"
+
+
+def check_grids(lams, decays, blends, aug_levels) -> None:
+    """Equal budgets: every tuned method's grid has as many points as ``lams``, whose first point is 0 (base)."""
+    if not lams or lams[0] != 0.0 or len(lams) < 2:
+        raise ParameterError(f"lams must start with 0 (the base loss) and hold at least one ST weight; got {lams}")
+    for name, grid in (("decays", decays), ("blends", blends), ("aug_levels", aug_levels)):
+        if len(grid) != len(lams):
+            raise ParameterError(f"{name} must have as many points as lams ({len(lams)}: equal tuning budgets); "
+                                 f"got {len(grid)}")
+
+
+def method_grid(lams, decays, blends, aug_levels, sigma: float) -> list[dict]:
+    """Every (method, configuration) of the chapter, as the knobs of :class:`Member` (without ``seed``).
+
+    ``lams`` must start with 0: its first point is the base student, so ST's grid holds the base.
     """
+    grid = [dict(method="base", config="-")]
+    grid += [dict(method="weight decay", config=f"wd={w:g}", weight_decay=w) for w in decays]
+    grid += [dict(method="output distillation", config=f"lam={b:g}", blend=b) for b in blends]
+    grid += [dict(method="fine-tuned teacher", config=f"wd={w:g}", weight_decay=w, init="teacher") for w in decays]
+    grid += [dict(method="ST", config=f"lam={l:g}", lam=l) for l in lams]
+    grid += [dict(method="ST, own-samples teacher", config=f"lam={l:g}", lam=l, teacher="own") for l in lams]
+    grid += [dict(method="noise augmentation", config=f"s={a:g}sigma", fresh_noise=a * sigma) for a in aug_levels]
+    grid += [dict(method="ST + noise augmentation", config=f"lam={l:g}", lam=l, fresh_noise=sigma) for l in lams]
+    return grid
+
+
+def members(grid: list[dict], seeds) -> list[Member]:
+    return [Member(seed=int(k), **g) for g in grid for k in seeds]
+
+
+def teachers(task: Task, width: int, n_teacher: int, n_train: int, rng: Stream, seeds, steps: int,
+             device=None) -> dict[str, MLP]:
+    """Per run ``k`` the large teacher (``n_teacher`` clean samples of its own) and the own-samples teacher.
+
+    Each kind is one ensemble with a member per run; both are frozen afterwards.
+    """
+    config = teacher_config(steps)
+    large = MLP([task.d, width, task.d_out], members=len(seeds), device=device,
+                rng=[rng.child("teacher_init", k) for k in seeds])
+    own = MLP([task.d, width, task.d_out], members=len(seeds), device=device,
+              rng=[rng.child("teacher_init", k, 1) for k in seeds])
+    fit_teacher(large, draw_members(task, n_teacher, [rng.child("teacher_data", k) for k in seeds], device=device),
+                config)
+    fit_teacher(own, draw_members(task, n_train, [rng.child("student_data", k) for k in seeds], device=device),
+                config)
+    return {"large": large, "own": own}
+
+
+def _blended(data: Samples, teacher: MLP, index: list[int], blends: list[float]) -> Samples:
+    """The training sets with output-distillation targets ``(y + b g(x)) / (1 + b)`` per member."""
+    out = FrozenTeacher(select_members(teacher, index))(data.clean)
+    b = data.y.new_tensor(blends).reshape(-1, 1, 1)
+    return Samples(data.clean, data.noisy, (data.y + b * out) / (1 + b))
+
+
+def train_ensemble(task: Task, runs: list[Member], nets: dict[str, MLP], n_train: int, n_val: int, n_test: int,
+                   config: TrainConfig, rng: Stream, seeds, device=None):
+    """Train ``runs`` as one ensemble; returns ``(model, history)``. All must share ``fresh_noise`` being None or not."""
+    width = nets["large"].widths[1]
+    slot = {k: i for i, k in enumerate(seeds)}
+    index = [slot[m.seed] for m in runs]
+    data = run_sets(task, n_train, [rng.child("student_data", m.seed) for m in runs], device=device)
+    data = _blended(data, nets["large"], index, [m.blend for m in runs])
+    test = run_sets(task, n_test, [rng.child("test", m.seed) for m in runs], label_noise=False, device=device)
+    students = MLP([task.d, width, task.d_out], members=len(runs), device=device,
+                   rng=[rng.child("student_init", m.seed) for m in runs])
+    from_teacher = [e for e, m in enumerate(runs) if m.init == "teacher"]
+    overwrite_members(students, from_teacher, nets["large"], [index[e] for e in from_teacher])
+    both = stack_members([nets["large"], nets["own"]])
+    teacher = FrozenTeacher(select_members(both, [index[e] + (len(seeds) if m.teacher == "own" else 0)
+                                                  for e, m in enumerate(runs)]))
+    lams = [m.lam for m in runs]
+    noise = [m.fresh_noise for m in runs]
+    config = replace(config, weight_decay=tuple(m.weight_decay for m in runs))
+    result = train(students, data, teacher=teacher, lam=lams, layers=["h1"], config=config,
+                   eval_sets={"test": test, "val": validation_samples(task, n_val, rng, [m.seed for m in runs],
+                                                                      device)},
+                   member_info={k: [getattr(m, k) for m in runs] for k in ("method", "config", "seed")},
+                   lr_scale=st_rate_scale(lams), fresh_noise=None if noise[0] is None else noise)
+    return students, result.history
+
+
+def teacher_as_is(task: Task, nets: dict[str, MLP], n_val: int, n_test: int, rng: Stream, seeds,
+                  device=None) -> pd.DataFrame:
+    """The large teacher applied to the noisy validation and test inputs of each run, as it is."""
+    val = validation_samples(task, n_val, rng, seeds, device)
+    test = run_sets(task, n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
+    v, t = evaluate(nets["large"], val)["noisy"], evaluate(nets["large"], test)
+    return pd.DataFrame({"method": "teacher as is", "config": "-", "seed": list(seeds),
+                         "val_error": v.cpu().numpy(), "test_error": t["noisy"].cpu().numpy(),
+                         "clean_test_error": t["clean"].cpu().numpy()})
+
+
+def continue_at_zero_lam(task: Task, model: MLP, runs: list[Member], picked: list[int], n_train: int,
+                         n_val: int, n_test: int, config: TrainConfig, rng: Stream, device=None) -> pd.DataFrame:
+    """Continue the members ``picked`` of ``model`` with the base loss (lam = 0) at the base rate.
+
+    The ST students are thus trained on to (near) zero task loss; the history's steps continue after
+    ``config.steps``.
+    """
+    chosen = [runs[e] for e in picked]
+    student = select_members(model, picked)
+    data = run_sets(task, n_train, [rng.child("student_data", m.seed) for m in chosen], device=device)
+    test = run_sets(task, n_test, [rng.child("test", m.seed) for m in chosen], label_noise=False, device=device)
+    val = validation_samples(task, n_val, rng, [m.seed for m in chosen], device)
+    result = train(student, data, config=config, eval_sets={"test": test, "val": val},
+                   member_info={k: [getattr(m, k) for m in chosen] for k in ("method", "config", "seed", "lam")})
+    history = result.history[result.history.step > 0].copy()
+    history["step"] += config.steps
+    return history
+
+
+def first_below(history: pd.DataFrame, threshold: float, by=("method", "config", "seed")) -> pd.DataFrame:
+    """Per run: the test error at the first logged step where the training task loss is below ``threshold``."""
     below = history[history.train_task <= threshold].sort_values("step")
-    first = below.groupby(["lam", "seed"]).head(1)[["lam", "seed", "step", "test_noisy"]]
+    first = below.groupby(list(by)).head(1)[[*by, "step", "test_noisy"]]
     return first.rename(columns={"step": "reached_at", "test_noisy": "at_threshold"})
+
+
+def gain_rows(table: pd.DataFrame, column: str, by: str = "config") -> pd.DataFrame:
+    """Per configuration: the mean of ``column`` (paired gains) and its 95% interval."""
+    return pd.DataFrame([{by: key, **ci_columns(column, g[column])} for key, g in table.groupby(by, sort=False)])
+
+
+def selected_summary(selected: pd.DataFrame, methods) -> pd.DataFrame:
+    """Per method: mean and 95% interval of the validation-selected test error, and the configurations chosen."""
+    rows = []
+    for m in methods:
+        g = selected[selected.method == m]
+        rows.append({"method": m, **ci_columns("test_error", g.test_error),
+                     "val_error": g.val_error.mean(), "chosen": ", ".join(g.config.value_counts().index[:3])})
+    return pd.DataFrame(rows)
+
+
+def protocol_check(runs: pd.DataFrame) -> int:
+    """The tuned methods' equal budget (configurations per method)."""
+    return protocol.check_equal_budgets(runs, TUNED)
+
+
+
+def zero_predictor_error(task: Task, n: int, rng: Stream, device=None) -> float:
+    """``E ||y||^2``, the zero predictor's test error, on ``n`` samples of ``rng.child("reference", 0)``."""
+    reference = run_sets(task, n, [rng.child("reference", 0)], label_noise=False, device=device)
+    return reference.y.pow(2).sum(-1).mean().item()
 
 
 def loss_binned(history: pd.DataFrame, zero_loss: float, bins: int = 12) -> pd.DataFrame:
@@ -33,8 +220,7 @@ def loss_binned(history: pd.DataFrame, zero_loss: float, bins: int = 12) -> pd.D
     so each bin holds one value per seed and the interval is over seeds.
     """
     h = history[history.step > 0].assign(rel=lambda d: (d.train_task / zero_loss).clip(lower=1e-12))
-    lo, hi = np.log10(h.rel.min()), np.log10(h.rel.max())
-    centres = np.linspace(lo, hi, bins)
+    centres = np.linspace(np.log10(h.rel.min()), np.log10(h.rel.max()), bins)
     rows = []
     for (lam, seed), g in h.groupby(["lam", "seed"]):
         g = g.sort_values("rel")
@@ -46,17 +232,43 @@ def loss_binned(history: pd.DataFrame, zero_loss: float, bins: int = 12) -> pd.D
     return pd.DataFrame(rows)
 
 
-def summarize_paths(history: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """:func:`path_summary` plus the test error at the training-loss threshold."""
-    return path_summary(history).merge(at_training_loss(history, threshold), on=["lam", "seed"], how="left")
+def claim_verdict(st_over_base: dict, zero_gains: pd.DataFrame, primary: dict, strongest: str) -> str:
+    """The answer to "does the paper's first claim hold here?", from the intervals.
+
+    ``st_over_base``: the paired comparison of validation-selected ST with the base student;
+    ``zero_gains``: per (config, seed) the gain at zero loss (``gain_zero_loss_test``); ``primary``: ST
+    against the strongest fixed-pairs method ``strongest``.
+    """
+    if st_over_base["low"] > 0:
+        early = "Early stopped on validation, ST beats the base student"
+    elif st_over_base["high"] < 0:
+        early = "Early stopped on validation, ST is worse than the base student"
+    else:
+        early = "Early stopped on validation, ST does not resolvably beat the base student"
+    highs = zero_gains.groupby("config").gain_zero_loss_test.agg(ci_high)
+    lows = zero_gains.groupby("config").gain_zero_loss_test.agg(ci_low)
+    if (lows > 0).any():
+        zero = "some ST students keep a resolvable gain at zero training loss, unlike the linear theorem"
+    elif (highs < 0).any():
+        zero = ("trained on to zero loss, no ST student keeps a gain and some end resolvably worse than the base "
+                "student, so the advice not to train to zero loss holds with force")
+    else:
+        zero = "trained on to zero loss, no ST student keeps a resolvable gain, as the linear theorem predicts"
+    if primary["low"] > 0:
+        simple = f"ST beats it ({strongest})"
+    elif primary["high"] < 0:
+        simple = f"{strongest} beats ST"
+    else:
+        simple = f"{strongest} does as well as ST"
+    return f"{early}; {zero}. Against the strongest simple method of the same information, {simple}."
 
 
-def gain_table(gains: pd.DataFrame, columns) -> pd.DataFrame:
-    """Mean gain and its 95% interval per lam for each column of paired gains."""
-    rows = []
-    for lam, g in gains.groupby("lam"):
-        row = {"lam": lam}
-        for c in columns:
-            row.update(ci_columns(c, g[c]))
-        rows.append(row)
-    return pd.DataFrame(rows)
+def practice(primary: dict, strongest: str) -> str:
+    """The chapter's advice, from the primary comparison."""
+    if primary["low"] > 0:
+        head = "ST is worth its teacher here: it beats every simple method of the fixed-pairs setting."
+    else:
+        relation = "better than" if primary["high"] < 0 else "as good as"
+        head = (f"Before adopting ST for a task like this one, try the simple methods of the table: here {strongest} "
+                f"is {relation} ST.")
+    return head + " Whatever is used, stop on a labelled noisy validation set."

@@ -12,14 +12,30 @@ import torch
 Tensor = torch.Tensor
 
 
+def per_member(value, params: list[Tensor]):
+    """A number as it is; a tensor ``(E,)`` of per-member values as one view per parameter that broadcasts over it."""
+    if isinstance(value, Tensor):
+        return [value.reshape((-1,) + (1,) * (p.dim() - 1)) for p in params]
+    return value
+
+
 class _Optimizer:
-    """What our two optimizers share: the parameters they update, and dropping their gradients."""
+    """What our two optimizers share: the parameters they update, dropping their gradients, and weight decay."""
 
     params: list[Tensor]
+    weight_decay: float | list[Tensor]
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
+
+    def decayed(self, grads: list[Tensor]) -> list[Tensor]:
+        """``grad + weight_decay * p`` (L2 decay; one decay per member when given as a tensor)."""
+        if isinstance(self.weight_decay, list):
+            return torch._foreach_add(grads, torch._foreach_mul(self.params, self.weight_decay))
+        if self.weight_decay:
+            return torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+        return grads
 
 
 class SGD(_Optimizer):
@@ -27,25 +43,20 @@ class SGD(_Optimizer):
 
     Written here rather than taken from ``torch.optim`` for two reasons: the
     first ``torch.optim`` optimizer built in a process imports ``torch._dynamo``
-    (seconds, paid by every chapter kernel), and ``lr`` may be a tensor of
-    per-member rates ``(E,)``, broadcast over each parameter's member dimension.
+    (seconds, paid by every chapter kernel), and ``lr`` and ``weight_decay`` may be
+    tensors of per-member values ``(E,)``, broadcast over each parameter's member dimension.
     """
 
-    def __init__(self, params, lr, momentum: float = 0.0, weight_decay: float = 0.0):
+    def __init__(self, params, lr, momentum: float = 0.0, weight_decay=0.0):
         self.params = list(params)
-        self.momentum, self.weight_decay = momentum, weight_decay
-        if isinstance(lr, Tensor):  # one rate per member: shaped to broadcast over each parameter
-            self.lr = [lr.reshape((-1,) + (1,) * (p.dim() - 1)) for p in self.params]
-        else:
-            self.lr = lr
+        self.momentum = momentum
+        self.lr, self.weight_decay = per_member(lr, self.params), per_member(weight_decay, self.params)
         self.buffers: list[Tensor] | None = None
 
     @torch.no_grad()
     def step(self) -> None:
         params = self.params  # every parameter gets a gradient: our networks use all of their weights
-        grads = [p.grad for p in params]
-        if self.weight_decay:
-            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
+        grads = self.decayed([p.grad for p in params])
         if self.momentum:
             if self.buffers is None:
                 self.buffers = [g.detach().clone() for g in grads]
@@ -60,11 +71,15 @@ class SGD(_Optimizer):
 
 
 class Adam(_Optimizer):
-    """Adam with L2 weight decay, the update of ``torch.optim.Adam`` (foreach kernels, default betas)."""
+    """Adam with L2 weight decay, the update of ``torch.optim.Adam`` (foreach kernels, default betas).
 
-    def __init__(self, params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8):
+    ``weight_decay`` may hold one decay per member, as for :class:`SGD`.
+    """
+
+    def __init__(self, params, lr: float, weight_decay=0.0, betas=(0.9, 0.999), eps: float = 1e-8):
         self.params = list(params)
-        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.weight_decay = per_member(weight_decay, self.params)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.t = 0
@@ -73,9 +88,7 @@ class Adam(_Optimizer):
     def step(self) -> None:
         beta1, beta2 = self.betas
         self.t += 1
-        grads = [p.grad for p in self.params]
-        if self.weight_decay:
-            grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+        grads = self.decayed([p.grad for p in self.params])
         torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
         torch._foreach_mul_(self.exp_avg_sq, beta2)
         torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1 - beta2)

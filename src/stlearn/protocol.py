@@ -1,0 +1,114 @@
+"""The experimental protocol of the book's experiment chapters, as code.
+
+Written down in ``CONTRIBUTING.md`` ("The experimental protocol"); in short:
+
+1. **Stopping on validation.** A trained run is read at the logged step where
+   its (noisy, labelled) validation error is lowest: :func:`stop_on_validation`.
+   Its test error there is the run's result; the best test error along the
+   path is kept only as a labelled oracle (``oracle_test``), never selected on.
+2. **Selection on validation.** Each method has a grid of configurations
+   (``config``) with the same number of points for every tuned method
+   (:func:`budgets`, :func:`check_equal_budgets`). Per method and run index
+   (``seed``), the configuration with the lowest validation error is kept:
+   :func:`select`. The test columns are carried along, never read.
+3. **The strongest baseline** among a set of simple methods is the one with the
+   lowest mean *validation* error of its selected runs (:func:`strongest`).
+4. **Paired comparisons.** Two methods are compared by the difference of their
+   test errors run by run (same data, validation and test sets), with a
+   Student-t 95% interval over runs (:func:`compare`); :func:`verdict` turns the
+   interval into words.
+
+A run table has one row per (method, config, seed) with at least the columns
+``method, config, seed, val_error, test_error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from .stats import mean_ci
+from .validation import ParameterError
+
+RUN_COLUMNS = ("method", "config", "seed", "val_error", "test_error")
+
+
+def stop_on_validation(history: pd.DataFrame, by: Sequence[str], test: str = "test_noisy",
+                       monitor: str = "val_noisy") -> pd.DataFrame:
+    """Per run (group of ``by``): the step of lowest validation error and the errors there.
+
+    Columns: ``val_step``, ``val_error`` (the monitored error at that step), ``test_error`` (the test
+    error at that step), ``end_test`` and ``end_train_task`` (at the last logged step) and
+    ``oracle_test`` at ``oracle_step`` (the lowest test error along the path: an upper bound on what
+    stopping can give, never a selection).
+    """
+    def one(g: pd.DataFrame) -> pd.Series:
+        g = g.sort_values("step")
+        stop, end = g[monitor].idxmin(), g.index[-1]
+        return pd.Series({"val_step": g.at[stop, "step"], "val_error": g.at[stop, monitor],
+                          "test_error": g.at[stop, test], "end_test": g.at[end, test],
+                          "end_train_task": g.at[end, "train_task"], "oracle_test": g[test].min(),
+                          "oracle_step": g.at[g[test].idxmin(), "step"]})
+    return history.groupby(list(by)).apply(one, include_groups=False).reset_index()
+
+
+def _check_runs(runs: pd.DataFrame) -> None:
+    missing = [c for c in RUN_COLUMNS if c not in runs]
+    if missing:
+        raise ParameterError(f"a run table needs the columns {list(RUN_COLUMNS)}; missing {missing}")
+
+
+def budgets(runs: pd.DataFrame) -> pd.Series:
+    """The number of validation-evaluated configurations of each method."""
+    _check_runs(runs)
+    return runs.groupby("method").config.nunique()
+
+
+def check_equal_budgets(runs: pd.DataFrame, tuned: Sequence[str]) -> int:
+    """Raise unless every method in ``tuned`` has the same number of configurations; returns that number."""
+    counts = budgets(runs).reindex(list(tuned))
+    if counts.isna().any() or counts.nunique() != 1:
+        raise ParameterError(f"the tuned methods must have equal tuning budgets; got {counts.to_dict()}")
+    return int(counts.iloc[0])
+
+
+def select(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per method and seed, the configuration with the lowest validation error (one row each)."""
+    _check_runs(runs)
+    best = runs.groupby(["method", "seed"]).val_error.idxmin()
+    return runs.loc[best.to_numpy()].reset_index(drop=True)
+
+
+def strongest(selected: pd.DataFrame, candidates: Sequence[str]) -> str:
+    """Of ``candidates``, the method whose selected runs have the lowest mean validation error."""
+    pool = selected[selected.method.isin(list(candidates))]
+    absent = sorted(set(candidates) - set(pool.method))
+    if absent:
+        raise ParameterError(f"candidates must be methods of the run table; got unknown {absent}")
+    return str(pool.groupby("method").val_error.mean().idxmin())
+
+
+def paired(selected: pd.DataFrame, method: str, reference: str, column: str = "test_error") -> pd.Series:
+    """``reference - method`` of ``column``, run by run (> 0: ``method`` is better); indexed by seed."""
+    table = selected.pivot(index="seed", columns="method", values=column)
+    for m in (method, reference):
+        if m not in table:
+            raise ParameterError(f"method must be one of {sorted(table.columns)}; got {m!r}")
+    return table[reference] - table[method]
+
+
+def compare(selected: pd.DataFrame, method: str, reference: str, column: str = "test_error") -> dict[str, float]:
+    """The paired gain of ``method`` over ``reference``: ``{"gain", "low", "high", "runs"}`` (95% interval)."""
+    diff = paired(selected, method, reference, column)
+    gain, low, high = mean_ci(diff)
+    return {"gain": gain, "low": low, "high": high, "runs": int(diff.notna().sum())}
+
+
+def verdict(comparison: dict[str, float], method: str, reference: str) -> str:
+    """Words for a paired comparison: which is better, or that the interval includes zero."""
+    if comparison["low"] > 0:
+        return f"{method} beats {reference}"
+    if comparison["high"] < 0:
+        return f"{reference} beats {method}"
+    return f"no resolvable difference between {method} and {reference}"
