@@ -1,4 +1,15 @@
-"""Logit distillation (Hinton et al., 2015), the well-known reference for the ST loss.
+"""Output and logit distillation (Hinton et al., 2015), the well-known references for the ST loss.
+
+For regression, output distillation adds ``lam`` times the squared distance of
+the student's output on the noisy input to the teacher's on the clean input:
+
+    (1/2n) sum ||f(x~) - y||^2 + lam (1/2n) sum ||f(x~) - g(x)||^2
+        = (1 + lam) (1/2n) sum ||f(x~) - (y + lam g(x)) / (1 + lam)||^2 + const,
+
+the base loss on blended targets (:func:`blended_targets`) scaled by ``1 + lam``,
+which the ST rate policy (:func:`stlearn.train.st_rate_scale`) divides out.
+
+For classification:
 
 The student sees the noisy input and is trained on
 
@@ -30,6 +41,13 @@ from .train import TrainConfig, log_rows, log_schedule, make_optimizer, minibatc
 from .validation import ParameterError, check_float
 
 Tensor = torch.Tensor
+
+
+def blended_targets(y: Tensor, teacher_output: Tensor, lam) -> Tensor:
+    """``(y + lam g(x)) / (1 + lam)``: output distillation for squared error as targets; ``lam`` per member ``(E,)``."""
+    lam = torch.as_tensor(lam, dtype=y.dtype, device=y.device)
+    lam = lam.reshape((-1,) + (1,) * (y.dim() - 1)) if lam.dim() else lam
+    return (y + lam * teacher_output) / (1 + lam)
 
 
 def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:

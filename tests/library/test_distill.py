@@ -73,3 +73,20 @@ def test_train_distilled_rejects_bad_input(kwargs, message):
     train, _, teacher = _problem()
     with pytest.raises(st.ParameterError, match=message):
         train_distilled(st.MLP([6, 8, 3], dtype=F64), train, teacher, **kwargs)
+
+
+def test_output_distillation_is_the_base_loss_on_blended_targets():
+    """(1/2n)||f - y||^2 + lam (1/2n)||f - g||^2 = (1 + lam) (1/2n)||f - blended||^2 + const: equal gradients."""
+    from stlearn.distill import blended_targets
+    from stlearn.losses import half_mean_square
+
+    rng = st.Stream(0)
+    y, g, f = (randn(rng.child("reference", j), 2, 7, 3) for j in range(3))
+    lam = torch.tensor([0.0, 2.5], dtype=torch.float64)
+    f.requires_grad_(True)
+    direct = half_mean_square(f - y) + lam * half_mean_square(f - g)
+    (grad_direct,) = torch.autograd.grad(direct.sum(), f)
+    blended = (1 + lam) * half_mean_square(f - blended_targets(y, g, lam))
+    (grad_blended,) = torch.autograd.grad(blended.sum(), f)
+    torch.testing.assert_close(grad_direct, grad_blended)
+    torch.testing.assert_close(blended_targets(y, g, lam)[0], y[0])  # lam = 0: the labels themselves

@@ -13,14 +13,14 @@ The methods (their knobs are the fields of :class:`Member`):
 * ``base``: the plain student, the base loss on the fixed noisy inputs;
 * ``weight decay``: L2 weight decay;
 * ``output distillation``: the task loss plus ``lam`` times the squared distance
-  of the output to the large teacher's output on the clean input. For squared
-  error this is, up to a constant and the factor ``1 + lam`` (which the ST rate
-  policy divides out), the base loss on the blended targets
-  ``(y + lam * g(x)) / (1 + lam)``, and it is trained that way;
+  of the output to the large teacher's output on the clean input, trained as
+  the base loss on blended targets (:func:`stlearn.distill.blended_targets`);
 * ``fine-tuned teacher``: the base loss from the large teacher's weights (its
   validation-chosen step may be 0: the teacher as it is);
 * ``ST``: the feature term on ``h1`` with the large teacher;
 * ``ST, own-samples teacher``: the same with the teacher of the run's own samples;
+* ``ST from the teacher's weights``: ST started from the large teacher's weights, i.e. ST combined
+  with the strongest simple method of this chapter, the fine-tuned teacher;
 * ``noise augmentation``: fresh noise on the clean training inputs at every
   step (needs the noise model, which the methods above do not);
 * ``ST + noise augmentation``.
@@ -37,6 +37,7 @@ import pandas as pd
 
 from .. import protocol
 from ..data import Samples, Task, draw_members
+from ..distill import blended_targets
 from ..losses import FrozenTeacher
 from ..models import MLP, overwrite_members, select_members, stack_members
 from ..stats import ci_columns, ci_high, ci_low
@@ -49,7 +50,7 @@ from .nonlinear import run_sets, teacher_config, validation_samples
 FIXED_PAIRS = ("base", "weight decay", "output distillation", "fine-tuned teacher", "teacher as is")
 NOISE_MODEL = ("noise augmentation",)
 TUNED = ("weight decay", "output distillation", "fine-tuned teacher", "ST", "ST, own-samples teacher",
-         "noise augmentation", "ST + noise augmentation")
+         "ST from the teacher's weights", "noise augmentation", "ST + noise augmentation")
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def method_grid(lams, decays, blends, aug_levels, sigma: float) -> list[dict]:
     grid += [dict(method="fine-tuned teacher", config=f"wd={w:g}", weight_decay=w, init="teacher") for w in decays]
     grid += [dict(method="ST", config=f"lam={l:g}", lam=l) for l in lams]
     grid += [dict(method="ST, own-samples teacher", config=f"lam={l:g}", lam=l, teacher="own") for l in lams]
+    grid += [dict(method="ST from the teacher's weights", config=f"lam={l:g}", lam=l, init="teacher") for l in lams]
     grid += [dict(method="noise augmentation", config=f"s={a:g}sigma", fresh_noise=a * sigma) for a in aug_levels]
     grid += [dict(method="ST + noise augmentation", config=f"lam={l:g}", lam=l, fresh_noise=sigma) for l in lams]
     return grid
@@ -118,35 +120,56 @@ def teachers(task: Task, width: int, n_teacher: int, n_train: int, rng: Stream, 
 def _blended(data: Samples, teacher: MLP, index: list[int], blends: list[float]) -> Samples:
     """The training sets with output-distillation targets ``(y + b g(x)) / (1 + b)`` per member."""
     out = FrozenTeacher(select_members(teacher, index))(data.clean)
-    b = data.y.new_tensor(blends).reshape(-1, 1, 1)
-    return Samples(data.clean, data.noisy, (data.y + b * out) / (1 + b))
+    return Samples(data.clean, data.noisy, blended_targets(data.y, out, blends))
+
+
+def knobs(m: Member) -> tuple:
+    """What a member trains with: members of equal knobs are the same run (e.g. ST at lam = 0 and base)."""
+    return (m.seed, m.lam, m.weight_decay, m.blend, m.fresh_noise, m.init, m.teacher if m.lam > 0 else "large")
+
+
+@dataclass
+class Trained:
+    """An ensemble with one member per distinct run of ``runs``; ``history`` has a row set per run."""
+
+    model: MLP
+    history: pd.DataFrame
+    member_of: dict  # Member -> its member in ``model``
 
 
 def train_ensemble(task: Task, runs: list[Member], nets: dict[str, MLP], n_train: int, n_val: int, n_test: int,
-                   config: TrainConfig, rng: Stream, seeds, device=None):
-    """Train ``runs`` as one ensemble; returns ``(model, history)``. All must share ``fresh_noise`` being None or not."""
+                   config: TrainConfig, rng: Stream, seeds, device=None) -> Trained:
+    """Train ``runs`` as one ensemble, each distinct run (:func:`knobs`) once.
+
+    The members must all see the fixed noisy inputs (``fresh_noise`` None) or all fresh noise.
+    """
+    distinct = list(dict.fromkeys(knobs(m) for m in runs))
+    member_of = {m: distinct.index(knobs(m)) for m in runs}
+    reps = [next(m for m in runs if knobs(m) == key) for key in distinct]
     width = nets["large"].widths[1]
     slot = {k: i for i, k in enumerate(seeds)}
-    index = [slot[m.seed] for m in runs]
-    data = run_sets(task, n_train, [rng.child("student_data", m.seed) for m in runs], device=device)
-    data = _blended(data, nets["large"], index, [m.blend for m in runs])
-    test = run_sets(task, n_test, [rng.child("test", m.seed) for m in runs], label_noise=False, device=device)
-    students = MLP([task.d, width, task.d_out], members=len(runs), device=device,
-                   rng=[rng.child("student_init", m.seed) for m in runs])
-    from_teacher = [e for e, m in enumerate(runs) if m.init == "teacher"]
+    index = [slot[m.seed] for m in reps]
+    data = run_sets(task, n_train, [rng.child("student_data", m.seed) for m in reps], device=device)
+    data = _blended(data, nets["large"], index, [m.blend for m in reps])
+    test = run_sets(task, n_test, [rng.child("test", m.seed) for m in reps], label_noise=False, device=device)
+    students = MLP([task.d, width, task.d_out], members=len(reps), device=device,
+                   rng=[rng.child("student_init", m.seed) for m in reps])
+    from_teacher = [e for e, m in enumerate(reps) if m.init == "teacher"]
     overwrite_members(students, from_teacher, nets["large"], [index[e] for e in from_teacher])
     both = stack_members([nets["large"], nets["own"]])
     teacher = FrozenTeacher(select_members(both, [index[e] + (len(seeds) if m.teacher == "own" else 0)
-                                                  for e, m in enumerate(runs)]))
-    lams = [m.lam for m in runs]
-    noise = [m.fresh_noise for m in runs]
-    config = replace(config, weight_decay=tuple(m.weight_decay for m in runs))
+                                                  for e, m in enumerate(reps)]))
+    lams = [m.lam for m in reps]
+    noise = [m.fresh_noise for m in reps]
+    config = replace(config, weight_decay=tuple(m.weight_decay for m in reps))
+    val = validation_samples(task, n_val, rng, [m.seed for m in reps], device)
     result = train(students, data, teacher=teacher, lam=lams, layers=["h1"], config=config,
-                   eval_sets={"test": test, "val": validation_samples(task, n_val, rng, [m.seed for m in runs],
-                                                                      device)},
-                   member_info={k: [getattr(m, k) for m in runs] for k in ("method", "config", "seed")},
-                   lr_scale=st_rate_scale(lams), fresh_noise=None if noise[0] is None else noise)
-    return students, result.history
+                   eval_sets={"test": test, "val": val}, lr_scale=st_rate_scale(lams),
+                   fresh_noise=None if noise[0] is None else noise)
+    labels = pd.DataFrame({"member": [member_of[m] for m in runs], "method": [m.method for m in runs],
+                           "config": [m.config for m in runs], "seed": [m.seed for m in runs]})
+    history = result.history.drop(columns=["lam"]).merge(labels, on="member")  # a row set per run
+    return Trained(students, history, member_of)
 
 
 def teacher_as_is(task: Task, nets: dict[str, MLP], n_val: int, n_test: int, rng: Stream, seeds,
@@ -160,20 +183,19 @@ def teacher_as_is(task: Task, nets: dict[str, MLP], n_val: int, n_test: int, rng
                          "clean_test_error": t["clean"].cpu().numpy()})
 
 
-def continue_at_zero_lam(task: Task, model: MLP, runs: list[Member], picked: list[int], n_train: int,
-                         n_val: int, n_test: int, config: TrainConfig, rng: Stream, device=None) -> pd.DataFrame:
-    """Continue the members ``picked`` of ``model`` with the base loss (lam = 0) at the base rate.
+def continue_at_zero_lam(task: Task, trained: Trained, runs: list[Member], n_train: int, n_val: int, n_test: int,
+                         config: TrainConfig, rng: Stream, device=None) -> pd.DataFrame:
+    """Continue the members of ``runs`` in ``trained`` with the base loss (lam = 0) at the base rate.
 
     The ST students are thus trained on to (near) zero task loss; the history's steps continue after
-    ``config.steps``.
+    ``config.steps``, and its ``lam`` column is the run's lam before.
     """
-    chosen = [runs[e] for e in picked]
-    student = select_members(model, picked)
-    data = run_sets(task, n_train, [rng.child("student_data", m.seed) for m in chosen], device=device)
-    test = run_sets(task, n_test, [rng.child("test", m.seed) for m in chosen], label_noise=False, device=device)
-    val = validation_samples(task, n_val, rng, [m.seed for m in chosen], device)
+    student = select_members(trained.model, [trained.member_of[m] for m in runs])
+    data = run_sets(task, n_train, [rng.child("student_data", m.seed) for m in runs], device=device)
+    test = run_sets(task, n_test, [rng.child("test", m.seed) for m in runs], label_noise=False, device=device)
+    val = validation_samples(task, n_val, rng, [m.seed for m in runs], device)
     result = train(student, data, config=config, eval_sets={"test": test, "val": val},
-                   member_info={k: [getattr(m, k) for m in chosen] for k in ("method", "config", "seed", "lam")})
+                   member_info={k: [getattr(m, k) for m in runs] for k in ("method", "config", "seed", "lam")})
     history = result.history[result.history.step > 0].copy()
     history["step"] += config.steps
     return history
@@ -249,6 +271,9 @@ def claim_verdict(st_over_base: dict, zero_gains: pd.DataFrame, primary: dict, s
     lows = zero_gains.groupby("config").gain_zero_loss_test.agg(ci_low)
     if (lows > 0).any():
         zero = "some ST students keep a resolvable gain at zero training loss, unlike the linear theorem"
+    elif (highs < 0).all():
+        zero = ("trained on to zero loss, every ST student ends resolvably worse than the base student, so the "
+                "advice not to train to zero loss holds with force")
     elif (highs < 0).any():
         zero = ("trained on to zero loss, no ST student keeps a gain and some end resolvably worse than the base "
                 "student, so the advice not to train to zero loss holds with force")
