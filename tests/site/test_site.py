@@ -34,6 +34,7 @@ import pytest
 
 from stlearn.tooling import chapters as ch
 from stlearn.tooling import regression
+from stlearn.tooling.notebook import HEADLINE_MIME
 
 ROOT = ch.repo_root()
 CHAPTERS = list(ch.chapters(ROOT))
@@ -215,15 +216,17 @@ def test_no_figure_shown_outside_a_captioned_glue(name):
 
 @pytest.mark.parametrize("name", READ_CHAPTERS)
 def test_introduction_links_the_chapter(name):
-    """The introduction maps each claim of the paper to the chapter that tests it."""
+    """The introduction links every chapter: from its findings table, or else from its text."""
     intro = (ROOT / f"{ch.toc_files(ROOT)[0]}.md").read_text()
-    link = re.compile(rf"\{{(ref|doc)\}}`[^`]*(ch-{name.replace('_', '-')}|ch-{name}|{name})>?`")
-    assert link.search(intro), \
-        f"the introduction must link {name} (with {{ref}}`ch-{name.replace('_', '-')}`) from the claim it tests"
-    for row in (l for l in intro.splitlines() if link.search(l) and l.lstrip().startswith("|")):
-        cells = [c.strip() for c in row.strip().strip("|").split("|")]
-        assert cells[-1] and not link.search(cells[-1]), \
-            f"the introduction's table row for {name} needs its verdict in the last column: {row}"
+    headline = next((o["data"][HEADLINE_MIME] for c in reference_notebook(name).cells for o in c.get("outputs", [])
+                     if HEADLINE_MIME in o.get("data", {})), {})
+    if "claim" in headline:
+        assert "_generated/findings.md" in intro, "the introduction must include the generated findings table"
+        assert headline.get("finding"), f"{name}: its headline names a claim but gives no finding"
+    else:
+        link = re.compile(rf"\{{(ref|doc)\}}`[^`]*(ch-{name.replace('_', '-')}|ch-{name}|{name})>?`")
+        assert link.search(intro), f"the introduction must link {name}: give its headline a claim and a finding, " \
+            f"or link it with {{ref}}`ch-{name.replace('_', '-')}`"
 
 
 # --------------------------------------------------------------------------- 2. the built site
@@ -252,6 +255,24 @@ def test_site_numbers_claims_equations_and_figures(ci_site, name):
     for fig in re.findall(r"\{glue:figure\}\s*(\S+)", source):
         assert re.search(rf'id="{re.escape(fig)}".*?caption-number">Fig\. [\d.]+', page, flags=re.S), \
             f"{name}: figure {fig} is not a numbered figure on the page"
+
+
+@pytest.mark.slow
+def test_findings_table_has_a_linked_row_per_claimed_chapter(ci_site):
+    """The introduction's findings table, generated from the headlines: a row per chapter that names a claim,
+    its link to the chapter, and a finding."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html(ci_site.path, page_of(HOME)), "html.parser")
+    table = next(t for t in soup.find_all("table") if "Claim of the paper" in t.get_text())
+    rows = [tr.find_all("td") for tr in table.find_all("tr") if tr.find("td")]
+    claimed = [n for n in READ_CHAPTERS if "claim" in next(
+        (o["data"][HEADLINE_MIME] for c in reference_notebook(n).cells for o in c.get("outputs", [])
+         if HEADLINE_MIME in o.get("data", {})), {})]
+    assert len(rows) == len(claimed), f"{len(rows)} rows for the {len(claimed)} chapters that name a claim"
+    for name, cells in zip(claimed, rows):
+        assert cells[1].find("a", href=re.compile(rf"{name}\.html")), f"row for {name} does not link it"
+        assert _cell(cells[2]), f"row for {name} has no finding"
 
 
 @pytest.mark.slow

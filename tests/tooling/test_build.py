@@ -1,5 +1,6 @@
 """The cached chapter execution behind the book build: what its key depends on (a tiny book)."""
 
+import pytest
 from tinybook import make_tiny_book
 
 from stlearn.tooling import build
@@ -70,3 +71,31 @@ def test_kernel_environment_reaches_the_kernel_and_leaves_ours_alone():
     NotebookClient(nb, kernel_name="python3", kernel_manager_class=_kernel_manager(kernel_env(3))).execute()
     assert nb.cells[0].outputs[0]["text"].split() == ["1", "3"]
     assert dict(os.environ) == before
+
+
+def _executed_with_headline(path, **values):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from stlearn.tooling.notebook import HEADLINE_MIME
+
+    cell = new_code_cell("headline(...)", outputs=[new_output("display_data", data={HEADLINE_MIME: values})])
+    nbformat.write(new_notebook(cells=[cell]), path)
+    return path
+
+
+def test_findings_table_is_built_from_the_headlines(tmp_path):
+    executed = {
+        "zero_loss": _executed_with_headline(tmp_path / "a.ipynb", claim="1. Zero loss.", finding="Proved."),
+        "setting": _executed_with_headline(tmp_path / "b.ipynb", gap=1e-15),  # no claim: no row
+        "nonlinear_early_stopping": _executed_with_headline(
+            tmp_path / "c.ipynb", claim="1. (ReLU)", finding="X beats ST.", primary="ST vs X", primary_gain=-0.0933,
+            primary_low=-0.1236, primary_high=-0.0629),
+    }
+    table = build.findings_markdown(executed).splitlines()
+    assert len(table) == 4  # header, rule, two rows in the book's order
+    assert "{ref}`ch-zero-loss`" in table[2] and "Proved." in table[2]
+    assert "{ref}`ch-nonlinear-early-stopping`" in table[3] and "ST vs X: -0.0933 [-0.124, -0.0629]" in table[3]
+    executed["digits"] = _executed_with_headline(tmp_path / "d.ipynb", claim="1-3")
+    with pytest.raises(ValueError, match="digits: a headline with a claim needs its finding"):
+        build.findings_markdown(executed)

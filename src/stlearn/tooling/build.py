@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import chapters as ch
+from .notebook import headline_of
 
 # chapter MyST sources are staged here and published by book/_ext/stlearn_site.py
 SOURCES = "_chapter_sources"
@@ -79,6 +80,28 @@ def execution_times_markdown(times: pd.DataFrame) -> str:
     table = pd.concat([times, total], ignore_index=True).to_markdown(index=False)
     return (f"{table}\n\nMeasured on a machine with {os.cpu_count()} CPU cores; a cached chapter keeps "
             "the time of the run that produced it.\n")
+
+
+def findings_markdown(executed: dict[str, Path]) -> str:
+    """The findings at a glance: a row per chapter whose headline names the paper ``claim`` it tests.
+
+    Built from the executed chapters' headlines (:func:`stlearn.tooling.notebook.headline`), so it
+    cannot drift from them; rows follow the book's order. The effect column is the headline's
+    ``primary`` comparison (its name) with ``primary_gain [primary_low, primary_high]``.
+    """
+    rows = []
+    for name, path in executed.items():
+        h = headline_of(path)
+        if "claim" not in h:
+            continue
+        if "finding" not in h:
+            raise ValueError(f"{name}: a headline with a claim needs its finding (headline(finding=...))")
+        effect = (f"{h.get('primary', 'primary')}: {h['primary_gain']:.3g} "
+                  f"[{h['primary_low']:.3g}, {h['primary_high']:.3g}]"
+                  if {"primary_gain", "primary_low", "primary_high"} <= set(h) else "")
+        rows.append({"Claim of the paper": h["claim"], "Chapter": f"{{ref}}`ch-{name.replace('_', '-')}`",
+                     "What we find": h["finding"], "Primary effect [95% interval]": effect})
+    return pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else ""
 
 
 def parameters_table(names) -> str:
@@ -136,6 +159,7 @@ def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> t
     times = execution_times(executed)
     wanted[gen / "execution_times.md"] = execution_times_markdown(times).encode()
     wanted[gen / "parameters.md"] = parameters_table(names).encode()
+    wanted[gen / "findings.md"] = findings_markdown(executed).encode()
 
     for f in list(stage_dir.rglob("*")) if stage_dir.exists() else []:
         if f.is_file() and f not in wanted and "_build" not in f.relative_to(stage_dir).parts:

@@ -64,8 +64,13 @@ def glue_figure(name: str, fig) -> None:
     plt.close(fig)
 
 
-def headline(digits: int = 4, **values: float) -> dict:
+def headline(digits: int = 4, **values: float | str) -> dict:
     """Record the chapter's headline numbers (rounded) as one JSON display output.
+
+    Two keys are text: ``claim``, the paper's claim the chapter tests, and ``finding``, what the chapter
+    finds (computed from its numbers, never typed); with ``primary`` (the name of the primary
+    comparison), ``primary_gain``, ``primary_low`` and ``primary_high`` they make the chapter's row of
+    the findings table (``stlearn.tooling.build.findings_markdown``).
 
     First checks that the sets of inputs drawn since :func:`setup` are disjoint
     (:func:`stlearn.streams.assert_disjoint`); their number is recorded as ``disjoint_sets``.
@@ -75,3 +80,17 @@ def headline(digits: int = 4, **values: float) -> dict:
            for k, v in values.items()}
     display({HEADLINE_MIME: out, "text/plain": json.dumps(out, sort_keys=True)}, raw=True)
     return out
+
+
+def headline_of(notebook) -> dict:
+    """The headline an executed chapter displayed (its last ``headline(...)`` call)."""
+    import nbformat
+
+    found = None
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for out in cell.get("outputs", []):
+            if HEADLINE_MIME in out.get("data", {}):
+                found = out["data"][HEADLINE_MIME]
+    if found is None:
+        raise ValueError(f"{getattr(notebook, 'name', notebook)}: the chapter displayed no headline(...) numbers")
+    return dict(found)

@@ -33,15 +33,13 @@ import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import nbformat
 import pandas as pd
 import yaml
 
 from ..validation import ParameterError, check_int
 from . import chapters as ch
-from .notebook import HEADLINE_MIME
+from .notebook import headline_of
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -95,18 +93,6 @@ def grid_points(chapter: str, grid: Mapping[str, Sequence], seeds: int | None = 
 
 
 # --------------------------------------------------------------------------- one task
-def headline_of(notebook: Path) -> dict[str, Any]:
-    """The headline numbers an executed chapter displayed (the last ``headline(...)`` call)."""
-    found = None
-    for cell in nbformat.read(notebook, as_version=4).cells:
-        for out in cell.get("outputs", []):
-            if HEADLINE_MIME in out.get("data", {}):
-                found = out["data"][HEADLINE_MIME]
-    if found is None:
-        raise ValueError(f"{notebook.name}: the chapter displayed no headline(...) numbers")
-    return dict(found)
-
-
 @contextlib.contextmanager
 def _atomic(path: Path):
     """Yields a temporary path beside ``path``, renamed to ``path`` once the block succeeds (removed if not)."""
@@ -251,7 +237,9 @@ def _cell(value):
 
 
 def headline_columns(table: pd.DataFrame) -> list[str]:
-    return [c.removeprefix("headline.") for c in table.columns if c.startswith("headline.")]
+    """The headline's numbers (its text entries, the claim and the finding, are not plotted)."""
+    return [c.removeprefix("headline.") for c in table.columns
+            if c.startswith("headline.") and pd.api.types.is_numeric_dtype(table[c])]
 
 
 def write_table(table: pd.DataFrame, path: Path) -> Path:
