@@ -1,58 +1,73 @@
-"""Chapter "How the teacher decomposes its knowledge (ReLU networks)".
+"""Chapter "How the teacher decomposes its knowledge (ReLU networks)", under the book's protocol.
 
-Teachers that compute the same function (or, for ``deep``, one of about the
-same clean error) but whose matched hidden features are decomposed
-differently:
+Teachers that compute the same function (or, for ``deep``, one of matched clean
+error) but whose matched hidden features are laid out differently, the
+*targets* of the feature term:
 
-* ``units``: the hidden units ``h1`` of a trained one-hidden-layer ReLU teacher;
-* ``rot<theta>``: the rotated features ``R h1`` with ``R = exp(theta log Q)``,
-  ``Q`` a random rotation of ``SO(m)`` (reached at ``theta = 1``); the head
-  ``W2 R^T`` keeps the function exact, and the features can be negative;
-* ``mix<k>``: ``M h1`` with ``M >= 0`` invertible, each row mixing ``k`` units
-  (features stay >= 0, each a sum of ReLUs; head ``W2 M^-1``);
-* ``deep``: the last hidden layer ``h2`` of a two-hidden-layer teacher trained
-  on the same clean data.
+* ``units``: the hidden units ``h = relu(W1 x + b1)`` of a trained one-hidden-layer ReLU teacher;
+* ``permuted units``: ``P h`` for a random permutation ``P`` (a relabelling: the null control);
+* ``rot<theta>``: ``R h`` with ``R = exp(theta log Q)``, ``Q`` a random rotation of ``SO(m)``
+  (reached at ``theta = 1``); the head ``W2 R^T`` keeps the function exact, and the features can be negative;
+* ``mix<k>``: ``M h`` with ``M >= 0`` invertible, each row mixing ``k`` units (features stay >= 0);
+* ``deep``: the last hidden layer ``h2`` of a two-hidden-layer teacher trained on the same clean data,
+  stopped where its clean error first reaches the one-hidden-layer teacher's (:func:`fit_to_error`).
 
-Every matched feature vector is scaled (one scalar per teacher, absorbed by
-the head) to the mean energy ``E ||t(x)||^2`` of ``units``, so ``lam`` means
-the same for all variants. Each seed (run index ``k``) has its own teachers,
-rotation and mix, so intervals over seeds cover the teacher's randomness too.
-Streams below the chapter's root ``rng``: teacher ``k`` trains on
-``rng.child("teacher_data", k)`` (the shallow and the deep teacher of ``k``
-on the same set, apart from every student's data) from
-``rng.child("teacher_init", k, depth)``; its rotation is
-``rng.child("rotation", k)`` (one ``Q`` for every ``theta``) and its mix of
-``j`` units ``rng.child("rotation", k, j)``; the students' draws are those of
-:func:`stlearn.experiments.nonlinear.train_members`.
+Three ways of matching a target ``t`` (the *matching* of a method):
 
-All teachers are stored as two-hidden-layer networks and matched through
-``FrozenTeacher(source={"h1": "h2"}, transform={"h1": T})`` with one ``T``
-per student member: the shallow teacher is embedded with an identity second
-layer (``relu(h1) = h1``).
+* ``post``: the student's post-ReLU features, ``||h1(x~) - t(x)||^2`` (the ST of the other chapters);
+* ``pre``: the student's pre-activations ``z1 = W1 x~ + b1`` against the teacher's pre-activations
+  ``s z(x)`` (units) or ``s R z(x)`` (rotated), ``s`` one scalar per teacher; the targets are linear in
+  the student's first layer, so every one of them is reachable;
+* ``connector``: ``||C h1(x~) - t(x)||^2`` with a connector ``C`` (``m x m``) learned with the student,
+  as in FitNets (Romero et al. 2015); :class:`MatchingStudent`.
+
+Every target is scaled (one scalar per teacher, absorbed by the head) to the mean energy
+``E ||h(x)||^2`` of the units, so ``lam`` means the same for all. Run ``k`` (the ``seed`` column) has its
+own teachers, permutation, rotation and mix, so intervals over runs cover the teacher's randomness too.
+Streams below the chapter's root ``rng``: teacher ``k`` trains on ``rng.child("teacher_data", k)`` (the
+shallow and the deep teacher of ``k`` on the same set, apart from every student's data) from
+``rng.child("teacher_init", k, depth)``; the deep teacher is stopped on the clean set
+``rng.child("reference", 2)``; the rotation is ``rng.child("rotation", k)`` (one ``Q`` for every
+``theta``), the permutation ``rng.child("rotation", k, 1)`` and the mix of ``j >= 2`` units
+``rng.child("rotation", k, j)``. Student run ``k`` trains on ``rng.child("student_data", k)`` from
+``rng.child("student_init", k)`` (its connector from ``rng.child("student_init", k, 1)``), and is
+measured on ``rng.child("validation", k)`` and ``rng.child("test", k)``.
+
+All post-ReLU and connector targets are stored as two-hidden-layer networks and read through
+``FrozenTeacher(source={layer: "h2"}, transform={layer: T})`` with one ``T`` per student member: the
+shallow teacher is embedded with an identity second layer (``relu(h1) = h1``).
 """
 
 from __future__ import annotations
 
-import itertools
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
+import scipy.stats
 import torch
+from torch import nn
 
-from .. import stats
-from ..data import random_orthonormal
+from .. import protocol
+from ..data import Samples, draw_members, random_orthonormal
+from ..fast import fused
 from ..losses import FrozenTeacher
-from ..models import MLP, member, select_members, stack_members
-from ..stats import ci_columns
-from ..streams import Stream, as_stream
+from ..models import MLP, FeatureNet, member, member_normal, select_members, stack_members
+from ..stats import ci_columns, mean_ci
+from ..streams import Stream, as_stream, as_streams
 from ..teachers import fit_clean_teacher
-from ..train import TrainConfig, evaluate, make_optimizer
+from ..train import TrainConfig, evaluate, make_optimizer, st_rate_scale, train
+from ..validation import ParameterError
 from . import nonlinear as nl
 
 Tensor = torch.Tensor
+MATCHINGS = ("post", "pre", "connector")
+BASELINES = ("base", "weight decay", "teacher as is")  # the same-information baselines
+BASELINE_NAMES = {"base": "the base student", "weight decay": "weight decay",
+                  "teacher as is": "the teacher applied as it is"}
 
 
 # --------------------------------------------------------------------------- feature transforms
@@ -66,6 +81,12 @@ def rotation(m: int, theta: float, rng: Stream | int) -> Tensor:
         q[:, 0] = -q[:, 0]
     log_q = np.real(scipy.linalg.logm(q.numpy()))
     return torch.linalg.matrix_exp(theta * torch.from_numpy((log_q - log_q.T) / 2))  # skew part: exactly orthogonal
+
+
+def permutation(m: int, rng: Stream | int) -> Tensor:
+    """A random ``m x m`` permutation matrix (float64), uniform over the permutations."""
+    order = torch.randperm(m, generator=as_stream(rng).generator())
+    return torch.eye(m, dtype=torch.float64)[order]
 
 
 def nonnegative_mix(m: int, k: int, rng: Stream | int, max_condition: float = 100.0) -> Tensor:
@@ -101,6 +122,44 @@ def teacher_ensemble(task, hidden: Sequence[int], n_teacher: int, rng: Stream | 
     return fit_clean_teacher(model, task, n_teacher, data, nl.teacher_config(steps)).model
 
 
+def fit_to_error(model: MLP, data: Samples, reference: Samples, target: Tensor, max_steps: int, every: int = 1,
+                 lr: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Adam on the clean inputs of ``data``; member ``e`` keeps its weights of the first check (every ``every``
+    steps) where its clean error on ``reference`` is at most ``target[e]``.
+
+    A member that never gets there keeps its weights of lowest error. Returns, per member, the step kept
+    and its error on ``reference`` there. The teachers' errors are thus matched on a set of their own.
+    """
+    params = list(model.parameters())
+    opt = make_optimizer(params, TrainConfig(optimizer="adam", lr=lr, progress=False))
+    clean = Samples(data.clean, data.clean, data.y)
+    kept = [p.detach().clone() for p in params]
+    target = target.to(params[0])
+    best = torch.full_like(target, float("inf"))
+    done = torch.zeros_like(target, dtype=torch.bool)
+    step_kept = torch.zeros_like(target, dtype=torch.long)
+    for step in range(1, max_steps + 1):
+        opt.zero_grad()
+        fused.st_gradients(model, clean, None, 0.0, [], "mse")
+        opt.step()
+        if step % every and step != max_steps:
+            continue
+        error = evaluate(model, reference)["clean"]
+        take = ~done & ((error <= target) | (error < best))
+        with torch.no_grad():
+            for k, p in zip(kept, params):
+                k.copy_(torch.where(take.reshape((-1,) + (1,) * (p.dim() - 1)), p, k))
+        best = torch.where(take, error, best)
+        step_kept = torch.where(take, torch.full_like(step_kept, step), step_kept)
+        done |= error <= target
+        if bool(done.all()):
+            break
+    with torch.no_grad():
+        for k, p in zip(kept, params):
+            p.copy_(k)
+    return step_kept.cpu().numpy(), best.cpu().numpy()
+
+
 def embed_shallow(shallow: MLP) -> MLP:
     """A one-hidden-layer ensemble as a two-hidden-layer one with an identity second layer: ``h2 = h1``."""
     d, m, out = shallow.widths
@@ -122,6 +181,12 @@ def last_hidden(model: MLP, x: Tensor) -> Tensor:
     return feats[model.feature_names[-1]].double()
 
 
+def pre_activation(model: MLP, x: Tensor) -> Tensor:
+    """The first layer's pre-activation ``W1 x + b1`` on clean ``x``, in float64."""
+    with torch.no_grad():
+        return model.layers[0](x).double()
+
+
 def scale_last_hidden(model: MLP, factor: Tensor) -> None:
     """Multiply member ``e``'s last hidden layer by ``factor[e] > 0`` and divide its head by it (same function)."""
     f = factor.to(model.layers[-1].weight).reshape(-1, 1, 1)
@@ -131,24 +196,53 @@ def scale_last_hidden(model: MLP, factor: Tensor) -> None:
         model.layers[-1].weight.div_(f)
 
 
+class PreActivations(nn.Module):
+    """A view of a network whose one feature is its first layer's pre-activation, ``{"z1": W1 x + b1}``."""
+
+    def __init__(self, model: FeatureNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, return_features: bool = False):
+        out = self.model(x)
+        return (out, {"z1": self.model.layers[0](x)}) if return_features else out
+
+
 @dataclass
 class Teachers:
-    """Per (variant, teacher seed ``k``): which stored network and which transform of its ``h2`` is matched."""
+    """Per (variant, run index ``k``): which stored network and which transform of its ``h2`` is matched.
+
+    ``pre_scale[k]``: the scalar that brings teacher ``k``'s pre-activations to the units' energy.
+    ``errors``: per run index, the clean test errors of the shallow and the deep teacher, the deep
+    teacher's kept step and the errors on the matching set.
+    """
 
     names: list[str]
     models: MLP                          # every teacher, stacked, as a two-hidden-layer network
     index: dict[tuple[str, int], int]    # (variant, k) -> member of ``models``
     transform: dict[tuple[str, int], Tensor]
-    clean_error: dict[str, float]        # mean over the teacher seeds
+    pre_scale: dict[int, float]
+    clean_error: dict[str, float]        # mean over the run indices
+    errors: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def features(self, name: str, k: int, x: Tensor) -> Tensor:
         return last_hidden(member(self.models, self.index[name, k]), x) @ self.transform[name, k].T
 
-    def frozen(self, runs: Sequence[tuple[str, int]]) -> FrozenTeacher:
-        """A frozen ensemble teacher whose member ``e`` is variant ``runs[e][0]`` of teacher seed ``runs[e][1]``."""
+    def frozen(self, runs: Sequence[tuple[str, int]], layer: str = "h1") -> FrozenTeacher:
+        """A frozen ensemble teacher whose member ``e`` gives student layer ``layer`` the target of variant
+        ``runs[e][0]`` of run index ``runs[e][1]``."""
         picked = select_members(self.models, [self.index[r] for r in runs])
         transform = torch.stack([self.transform[r] for r in runs]).to(picked.layers[0].weight)
-        return FrozenTeacher(picked, transform={"h1": transform}, source={"h1": "h2"})
+        return FrozenTeacher(picked, transform={layer: transform}, source={layer: "h2"})
+
+    def frozen_pre(self, runs: Sequence[tuple[str, int]]) -> FrozenTeacher:
+        """Like :meth:`frozen` for the pre-activations ``z1``: target ``s_k T z(x)`` of the shallow teacher ``k``."""
+        deep = [r for r in runs if r[0] == "deep"]
+        if deep:
+            raise ParameterError(f"pre-activation targets exist for the one-hidden-layer teacher only; got {deep[0]}")
+        picked = select_members(self.models, [self.index[r] for r in runs])
+        transform = torch.stack([self.pre_scale[k] * self.transform[name, k] for name, k in runs])
+        return FrozenTeacher(PreActivations(picked), transform={"z1": transform.to(picked.layers[0].weight)})
 
 
 def variant_name(theta: float) -> str:
@@ -157,43 +251,72 @@ def variant_name(theta: float) -> str:
 
 def make_teachers(task, width: int, n_teacher: int, steps: int, rng: Stream | int, seeds: Sequence[int],
                   thetas: Sequence[float], mix_units: Sequence[int], deep_steps: int, x_ref: Tensor, clean_test,
-                  device=None) -> Teachers:
-    """Every variant's teacher for every run index in ``seeds``, features scaled to the units' energy on ``x_ref``.
+                  match_set: Samples | None = None, device=None) -> Teachers:
+    """Every variant's teacher for every run index in ``seeds``, targets scaled to the units' energy on ``x_ref``.
 
-    ``deep_steps = 0`` leaves out the ``deep`` variant. Streams as in the module docstring.
+    ``deep_steps = 0`` leaves out the ``deep`` variant; otherwise the deep teacher of run ``k`` trains for at
+    most ``deep_steps`` Adam steps and is stopped where its clean error on ``match_set`` first reaches the
+    shallow teacher's (:func:`fit_to_error`). Streams as in the module docstring.
     """
     rng = as_stream(rng)
+    seeds = [int(k) for k in seeds]
     shallow = teacher_ensemble(task, [width], n_teacher, rng, seeds, steps, device)
-    error = evaluate(shallow, clean_test)["clean"].mean().item()
+    shallow_error = evaluate(shallow, clean_test)["clean"].cpu().numpy()
     embedded = embed_shallow(shallow)
     units = last_hidden(embedded, x_ref)
-    energy = units.pow(2).sum(-1).mean(-1)                                            # per teacher seed
+    energy = units.pow(2).sum(-1).mean(-1)                                            # per teacher
+    pre_energy = pre_activation(embedded, x_ref).pow(2).sum(-1).mean(-1)
     eye = torch.eye(width, dtype=torch.float64)
     names, index, transform, errors = [], {}, {}, {}
+
+    def add(name: str, make) -> None:
+        names.append(name)
+        errors[name] = float(shallow_error.mean())  # the head W2 T^-1 keeps the function
+        for e, k in enumerate(seeds):
+            index[name, k], transform[name, k] = e, make(e, k)
+
     for theta in thetas:
-        name = variant_name(theta)
-        names.append(name)
-        errors[name] = error  # the head W2 R^T keeps the function
-        for k, s in enumerate(seeds):
-            index[name, k], transform[name, k] = k, rotation(width, theta, rng.child("rotation", s)) if theta else eye
+        add(variant_name(theta), lambda e, k, theta=theta: rotation(width, theta, rng.child("rotation", k))
+            if theta else eye)
+        if theta == 0:
+            add("permuted units", lambda e, k: permutation(width, rng.child("rotation", k, 1)))
     for j in mix_units:
-        name = f"mix{j}"
-        names.append(name)
-        errors[name] = error  # the head W2 M^-1 keeps the function
-        for k, s in enumerate(seeds):
-            mix = nonnegative_mix(width, j, rng.child("rotation", s, j))
-            scale = (energy[k] / (units[k] @ mix.T).pow(2).sum(-1).mean()).sqrt()
-            index[name, k], transform[name, k] = k, scale * mix
+        def mixed(e, k, j=j):
+            mix = nonnegative_mix(width, j, rng.child("rotation", k, j))
+            return (energy[e] / (units[e] @ mix.T).pow(2).sum(-1).mean()).sqrt() * mix
+        add(f"mix{j}", mixed)
+    table = pd.DataFrame({"seed": seeds, "shallow_clean": shallow_error})
     parts = [embedded]
     if deep_steps:
-        deep = teacher_ensemble(task, [width, width], n_teacher, rng, seeds, deep_steps, device)
-        scale_last_hidden(deep, (energy / last_hidden(deep, x_ref).pow(2).sum(-1).mean(-1)).sqrt())
-        names.append("deep")
-        errors["deep"] = evaluate(deep, clean_test)["clean"].mean().item()
-        for k in range(len(seeds)):
-            index["deep", k], transform["deep", k] = len(seeds) + k, eye
-        parts.append(deep)
-    return Teachers(names, stack_members(parts), index, transform, errors)
+        if match_set is None:
+            raise ParameterError("match_set (clean samples to match the teachers' errors on) is needed with deep_steps")
+        data = draw_members(task, n_teacher, [rng.child("teacher_data", k) for k in seeds], device=device)
+        deep = MLP([task.d, width, width, task.d_out], members=len(seeds),
+                   rng=[rng.child("teacher_init", k, 2) for k in seeds], device=device)
+        shallow_match = evaluate(shallow, match_set)["clean"]
+        deep_step, deep_match = fit_to_error(deep, data, match_set, shallow_match, deep_steps)
+        # the level both reach: the shallow teacher's, or the deep one's best where that is higher; the same
+        # shallow teacher (same init, data and Adam path) is stopped where it first reaches that level
+        level = torch.maximum(shallow_match, torch.as_tensor(deep_match).to(shallow_match))
+        matched = MLP([task.d, width, task.d_out], members=len(seeds),
+                      rng=[rng.child("teacher_init", k, 1) for k in seeds], device=device)
+        matched_step, matched_match = fit_to_error(matched, data, match_set, level, steps)
+        for net in (deep, matched):
+            net_energy = last_hidden(net, x_ref).pow(2).sum(-1).mean(-1)
+            scale_last_hidden(net, (energy / net_energy).sqrt())
+        deep_error = evaluate(deep, clean_test)["clean"].cpu().numpy()
+        matched_error = evaluate(matched, clean_test)["clean"].cpu().numpy()
+        for name, err, offset in (("deep", deep_error, len(seeds)), ("matched units", matched_error, 2 * len(seeds))):
+            names.append(name)
+            errors[name] = float(err.mean())
+            for e, k in enumerate(seeds):
+                index[name, k], transform[name, k] = offset + e, eye
+        parts += [deep, embed_shallow(matched)]
+        table = table.assign(deep_clean=deep_error, matched_clean=matched_error, deep_step=deep_step,
+                             matched_step=matched_step, shallow_match=shallow_match.cpu().numpy(),
+                             deep_match=deep_match, matched_match=matched_match)
+    pre_scale = {k: float((energy[e] / pre_energy[e]).sqrt()) for e, k in enumerate(seeds)}
+    return Teachers(names, stack_members(parts), index, transform, pre_scale, errors, table)
 
 
 def function_gap(teachers: Teachers, x: Tensor) -> float:
@@ -205,6 +328,17 @@ def function_gap(teachers: Teachers, x: Tensor) -> float:
         f_t = (last_hidden(model, x) @ trans.T) @ torch.linalg.inv(trans).T @ head.T + bias
         gap = max(gap, (f_t - model(x).double()).abs().max().item())
     return gap
+
+
+def teacher_as_is(task, teachers: Teachers, n_val: int, n_test: int, rng: Stream, seeds: Sequence[int],
+                  variant: str = "units", method: str = "teacher as is", device=None) -> pd.DataFrame:
+    """A teacher (``variant``'s network) applied as it is to each run's noisy validation and test inputs."""
+    net = select_members(teachers.models, [teachers.index[variant, k] for k in seeds])
+    val = nl.validation_samples(task, n_val, rng, seeds, device)
+    test = nl.run_sets(task, n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
+    v, t = evaluate(net, val)["noisy"], evaluate(net, test)
+    return pd.DataFrame({"method": method, "config": "-", "seed": list(seeds), "val_error": v.cpu().numpy(),
+                         "test_error": t["noisy"].cpu().numpy(), "clean_test_error": t["clean"].cpu().numpy()})
 
 
 # --------------------------------------------------------------------------- complexity of a feature
@@ -236,12 +370,13 @@ def single_unit_misfit(x: Tensor, t: Tensor, steps: int = 300, lr: float = 0.05)
     return err / t.pow(2).mean(0).clamp_min(1e-12)
 
 
-def complexity(teachers: Teachers, x: Tensor, n_teachers: int, steps: int = 300) -> pd.DataFrame:
-    """Per (variant, teacher seed, feature), for the first ``n_teachers`` seeds: energy and single-unit misfit.
+def complexity(teachers: Teachers, x: Tensor, runs: Sequence[int], steps: int = 300,
+               names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per (variant, run index, feature), for the teachers of ``runs``: energy and single-unit misfit.
 
     Dead features (zero on every ``x``) are left out.
     """
-    keys = [(name, k) for name in teachers.names for k in range(n_teachers)]
+    keys = [(name, k) for name in (names or teachers.names) for k in runs]
     feats = torch.stack([teachers.features(name, k, x) for name, k in keys])
     n_keys, n, m = feats.shape
     misfit = single_unit_misfit(x, feats.permute(1, 0, 2).reshape(n, n_keys * m), steps).reshape(n_keys, m)
@@ -258,45 +393,317 @@ def complexity_table(features: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- students
-def train_variant_ensemble(task, teachers: Teachers, width: int, n_train: int, n_test: int, n_val: int, lams,
-                           seeds: Sequence[int], config: TrainConfig, rng: Stream | int, device=None) -> pd.DataFrame:
-    """One ensemble: a base member per run and an ST member per (variant, lam > 0, run) with run ``k``'s teacher.
+class MatchingStudent(FeatureNet):
+    """The one-hidden-layer ReLU student ``W2 relu(W1 x + b1) + b2`` with more features to match.
 
-    ``seeds`` are the run indices, in the order of the teachers' seeds. The history gets ``variant``
-    ("base" for the base members) and ``seed`` (the run index) columns.
+    Its features are ``h1`` (post-ReLU), ``z1 = W1 x + b1`` (the pre-activation) and, with
+    ``connector=True``, ``c1 = C h1`` for a learned ``m x m`` connector ``C`` (FitNets' regressor),
+    initialized with ``N(0, 1/m)`` entries from ``connector_rng``. ``W1, b1, W2, b2`` are drawn exactly as
+    :class:`~stlearn.models.MLP` draws them from ``rng``, so a member starts where the base student of its
+    run starts. It is not an ``MLP``: :func:`stlearn.fast.fused.supports` is false for it and the trainer
+    differentiates it by autograd.
     """
-    st_lams = [float(l) for l in lams if l > 0]
-    runs = [("base", 0.0, k) for k in range(len(seeds))]
-    runs += [(name, lam, k) for name, lam, k in itertools.product(teachers.names, st_lams, range(len(seeds)))]
-    teacher = teachers.frozen([(teachers.names[0] if name == "base" else name, k) for name, _, k in runs])
-    return nl.train_members(task, width, n_train, n_test, n_val, [lam for _, lam, _ in runs],
-                            [seeds[k] for _, _, k in runs], teacher, config, rng, device,
-                            member_info={"variant": [name for name, _, _ in runs]})
+
+    def __init__(self, widths: Sequence[int], *, connector: bool = False, connector_rng: Stream | int | list = 0,
+                 members: int | None = None, rng: Stream | int | Sequence[Stream] = 0, device=None,
+                 dtype: torch.dtype = torch.float32, init_scale: float = 1.0):
+        if len(widths) != 3:
+            raise ParameterError(f"widths must be [d, m, d_out] (one hidden layer); got {list(widths)}")
+        super().__init__(widths, members=members, init_scale=init_scale, bias=True, rng=rng, device=device,
+                         dtype=dtype)
+        self.activation = nn.ReLU()
+        self.connector = None
+        if connector:
+            m = self.widths[1]
+            weight = member_normal((m, m), as_streams(connector_rng, members, "connector_rng"), 0,
+                                   1.0 / math.sqrt(m), members)
+            self.connector = nn.Parameter(weight.to(self.layers[0].weight))
+
+    @property
+    def feature_names(self) -> list[str]:
+        return ["h1", "z1"] + (["c1"] if self.connector is not None else [])
+
+    def forward(self, x: Tensor, return_features: bool = False):
+        z = self.layers[0](x)
+        h = self.activation(z)
+        out = self.layers[1](h)
+        if not return_features:
+            return out
+        features = {"h1": h, "z1": z}
+        if self.connector is not None:
+            features["c1"] = torch.matmul(h, self.connector.transpose(-1, -2))
+        return out, features
 
 
-def variant_gains(history: pd.DataFrame, columns=("best", "val_stopped")) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Path summaries per (variant, lam, seed), and the ST runs with ``gain_<c>`` = base - ST (same seed)."""
-    summary = nl.path_summary(history, by=("variant", "lam", "seed"))
-    return summary, stats.paired_gains(summary, columns)  # base members are the lam = 0 ones
+@dataclass(frozen=True)
+class Member:
+    """One configuration of one method for one run ``seed``: the knobs of an ensemble member."""
+
+    method: str
+    config: str
+    seed: int
+    lam: float = 0.0
+    weight_decay: float = 0.0
+    target: str = "units"    # the teacher variant whose features are matched
+    matching: str = "post"   # "post", "pre" or "connector"
+
+    @property
+    def is_base(self) -> bool:
+        """Whether this member trains exactly as the base student (no feature term, no decay)."""
+        return self.lam == 0 and self.weight_decay == 0
 
 
-def best_lam_table(gains: pd.DataFrame, complexity: pd.DataFrame, names: Sequence[str],
-                   column: str = "gain_best") -> pd.DataFrame:
-    """Per variant: its complexity, the lam with the largest mean ``column``, and the gains there (95% intervals).
+def st_methods(teachers: Teachers, full: str, connector_targets: Sequence[str] = ("units",)) -> list[tuple]:
+    """The ST methods, ``(name, target, matching)``: every post-ReLU variant, and the pre-activation and
+    connector controls for the units and the rotation ``full`` (plus ``connector_targets``)."""
+    methods = [(name, name, "post") for name in teachers.names]
+    methods += [(f"pre-activation: {t}", t, "pre") for t in ("units", full)]
+    methods += [(f"connector: {t}", t, "connector") for t in dict.fromkeys([*connector_targets, full])]
+    return methods
 
-    ``loss_vs_units``: the first variant's gain (at its own best lam) minus this one's, paired by seed.
+
+def method_grid(lams: Sequence[float], decays: Sequence[float], methods: Sequence[tuple]) -> list[dict]:
+    """Every (method, configuration) of the chapter as the knobs of :class:`Member` (without ``seed``).
+
+    Every tuned method has as many configurations as ``lams`` (equal budgets), and ``lams`` holds 0, so each
+    ST method's grid holds the base student.
     """
-    mean = gains.groupby(["variant", "lam"])[column].mean()
-    at_best = {name: gains[(gains.variant == name) & (gains.lam == mean.loc[name].idxmax())].set_index("seed")
-               for name in names}
-    ref = at_best[names[0]][column]
+    check_grids(lams, decays)
+    grid = [dict(method="base", config="-")]
+    grid += [dict(method="weight decay", config=f"wd={w:g}", weight_decay=float(w)) for w in decays]
+    grid += [dict(method=name, config=f"lam={l:g}", lam=float(l), target=target, matching=matching)
+             for name, target, matching in methods for l in lams]
+    return grid
+
+
+def check_grids(lams: Sequence[float], decays: Sequence[float]) -> None:
+    if len(lams) < 2 or 0.0 not in lams or len(set(lams)) != len(lams):
+        raise ParameterError(f"lams must hold 0 (the base loss) and at least one ST weight, without repeats; "
+                             f"got {list(lams)}")
+    if len(decays) != len(lams) or len(set(decays)) != len(decays):
+        raise ParameterError(f"decays must hold as many distinct points as lams ({len(lams)}: equal tuning "
+                             f"budgets); got {list(decays)}")
+
+
+def members(grid: list[dict], seeds: Sequence[int]) -> list[Member]:
+    return [Member(seed=int(k), **g) for g in grid for k in seeds]
+
+
+def trained(runs: Sequence[Member]) -> list[Member]:
+    """The members that must be trained: ``base``, and every other member that is not the base student."""
+    return [m for m in runs if m.method == "base" or not m.is_base]
+
+
+def train_members(task, teachers: Teachers, runs: Sequence[Member], width: int, n_train: int, n_val: int,
+                  n_test: int, config: TrainConfig, rng: Stream | int, device=None) -> pd.DataFrame:
+    """Train ``runs``: one ensemble per matching (post-ReLU on the fast path; pre-activation and connector
+    students, :class:`MatchingStudent`, by autograd). Returns the tidy history with ``method``, ``config``
+    and ``seed`` columns. Members of one run index share their data, validation and test sets and init."""
+    rng = as_stream(rng)
+    histories = []
+    for matching in MATCHINGS:
+        group = [m for m in runs if m.matching == matching]
+        if group:
+            histories.append(_train_group(task, teachers, group, matching, width, n_train, n_val, n_test, config,
+                                          rng, device))
+    return pd.concat(histories, ignore_index=True)
+
+
+def _train_group(task, teachers, group, matching, width, n_train, n_val, n_test, config, rng, device):
+    seeds = [m.seed for m in group]
+    data = nl.run_sets(task, n_train, [rng.child("student_data", k) for k in seeds], device=device)
+    test = nl.run_sets(task, n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
+    val = nl.validation_samples(task, n_val, rng, seeds, device)
+    widths = [task.d, width, task.d_out]
+    inits = [rng.child("student_init", k) for k in seeds]
+    targets = [(m.target, m.seed) for m in group]
+    if matching == "post":
+        model = MLP(widths, members=len(group), rng=inits, device=device)
+        teacher, layer = teachers.frozen(targets), "h1"
+    elif matching == "pre":
+        model = MatchingStudent(widths, members=len(group), rng=inits, device=device)
+        teacher, layer = teachers.frozen_pre(targets), "z1"
+    else:
+        model = MatchingStudent(widths, connector=True, members=len(group), rng=inits, device=device,
+                                connector_rng=[rng.child("student_init", k, 1) for k in seeds])
+        teacher, layer = teachers.frozen(targets, "c1"), "c1"
+    lams = [m.lam for m in group]
+    result = train(model, data, teacher=teacher, lam=lams, layers=[layer],
+                   config=replace(config, weight_decay=tuple(m.weight_decay for m in group)),
+                   eval_sets={"test": test, "val": val},
+                   member_info={k: [getattr(m, k) for m in group] for k in ("method", "config", "seed")},
+                   lr_scale=st_rate_scale(lams))
+    return result.history
+
+
+def run_table(history: pd.DataFrame, runs: Sequence[Member]) -> pd.DataFrame:
+    """One row per (method, config, seed) of ``runs``, stopped on validation
+    (:func:`stlearn.protocol.stop_on_validation`).
+
+    A configuration that is the base student (``lam = 0`` and no decay) gets the base run's row: it is
+    the same computation, trained once.
+    """
+    stopped = protocol.stop_on_validation(history, ["method", "config", "seed"])
+    base = stopped[stopped.method == "base"].set_index("seed")
+    shared = [m for m in runs if m.is_base and m.method != "base"]
+    copies = pd.DataFrame([{**base.loc[m.seed].to_dict(), "method": m.method, "config": m.config, "seed": m.seed}
+                           for m in shared])
+    table = pd.concat([stopped, copies], ignore_index=True)
+    expected = {(m.method, m.config, m.seed) for m in runs}
+    got = set(zip(table.method, table.config, table.seed))
+    if got != expected:
+        raise ParameterError(f"the run table must hold every member once; missing {sorted(expected - got)[:3]}")
+    return table
+
+
+# --------------------------------------------------------------------------- comparisons and verdicts
+def selected_summary(selected: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """Per method: the mean and 95% interval of the validation-selected test error, the gain over base
+    (paired by run), the mean validation error and the configurations chosen (most often first)."""
     rows = []
-    for name in names:
-        g = at_best[name]
-        row = {"variant": name, "misfit": complexity.misfit[name], "energy_missed": complexity.energy_missed[name],
-               "lam": g.lam.iloc[0]}
-        for c in ("gain_best", "gain_val_stopped"):
-            row.update(ci_columns(c, g[c]))
-        row.update(ci_columns("loss_vs_units", ref - g[column].reindex(ref.index)))
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("variant")
+    for m in methods:
+        g = selected[selected.method == m]
+        gain = protocol.paired(selected, m, "base") if m != "base" else pd.Series(0.0, index=g.seed)
+        rows.append({"method": m, **ci_columns("test_error", g.test_error), **ci_columns("gain", gain),
+                     "val_error": g.val_error.mean(), "chosen": ", ".join(g.config.value_counts().index[:3])})
+    return pd.DataFrame(rows)
+
+
+def difference(selected: pd.DataFrame, first: tuple[str, str], second: tuple[str, str]) -> dict[str, float]:
+    """How much larger the paired gain ``first = (method, reference)`` is than ``second``'s, run by run,
+    with a 95% interval (``{"gain", "low", "high", "runs"}``)."""
+    diff = protocol.paired(selected, *first) - protocol.paired(selected, *second)
+    gain, low, high = mean_ci(diff)
+    return {"gain": gain, "low": low, "high": high, "runs": int(diff.notna().sum())}
+
+
+def equivalent(comparison: dict, margin: float) -> bool:
+    """Whether the 95% interval lies inside ``(-margin, margin)``."""
+    return comparison["low"] > -margin and comparison["high"] < margin
+
+
+def equivalence_verdict(comparison: dict, margin: float, what: str) -> str:
+    """Words for a null control: ``what`` changed nothing (within the margin), or did, or we cannot tell."""
+    if equivalent(comparison, margin):
+        return f"{what} changes the test error by less than {margin:g} either way (its 95% interval lies inside)"
+    if comparison["low"] > 0 or comparison["high"] < 0:
+        return f"{what} changes the test error: the 95% interval excludes 0"
+    return f"{what} changes nothing resolvable, but the 95% interval reaches beyond ±{margin:g}"
+
+
+def penalty_verdict(post: dict, control: dict, reduction: dict, control_name: str) -> str:
+    """Words for what a control does to the rotation penalty (``post``: the penalty under post-ReLU matching,
+    ``control``: under the control, ``reduction``: their paired difference)."""
+    if control["high"] < post["low"] and reduction["low"] > 0 and control["low"] <= 0 <= control["high"]:
+        return f"{control_name} removes the rotation penalty: it is no longer resolvable, and resolvably smaller"
+    if reduction["low"] > 0:
+        return (f"{control_name} reduces the rotation penalty resolvably, but does not remove it"
+                if control["low"] > 0 else f"{control_name} removes the rotation penalty")
+    if reduction["high"] < 0:
+        return f"{control_name} increases the rotation penalty"
+    return f"{control_name} leaves the rotation penalty where it was (no resolvable change)"
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of ``pvalues`` (family-wise error), in their order."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]).clip(max=1.0)
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out
+
+
+def comparison_table(selected: pd.DataFrame, rows: Sequence[tuple]) -> pd.DataFrame:
+    """One row per comparison, with its mean, 95% interval, two-sided p-value (one-sample t over runs) and
+    Holm-adjusted p over the rows.
+
+    Each row is ``(name, (method, reference))`` for the paired gain of ``method`` over ``reference``, or
+    ``(name, (method, reference), (method2, reference2))`` for the first gain minus the second, run by run.
+    """
+    records = []
+    for name, first, *second in rows:
+        diff = protocol.paired(selected, *first)
+        if second:
+            diff = diff - protocol.paired(selected, *second[0])
+        gain, low, high = mean_ci(diff)
+        pvalue = float(scipy.stats.ttest_1samp(diff.dropna(), 0.0).pvalue) if diff.notna().sum() > 1 else np.nan
+        records.append({"comparison": name, "gain": gain, "low": low, "high": high, "p": pvalue,
+                        "runs": int(diff.notna().sum())})
+    table = pd.DataFrame(records).set_index("comparison")
+    table["holm_p"] = holm(table.p.fillna(1.0))
+    return table
+
+
+def mechanism_verdict(pre: dict, reduction_pre: dict, connector_null: dict, reduction_connector: dict,
+                      units_vs_connector: dict) -> str:
+    """The answer to "is the rotation's cost mechanical?", from the controls' intervals.
+
+    ``pre``: the rotation's cost with pre-activations; ``reduction_pre``: the cost with post-ReLU features
+    minus that; ``connector_null``: the cost under a connector; ``reduction_connector``: the post-ReLU cost
+    minus it; ``units_vs_connector``: the gain of the units matched directly over the units through a connector.
+    """
+    if reduction_pre["low"] > 0:
+        first = ("The sign constraint of ReLU features accounts for the rotation's cost: with pre-activations, "
+                 "which the student's first layer can reach in any rotation, it is resolvably smaller"
+                 + ("" if pre["low"] > 0 else ", and no longer resolvable"))
+    elif pre["low"] > 0:
+        first = ("The rotation's cost is not the sign constraint of ReLU features: matching pre-activations, "
+                 "which the student's first layer can reach in any rotation, pays it too"
+                 + (" (no resolvable reduction)" if reduction_pre["high"] >= 0 else ", and more"))
+    else:
+        first = "With pre-activations the rotation's cost is not resolvable, nor resolvably smaller"
+    if connector_null["low"] <= 0 <= connector_null["high"] and reduction_connector["low"] > 0:
+        second = "a learned connector makes the layout irrelevant, as the symmetry says it must"
+        if units_vs_connector["low"] > 0:
+            second += (", but transfers resolvably less than the units matched directly: what the aligned "
+                       "teacher gives is its decomposition, a target for each student unit, not only "
+                       "information that a rotation would hide")
+        elif units_vs_connector["high"] < 0:
+            second += ", and transfers more than the units matched directly"
+        else:
+            second += (", and transfers as much as the units matched directly, so the rotated features hold the "
+                       "same usable knowledge and the cost of rotation is mechanical")
+    else:
+        second = "the connector control does not make the layout irrelevant here, which calls the set-up into doubt"
+    return f"{first}; {second}."
+
+
+def short_answer(primary: dict) -> str:
+    """The primary comparison in a few words, for the book's table of findings."""
+    if primary["low"] > 0:
+        return "Holds: the teacher's units transfer better than a rotation of them"
+    if primary["high"] < 0:
+        return "Reversed: a rotation of the teacher's units transfers better than the units"
+    return "Not resolved: the units and their rotation transfer alike within the interval"
+
+
+def claim_verdict(primary: dict, deep_vs_matched: dict, mechanism: str) -> str:
+    """The answer to "does the paper's claim hold here?", from the primary comparison and the controls."""
+    if primary["low"] > 0:
+        head = ("Yes, for this family of teachers: with the teacher's function fixed, its own units transfer "
+                "better than a rotation of them")
+    elif primary["high"] < 0:
+        head = "No: a rotation of the teacher's units transfers better than the units themselves"
+    else:
+        head = "Not resolvably: the units and their rotation transfer alike"
+    if deep_vs_matched["low"] > 0:
+        deep = "a deep teacher's last hidden layer transfers less than a shallow teacher's units of matched clean error"
+    elif deep_vs_matched["high"] < 0:
+        deep = "a deep teacher's last hidden layer transfers more than a shallow teacher's units of matched clean error"
+    else:
+        deep = "a deep teacher and a shallow one of matched clean error transfer alike"
+    return f"{head}, and {deep}. {mechanism}"
+
+
+def practice(units_vs_strongest: dict, strongest: str, pre_vs_units: dict) -> str:
+    """The chapter's advice, from the comparisons with the strongest baseline and with pre-activations."""
+    text = ("Match a layer whose units the student can adopt one by one (same architecture, same layer, no "
+            "mixing between teacher and student), and expect less from features that are mixtures of units, "
+            "whatever the teacher's accuracy.")
+    if pre_vs_units["low"] > 0:
+        text += " Matching the pre-activations of those units did better still than matching them after the ReLU."
+    if units_vs_strongest["low"] <= 0:
+        relation = "better than" if units_vs_strongest["high"] < 0 else "as well as"
+        text += f" But try the simple methods first: here {strongest} does {relation} ST with the teacher's units."
+    return text
