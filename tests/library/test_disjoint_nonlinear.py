@@ -8,6 +8,7 @@ draws unchanged (``stlearn.experiments.nonlinear`` and ``nonlinear_decomposition
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import stlearn as st
@@ -67,15 +68,20 @@ def test_disjoint_early_stopping_protocol_methods():
     members = es.members(es.method_grid([0.0, 1.0], [0.0, 0.1], [0.0, 1.0], [0.5, 1.0], 0.5), runs)
     fixed = [m for m in members if m.fresh_noise is None]
     fresh = [m for m in members if m.fresh_noise is not None]
-    model, history = es.train_ensemble(task, fixed, nets, N_TRAIN, N_VAL, N_TEST, CONFIG, rng, runs)
+    trained = es.train_ensemble(task, fixed, nets, N_TRAIN, N_VAL, N_TEST, CONFIG, rng, runs)
     es.train_ensemble(task, fresh, nets, N_TRAIN, N_VAL, N_TEST, CONFIG, rng, runs)
     es.teacher_as_is(task, nets, N_VAL, N_TEST, rng, runs)
-    es.continue_at_zero_lam(task, model, fixed, [e for e, m in enumerate(fixed) if m.method == "ST"], N_TRAIN,
-                            N_VAL, N_TEST, CONFIG, rng)
+    es.continue_at_zero_lam(task, trained, [m for m in fixed if m.method == "ST"], N_TRAIN, N_VAL, N_TEST, CONFIG,
+                            rng)
+    history = trained.history
     assert streams.assert_disjoint() == 2 + 3 * 2  # teacher_data per run, and each run's train/val/test
     _assert_pairwise_disjoint(_roles(log), ["seed 1 / teacher_data[0]", "seed 1 / teacher_data[1]",
                                             *_run_names("seed 1", runs)])
     assert set(history.method) == {m.method for m in fixed}
+    assert trained.model.members < len(fixed)  # runs of equal knobs (base = ST at lam 0 = ...) train once
+    base, st0 = (history[(history.method == m) & (history.config == c)].sort_values(["seed", "step"])
+                 for m, c in (("base", "-"), ("ST", "lam=0")))
+    np.testing.assert_array_equal(base.test_noisy.to_numpy(), st0.test_noisy.to_numpy())
 
 
 def test_disjoint_teacher_knowledge_grid_over_sample_sizes():
@@ -98,23 +104,30 @@ def _teachers(rng, seeds, thetas=(0.0, 1.0), deep_steps=3):
     task = nl.relu_task(D, UNITS, 0.5, rng)
     clean_test = st.draw(task, N_TEST, rng.child("reference", 0), label_noise=False)
     x_fit = st.draw(task, 50, rng.child("reference", 1), label_noise=False).clean
+    match = st.draw(task, N_TEST, rng.child("reference", 2), label_noise=False)
     teachers = nd.make_teachers(task, WIDTH, N_TEACHER, 5, rng, seeds, list(thetas), [2], deep_steps, x_fit,
-                                clean_test)
+                                clean_test, match)
     return task, teachers, x_fit
 
 
 def test_disjoint_decomposition_teachers_and_students():
+    """Every method of the decomposition chapter (post-ReLU, pre-activation and connector students, weight
+    decay, the teacher as is): the teachers' sets are their own, each run's sets are shared by its members."""
     rng = st.Stream(1)
     log = streams.audit()
     task, teachers, x_fit = _teachers(rng, [0, 1])
-    nd.train_variant_ensemble(task, teachers, WIDTH, N_TRAIN, N_TEST, N_VAL, [0.0, 1.0], [0, 1], CONFIG, rng)
+    methods = nd.st_methods(teachers, "rot1")
+    runs = nd.members(nd.method_grid([0.0, 1.0], [0.0, 0.1], methods), [0, 1])
+    history = nd.train_members(task, teachers, nd.trained(runs), WIDTH, N_TRAIN, N_VAL, N_TEST, CONFIG, rng)
+    nd.teacher_as_is(task, teachers, N_VAL, N_TEST, rng, [0, 1])
     streams.assert_disjoint()
-    # the shallow and the deep teacher of run k train on the same set, teacher_data[k]: one set each
-    expected = ["seed 1 / reference[0]", "seed 1 / reference[1]", "seed 1 / teacher_data[0]",
-                "seed 1 / teacher_data[1]", *_run_names("seed 1", [0, 1])]
+    # the shallow, deep and matched teachers of run k train on the same set, teacher_data[k]: one set each
+    expected = ["seed 1 / reference[0]", "seed 1 / reference[1]", "seed 1 / reference[2]",
+                "seed 1 / teacher_data[0]", "seed 1 / teacher_data[1]", *_run_names("seed 1", [0, 1])]
     _assert_pairwise_disjoint(_roles(log), expected)
     assert len(log.sets) == len(expected)
     assert nd.function_gap(teachers, x_fit[:20]) < 1e-4
+    assert set(history.method) == {m.method for m in nd.trained(runs)}
 
 
 def test_stream_changing_one_run_index_leaves_the_other_runs_unchanged():
@@ -155,9 +168,11 @@ def test_stream_decomposition_teacher_k_does_not_depend_on_the_other_seeds():
     _, both, _ = _teachers(rng, [0, 1])
     _, alone, _ = _teachers(rng, [1])
     for name in both.names:
-        torch.testing.assert_close(both.transform[name, 1], alone.transform[name, 0], rtol=1e-5, atol=1e-6)
-    w_both = st.member(both.models, both.index["units", 1]).layers[0].weight
-    w_alone = st.member(alone.models, alone.index["units", 0]).layers[0].weight
-    torch.testing.assert_close(w_both, w_alone, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(both.transform[name, 1], alone.transform[name, 1], rtol=1e-5, atol=1e-6)
+        w_both = st.member(both.models, both.index[name, 1]).layers[0].weight
+        w_alone = st.member(alone.models, alone.index[name, 1]).layers[0].weight
+        torch.testing.assert_close(w_both, w_alone, rtol=1e-5, atol=1e-6)
+    assert both.pre_scale[1] == pytest.approx(alone.pre_scale[1], rel=1e-5)
     same_q = nd.rotation(WIDTH, 1.0, rng.child("rotation", 1))
     torch.testing.assert_close(same_q, both.transform["rot1", 1])  # one Q per run index, for every theta
+    assert not torch.equal(both.transform["permuted units", 0], both.transform["permuted units", 1])
