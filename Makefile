@@ -18,7 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 book: $(STAMP)  ## build the site at the full "paper" settings into _build/html
-	$(VENV)/bin/stlearn build
+	$(VENV)/bin/stlearn build --jobs 2
 
 site-ci: $(STAMP)  ## build the site at the small "ci" settings into _build/html-ci
 	$(VENV)/bin/stlearn build --set ci --jobs 2
