@@ -19,12 +19,14 @@ Written down in ``CONTRIBUTING.md`` ("The experimental protocol"); in short:
    interval into words.
 
 A run table has one row per (method, config, seed) with at least the columns
-``method, config, seed, val_error, test_error``.
+``method, config, seed, val_error, test_error``; :class:`Run` is one such row's
+configuration, which chapters extend with their own knobs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -32,6 +34,20 @@ from .stats import mean_ci
 from .validation import ParameterError
 
 RUN_COLUMNS = ("method", "config", "seed", "val_error", "test_error")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One configuration (``config``) of one method for run index ``seed``: an ensemble member's knobs.
+
+    Chapters subclass it with their own knobs, each with a default.
+    """
+
+    method: str
+    config: str
+    seed: int
+    lam: float = 0.0  # weight of the feature term
+    weight_decay: float = 0.0
 
 
 def stop_on_validation(history: pd.DataFrame, by: Sequence[str], test: str = "test_noisy",
@@ -105,10 +121,16 @@ def compare(selected: pd.DataFrame, method: str, reference: str, column: str = "
     return {"gain": gain, "low": low, "high": high, "runs": int(diff.notna().sum())}
 
 
+def by_sign(comparison: dict[str, float], above, below, neither):
+    """``above`` if the interval of ``comparison`` lies above 0, ``below`` if below, else ``neither``."""
+    if comparison["low"] > 0:
+        return above
+    if comparison["high"] < 0:
+        return below
+    return neither
+
+
 def verdict(comparison: dict[str, float], method: str, reference: str) -> str:
     """Words for a paired comparison: which is better, or that the interval includes zero."""
-    if comparison["low"] > 0:
-        return f"{method} beats {reference}"
-    if comparison["high"] < 0:
-        return f"{reference} beats {method}"
-    return f"no resolvable difference between {method} and {reference}"
+    return by_sign(comparison, f"{method} beats {reference}", f"{reference} beats {method}",
+                   f"no resolvable difference between {method} and {reference}")

@@ -78,3 +78,10 @@ def test_overwrite_members_copies_exactly_and_checks_indices():
         overwrite_members(students, [0, 1], teachers, [0])
     with pytest.raises(st.ParameterError, match=r"e must be an integer in \[0, 1\]"):
         overwrite_members(students, [0], teachers, [2])
+
+
+def test_by_sign_and_runs():
+    assert [protocol.by_sign({"low": lo, "high": hi}, "+", "-", "0") for lo, hi in [(0.1, 0.2), (-0.2, -0.1),
+                                                                                 (-0.1, 0.1)]] == ["+", "-", "0"]
+    run = protocol.Run("ST", "lam=1", 3, lam=1.0)
+    assert (run.weight_decay, run.seed) == (0.0, 3) and hash(run) == hash(protocol.Run("ST", "lam=1", 3, lam=1.0))

@@ -436,14 +436,9 @@ class MatchingStudent(FeatureNet):
 
 
 @dataclass(frozen=True)
-class Member:
-    """One configuration of one method for one run ``seed``: the knobs of an ensemble member."""
+class Member(protocol.Run):
+    """A run of the chapter: the protocol's knobs and which target is matched, and how."""
 
-    method: str
-    config: str
-    seed: int
-    lam: float = 0.0
-    weight_decay: float = 0.0
     target: str = "units"    # the teacher variant whose features are matched
     matching: str = "post"   # "post", "pre" or "connector"
 
@@ -671,28 +666,22 @@ def mechanism_verdict(pre: dict, reduction_pre: dict, connector_null: dict, redu
 
 def short_answer(primary: dict) -> str:
     """The primary comparison in a few words, for the book's table of findings."""
-    if primary["low"] > 0:
-        return "Holds: the teacher's units transfer better than a rotation of them"
-    if primary["high"] < 0:
-        return "Reversed: a rotation of the teacher's units transfers better than the units"
-    return "Not resolved: the units and their rotation transfer alike within the interval"
+    return protocol.by_sign(primary, "Holds: the teacher's units transfer better than a rotation of them",
+                            "Reversed: a rotation of the teacher's units transfers better than the units",
+                            "Not resolved: the units and their rotation transfer alike within the interval")
 
 
 def claim_verdict(primary: dict, deep_vs_matched: dict, mechanism: str) -> str:
     """The answer to "does the paper's claim hold here?", from the primary comparison and the controls."""
-    if primary["low"] > 0:
-        head = ("Yes, for this family of teachers: with the teacher's function fixed, its own units transfer "
-                "better than a rotation of them")
-    elif primary["high"] < 0:
-        head = "No: a rotation of the teacher's units transfers better than the units themselves"
-    else:
-        head = "Not resolvably: the units and their rotation transfer alike"
-    if deep_vs_matched["low"] > 0:
-        deep = "a deep teacher's last hidden layer transfers less than a shallow teacher's units of matched clean error"
-    elif deep_vs_matched["high"] < 0:
-        deep = "a deep teacher's last hidden layer transfers more than a shallow teacher's units of matched clean error"
-    else:
-        deep = "a deep teacher and a shallow one of matched clean error transfer alike"
+    head = protocol.by_sign(primary, "Yes, for this family of teachers: with the teacher's function fixed, its own "
+                            "units transfer better than a rotation of them",
+                            "No: a rotation of the teacher's units transfers better than the units themselves",
+                            "Not resolvably: the units and their rotation transfer alike")
+    deep = protocol.by_sign(
+        deep_vs_matched,
+        "a deep teacher's last hidden layer transfers less than a shallow teacher's units of matched clean error",
+        "a deep teacher's last hidden layer transfers more than a shallow teacher's units of matched clean error",
+        "a deep teacher and a shallow one of matched clean error transfer alike")
     return f"{head}, and {deep}. {mechanism}"
 
 

@@ -54,14 +54,9 @@ TUNED = ("weight decay", "output distillation", "fine-tuned teacher", "ST", "ST,
 
 
 @dataclass(frozen=True)
-class Member:
-    """One configuration of one method for one run ``seed``: the knobs of the ensemble member."""
+class Member(protocol.Run):
+    """A run of the chapter: the protocol's knobs (``lam`` on ``h1``, ``weight_decay``) and these."""
 
-    method: str
-    config: str
-    seed: int
-    lam: float = 0.0  # weight of the feature term on h1
-    weight_decay: float = 0.0
     blend: float = 0.0  # output distillation: weight of the teacher's output in the targets
     fresh_noise: float | None = None  # noise augmentation: the level of the fresh noise (None: fixed inputs)
     init: str = "student"  # "student": the run's own init; "teacher": the large teacher's weights
@@ -261,12 +256,9 @@ def claim_verdict(st_over_base: dict, zero_gains: pd.DataFrame, primary: dict, s
     ``zero_gains``: per (config, seed) the gain at zero loss (``gain_zero_loss_test``); ``primary``: ST
     against the strongest fixed-pairs method ``strongest``.
     """
-    if st_over_base["low"] > 0:
-        early = "Early stopped on validation, ST beats the base student"
-    elif st_over_base["high"] < 0:
-        early = "Early stopped on validation, ST is worse than the base student"
-    else:
-        early = "Early stopped on validation, ST does not resolvably beat the base student"
+    early = "Early stopped on validation, ST " + protocol.by_sign(
+        st_over_base, "beats the base student", "is worse than the base student",
+        "does not resolvably beat the base student")
     highs = zero_gains.groupby("config").gain_zero_loss_test.agg(ci_high)
     lows = zero_gains.groupby("config").gain_zero_loss_test.agg(ci_low)
     if (lows > 0).any():
@@ -279,12 +271,8 @@ def claim_verdict(st_over_base: dict, zero_gains: pd.DataFrame, primary: dict, s
                 "student, so the advice not to train to zero loss holds with force")
     else:
         zero = "trained on to zero loss, no ST student keeps a resolvable gain, as the linear theorem predicts"
-    if primary["low"] > 0:
-        simple = f"ST beats it ({strongest})"
-    elif primary["high"] < 0:
-        simple = f"{strongest} beats ST"
-    else:
-        simple = f"{strongest} does as well as ST"
+    simple = protocol.by_sign(primary, f"ST beats it ({strongest})", f"{strongest} beats ST",
+                              f"{strongest} does as well as ST")
     return f"{early}; {zero}. Against the strongest simple method of the same information, {simple}."
 
 

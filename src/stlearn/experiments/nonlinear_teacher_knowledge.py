@@ -183,15 +183,10 @@ def input_probe_r2(task: Task, n_probe: int, n_ref: int, rng: Stream, ridge: flo
 
 # --------------------------------------------------------------------------- students
 @dataclass(frozen=True)
-class Member:
-    """One configuration of one method for one run ``seed``: the knobs of an ensemble member."""
+class Member(protocol.Run):
+    """A run of the chapter: the protocol's knobs, whose teacher is matched and noise augmentation."""
 
-    method: str
-    config: str
-    seed: int
-    lam: float = 0.0
     level: int = 0  # whose h1 the feature term matches (ignored at lam = 0)
-    weight_decay: float = 0.0
     fresh_noise: float | None = None
 
 
@@ -493,19 +488,14 @@ def claim_verdict(primary: dict, untrained: dict, level_per: pd.DataFrame, lam_p
     and at fixed lam (:func:`all_level_gains`, :func:`all_lambda_gains`).
     """
     who = f"ST with {teacher_phrase(best)}"
-    if primary["low"] > 0:
-        knows = f"Knowledge helps beyond what a random teacher gives: {who} beats ST with the untrained teacher"
-    elif primary["high"] < 0:
-        knows = f"Knowledge hurts: {who} is worse than ST with the untrained teacher"
-    else:
-        knows = "Beyond what a random teacher gives, the teacher's knowledge adds no resolvable gain"
-    if untrained["low"] > 0:
-        zero = ("but part of ST's gain over the base student needs no knowledge: the untrained teacher resolvably "
-                "helps as well")
-    elif untrained["high"] < 0:
-        zero = "and the untrained teacher resolvably hurts the student"
-    else:
-        zero = "and the untrained teacher gives no resolvable gain over the base student"
+    knows = protocol.by_sign(
+        primary, f"Knowledge helps beyond what a random teacher gives: {who} beats ST with the untrained teacher",
+        f"Knowledge hurts: {who} is worse than ST with the untrained teacher",
+        "Beyond what a random teacher gives, the teacher's knowledge adds no resolvable gain")
+    zero = protocol.by_sign(
+        untrained, "but part of ST's gain over the base student needs no knowledge: the untrained teacher "
+        "resolvably helps as well", "and the untrained teacher resolvably hurts the student",
+        "and the untrained teacher gives no resolvable gain over the base student")
     hurt_selected = _hurting(level_per, "over_base")
     hurt_fixed = _hurting(lam_per.rename(columns={"gain": "over_base"}), "over_base", by_lam=True)
     if hurt_selected:
