@@ -73,21 +73,28 @@ def test_kernel_environment_reaches_the_kernel_and_leaves_ours_alone():
     assert dict(os.environ) == before
 
 
-def _executed_with_headline(path, **values):
+def _write_notebook(path, cells):
     import nbformat
-    from nbformat.v4 import new_code_cell, new_notebook, new_output
+    from nbformat.v4 import new_notebook
+
+    nbformat.write(new_notebook(cells=cells), path)
+    return path
+
+
+def _executed_with_headline(path, **values):
+    from nbformat.v4 import new_code_cell, new_output
 
     from stlearn.tooling.notebook import HEADLINE_MIME
 
     cell = new_code_cell("headline(...)", outputs=[new_output("display_data", data={HEADLINE_MIME: values})])
-    nbformat.write(new_notebook(cells=[cell]), path)
-    return path
+    return _write_notebook(path, [cell])
 
 
 def test_findings_table_is_built_from_the_headlines(tmp_path):
     executed = {
         "zero_loss": _executed_with_headline(tmp_path / "a.ipynb", claim="1. Zero loss.", finding="Proved."),
         "setting": _executed_with_headline(tmp_path / "b.ipynb", gap=1e-15),  # no claim: no row
+        "intro": _write_notebook(tmp_path / "e.ipynb", []),  # no headline at all: no row
         "nonlinear_early_stopping": _executed_with_headline(
             tmp_path / "c.ipynb", claim="1. (ReLU)", finding="X beats ST.", primary="ST vs X", primary_gain=-0.0933,
             primary_low=-0.1236, primary_high=-0.0629),
