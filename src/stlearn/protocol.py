@@ -28,9 +28,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from .stats import mean_ci
+from .stats import ci_columns, mean_ci
 from .validation import ParameterError
 
 RUN_COLUMNS = ("method", "config", "seed", "val_error", "test_error")
@@ -114,11 +115,29 @@ def paired(selected: pd.DataFrame, method: str, reference: str, column: str = "t
     return table[reference] - table[method]
 
 
+def interval(gains) -> dict[str, float]:
+    """Paired gains (one per run) as ``{"gain", "low", "high", "runs"}``: their mean and 95% interval."""
+    gain, low, high = mean_ci(gains)
+    return {"gain": gain, "low": low, "high": high, "runs": int(np.isfinite(np.asarray(gains, float)).sum())}
+
+
 def compare(selected: pd.DataFrame, method: str, reference: str, column: str = "test_error") -> dict[str, float]:
     """The paired gain of ``method`` over ``reference``: ``{"gain", "low", "high", "runs"}`` (95% interval)."""
-    diff = paired(selected, method, reference, column)
-    gain, low, high = mean_ci(diff)
-    return {"gain": gain, "low": low, "high": high, "runs": int(diff.notna().sum())}
+    return interval(paired(selected, method, reference, column))
+
+
+def summary(selected: pd.DataFrame, methods: Sequence[str], base: str | None = None) -> pd.DataFrame:
+    """Per method: the mean and 95% interval of the selected test error, with ``base`` also the paired gain
+    over it, the mean validation error and the configurations chosen (most often first)."""
+    rows = []
+    for m in methods:
+        g = selected[selected.method == m]
+        row = {"method": m, **ci_columns("test_error", g.test_error)}
+        if base is not None:
+            gain = paired(selected, m, base) if m != base else pd.Series(0.0, index=g.seed)
+            row.update(ci_columns("gain", gain))
+        rows.append({**row, "val_error": g.val_error.mean(), "chosen": ", ".join(g.config.value_counts().index[:3])})
+    return pd.DataFrame(rows)
 
 
 def by_sign(comparison: dict[str, float], above, below, neither):

@@ -107,12 +107,6 @@ def path_summary(history: pd.DataFrame, by: Sequence[str] = ("lam", "seed"),
     return stop_on_validation(history, by, test=metric).rename(columns=names)
 
 
-def select_by_validation(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per seed, the run (lam and stopping step) with the lowest validation error: what a practitioner can pick."""
-    idx = summary.groupby("seed")["val_error"].idxmin()
-    return summary.loc[idx].reset_index(drop=True)
-
-
 def stack_teachers(models: Sequence[MLP], assignment: Sequence[int]) -> FrozenTeacher:
     """One frozen ensemble teacher whose member ``e`` is a copy of ``models[assignment[e]]``.
 

@@ -56,7 +56,7 @@ from ..data import Samples, draw_members, random_orthonormal
 from ..fast import fused
 from ..losses import FrozenTeacher
 from ..models import MLP, FeatureNet, member, member_normal, select_members, stack_members
-from ..stats import ci_columns, mean_ci
+from ..stats import mean_ci
 from ..streams import Stream, as_stream, as_streams
 from ..teachers import fit_clean_teacher
 from ..train import TrainConfig, evaluate, make_optimizer, st_rate_scale, train
@@ -555,21 +555,7 @@ def run_table(history: pd.DataFrame, runs: Sequence[Member]) -> pd.DataFrame:
 def selected_summary(selected: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
     """Per method: the mean and 95% interval of the validation-selected test error, the gain over base
     (paired by run), the mean validation error and the configurations chosen (most often first)."""
-    rows = []
-    for m in methods:
-        g = selected[selected.method == m]
-        gain = protocol.paired(selected, m, "base") if m != "base" else pd.Series(0.0, index=g.seed)
-        rows.append({"method": m, **ci_columns("test_error", g.test_error), **ci_columns("gain", gain),
-                     "val_error": g.val_error.mean(), "chosen": ", ".join(g.config.value_counts().index[:3])})
-    return pd.DataFrame(rows)
-
-
-def difference(selected: pd.DataFrame, first: tuple[str, str], second: tuple[str, str]) -> dict[str, float]:
-    """How much larger the paired gain ``first = (method, reference)`` is than ``second``'s, run by run,
-    with a 95% interval (``{"gain", "low", "high", "runs"}``)."""
-    diff = protocol.paired(selected, *first) - protocol.paired(selected, *second)
-    gain, low, high = mean_ci(diff)
-    return {"gain": gain, "low": low, "high": high, "runs": int(diff.notna().sum())}
+    return protocol.summary(selected, methods, base="base")
 
 
 def equivalent(comparison: dict, margin: float) -> bool:

@@ -40,7 +40,7 @@ from ..data import Samples, Task, draw_members
 from ..distill import blended_targets
 from ..losses import FrozenTeacher
 from ..models import MLP, overwrite_members, select_members, stack_members
-from ..stats import ci_columns, ci_high, ci_low
+from ..stats import ci_high, ci_low
 from ..streams import Stream
 from ..teachers import fit_teacher
 from ..train import TrainConfig, evaluate, st_rate_scale, train
@@ -203,19 +203,9 @@ def first_below(history: pd.DataFrame, threshold: float, by=("method", "config",
     return first.rename(columns={"step": "reached_at", "test_noisy": "at_threshold"})
 
 
-def gain_rows(table: pd.DataFrame, column: str, by: str = "config") -> pd.DataFrame:
-    """Per configuration: the mean of ``column`` (paired gains) and its 95% interval."""
-    return pd.DataFrame([{by: key, **ci_columns(column, g[column])} for key, g in table.groupby(by, sort=False)])
-
-
 def selected_summary(selected: pd.DataFrame, methods) -> pd.DataFrame:
     """Per method: mean and 95% interval of the validation-selected test error, and the configurations chosen."""
-    rows = []
-    for m in methods:
-        g = selected[selected.method == m]
-        rows.append({"method": m, **ci_columns("test_error", g.test_error),
-                     "val_error": g.val_error.mean(), "chosen": ", ".join(g.config.value_counts().index[:3])})
-    return pd.DataFrame(rows)
+    return protocol.summary(selected, methods)
 
 
 def protocol_check(runs: pd.DataFrame) -> int:

@@ -292,9 +292,7 @@ def level_gains(selected: pd.DataFrame, levels) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def interval(values) -> dict[str, float]:
-    m, lo, hi = mean_ci(values)
-    return {"gain": m, "low": lo, "high": hi, "runs": int(np.isfinite(np.asarray(values, float)).sum())}
+interval = protocol.interval  # the chapter's name for it
 
 
 def ladder(levels) -> list[str]:
