@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +44,9 @@ from torch import nn
 import stlearn as st
 from stlearn.fast.optim import SGD, Adam
 from stlearn.losses import student_teacher_loss
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from roofline import bound_seconds, matmul_peak, per_step, profile, stream_bandwidth  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class Setting:
         first = pairs[0][0] * pairs[0][1]
         return 2.0 * members * self.n * (2 * macs + (macs - first))
 
+
+LARGEST = "mnist1d"  # the book's largest setting, at its chapter's ensemble size (members[-2])
 
 SETTINGS = [
     Setting("linear", "deep linear, zero-loss chapter (d=100, h=50, L=3, n=40, float64), SGD with momentum",
@@ -187,14 +194,6 @@ METHODS = {"loop": time_loop, "vmap": time_vmap, "plain": time_plain, "ensemble"
 
 
 # --------------------------------------------------------------------------- peak and report
-def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of the best of ``repeats`` products of two ``size x size`` matrices."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2.0 * size**3 / best
-
-
 def gemm_seconds(s: Setting, members: int, repeats: int = 5) -> float:
     """Seconds of the matrix products alone of one ensemble step, in the layouts the trainer uses.
 
@@ -240,36 +239,61 @@ def best_per_step(s: Setting, members: int, steps: int, repeats: int) -> dict[st
     return best
 
 
+def roofline_of(s: Setting, members: int, seconds: float, peak: float, bandwidth: float) -> dict[str, float]:
+    """FLOPs and bytes of one ensemble step (counted, see ``roofline``) and the step's fraction of its bound."""
+    flops, moved = per_step(lambda k: time_ensemble(s, members, k), steps=2)
+    bound = bound_seconds(flops, moved, peak, bandwidth)
+    return {"flops": flops, "bytes": moved, "intensity": flops / moved, "bound": bound,
+            "limit": "mem" if moved / bandwidth >= flops / peak else "cpu", "fraction": bound / seconds}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch threads (default: every core, %(default)s here)")
     parser.add_argument("--repeats", type=int, default=3, help="timings per cell; the best is kept")
     parser.add_argument("--members", type=int, nargs="+", default=None,
-                        help="ensemble sizes E (default: 1 8 64, and 20 for mnist1d, the chapter's own)")
+                        help="ensemble sizes E (default: 1 8 64, and the chapter's own)")
     parser.add_argument("--settings", nargs="+", choices=[s.key for s in SETTINGS],
                         default=[s.key for s in SETTINGS], help="which settings to time (default: all)")
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke test)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print where the largest setting's step spends its time, per operator")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats}\n")
+    stream = stream_bandwidth(mib=16 if args.quick else 256)
+    bandwidth = max(stream.values())
+    print(f"memory bandwidth (STREAM over arrays far larger than the caches): copy {stream['copy'] / 1e9:.1f} GB/s, "
+          f"triad {stream['triad'] / 1e9:.1f} GB/s; the roofline uses the larger")
     print("peak: one 2048 x 2048 matmul in the setting's dtype, timed with each row (the load may change)")
+    print("roofline: bound = max(FLOPs / peak, bytes / bandwidth); 'of roof' = bound / measured ensemble step; "
+          "bytes = tensors read and written by each operator (benchmarks/roofline.py)")
 
     for s in (s for s in SETTINGS if s.key in args.settings):
         steps = max(2, s.steps // 10) if args.quick else s.steps
         print(f"\n{s.name}, ST loss, {steps} steps")
         print(f"{'E':>4} {'loop s/step':>12} {'vmap s/step':>12} {'plain':>10} {'ensemble':>10} {'loop/ens':>9} "
-              f"{'vmap/ens':>9} {'autog/ens':>9} {'GFLOP/s':>8} {'peak':>6} {'of peak':>8} {'GEMMs':>6}")
+              f"{'vmap/ens':>9} {'autog/ens':>9} {'GFLOP/s':>8} {'peak':>6} {'of peak':>8} {'GEMMs':>6} "
+              f"{'MB/step':>8} {'FLOP/B':>7} {'limit':>5} {'of roof':>8}")
         for members in args.members or s.members:
-            per_step = best_per_step(s, members, steps, args.repeats)
-            ens = per_step["ensemble"]
+            per = best_per_step(s, members, steps, args.repeats)
+            ens = per["ensemble"]
             peak = matmul_peak(s.dtype)
-            rate = s.step_flops(members) / ens
+            roof = roofline_of(s, members, ens, peak, bandwidth)
+            rate = roof["flops"] / ens
             gemm_share = gemm_seconds(s, members) / ens
-            print(f"{members:>4} {per_step['loop']:>12.2e} {per_step['vmap']:>12.2e} {per_step['plain']:>10.2e} "
-                  f"{ens:>10.2e} {per_step['loop'] / ens:>8.1f}x {per_step['vmap'] / ens:>8.2f}x "
-                  f"{per_step['plain'] / ens:>8.2f}x {rate / 1e9:>8.1f} {peak / 1e9:>6.1f} {rate / peak:>8.0%} "
-                  f"{gemm_share:>6.0%}")
+            print(f"{members:>4} {per['loop']:>12.2e} {per['vmap']:>12.2e} {per['plain']:>10.2e} "
+                  f"{ens:>10.2e} {per['loop'] / ens:>8.1f}x {per['vmap'] / ens:>8.2f}x "
+                  f"{per['plain'] / ens:>8.2f}x {rate / 1e9:>8.1f} {peak / 1e9:>6.1f} {rate / peak:>8.0%} "
+                  f"{gemm_share:>6.0%} {roof['bytes'] / 1e6:>8.1f} {roof['intensity']:>7.1f} {roof['limit']:>5} "
+                  f"{roof['fraction']:>8.0%}")
+    if args.profile:
+        largest = next(s for s in SETTINGS if s.key == LARGEST)
+        members = largest.members[-2]
+        print(f"\nwhere one step of {largest.key} at E = {members} goes (self CPU time per operator, "
+              f"{largest.steps} steps):")
+        print(profile(lambda: time_ensemble(largest, members, largest.steps)))
 
 
 if __name__ == "__main__":

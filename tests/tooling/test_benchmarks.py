@@ -15,7 +15,19 @@ def test_bench_ensemble_prints_a_row_of_ratios_per_ensemble_size(capsys):
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if re.match(r"\s+\d+\s+\d\.\d\de", line)]
     assert [r[0] for r in rows] == ["1", "3", "1", "3"]
-    for r in rows:  # E, four seconds per step, three ratios, GFLOP/s, peak, of peak, GEMMs
-        assert len(r) == 12 and all(float(v) > 0 for v in r[1:5])
+    for r in rows:  # E, four seconds per step, three ratios, GFLOP/s, peak, of peak, GEMMs, roofline columns
+        assert len(r) == 16 and all(float(v) > 0 for v in r[1:5])
         assert all(v.endswith("x") for v in r[5:8]) and r[10].endswith("%")
+        assert float(r[12]) > 0 and float(r[13]) > 0 and r[14] in ("mem", "cpu") and r[15].endswith("%")
     assert "the book's largest" in out and "Adam, cross-entropy" in out
+    assert re.search(r"copy \d+\.\d GB/s, triad \d+\.\d GB/s", out)
+
+
+def test_roofline_counts_the_flops_and_bytes_of_a_matrix_product():
+    import torch
+    from roofline import count
+
+    a, b = torch.ones(64, 32), torch.ones(32, 16)
+    flops, moved = count(lambda: a @ b)
+    assert flops == 2 * 64 * 32 * 16
+    assert moved == 4 * (64 * 32 + 32 * 16 + 64 * 16)  # both inputs read, the output written; views are free
