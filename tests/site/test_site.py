@@ -326,6 +326,23 @@ def test_rerun_page_lists_every_chapter_parameter_and_time(ci_site):
             f"{name} missing from the execution-time table"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", READ_CHAPTERS)
+def test_chapter_header_gives_its_rerun_command_and_cost(ci_site, name):
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html(ci_site.path, page_of(name)), "html.parser")
+    title = soup.find("h1")
+    header = title.find_next("p")
+    text = _plain(header.get_text())
+    assert f"stlearn run {name} --set ci" in text, f"{name}: no re-run command under the title: {text!r}"
+    cost = re.search(r"cost: (\d+) s at the ci settings", text)
+    assert cost, f"{name}: no cost under the title: {text!r}"
+    (executed,) = (ROOT / "_build" / "cache" / name).glob("ci-*.ipynb")  # the run behind the page
+    seconds = float(nbformat.read(executed, as_version=4).metadata["papermill"]["duration"])
+    assert abs(int(cost.group(1)) - seconds) <= 0.5 + 0.05, f"{name}: cost differs from papermill's {seconds}"
+
+
 _SMART = str.maketrans({"…": "...", "“": '"', "”": '"', "‘": "'", "’": "'", "–": "--", "—": "---"})
 
 

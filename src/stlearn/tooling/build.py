@@ -107,6 +107,24 @@ def findings_markdown(executed: dict[str, Path]) -> str:
     return pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else ""
 
 
+def rerun_header(name: str, param_set: str, seconds: float) -> str:
+    """The line under a chapter's title: how to re-run it, and what the run behind this page cost."""
+    other = "" if param_set == ch.PAPER else f" --set {param_set}"
+    return (f"*Re-run:* `stlearn run {name}{other}` (or `-p NAME VALUE` to change a parameter, "
+            f"{{ref}}`ch-rerun`) · *cost:* {seconds:.0f} s at the `{param_set}` settings on the machine "
+            "that built this site")
+
+
+def with_rerun_header(notebook: bytes, header: str) -> bytes:
+    """The executed notebook with ``header`` as a paragraph under the title of its first markdown cell."""
+    nb = nbformat.reads(notebook.decode(), as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "markdown")
+    lines = first.source.split("\n")
+    title = next(i for i, line in enumerate(lines) if line.startswith("# "))
+    first.source = "\n".join(lines[:title + 1] + ["", header, ""] + lines[title + 1:])
+    return nbformat.writes(nb).encode()
+
+
 def parameters_table(names) -> str:
     """Markdown tables of every chapter's parameters: meaning, range, paper default and other sets."""
     parts = []
@@ -152,14 +170,19 @@ def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> t
     for f in (root / "book").rglob("*"):
         if f.is_file() and f.resolve() not in chapter_sources and "_generated" not in f.parts:
             wanted[stage_dir / f.relative_to(root)] = f.read_bytes()
+    times = execution_times(executed)
+    seconds = dict(zip(times["chapter"], times["seconds"]))
+    home = Path(ch.toc_files(root)[0]).name
     for name, path in executed.items():
         source = ch.chapter_path(name, root)
         rel = source.relative_to(root)
-        wanted[stage_dir / rel.with_suffix(".ipynb")] = path.read_bytes()
+        notebook = path.read_bytes()
+        if name != home:
+            notebook = with_rerun_header(notebook, rerun_header(name, param_set, seconds[name]))
+        wanted[stage_dir / rel.with_suffix(".ipynb")] = notebook
         # published next to the notebook, with a ".md" download button, by book/_ext/stlearn_site.py
         wanted[stage_dir / SOURCES / rel] = source.read_bytes()
     gen = stage_dir / "book" / "_generated"
-    times = execution_times(executed)
     wanted[gen / "execution_times.md"] = execution_times_markdown(times).encode()
     wanted[gen / "parameters.md"] = parameters_table(names).encode()
     wanted[gen / "findings.md"] = findings_markdown(executed).encode()
