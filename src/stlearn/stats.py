@@ -59,6 +59,20 @@ def format_ci(values, digits: int = 3, level: float = 0.95) -> str:
     return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def collapse_intervals(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """``df`` with each column ``c`` that has ``c_low`` and ``c_high`` beside it as one text column ``"c [low, high]"``.
+
+    Cells read ``"0.041 [0.012, 0.070]"``; a mean without an interval (one run) keeps just the mean.
+    """
+    out = df.copy()
+    for c in [c for c in df.columns if f"{c}_low" in df.columns and f"{c}_high" in df.columns]:
+        m, lo, hi = df[c], df[f"{c}_low"], df[f"{c}_high"]
+        out[c] = [f"{a:.{digits}f}" + (f" [{b:.{digits}f}, {h:.{digits}f}]" if np.isfinite(b) else "")
+                  for a, b, h in zip(m, lo, hi)]
+        out = out.drop(columns=[f"{c}_low", f"{c}_high"]).rename(columns={c: f"{c} [95% interval]"})
+    return out
+
+
 def interval_table(df: pd.DataFrame, by, columns: Sequence[str], digits: int = 3) -> pd.DataFrame:
     """``mean [low, high]`` strings (95% interval over seeds) of each column, one row per group of ``by``."""
     rows = []

@@ -133,6 +133,22 @@ def test_chapter_ends_with_its_takeaway(name):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
+def test_results_tables_are_shown_as_tables_not_printed_text(name):
+    code = [c.source for c in cells(name) if c.cell_type == "code"]
+    printed = [line.strip() for src in code for line in src.splitlines() if ".to_string(" in line]
+    assert not printed, f"{name}: show tables with stlearn.tooling.notebook.show_table, not print: {printed[:3]}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_plotting_code_is_behind_a_toggle(name):
+    for c in cells(name):
+        if c.cell_type == "code" and "glue_figure(" in c.source:
+            tags = c.metadata.get("tags", [])
+            assert {"hide-input", "remove-input", "remove-cell"} & set(tags), \
+                f"{name}: a cell that draws a figure shows its code in full; tag it hide-input: {c.source[:80]!r}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_claims_are_sphinx_proof_blocks_with_labels(name):
     text = "\n".join(markdown_cells(name))
     for kind in PROOF_KINDS:
@@ -434,6 +450,11 @@ return {
   links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
   resources: performance.getEntriesByType('resource').map(r => r.name),
   height: Math.max(document.body.scrollHeight, document.documentElement.scrollHeight),
+  overflowing: Array.from(document.querySelectorAll('div.cell pre, div.highlight pre, table'))
+    .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+    .map(e => e.tagName + ': ' + e.textContent.trim().slice(0, 60)),
+  pageOverflow: document.documentElement.scrollWidth > window.innerWidth,
+  resultTables: document.querySelectorAll('table.stlearn-table').length,
 };
 """
 
@@ -474,6 +495,10 @@ def test_every_page_renders_in_chromium(browser, served_site, ci_site):
         _screenshot(browser, shots / page.replace("/", "__").replace(".html", ".png"), facts["height"])
         problems += found
         links |= {l for l in facts["links"] if l.startswith(served_site)}
+        chapter = next((c for c in CHAPTERS if page_of(c) == page), None)
+        if chapter and "show_table(" in "".join(c.source for c in cells(chapter) if c.cell_type == "code"):
+            if not facts["resultTables"]:
+                problems.append(f"{page}: its results tables are not HTML tables")
     problems += _broken_links(links)
     assert not problems, "\n".join(problems)
     assert len(list(shots.glob("*.png"))) >= len(pages)
@@ -502,6 +527,8 @@ def page_problems(browser, base: str, page: str) -> tuple[list[str], dict]:
     for image in facts["images"]:
         if not image["ok"]:
             problems.append(f"{where} image did not load: {image['src']}")
+    if facts["overflowing"] or facts["pageOverflow"]:
+        problems.append(f"{where} wider than the 1280 px window: {facts['overflowing'][:3]}")
     off_site = [r for r in facts["resources"] if not r.startswith(base) and not r.startswith("data:")]
     if off_site:
         problems.append(f"{where} fetched resources from outside the site: {off_site[:5]}")

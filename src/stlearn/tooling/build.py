@@ -182,6 +182,8 @@ def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> t
         wanted[stage_dir / rel.with_suffix(".ipynb")] = notebook
         # published next to the notebook, with a ".md" download button, by book/_ext/stlearn_site.py
         wanted[stage_dir / SOURCES / rel] = source.read_bytes()
+    for f in (root / "src" / "stlearn").rglob("*.py"):  # for the chapters' literalinclude of the code that ran
+        wanted[stage_dir / f.relative_to(root)] = f.read_bytes()
     gen = stage_dir / "book" / "_generated"
     wanted[gen / "execution_times.md"] = execution_times_markdown(times).encode()
     wanted[gen / "parameters.md"] = parameters_table(names).encode()

@@ -8,6 +8,7 @@ prose are glued separately with :func:`glue_numbers`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import numbers
@@ -19,6 +20,7 @@ from .. import streams
 from ..plotting import use_book_style
 
 HEADLINE_MIME = "application/vnd.stlearn.headline+json"
+_TABLE_IDS = itertools.count()  # one id per table of a run: its styles apply to it alone, and re-runs match
 
 
 def setup(threads: int | None = None) -> torch.device:
@@ -62,6 +64,47 @@ def glue_figure(name: str, fig) -> None:
 
     glue(name, fig, display=False)
     plt.close(fig)
+
+
+class Table:
+    """A results table as a reader wants it: HTML on the site, plain aligned text for terminals and nbval.
+
+    The HTML comes from pandas' Styler with an id counted in the run (the same on every run); floats show
+    ``decimals`` decimals; rows where ``highlight`` is true (the primary comparison) are set in bold.
+    """
+
+    def __init__(self, df, highlight=None, index: bool = False, decimals: int = 3, caption: str | None = None):
+        import pandas as pd
+
+        self.df, self.index, self.decimals, self.caption = df, index, decimals, caption
+        self.id = f"t{next(_TABLE_IDS)}"
+        self.highlight = (pd.Series(False, index=df.index) if highlight is None
+                          else pd.Series(list(highlight), index=df.index, dtype=bool))
+
+    def _repr_html_(self) -> str:
+        from pandas.io.formats.style import Styler
+
+        styler = Styler(self.df, uuid=self.id, cell_ids=False, precision=self.decimals, caption=self.caption)
+        styler = styler.set_table_attributes('class="stlearn-table"')
+        if not self.index:
+            styler = styler.hide(axis="index")
+        marked = self.highlight
+        styler = styler.apply(lambda row: ["font-weight: bold" if marked[row.name] else "" for _ in row], axis=1)
+        return styler.to_html()
+
+    def __repr__(self) -> str:
+        shown = self.df.round(self.decimals) if self.decimals is not None else self.df
+        text = shown.to_string(index=self.index)
+        marks = [("* " if m else "  ") for m in self.highlight] if self.highlight.any() else None
+        if marks:  # the highlighted rows marked in the text too; the header line keeps its alignment
+            lines = text.split("\n")
+            text = "\n".join(["  " + lines[0]] + [m + line for m, line in zip(marks, lines[1:])])
+        return (f"{self.caption}\n" if self.caption else "") + text
+
+
+def show_table(df, highlight=None, index: bool = False, decimals: int = 3, caption: str | None = None) -> None:
+    """Display ``df`` as a :class:`Table` (``highlight``: a boolean per row, e.g. the primary comparison)."""
+    display(Table(df, highlight, index, decimals, caption))
 
 
 def headline(digits: int = 4, **values: float | str) -> dict:
