@@ -289,6 +289,10 @@ def test_findings_table_has_a_linked_row_per_claimed_chapter(ci_site):
     for name, cells in zip(claimed, rows):
         assert cells[1].find("a", href=re.compile(rf"{name}\.html")), f"row for {name} does not link it"
         assert _cell(cells[2]), f"row for {name} has no finding"
+        thumb = cells[4].find("img")
+        assert thumb is not None and cells[4].find("a", href=re.compile(rf"{name}\.html")), \
+            f"row for {name} has no thumbnail of its key figure linked to the chapter (headline(figure=...))"
+        assert (ci_site.path / "book" / thumb["src"]).is_file(), f"thumbnail {thumb['src']} missing from the site"
 
 
 @pytest.mark.slow

@@ -99,10 +99,39 @@ def test_findings_table_is_built_from_the_headlines(tmp_path):
             tmp_path / "c.ipynb", claim="1. (ReLU)", finding="X beats ST.", primary="ST vs X", primary_gain=-0.0933,
             primary_low=-0.1236, primary_high=-0.0629),
     }
-    table = build.findings_markdown(executed).splitlines()
+    table, thumbs = build.findings(executed)
+    table = table.splitlines()
+    assert thumbs == {}  # no headline names a figure
     assert len(table) == 4  # header, rule, two rows in the book's order
     assert "{ref}`ch-zero-loss`" in table[2] and "Proved." in table[2]
     assert "{ref}`ch-nonlinear-early-stopping`" in table[3] and "ST vs X: -0.0933 [-0.124, -0.0629]" in table[3]
     executed["digits"] = _executed_with_headline(tmp_path / "d.ipynb", claim="1-3")
     with pytest.raises(ValueError, match="digits: a headline with a claim needs its finding"):
-        build.findings_markdown(executed)
+        build.findings(executed)
+
+
+def test_findings_row_shows_a_thumbnail_of_the_key_figure_linked_to_its_chapter(tmp_path):
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from nbformat.v4 import new_code_cell, new_output
+
+    from stlearn.tooling.notebook import HEADLINE_MIME
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot([0, 1], [1, 0])
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    figure = new_output("display_data", data={"image/png": base64.b64encode(png.getvalue()).decode()},
+                        metadata={"scrapbook": {"name": "fig_main"}})
+    head = new_output("display_data", data={HEADLINE_MIME: {"claim": "2.", "finding": "F.", "figure": "fig_main"}})
+    path = _write_notebook(tmp_path / "k.ipynb", [new_code_cell("", outputs=[figure]), new_code_cell("", outputs=[head])])
+    table, thumbs = build.findings({"digits": path})
+    assert "[![fig_main](_generated/thumbs/digits.png)](digits.md)" in table
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(thumbs["digits.png"])).width == build.THUMB_WIDTH

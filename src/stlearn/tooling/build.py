@@ -82,14 +82,43 @@ def execution_times_markdown(times: pd.DataFrame) -> str:
             "the time of the run that produced it.\n")
 
 
-def findings_markdown(executed: dict[str, Path]) -> str:
-    """The findings at a glance: a row per chapter whose headline names the paper ``claim`` it tests.
+THUMB_WIDTH = 240  # pixels of a findings-table thumbnail
+
+
+def glued_png(notebook: Path, name: str) -> bytes:
+    """The PNG of the figure an executed chapter glued as ``name``."""
+    import base64
+
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for out in cell.get("outputs", []):
+            if out.get("metadata", {}).get("scrapbook", {}).get("name") == name and "image/png" in out.get("data", {}):
+                return base64.b64decode(out["data"]["image/png"])
+    raise ValueError(f"{notebook}: no figure glued as {name!r} (the headline's figure=)")
+
+
+def thumbnail(png: bytes, width: int = THUMB_WIDTH) -> bytes:
+    """``png`` scaled down to ``width`` pixels wide."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png))
+    height = max(1, round(image.height * width / image.width))
+    out = io.BytesIO()
+    image.convert("RGB").resize((width, height), Image.LANCZOS).save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def findings(executed: dict[str, Path]) -> tuple[str, dict[str, bytes]]:
+    """The findings at a glance: a row per chapter whose headline names the paper ``claim`` it tests,
+    and the thumbnails of the rows' key figures (``{file name: PNG}``, under ``_generated/thumbs/``).
 
     Built from the executed chapters' headlines (:func:`stlearn.tooling.notebook.headline`), so it
     cannot drift from them; rows follow the book's order. The effect column is the headline's
-    ``primary`` comparison (its name) with ``primary_gain [primary_low, primary_high]``.
+    ``primary`` comparison (its name) with ``primary_gain [primary_low, primary_high]``; the figure
+    column, the headline's ``figure`` (the glue name of the chapter's key figure), linked to the chapter.
     """
-    rows = []
+    rows, thumbs = [], {}
     for name, path in executed.items():
         try:
             h = headline_of(path)
@@ -102,9 +131,13 @@ def findings_markdown(executed: dict[str, Path]) -> str:
         effect = (f"{h.get('primary', 'primary')}: {h['primary_gain']:.3g} "
                   f"[{h['primary_low']:.3g}, {h['primary_high']:.3g}]"
                   if {"primary_gain", "primary_low", "primary_high"} <= set(h) else "")
+        figure = ""
+        if "figure" in h:
+            thumbs[f"{name}.png"] = thumbnail(glued_png(path, h["figure"]))
+            figure = f"[![{h['figure']}](_generated/thumbs/{name}.png)]({name}.md)"
         rows.append({"Claim of the paper": h["claim"], "Chapter": f"{{ref}}`ch-{name.replace('_', '-')}`",
-                     "What we find": h["finding"], "Primary effect [95% interval]": effect})
-    return pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else ""
+                     "What we find": h["finding"], "Primary effect [95% interval]": effect, "Key figure": figure})
+    return (pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else ""), thumbs
 
 
 def rerun_header(name: str, param_set: str, seconds: float) -> str:
@@ -187,7 +220,10 @@ def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> t
     gen = stage_dir / "book" / "_generated"
     wanted[gen / "execution_times.md"] = execution_times_markdown(times).encode()
     wanted[gen / "parameters.md"] = parameters_table(names).encode()
-    wanted[gen / "findings.md"] = findings_markdown(executed).encode()
+    table, thumbs = findings(executed)
+    wanted[gen / "findings.md"] = table.encode()
+    for file, png in thumbs.items():
+        wanted[gen / "thumbs" / file] = png
 
     for f in list(stage_dir.rglob("*")) if stage_dir.exists() else []:
         if f.is_file() and f not in wanted and "_build" not in f.relative_to(stage_dir).parts:

@@ -112,8 +112,8 @@ def headline(digits: int = 4, **values: float | str) -> dict:
 
     Two keys are text: ``claim``, the paper's claim the chapter tests, and ``finding``, what the chapter
     finds (computed from its numbers, never typed); with ``primary`` (the name of the primary
-    comparison), ``primary_gain``, ``primary_low`` and ``primary_high`` they make the chapter's row of
-    the findings table (``stlearn.tooling.build.findings_markdown``).
+    comparison), ``primary_gain``, ``primary_low``, ``primary_high`` and ``figure`` (the glue name of
+    its key figure) they make the chapter's row of the findings table (``stlearn.tooling.build.findings``).
 
     First checks that the sets of inputs drawn since :func:`setup` are disjoint
     (:func:`stlearn.streams.assert_disjoint`); their number is recorded as ``disjoint_sets``.
