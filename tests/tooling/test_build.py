@@ -129,7 +129,7 @@ def test_findings_row_shows_a_thumbnail_of_the_key_figure_linked_to_its_chapter(
     figure = new_output("display_data", data={"image/png": base64.b64encode(png.getvalue()).decode()},
                         metadata={"scrapbook": {"name": "fig_main"}})
     head = new_output("display_data", data={HEADLINE_MIME: {"claim": "2.", "finding": "F.", "figure": "fig_main"}})
-    path = _write_notebook(tmp_path / "k.ipynb", [new_code_cell("", outputs=[figure]), new_code_cell("", outputs=[head])])
+    path = _write_notebook(tmp_path / "k.ipynb", [new_code_cell("", outputs=[o]) for o in (figure, head)])
     table, thumbs = build.findings({"digits": path})
     assert "[![fig_main](_generated/thumbs/digits.png)](digits.md)" in table
     from PIL import Image
