@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
 
-.PHONY: book test unit lint browser regression site-ci refs bench clean help
+.PHONY: book test unit lint browser regression site-ci site-check refs bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -33,6 +33,9 @@ lint: $(STAMP)  ## ruff over src, tests, benchmarks and every chapter's code cel
 
 test: $(STAMP) browser lint site-ci  ## everything CI runs: lint, ci-size book build, all tests, nbval regression
 	$(PY) -m pytest tests $(NBVAL) -n 2 --dist loadfile
+
+site-check: $(STAMP) browser  ## the site tests and the browser check on the paper site that `make book` built
+	STLEARN_SITE_SET=paper $(PY) -m pytest tests/site -m slow -n 2 --dist loadfile
 
 unit: $(STAMP)  ## the library's tests only: no chapter execution, no site build (under 2 minutes)
 	$(PY) -m pytest tests/library -n 2

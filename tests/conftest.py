@@ -177,8 +177,14 @@ def network_guard(tmp_path) -> NetworkGuard:
 @dataclass
 class BuiltSite:
     path: Path
-    guard: NetworkGuard
+    guard: NetworkGuard | None
     output: str
+    param_set: str = "ci"
+
+
+# The site the site tests read: the ci site they build (the default), or with STLEARN_SITE_SET=paper the
+# paper-settings site that `make book` built (`make site-check`): the same checks at the book's real size.
+SITE_SET = os.environ.get("STLEARN_SITE_SET", "ci")
 
 
 @pytest.fixture(scope="session")
@@ -194,6 +200,11 @@ def ci_site() -> BuiltSite:
 
     from stlearn.tooling.build import site_dir
 
+    if SITE_SET != "ci":
+        built = site_dir(SITE_SET, ROOT)
+        if not (built / "index.html").is_file():
+            pytest.fail(f"no {SITE_SET} site in {built}: build it first (make book)")
+        return BuiltSite(built, None, "", SITE_SET)
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
     folder = ROOT / "_build" / "netguard-ci"
     record = folder / "build.json"

@@ -12,6 +12,8 @@ import pytest
 
 @pytest.mark.slow
 def test_building_the_book_does_not_touch_the_network(ci_site):
+    if ci_site.guard is None:
+        pytest.skip("the site was built outside the tests (STLEARN_SITE_SET), without the guard")
     """The ci build ran with an audit hook in every Python process that refuses non-loopback access."""
     assert ci_site.guard.guarded_processes(), "the network guard was not active during the build"
     assert len(ci_site.guard.guarded_processes()) >= 2, "the guard must reach the build's subprocesses (jupyter-book)"

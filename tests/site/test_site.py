@@ -13,7 +13,8 @@ chapter is covered as soon as it is in ``_toc.yml``.
 3. Headless Chromium over the served site: every page loads without console
    errors or off-site requests, math is typeset by the local MathJax (no LaTeX
    source left), every image loads, every internal link and anchor resolves;
-   a screenshot of each page goes to ``_build/screenshots/ci/``.
+   nothing wider than the 1280 px window; a screenshot of each page goes to ``_build/screenshots/ci/``
+   (``_build/screenshots/paper/`` with ``make site-check``, which reads the paper site instead).
 """
 
 from __future__ import annotations
@@ -355,10 +356,11 @@ def test_chapter_header_gives_its_rerun_command_and_cost(ci_site, name):
     title = soup.find("h1")
     header = title.find_next("p")
     text = _plain(header.get_text())
-    assert f"stlearn run {name} --set ci" in text, f"{name}: no re-run command under the title: {text!r}"
-    cost = re.search(r"cost: (\d+) s at the ci settings", text)
+    command = f"stlearn run {name}" + ("" if ci_site.param_set == "paper" else f" --set {ci_site.param_set}")
+    assert f"{command} (" in text, f"{name}: no re-run command under the title: {text!r}"
+    cost = re.search(rf"cost: (\d+) s at the {ci_site.param_set} settings", text)
     assert cost, f"{name}: no cost under the title: {text!r}"
-    (executed,) = (ROOT / "_build" / "cache" / name).glob("ci-*.ipynb")  # the run behind the page
+    (executed,) = (ROOT / "_build" / "cache" / name).glob(f"{ci_site.param_set}-*.ipynb")  # the run behind the page
     seconds = float(nbformat.read(executed, as_version=4).metadata["papermill"]["duration"])
     assert abs(int(cost.group(1)) - seconds) <= 0.5 + 0.05, f"{name}: cost differs from papermill's {seconds}"
 
@@ -488,7 +490,7 @@ def _screenshot(drv, path: Path, height: int) -> None:
 @pytest.mark.slow
 def test_every_page_renders_in_chromium(browser, served_site, ci_site):
     """Load each page in headless Chromium: math typeset, images loaded, links resolve, nothing off-site."""
-    shots = ROOT / "_build" / "screenshots" / "ci"
+    shots = ROOT / "_build" / "screenshots" / ci_site.param_set
     pages = site_pages()
     for name in CHAPTERS:
         assert page_of(name) in pages
