@@ -80,7 +80,7 @@ def linearized(t, a0: float, b0: float, s: float, tau: float, lam: float) -> tup
 
 
 def reduced_flow(t, b0: float, s: float, tau: float) -> np.ndarray:
-    """The ``lam -> infinity`` limit of the mode strength: ``a = tau``, ``b' = tau (s - tau b)``; returns ``u = tau b``."""
+    """The ``lam -> infinity`` limit of the mode strength: ``a = tau``, ``b' = tau (s - tau b)``; returns ``tau b``."""
     tau = check_float("tau", tau, low=0.0, low_open=True)
     t = np.asarray(t, dtype=float)
     b = s / tau + (b0 - s / tau) * np.exp(-tau**2 * t)
@@ -89,7 +89,10 @@ def reduced_flow(t, b0: float, s: float, tau: float) -> np.ndarray:
 
 # --------------------------------------------------------------------------- numerics
 def integrate_modes(times, a0, b0, s, tau, lam: float, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate the mode equations numerically (DOP853) for every mode at once; returns ``a, b`` of shape (modes, times)."""
+    """Integrate the mode equations numerically (DOP853) for every mode at once.
+
+    Returns ``a, b`` of shape (modes, times).
+    """
     a0, b0, s, tau = (np.broadcast_to(np.asarray(v, dtype=float), np.shape(s)) for v in (a0, b0, s, tau))
     m = a0.size
     times = np.asarray(times, dtype=float)
@@ -107,10 +110,11 @@ def integrate_modes(times, a0, b0, s, tau, lam: float, rtol: float = 1e-10) -> t
 
 
 def half_time(times, u, s) -> np.ndarray:
-    """First time each mode's strength ``u`` (modes, times) reaches ``s/2``, by linear interpolation (``inf`` if never)."""
+    """First time each mode's strength ``u`` (modes, times) reaches ``s/2``, interpolated (``inf`` if never)."""
     times = np.asarray(times, dtype=float)
     out = []
-    for row, target in zip(np.atleast_2d(u), np.broadcast_to(np.asarray(s, dtype=float), (np.atleast_2d(u).shape[0],))):
+    rows = np.atleast_2d(u)
+    for row, target in zip(rows, np.broadcast_to(np.asarray(s, dtype=float), (rows.shape[0],))):
         above = np.nonzero(row >= target / 2)[0]
         if above.size == 0:
             out.append(math.inf)
@@ -178,7 +182,7 @@ def set_aligned(model, bases, a0, b0) -> None:
 
 
 def strengths(model, bases) -> Tensor:
-    """Mode strengths ``u_alpha = u_alpha^T W_2 W_1 v_alpha`` of the end-to-end map: ``(modes,)`` or ``(members, modes)``."""
+    """Mode strengths ``u_alpha^T W_2 W_1 v_alpha`` of the end-to-end map: ``(modes,)`` or ``(members, modes)``."""
     u, v, _ = bases
     w = model.end_to_end().detach().to(u.dtype)
     return torch.diagonal(u.transpose(-1, -2) @ w @ v, dim1=-2, dim2=-1)

@@ -21,9 +21,9 @@ def test_stieltjes_transform_solves_its_equation_and_matches_the_density(q):
         if q == 1.0 and lam < 0.1:
             continue
         m = pr.mp_stieltjes(-lam, q)
-        assert m == pytest.approx(pr.mp_integral(lambda x: 1 / (x + lam), q), rel=1e-8)
-        assert pr.mp_stieltjes_derivative(-lam, q) == pytest.approx(pr.mp_integral(lambda x: 1 / (x + lam) ** 2, q),
-                                                                     rel=1e-7)
+        assert m == pytest.approx(pr.mp_integral(lambda x, lam=lam: 1 / (x + lam), q), rel=1e-8)
+        second = pr.mp_integral(lambda x, lam=lam: 1 / (x + lam) ** 2, q)
+        assert pr.mp_stieltjes_derivative(-lam, q) == pytest.approx(second, rel=1e-7)
     z = 0.7 + 0.3j
     m = pr.mp_stieltjes(z, q)
     assert abs(q * z * m * m - (1 - q - z) * m + 1) < 1e-12 and m.imag > 0

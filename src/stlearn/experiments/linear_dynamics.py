@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 
 from .. import dynamics as dy
-from ..losses import FrozenTeacher
 from ..data import Samples
+from ..losses import FrozenTeacher
 from ..models import DeepLinear
 from ..streams import Stream
 from ..train import TrainConfig, train
@@ -26,7 +26,7 @@ DTYPE = torch.float64
 
 
 def mode_table(signal, noise, tau: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Strengths ``s``, teacher strengths ``tau`` (zero on noise modes) and test targets ``s*`` (zero on noise modes)."""
+    """Strengths ``s``, teacher strengths ``tau`` and test targets ``s*`` (both zero on the noise modes)."""
     s = np.array([*signal, *noise], dtype=float)
     t = np.array([tau] * len(signal) + [0.0] * len(noise))
     target = np.array([*signal, *[0.0] * len(noise)], dtype=float)

@@ -9,7 +9,6 @@ rows). Test errors are exact (:func:`stlearn.theory.linear_test_error`).
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -21,7 +20,7 @@ DTYPE = torch.float64
 
 
 def target_and_teacher(d: int, d_out: int, missing: int, rng: Stream) -> tuple[torch.Tensor, torch.Tensor]:
-    """``W*`` with ``d_out`` orthonormal rows and a teacher ``Q`` (``d_out`` orthonormal rows) that misses ``missing`` of them.
+    """``W*`` with ``d_out`` orthonormal rows and a teacher ``Q`` (as many rows) that misses ``missing`` of them.
 
     ``Q`` keeps the first ``d_out - missing`` target rows and replaces the others by
     unrelated directions, so ``||W*||^2 = d_out``, ``kappa = missing`` and ``||W* Pi||^2 = d_out - missing``.
@@ -92,7 +91,10 @@ def flow_path(d: int, d_out: int, sigma: float, label_noise: float, gamma: float
 
 def spiked_runs(d: int, rank: int, d_out: int, sigma: float, label_noise: float, gammas, lams, runs: int,
                 rng: Stream) -> pd.DataFrame:
-    """Min-norm (``lam = 0``) and ridge test errors with inputs on a ``rank``-dimensional subspace (``U U^T + sigma^2 I``)."""
+    """Min-norm (``lam = 0``) and ridge test errors, clean inputs on a ``rank``-dimensional subspace.
+
+    The noisy inputs then have covariance ``U U^T + sigma^2 I``.
+    """
     rows = []
     for k in range(runs):
         basis = random_orthonormal(d, rank, rng.child("task", k)).to(DTYPE)
@@ -104,7 +106,8 @@ def spiked_runs(d: int, rank: int, d_out: int, sigma: float, label_noise: float,
             n = int(round(gamma * d))
             data = draw(task, n, rng.child("student_data", k, i), dtype=DTYPE)
             for lam in lams:
-                w = theory.min_norm_interpolator(data.noisy, data.y) if lam == 0 else ridge_map(data.noisy, data.y, lam)
+                w = (theory.min_norm_interpolator(data.noisy, data.y) if lam == 0
+                     else ridge_map(data.noisy, data.y, lam))
                 rows.append({"run": k, "gamma": gamma, "lam": lam,
                              "test_error": float(theory.linear_test_error(w, w_star, cov, sigma))})
     return pd.DataFrame(rows)
@@ -112,7 +115,7 @@ def spiked_runs(d: int, rank: int, d_out: int, sigma: float, label_noise: float,
 
 def two_stage_runs(d: int, d_out: int, missing: int, sigma: float, label_noise: float, gammas, runs: int,
                    rng: Stream) -> pd.DataFrame:
-    """Least squares and the two-stage (ST) estimator with a teacher missing ``missing`` target rows, per run and gamma."""
+    """Least squares and the two-stage (ST) estimator, teacher missing ``missing`` target rows, per run and gamma."""
     rows = []
     eye = torch.eye(d, dtype=DTYPE)
     for k in range(runs):
