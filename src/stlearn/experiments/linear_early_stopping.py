@@ -116,9 +116,10 @@ def path_sweep(task: Task, n_train: int, n_val: int, n_test: int, sigmas, lams, 
     while (final_loss >= tol).any() and total_steps < max_steps:  # continue, unlogged, until every run converges
         more = min(steps, max_steps - total_steps)
         cont = train(model, train_set, teacher=teacher, lam=lam_list, layers=["h1"], lr_scale=list(rates),
-                     config=TrainConfig(steps=more, lr=1.0, log_points=2, progress=False))
+                     config=TrainConfig(steps=more, lr=1.0, log_points=3, progress=False))
         total_steps += more
-        final_loss = cont.history[cont.history.step == more].sort_values("member").train_total.to_numpy() / loss0
+        last = cont.history[cont.history.step == cont.history.step.max()]
+        final_loss = last.sort_values("member").train_total.to_numpy() / loss0
 
     cov, w_star = task.inputs.covariance(), task.target.weight
     w_mn = theory.min_norm_interpolator(x_noisy, y)
@@ -179,8 +180,8 @@ def one_layer_runs(x_noisy, y, val: Samples, test: Samples, pairs, steps: int, l
             for i, e in enumerate(idx):
                 sd = pairs[e][2]
                 rows.append({"sigma": s, "seed": sd, "method": ONE_LAYER_GD, "config": f"t={t * rate:.4g}",
-                             "time": t * rate, "val_error": float(v[j, i]), "test_error": float(te[j, i])})
-                rows.append({"sigma": s, "seed": sd, "method": RIDGE, "config": f"mu={mu:.4g}", "time": t * rate,
+                             "step": t, "time": t * rate, "val_error": float(v[j, i]), "test_error": float(te[j, i])})
+                rows.append({"sigma": s, "seed": sd, "method": RIDGE, "config": f"mu={mu:.4g}", "step": t, "time": t * rate,
                              "val_error": float(rv[i]), "test_error": float(rt[i])})
     return pd.DataFrame(rows)
 
