@@ -76,12 +76,13 @@ def test_disjoint_early_stopping_students_tests_and_reference():
     rng = st.Stream(1)
     task = _linear_task(rng, 8, 2, input_rank=4)
     log = streams.audit()
-    config = st.TrainConfig(steps=10, lr=0.05, momentum=0.9, log_points=4, progress=False)
-    history, members, closed = les.path_sweep(task, 5, 7, [0.25, 1.0], [0.0, 1.0], rng, [0, 1], config, 0.01)
+    history, members, closed = les.path_sweep(task, 5, 6, 7, [0.25, 1.0], [0.0, 1.0], rng, [0, 1], 10, 4, 0.5, 0.01,
+                                              max_steps=10)
     check = les.feature_path_check(task.with_noise(1.0), 5, rng, 5)
     # the noise levels of one run share its inputs (only the noise differs): one set per run and role
-    _assert_pairwise_disjoint(log, ["seed 1 / student_data[0]", "seed 1 / student_data[1]", "seed 1 / test[0]",
-                                    "seed 1 / test[1]", "seed 1 / reference[0]"])
+    _assert_pairwise_disjoint(log, ["seed 1 / student_data[0]", "seed 1 / student_data[1]", "seed 1 / validation[0]",
+                                    "seed 1 / validation[1]", "seed 1 / test[0]", "seed 1 / test[1]",
+                                    "seed 1 / reference[0]"])
     assert len(members) == 8 and set(closed.seed) == {0, 1} and check["gap_paths"] < 1e-8
     assert history.seed.isin([0, 1]).all()
 
@@ -104,10 +105,10 @@ def test_disjoint_decomposition_network_and_closed_form_runs():
     rng = st.Stream(4)
     task = _linear_task(rng, 6, 3, rank=1, label_noise=1.0)
     log = streams.audit()
-    gap = ld.rotation_check(task, 8, rng, [0, 1], 1.0, CONFIG)
-    mixed = ld.mixing_sweep(task, 8, [1.0, 3.0], [0.0, 1.0], rng, [0, 1], CONFIG)
+    gap = ld.rotation_check(task, 8, rng, [0, 1], 1.0, 10, 0.5, 0.9)
+    mixed = ld.mixing_sweep(task, 8, [1.0, 3.0], [0.0, 1.0], rng, [0, 1], 10, 0.5, 0.9)
     content = ld.content_sweep(task, [9, 12], [0, 2, 5], [0.0, 0.1], rng, [0, 1])
-    nets = ld.content_networks(task, 8, [0, 2], [0.0, 1.0], rng, [0, 1], CONFIG)
+    nets = ld.content_networks(task, 8, [0, 2], [0.0, 1.0], rng, [0, 1], 10, 0.5, 0.9)
     expected = (["seed 4 / student_data[0]", "seed 4 / student_data[1]"]  # the three network experiments
                 + [f"seed 4 / student_data[{k}, {n}]" for k in (0, 1) for n in (9, 12)])
     _assert_pairwise_disjoint(log, expected)

@@ -8,7 +8,15 @@ Three experiments:
   growing condition number (which change finite-``lam`` students);
 * content: teachers with the same end-to-end map whose hidden layers carry
   ``k >= r`` directions of the input, compared through the two-stage estimator
-  (closed form, many seeds) and through trained networks.
+  (closed form, many seeds) and through trained networks (a teacher of ``k``
+  units and students of width ``k``: no silent units, which would leave the ST
+  loss without a minimizer).
+
+Every trained network runs heavy-ball gradient descent at a rate set from the
+problem's curvature (:func:`stlearn.experiments.linear_early_stopping.curvature`,
+one rate per member, the same policy for every ``lam`` and re-mixing) and reports
+its final gradient norm relative to its initial one (``grad_ratio``), the
+convergence criterion the chapter checks.
 
 Streams (children of the chapter's root ``rng``): trained-network run ``k``
 draws its training set from ``rng.child("student_data", k)`` and its
@@ -35,8 +43,9 @@ from ..data import draw_members, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import DeepLinear
 from ..streams import Stream, as_stream
-from ..train import TrainConfig, st_rate_scale, train
+from ..train import TrainConfig, train
 from .linear_common import TILT, WIDEN, linear_teacher, target_factors, tilted, widened
+from .linear_early_stopping import curvature
 
 
 def mixing(width: int, condition: float, rng: Stream | int) -> torch.Tensor:
@@ -55,8 +64,53 @@ def network_data(task, n_train: int, rng: Stream, seeds, device=None, dtype=torc
     return draw_members(task, n_train, [rng.child("student_data", k) for k in seeds], device=device, dtype=dtype)
 
 
-def rotation_check(task, n_train: int, rng: Stream | int, seeds, lam: float, config: TrainConfig, device=None,
-                   dtype=torch.float64):
+def curvature_rates(data, feats, heads, lams, rate_fraction: float) -> list[float]:
+    """Per member ``rate_fraction * 2 / L`` with ``L`` the curvature bound of its own loss (``curvature``)."""
+    x, y = data.noisy.to("cpu", torch.float64), data.y.to("cpu", torch.float64)
+    t = feats.to("cpu", torch.float64)
+    return [rate_fraction * 2.0 / float(curvature(x[e], y[e], t[e], heads[e], float(l))) for e, l in enumerate(lams)]
+
+
+@torch.no_grad()
+def gradient_norms(model: DeepLinear, data, feats, lams) -> torch.Tensor:
+    """Per member, the norm of the gradient of ``(1/2N)||W_2 W_1 X - Y||^2 + (lam/2N)||W_1 X - T||^2``."""
+    w1, w2 = (layer.weight.detach().to("cpu", torch.float64) for layer in model.layers)
+    x, y = data.noisy.to("cpu", torch.float64), data.y.to("cpu", torch.float64)
+    t = feats.to("cpu", torch.float64)
+    lam = torch.tensor([float(l) for l in lams], dtype=torch.float64).reshape(-1, 1, 1)
+    n = x.shape[-2]
+    h = x @ w1.transpose(-1, -2)
+    r = h @ w2.transpose(-1, -2) - y
+    g2 = r.transpose(-1, -2) @ h / n
+    g1 = (w2.transpose(-1, -2) @ r.transpose(-1, -2) @ x + lam * (h - t).transpose(-1, -2) @ x) / n
+    return (g1.pow(2).sum((-1, -2)) + g2.pow(2).sum((-1, -2))).sqrt()
+
+
+def train_to_convergence(model, data, teacher, lams, heads, steps: int, rate_fraction: float, momentum: float,
+                         grad_tol: float | None = None, chunk: int = 2000):
+    """Heavy-ball gradient descent at curvature rates, in chunks of ``chunk`` steps, up to ``steps``.
+
+    With ``grad_tol`` training stops after the first chunk at whose end every member's gradient norm
+    is below ``grad_tol`` times its initial one (each chunk restarts the momentum); without it, it
+    runs ``steps`` steps. Returns ``(rates, grad_ratio, steps_run)``.
+    """
+    feats = teacher.features(data.clean, ["h1"])["h1"]
+    rates = curvature_rates(data, feats, heads, lams, rate_fraction)
+    g0 = gradient_norms(model, data, feats, lams)
+    done, ratio = 0, torch.ones_like(g0)
+    while done < steps:
+        n = min(chunk if grad_tol is not None else steps, steps - done)
+        config = TrainConfig(steps=n, lr=1.0, momentum=momentum, log_points=2, progress=False)
+        train(model, data, teacher=teacher, lam=list(lams), layers=["h1"], config=config, lr_scale=rates)
+        done += n
+        ratio = gradient_norms(model, data, feats, lams) / g0
+        if grad_tol is not None and bool((ratio < grad_tol).all()):
+            break
+    return rates, ratio.numpy(), done
+
+
+def rotation_check(task, n_train: int, rng: Stream | int, seeds, lam: float, steps: int, rate_fraction: float,
+                   momentum: float, device=None, dtype=torch.float64, **_):
     """Train with the teacher and with its features rotated (and the student's init rotated alike).
 
     ``seeds`` are the run indices ``k``. Returns the largest relative gap between the two students' end-to-end maps.
@@ -77,19 +131,20 @@ def rotation_check(task, n_train: int, rng: Stream | int, seeds, lam: float, con
                 turn = turn.to(model.layers[0].weight)
                 model.layers[0].weight.copy_(turn @ model.layers[0].weight)
                 model.layers[1].weight.copy_(model.layers[1].weight @ turn.T)
-        train(model, data, teacher=t, lam=lam, layers=["h1"], config=config,
-              lr_scale=st_rate_scale([lam] * len(seeds)))
+        train_to_convergence(model, data, t, [lam] * len(seeds), [a] * len(seeds), steps, rate_fraction, momentum)
+        # a fixed number of steps for both (no convergence test that could stop them at different chunks)
         maps.append(model.end_to_end().detach().to("cpu", torch.float64))
     return float(((maps[0] - maps[1]).norm(dim=(-2, -1)) / maps[0].norm(dim=(-2, -1))).max())
 
 
-def mixing_sweep(task, n_train: int, conditions, lams, rng: Stream | int, seeds, config: TrainConfig, device=None,
-                 dtype=torch.float64) -> pd.DataFrame:
+def mixing_sweep(task, n_train: int, conditions, lams, rng: Stream | int, seeds, steps: int, rate_fraction: float,
+                 momentum: float, grad_tol: float | None = None, device=None, dtype=torch.float64) -> pd.DataFrame:
     """Trained students for teachers whose features are re-mixed by ``M`` of each condition number.
 
     Every teacher computes the same function: features ``M B x``, head ``A M^{-1}``.
     Condition number 1 is a rotation. Run ``k``'s re-mixings share their rotations
-    (``rng.child("rotation", k)``) and differ in their singular values.
+    (``rng.child("rotation", k)``) and differ in their singular values. Every member trains at its
+    own curvature rate (no scaling by the condition number) and reports ``grad_ratio``.
     """
     rng = as_stream(rng)
     a, b = target_factors(task.target.weight)
@@ -104,8 +159,8 @@ def mixing_sweep(task, n_train: int, conditions, lams, rng: Stream | int, seeds,
     model = DeepLinear([task.d, b.shape[0], task.d_out], members=len(members), init_scale=0.1,
                        rng=[rng.child("student_init", k) for _, _, k in members], device=device, dtype=dtype)
     lam_list = [l for _, l, _ in members]
-    scale = [1.0 / ((1.0 + l) * c) for c, l, _ in members]  # re-mixed features need unbalanced layers: go slower
-    train(model, data, teacher=teacher, lam=lam_list, layers=["h1"], config=config, lr_scale=scale)
+    rates, grad_ratio, done = train_to_convergence(model, data, teacher, lam_list, heads, steps, rate_fraction,
+                                                   momentum, grad_tol)
     w = model.end_to_end().detach().to("cpu", torch.float64)
     x, y = data.noisy.to("cpu", torch.float64), data.y.to("cpu", torch.float64)
     t = teacher.features(data.clean, ["h1"])["h1"].to("cpu", torch.float64)
@@ -113,7 +168,8 @@ def mixing_sweep(task, n_train: int, conditions, lams, rng: Stream | int, seeds,
     err = theory.linear_test_error(w, w_star, cov, task.sigma).numpy()
     two = theory.linear_test_error(theory.two_stage_estimator(x, t, y), w_star, cov, task.sigma).numpy()
     return pd.DataFrame({"condition": [c for c, _, _ in members], "lam": lam_list,
-                         "seed": [s for _, _, s in members], "error": err, "two_stage": two})
+                         "seed": [s for _, _, s in members], "error": err, "two_stage": two, "rate": rates,
+                         "grad_ratio": grad_ratio, "steps": done})
 
 
 def content_teachers(w_star: torch.Tensor, extras, angles, rng: Stream | int):
@@ -157,36 +213,36 @@ def content_sweep(task, n_students, extras, angles, rng: Stream | int, seeds) ->
     return pd.DataFrame(rows)
 
 
-def content_networks(task, n_train: int, extras, lams, rng: Stream | int, seeds, config: TrainConfig, device=None,
+def content_networks(task, n_train: int, extras, lams, rng: Stream | int, seeds, steps: int, rate_fraction: float,
+                     momentum: float, grad_tol: float | None = None, device=None,
                      dtype=torch.float64) -> pd.DataFrame:
-    """Trained students of width ``r + max(extras)`` for teachers with the same end-to-end map.
+    """Trained students for teachers with the same end-to-end map and ``k = r + extra`` feature units.
 
-    A teacher with ``k_extra`` extra directions uses ``r + k_extra`` units; the
-    rest are silent (zero features), so every teacher has the same width. Its
-    extra directions are those of :func:`content_teachers` (no tilt).
+    The teacher with ``extra`` extra directions (those of :func:`content_teachers`, no tilt) has
+    exactly ``k`` units, all of them carrying a direction of the input (no silent unit), and its
+    students have width ``k``: one ensemble per ``extra``. ``base_min`` is least squares on the
+    same data; ``grad_ratio`` the final gradient norm relative to the initial one.
     """
     rng = as_stream(rng)
     a, b = target_factors(task.target.weight)
-    width = b.shape[0] + max(extras)
-    members = list(itertools.product(extras, lams, seeds))
-    padded = {}  # per extra: the target's rows, extra directions, then silent (zero) units up to width
+    cov, w_star = task.inputs.covariance(), task.target.weight
+    frames = []
     for extra in extras:
         v = widened(b, extra, rng.child("direction", 0, WIDEN))
-        padded[extra] = torch.cat([v, v.new_zeros(width - v.shape[0], v.shape[1])])
-    head = torch.cat([a, a.new_zeros(a.shape[0], width - a.shape[1])], dim=1)
-    feats = [padded[extra] for extra, _, _ in members]
-    heads = [head] * len(members)
-    teacher = linear_teacher(feats, heads, device, dtype)
-    data = network_data(task, n_train, rng, [k for _, _, k in members], device, dtype)
-    model = DeepLinear([task.d, width, task.d_out], members=len(members), init_scale=0.1,
-                       rng=[rng.child("student_init", k) for _, _, k in members], device=device, dtype=dtype)
-    lam_list = [l for _, l, _ in members]
-    train(model, data, teacher=teacher, lam=lam_list, layers=["h1"], config=config,
-          lr_scale=st_rate_scale(lam_list))
-    w = model.end_to_end().detach().to("cpu", torch.float64)
-    x, y = data.noisy.to("cpu", torch.float64), data.y.to("cpu", torch.float64)
-    cov, w_star = task.inputs.covariance(), task.target.weight
-    return pd.DataFrame({"extra": [e for e, _, _ in members], "lam": lam_list, "seed": [s for _, _, s in members],
-                         "error": theory.linear_test_error(w, w_star, cov, task.sigma).numpy(),
-                         "base_min": theory.linear_test_error(theory.min_norm_interpolator(x, y), w_star, cov,
-                                                              task.sigma).numpy()})
+        head = torch.cat([a, a.new_zeros(a.shape[0], extra)], dim=1)  # the extra units are read with weight 0
+        members = list(itertools.product(lams, seeds))
+        teacher = linear_teacher([v] * len(members), [head] * len(members), device, dtype)
+        data = network_data(task, n_train, rng, [k for _, k in members], device, dtype)
+        model = DeepLinear([task.d, v.shape[0], task.d_out], members=len(members), init_scale=0.1,
+                           rng=[rng.child("student_init", k) for _, k in members], device=device, dtype=dtype)
+        lam_list = [l for l, _ in members]
+        rates, grad_ratio, done = train_to_convergence(model, data, teacher, lam_list, [head] * len(members), steps,
+                                                       rate_fraction, momentum, grad_tol)
+        w = model.end_to_end().detach().to("cpu", torch.float64)
+        x, y = data.noisy.to("cpu", torch.float64), data.y.to("cpu", torch.float64)
+        frames.append(pd.DataFrame({
+            "extra": extra, "k": v.shape[0], "lam": lam_list, "seed": [k for _, k in members],
+            "error": theory.linear_test_error(w, w_star, cov, task.sigma).numpy(),
+            "base_min": theory.linear_test_error(theory.min_norm_interpolator(x, y), w_star, cov, task.sigma).numpy(),
+            "rate": rates, "grad_ratio": grad_ratio, "steps": done}))
+    return pd.concat(frames, ignore_index=True)

@@ -1,15 +1,20 @@
-"""Chapter "Early stopping along the path": test error along training for base and ST.
+"""Chapter "Early stopping along the path": base, ST and one-layer estimators stopped on validation.
 
 The setting is over-parameterized (``n_train <= d``), labels are clean and the
 teacher is perfect (``x -> A (B x)`` with ``W* = A B``), so base and ST share
 their end point: the min-norm interpolator. Every (sigma, lam, seed) is one
-member of an ensemble; the test error is logged along training on a held-out
-noisy test set. Run ``k`` draws its training set from
-``rng.child("student_data", k)``, its test set from ``rng.child("test", k)`` and
+member of an ensemble trained by plain gradient descent on the ST loss itself
+(no momentum, every layer at one rate), at a rate set from the problem's
+curvature (:func:`curvature`): so ``t = step x rate`` is the time of the
+gradient flow of ``L_task + lam L_feat``, in which the head moves at the same
+speed for every ``lam`` (its gradient has no feature term). Validation and test
+errors are logged on a geometric step grid (dense early). Run ``k`` draws its
+training set from ``rng.child("student_data", k)``, its validation set from
+``rng.child("validation", k)``, its test set from ``rng.child("test", k)`` and
 its initialization from ``rng.child("student_init", k)``, the same at every
-noise level and ``lam`` (paired runs: only the input noise differs between noise
-levels). The one-layer gradient-descent path, which has a closed form
-(:func:`stlearn.theory.gd_regression_path`), is computed alongside.
+noise level and ``lam`` (paired runs). The one-layer estimators (gradient descent
+on least squares, :func:`stlearn.theory.gd_regression_path`, and ridge) are
+computed in closed form on the same sets.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ from .. import theory
 from ..data import Samples, Task, draw
 from ..models import DeepLinear
 from ..streams import Stream, as_stream
-from ..train import TrainConfig, log_schedule, st_rate_scale, train
+from ..train import TrainConfig, log_schedule, train
+from ..validation import check_float
 from .linear_common import linear_teacher, member_samples, target_factors
+
+ONE_LAYER_GD, RIDGE = "least squares, stopped", "ridge"
 
 
 def perfect_teacher(task: Task, device=None, dtype=torch.float64):
@@ -33,102 +41,175 @@ def perfect_teacher(task: Task, device=None, dtype=torch.float64):
     return linear_teacher([b], [a], device, dtype), a, b
 
 
-def path_sweep(task: Task, n_train: int, n_test: int, sigmas, lams, rng: Stream | int, seeds, config: TrainConfig,
-               init_scale: float, device=None, dtype=torch.float64):
-    """Returns ``(history, members, closed)``; ``seeds`` are the run indices ``k`` (streams below ``rng``).
+def curvature(x_noisy: torch.Tensor, y: torch.Tensor, features: torch.Tensor, head: torch.Tensor,
+              lam: float) -> torch.Tensor:
+    """A bound on the curvature of the two-layer ST loss along a path from a small init, per member.
 
-    ``history``: test error along training per member (two-layer students);
-    ``members``: one row per member with its end-point and min-norm errors, its final training loss
-    relative to its initial one (``final_loss``) and the largest factor by which its training loss rose
-    above its running minimum between two log points (``rebound``: about 1 for a run that converges,
-    far above 1 for one that oscillates at the edge of stability);
-    ``closed``: the one-layer closed-form path per (sigma, seed), on the same steps.
+    With ``s_max^2 / N`` the largest eigenvalue of the training inputs' second
+    moment, the Gauss-Newton blocks of ``(1/2N)||W_2 W_1 X - Y||^2 + (lam/2N)||W_1 X - T||^2``
+    are ``(W_2^T W_2 + lam I) (x) X X^T / N`` (first layer) and ``W_1 X X^T W_1^T / N (x) I`` (head).
+    Along the path ``||W_2||^2`` is at most the larger of ``||A||^2`` (the ST end point) and the
+    min-norm interpolator's norm ``||W_mn||_2`` (balanced layers at the base end point), and
+    ``||W_1 X||^2`` at most the larger of ``||T||^2`` and ``||W_mn||_2 s_max^2``. Returns
+    ``(max(||A||^2, ||W_mn||_2) + lam) s_max^2 / N + max(||T||^2, ||W_mn||_2 s_max^2) / N``.
+    """
+    x = theory.as_float64(x_noisy)
+    n = x.shape[-2]
+    s2 = torch.linalg.matrix_norm(x, ord=2) ** 2
+    w_mn = torch.linalg.matrix_norm(theory.min_norm_interpolator(x, y), ord=2)
+    a2 = float(torch.linalg.matrix_norm(theory.as_float64(head), ord=2) ** 2)
+    t2 = torch.linalg.matrix_norm(theory.as_float64(features), ord=2) ** 2
+    return ((torch.clamp(w_mn, min=a2) + lam) * s2 + torch.maximum(t2, w_mn * s2)) / n
+
+
+def path_sweep(task: Task, n_train: int, n_val: int, n_test: int, sigmas, lams, rng: Stream | int, seeds,
+               steps: int, log_points: int, rate_fraction: float, init_scale: float, tol: float = 1e-6,
+               max_steps: int | None = None, device=None, dtype=torch.float64):
+    """Returns ``(history, members, one_layer)``; ``seeds`` are the run indices ``k`` (streams below ``rng``).
+
+    Each (sigma, lam) trains at the rate ``rate_fraction * 2 / L`` with ``L`` the largest
+    :func:`curvature` over its seeds. ``history``: validation and test errors along training per
+    member, with the flow time ``time = step x rate``, over the first ``steps`` steps; then every
+    member trains on, unlogged, in chunks of ``steps`` until all final training losses are below
+    ``tol`` times the initial ones or ``max_steps`` (default ``4 * steps``) are done. ``members``:
+    one row per member with its rate, end-point and min-norm errors, its final training loss
+    relative to its initial one (``final_loss``) and the steps run (``steps_run``);
+    ``one_layer``: the run table of the one-layer estimators (gradient descent on least squares
+    along the same step grid at its own rate ``rate_fraction * 2 N / s_max^2``, and ridge on a
+    geometric grid of as many penalties), per (sigma, seed, config).
     """
     rng = as_stream(rng)
+    max_steps = 4 * steps if max_steps is None else max_steps
+    rate_fraction = check_float("rate_fraction", rate_fraction, low=0.0, high=1.0, low_open=True)
     teacher, a, b = perfect_teacher(task, device, dtype)
     pairs = list(itertools.product(sigmas, lams, seeds))
     tasks = [task.with_noise(s) for s, _, _ in pairs]
     kw = {"device": device, "dtype": dtype}
     train_set = member_samples(tasks, n_train, [rng.child("student_data", k) for _, _, k in pairs], **kw)
+    val_set = member_samples(tasks, n_val, [rng.child("validation", k) for _, _, k in pairs], **kw)
     test_set = member_samples(tasks, n_test, [rng.child("test", k) for _, _, k in pairs], label_noise=False, **kw)
+    feats = teacher.features(train_set.clean, ["h1"])["h1"]
+    x_noisy = train_set.noisy.to("cpu", torch.float64)
+    y = train_set.y.to("cpu", torch.float64)
+    lam_list = [l for _, l, _ in pairs]
+    curv = pd.DataFrame({"sigma": [s for s, _, _ in pairs], "lam": lam_list,
+                         "curv": [float(curvature(x_noisy[e], y[e], feats[e], a, l)) for e, l in enumerate(lam_list)]})
+    top = curv.groupby(["sigma", "lam"]).curv.transform("max").to_numpy()
+    rates = rate_fraction * 2.0 / top
+
     width = b.shape[0]
     model = DeepLinear([task.d, width, task.d_out], members=len(pairs), init_scale=init_scale,
                        rng=[rng.child("student_init", k) for _, _, k in pairs], **kw)
     w1_init = model.layers[0].weight.detach().to("cpu", torch.float64).clone()
-    lam_list = [l for _, l, _ in pairs]
+    config = TrainConfig(steps=steps, lr=1.0, log_points=log_points, progress=False)
     result = train(model, train_set, teacher=teacher, lam=lam_list, layers=["h1"], config=config,
-                   eval_sets={"test": test_set},
+                   eval_sets={"val": val_set, "test": test_set},
                    member_info={"sigma": [s for s, _, _ in pairs], "seed": [sd for _, _, sd in pairs]},
-                   lr_scale=st_rate_scale(lam_list))
+                   lr_scale=list(rates))
     history = result.history
-    history["time"] = history.step * config.lr / (1.0 - config.momentum)
+    history["rate"] = rates[history.member.to_numpy()]
+    history["time"] = history.step * history.rate
     loss = history.sort_values("step").groupby("member").train_total
-    final_loss = loss.last() / loss.first()
-    rebound = loss.apply(_rebound)
+    loss0 = loss.first().sort_index().to_numpy()
+    final_loss = loss.last().sort_index().to_numpy() / loss0
+    total_steps = steps
+    while (final_loss >= tol).any() and total_steps < max_steps:  # continue, unlogged, until every run converges
+        more = min(steps, max_steps - total_steps)
+        cont = train(model, train_set, teacher=teacher, lam=lam_list, layers=["h1"], lr_scale=list(rates),
+                     config=TrainConfig(steps=more, lr=1.0, log_points=3, progress=False))
+        total_steps += more
+        last = cont.history[cont.history.step == cont.history.step.max()]
+        final_loss = last.sort_values("member").train_total.to_numpy() / loss0
 
     cov, w_star = task.inputs.covariance(), task.target.weight
-    x_noisy = train_set.noisy.to("cpu", torch.float64)
-    y = train_set.y.to("cpu", torch.float64)
     w_mn = theory.min_norm_interpolator(x_noisy, y)
     w_end = model.end_to_end().detach().to("cpu", torch.float64)
-    w_st_end = st_end_point(x_noisy, teacher.features(train_set.clean, ["h1"])["h1"], a, w1_init)
+    w_st_end = st_end_point(x_noisy, feats, a, w1_init)
     rows = []
     for e, (s, lam, sd) in enumerate(pairs):
-        rows.append({"sigma": s, "lam": lam, "seed": sd,
+        rows.append({"sigma": s, "lam": lam, "seed": sd, "rate": rates[e],
                      "end_error": float(theory.linear_test_error(w_end[e], w_star, cov, s)),
                      "min_norm_error": float(theory.linear_test_error(w_mn[e], w_star, cov, s)),
-                     "end_distance": float((w_end[e] - w_mn[e]).norm() / w_mn[e].norm()),
                      "st_end_gap": float((w_end[e] - w_st_end[e]).norm() / w_st_end[e].norm()),
-                     "final_loss": float(final_loss.loc[e]), "rebound": float(rebound.loc[e])})
+                     "final_loss": float(final_loss[e]), "steps_run": total_steps})
     members = pd.DataFrame(rows)
-    closed = one_layer_paths(task, x_noisy, y, pairs, lams[0], config)
-    return history, members, closed
+    first = [e for e, (_, lam, _) in enumerate(pairs) if lam == lams[0]]
+    one_layer = one_layer_runs(x_noisy[first], y[first], _members(val_set, first), _members(test_set, first),
+                               [pairs[e] for e in first], steps, log_points, rate_fraction)
+    return history, members, one_layer
 
 
-def _rebound(loss: pd.Series) -> float:
-    """The largest ratio of the loss at a log point to the lowest loss logged before it."""
-    v = loss.to_numpy()
-    return float((v[1:] / np.minimum.accumulate(v)[:-1]).max()) if len(v) > 1 else 1.0
+def _members(samples: Samples, idx) -> Samples:
+    idx = torch.as_tensor(idx)
+    return Samples(samples.clean[idx].to("cpu", torch.float64), samples.noisy[idx].to("cpu", torch.float64),
+                   samples.y[idx].to("cpu", torch.float64))
+
+
+def _errors(w: torch.Tensor, samples: Samples) -> torch.Tensor:
+    """Mean squared error of maps ``w`` (..., E, d_y, d) on the noisy inputs of each member's samples."""
+    pred = samples.noisy @ w.transpose(-1, -2)
+    return (pred - samples.y).pow(2).sum(-1).mean(-1)
+
+
+def one_layer_runs(x_noisy, y, val: Samples, test: Samples, pairs, steps: int, log_points: int,
+                   rate_fraction: float) -> pd.DataFrame:
+    """Run table of the one-layer estimators, per member: GD on least squares along the step grid, and ridge.
+
+    Gradient descent from zero at the rate ``rate_fraction * 2 N / s_max^2`` (the largest
+    ``s_max`` over the members of one noise level), read at the logged steps; ridge
+    ``W = Y^T (X X^T + N mu I)^{-1} X`` for ``mu = 1 / time`` on the same grid of flow times (the
+    penalty that shrinks as gradient descent runs longer), as many configurations as steps.
+    """
+    n = x_noisy.shape[-2]
+    grid = [t for t in log_schedule(steps, log_points) if t > 0]
+    s2 = torch.linalg.matrix_norm(x_noisy, ord=2) ** 2
+    sig = np.array([s for s, _, _ in pairs])
+    rows = []
+    for s in np.unique(sig):
+        idx = np.flatnonzero(sig == s)
+        rate = rate_fraction * 2.0 * n / float(s2[idx].max())
+        path = theory.gd_regression_path(x_noisy[idx], y[idx], rate, grid)  # (T, E, d_y, d)
+        sub_val, sub_test = _members(val, idx), _members(test, idx)
+        v, te = _errors(path, sub_val), _errors(path, sub_test)
+        gram = x_noisy[idx] @ x_noisy[idx].transpose(-1, -2)
+        eye = torch.eye(n, dtype=torch.float64)
+        for j, t in enumerate(grid):
+            mu = 1.0 / (t * rate)
+            w = y[idx].transpose(-1, -2) @ torch.linalg.solve(gram + n * mu * eye, x_noisy[idx])
+            rv, rt = _errors(w, sub_val), _errors(w, sub_test)
+            for i, e in enumerate(idx):
+                sd = pairs[e][2]
+                rows.append({"sigma": s, "seed": sd, "method": ONE_LAYER_GD, "config": f"t={t * rate:.4g}",
+                             "step": t, "time": t * rate, "val_error": float(v[j, i]), "test_error": float(te[j, i])})
+                rows.append({"sigma": s, "seed": sd, "method": RIDGE, "config": f"mu={mu:.4g}", "step": t, "time": t * rate,
+                             "val_error": float(rv[i]), "test_error": float(rt[i])})
+    return pd.DataFrame(rows)
+
+
+def two_layer_runs(history: pd.DataFrame, every: int = 1) -> pd.DataFrame:
+    """Run table of the trained students: one configuration per (lam, logged step), ``step > 0``.
+
+    ``every`` keeps one logged step in ``every`` (a coarser grid, to check that the grid does not
+    decide the result). Method ``"base"`` holds the ``lam = 0`` runs, ``"ST"`` every ``lam`` (0 allowed).
+    """
+    h = history[history.step > 0]
+    steps = np.sort(h.step.unique())[::every]
+    h = h[h.step.isin(steps)]
+    runs = h.assign(config=[f"lam={l:g}, step={s}" for l, s in zip(h.lam, h.step)],
+                    val_error=h.val_noisy, test_error=h.test_noisy)
+    cols = ["sigma", "seed", "lam", "step", "time", "config", "val_error", "test_error"]
+    st_runs = runs[cols].assign(method="ST")
+    base = runs[runs.lam == 0][cols].assign(method="base")
+    return pd.concat([base, st_runs], ignore_index=True)
 
 
 def st_end_point(x_noisy, features, head, w1_init) -> torch.Tensor:
-    """The end-to-end map where a converged ST student must end: ``A (T^T (X~^T)^+ + W_1(0)(I - P))``."""
+    """The end-to-end map where a converged ST student must end: ``A (T (X~)^+ + W_1(0)(I - P))`` (rows in code)."""
     x_noisy = x_noisy.to("cpu", torch.float64)
     proj = theory.row_space_projector(x_noisy)
     eye = torch.eye(x_noisy.shape[-1], dtype=torch.float64)
     w1 = theory.min_norm_interpolator(x_noisy, features) + w1_init @ (eye - proj)
     return head.to(torch.float64) @ w1
-
-
-def one_layer_paths(task: Task, x_noisy, y, pairs, lam0, config: TrainConfig) -> pd.DataFrame:
-    """Closed-form test error along the one-layer GD path (from zero) for each (sigma, seed).
-
-    The one-layer path runs plain gradient descent at rate ``lr / (1 - momentum)``
-    (heavy ball's long-run rate), or at the largest rate that is stable for
-    every training set if that is smaller, so that all paths share one time axis.
-    """
-    lr_eff = config.lr / (1.0 - config.momentum)
-    n = x_noisy.shape[-2]
-    s_max = torch.linalg.matrix_norm(x_noisy, ord=2)
-    rate = min(lr_eff, float(n / s_max.max() ** 2))
-    steps = log_schedule(config.steps, 4 * config.log_points)
-    cov, w_star = task.inputs.covariance(), task.target.weight
-    rows = []
-    for e, (s, lam, sd) in enumerate(pairs):
-        if lam != lam0:
-            continue
-        errs = theory.linear_test_error(theory.gd_regression_path(x_noisy[e], y[e], rate, steps), w_star, cov, s)
-        rows += [{"sigma": s, "seed": sd, "time": t * rate, "test_noisy": float(v)} for t, v in zip(steps, errs)]
-    return pd.DataFrame(rows)
-
-
-def best_along_path(history: pd.DataFrame) -> pd.DataFrame:
-    """Per member: the lowest logged test error and the training time where it was reached."""
-    idx = history.groupby("member").test_noisy.idxmin()
-    best = history.loc[idx, ["member", "sigma", "lam", "seed", "time", "test_noisy"]]
-    return best.rename(columns={"time": "best_time", "test_noisy": "best_error"}).reset_index(drop=True)
-
-
 def feature_path_check(task: Task, n_train: int, rng: Stream | int, steps: int, device=None,
                        dtype=torch.float64) -> dict:
     """Trains one-layer maps with the library's trainer and compares them with the closed form.
