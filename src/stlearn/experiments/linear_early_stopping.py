@@ -181,7 +181,8 @@ def one_layer_runs(x_noisy, y, val: Samples, test: Samples, pairs, steps: int, l
                 sd = pairs[e][2]
                 rows.append({"sigma": s, "seed": sd, "method": ONE_LAYER_GD, "config": f"t={t * rate:.4g}",
                              "step": t, "time": t * rate, "val_error": float(v[j, i]), "test_error": float(te[j, i])})
-                rows.append({"sigma": s, "seed": sd, "method": RIDGE, "config": f"mu={mu:.4g}", "step": t, "time": t * rate,
+                rows.append({"sigma": s, "seed": sd, "method": RIDGE, "config": f"mu={mu:.4g}", "step": t,
+                             "time": t * rate,
                              "val_error": float(rv[i]), "test_error": float(rt[i])})
     return pd.DataFrame(rows)
 
