@@ -158,12 +158,13 @@ def gradient_descent(x: Tensor, features: Tensor, y: Tensor, lam, width: int, rn
                      momentum: float = 0.9, loss_tol: float = 1e-10, window: int = 1000) -> DescentResult:
     """Full-batch gradient descent (heavy ball) on :func:`st_loss` from a small random start, one run per member.
 
-    The step of each member is recomputed every step from a bound ``L`` on the
-    curvature of the loss at the current weights,
-    ``L = (||W2||^2 + lam) s + ||X W1^T||^2 / n + ||X W1^T W2^T - Y||_F sqrt(s / n)``
-    with ``s = lambda_max(X^T X / n)`` and operator norms (an upper bound on the largest
-    Hessian eigenvalue): the rate is ``(1 - momentum) / L``, half of the ``2 (1 - momentum) / L``
-    within which the heavy-ball method is stable on a quadratic of curvature ``L``.
+    Each layer's step is recomputed every step from a bound on the curvature of the loss in
+    that layer at the current weights, ``L_1 = (||W2||^2 + lam) s + r`` for the first layer and
+    ``L_2 = ||X W1^T||^2 / n + r`` for the head, with ``s = lambda_max(X^T X / n)``,
+    ``r = ||X W1^T W2^T - Y||_F sqrt(s / n)`` (the residual's part) and operator norms: the step is
+    ``(1 - momentum) / L_i``. Scaled by these per-layer curvatures the Hessian has eigenvalues at most
+    3 (two diagonal blocks and the residual's off-diagonal part), well within the heavy-ball
+    method's stability limit ``2 (1 + momentum) / (1 - momentum)``; the head is not slowed by ``lam``.
     A member stops when ``||grad|| <= tol ||grad at the start||`` or when its loss has fallen
     by less than ``loss_tol`` times its initial value over the last ``window`` steps (the two
     convergence criteria, reported in ``converged``; the second catches the slow, sublinear
@@ -203,10 +204,11 @@ def gradient_descent(x: Tensor, features: Tensor, y: Tensor, lam, width: int, rn
         res = phi @ w2.transpose(-1, -2) - y
         w2_op = torch.linalg.eigvalsh(w2.transpose(-1, -2) @ w2 if d_y > width else w2 @ w2.transpose(-1, -2))[..., -1]
         phi_op = torch.linalg.eigvalsh(w1 @ gram @ w1.transpose(-1, -2))[..., -1]
-        curv = (w2_op + lam_t) * s + phi_op + res.pow(2).sum((-2, -1)).sqrt() * torch.sqrt(s / n)
-        rate = (1.0 - momentum) / curv * active
+        cross = res.pow(2).sum((-2, -1)).sqrt() * torch.sqrt(s / n)
+        rate = (1.0 - momentum) / ((w2_op + lam_t) * s + cross) * active  # first layer
+        rate2 = (1.0 - momentum) / (phi_op + cross) * active  # head: its own curvature, not slowed by lam
         v1 = momentum * v1 - _bcast(rate) * g1
-        v2 = momentum * v2 - _bcast(rate) * g2
+        v2 = momentum * v2 - _bcast(rate2) * g2
         w1, w2 = w1 + _bcast(active.double()) * v1, w2 + _bcast(active.double()) * v2
         steps += active
         time += rate * s / (1.0 - momentum)

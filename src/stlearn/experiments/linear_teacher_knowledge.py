@@ -181,7 +181,7 @@ def lam_path(task: Task, rank: int, n_students, n_teacher: int, lams, rng: Strea
     """Test and validation errors of the closed-form ST minimizer of a width-``rank`` student, per lambda.
 
     One row per (n_student, seed, lam) with ``lam = inf`` the two-stage limit; columns ``test_error``
-    (exact), ``val_error`` (mean squared error on ``n_val`` noisy validation samples with noisy labels,
+    (exact), ``head`` (the closed form's head conditioning), ``val_error`` (mean squared error on ``n_val`` noisy validation samples with noisy labels,
     drawn from ``rng.child("validation", k, N)``) and ``ols`` (least squares' test error). Teacher ``k``
     is the grid's (``rng.child("teacher_data", k, n_teacher)``); student data as in the grid.
     """
@@ -196,13 +196,16 @@ def lam_path(task: Task, rank: int, n_students, n_teacher: int, lams, rng: Strea
         feats = split.clean @ q_all.transpose(-1, -2)
         ols = theory.linear_test_error(theory.min_norm_interpolator(split.noisy, split.y), w_star, cov, task.sigma)
         for lam in lams:
-            w = (theory.two_stage_estimator(split.noisy, feats, split.y) if np.isinf(lam)
-                 else theory_finite.st_minimizer(split.noisy, feats, split.y, float(lam)).end_to_end)
+            if np.isinf(lam):
+                w, head = theory.two_stage_estimator(split.noisy, feats, split.y), torch.full((len(seeds),), np.nan)
+            else:
+                m = theory_finite.st_minimizer(split.noisy, feats, split.y, float(lam))
+                w, head = m.end_to_end, m.head_conditioning
             test = theory.linear_test_error(w, w_star, cov, task.sigma)
             v = (val.y - val.noisy @ w.transpose(-1, -2)).pow(2).sum(-1).mean(-1)
             for i, k in enumerate(seeds):
                 rows.append({"n_student": n_s, "seed": k, "lam": float(lam), "test_error": float(test[i]),
-                             "val_error": float(v[i]), "ols": float(ols[i]),
+                             "val_error": float(v[i]), "ols": float(ols[i]), "head": float(head[i]),
                              "kappa": theory.knowledge_deficit(w_star, qs[i])})
     return pd.DataFrame(rows)
 
