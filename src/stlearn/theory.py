@@ -190,12 +190,15 @@ def two_stage_error(w_star: Tensor, q: Tensor, sigma: float, label_noise: float,
     """Large-sample test error of the two-stage estimator with teacher features ``q x``.
 
     Leading order in ``1/n`` (``finite_sample=False``):
-    ``M + c kappa + [c sigma^2 ||W* Pi||^2 d + (kappa + d_y s^2) k] / n`` with
+    ``M + c kappa + [c sigma^2 ||W* Pi||^2 d + (c kappa + d_y s^2) k] / n`` with
     ``c = 1/(1+sigma^2)``, ``Pi`` the projector onto the row span of ``q``, ``k``
     its rank and ``kappa`` the knowledge deficit. With ``finite_sample=True``
     each of the two regressions gets the exact least-squares factor instead of
     ``1/n``: ``d / (n - d - 1)`` for stage one (``d`` inputs) and
-    ``k / (n - k - 1)`` for stage two (``k`` features). ``n = inf`` gives the limit.
+    ``k / (n - k - 1)`` for stage two (``k`` features). ``n = inf`` gives the limit. (The
+    stage-two coefficient ``c kappa + d_y s^2`` is that of the exact risk of
+    :mod:`stlearn.theory_finite` to leading order; it was ``kappa + d_y s^2`` before, exact only at
+    ``sigma = 0``.)
     """
     w_star, _, sigma, label_noise = _isotropic(w_star, sigma, label_noise)
     return _two_stage_error(w_star, _teacher_terms(w_star, q), sigma, label_noise, n, finite_sample)
@@ -212,15 +215,15 @@ def _two_stage_error(w_star: Tensor, terms: tuple[int, float, float], sigma: flo
         return limit
     if finite_sample:
         n = check_int("n", n, low=d + 2)
-        return limit + c * sigma**2 * carried * d / (n - d - 1) + (kappa + d_y * s**2) * k / (n - k - 1)
-    return limit + (c * sigma**2 * carried * d + (kappa + d_y * s**2) * k) / n
+        return limit + c * sigma**2 * carried * d / (n - d - 1) + (c * kappa + d_y * s**2) * k / (n - k - 1)
+    return limit + (c * sigma**2 * carried * d + (c * kappa + d_y * s**2) * k) / n
 
 
 def two_stage_gain(w_star: Tensor, q: Tensor, sigma: float, label_noise: float, n: float,
                    finite_sample: bool = True) -> float:
     """Least squares' expected error minus the two-stage estimator's (``finite_sample`` as in :func:`two_stage_error`).
 
-    To leading order, ``[c sigma^2 kappa d + d_y s^2 (d - k) - kappa k] / n - c kappa``:
+    To leading order, ``[c sigma^2 kappa d + d_y s^2 (d - k) - c kappa k] / n - c kappa``:
     for a teacher that carries the target (``kappa = 0``), ``d_y s^2 (d - k) / n``.
     """
     w_star, _, sigma, label_noise = _isotropic(w_star, sigma, label_noise)
@@ -240,7 +243,8 @@ def crossover_samples(w_star: Tensor, q: Tensor, sigma: float, label_noise: floa
     """Student sample size beyond which ST (two-stage) with features ``q x`` loses to least squares.
 
     Leading order (``finite_sample=False``), in closed form:
-    ``n* = [c sigma^2 kappa d + d_y s^2 (d - k) - kappa k] / (c kappa)``.
+    ``n* = [c sigma^2 kappa d + d_y s^2 (d - k) - c kappa k] / (c kappa)``
+    ``= sigma^2 d - k + d_y s^2 (d - k) / (c kappa)``.
     With ``finite_sample=True``, the root in ``n`` of :func:`two_stage_gain`
     (found by bisection on ``log n``). ``inf`` for a teacher that carries the
     whole target (``kappa = 0``) and ``d + 2`` (the smallest size) when ST never helps.
@@ -252,7 +256,7 @@ def crossover_samples(w_star: Tensor, q: Tensor, sigma: float, label_noise: floa
     if kappa <= 1e-12 * float(w_star.pow(2).sum()):
         return math.inf
     if not finite_sample:
-        return max((c * sigma**2 * kappa * d + d_y * s**2 * (d - k) - kappa * k) / (c * kappa), 0.0)
+        return max((c * sigma**2 * kappa * d + d_y * s**2 * (d - k) - c * kappa * k) / (c * kappa), 0.0)
     def gain(n: float) -> float:
         return _two_stage_gain(w_star, terms, sigma, label_noise, int(round(n)), True)
 

@@ -66,7 +66,8 @@ def test_disjoint_coincide_sizes_are_independent_draws():
     rng = st.Stream(0)
     task = _linear_task(rng, 6, 3, rank=1, label_noise=0.5)
     log = streams.audit()
-    runs = lc.coincidence_sweep(task, [10, 4], [0.0, 1.0], rng, [0, 1], 0.3, CONFIG, 0.1)
+    runs = lc.coincidence_sweep(task, [10, 4], [0.0, 1.0], rng, [0, 1], 0.3, 0.1, tol=1e-6, loss_tol=1e-9,
+                                max_steps=50)
     # clean- and noisy-label cases of one run share their inputs: one set per (run, size)
     _assert_pairwise_disjoint(log, [f"seed 0 / student_data[{k}, {n}]" for k in (0, 1) for n in (4, 10)])
     assert set(runs.regime) == {"over", "under"}
@@ -93,12 +94,14 @@ def test_disjoint_teacher_knowledge_teachers_students_and_reference():
     log = streams.audit()
     grid = ltk.knowledge_grid(task, 1, [7, 10], [4, 8], rng, [0, 1], [0.5, 1.0])
     base = ltk.base_errors(task, 7, rng, 3)
-    nets = ltk.finite_lam_check(task, 1, 7, 4, [0.0, 1.0], rng, [0, 1], CONFIG)
+    nets = ltk.trained_check(task, 1, 7, 4, [0.0, 1.0], rng, [0, 1], tol=1e-6, max_steps=50)
+    path = ltk.lam_path(task, 1, [7], 4, [0.0, 1.0, float("inf")], rng, [0, 1], 5)
     expected = ([f"seed 0 / teacher_data[{k}, {n}]" for k in (0, 1) for n in (4, 8)]
                 + [f"seed 0 / student_data[{k}, {n}]" for k in (0, 1) for n in (7, 10)]
-                + [f"seed 0 / reference[{j}, 7]" for j in range(3)])
-    _assert_pairwise_disjoint(log, expected)  # the networks reuse the grid's teacher and student sets
-    assert len(grid) == 2 * 2 * 2 * 2 and base.shape == (3,) and len(nets) == 4
+                + [f"seed 0 / reference[{j}, 7]" for j in range(3)]
+                + [f"seed 0 / validation[{k}, 7]" for k in (0, 1)])
+    _assert_pairwise_disjoint(log, expected)  # the networks and the path reuse the grid's teacher and student sets
+    assert len(grid) == 2 * 2 * 2 * 2 and base.shape == (3,) and len(nets) == 4 and len(path) == 6
 
 
 def test_disjoint_decomposition_network_and_closed_form_runs():

@@ -188,3 +188,117 @@ def test_gain_of_a_teacher_that_carries_the_target():
     assert lt.two_stage_gain(w_star, wider, 0.5, 2.0, 100) == pytest.approx(3 * 4.0 * (10 / 89 - 5 / 94))
     full = torch.cat([b, complement(b, 8, RNG.child("direction"))])
     assert lt.two_stage_gain(w_star, full, 0.5, 2.0, 100) == pytest.approx(0.0, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- theory_finite
+from stlearn import theory_finite as tf  # noqa: E402
+
+
+def _st_problem(seed, n=40, d=8, h=2, d_y=3, members=None):
+    lead = () if members is None else (members,)
+    x = _randn(100 + seed, *lead, n, d)
+    t = x @ _randn(101 + seed, d, h) + 0.1 * _randn(102 + seed, *lead, n, h)
+    y = x @ _randn(103 + seed, d, d_y) + 0.3 * _randn(104 + seed, *lead, n, d_y)
+    return x + 0.5 * _randn(105 + seed, *lead, n, d), t, y
+
+
+@pytest.mark.parametrize("lam", [0.3, 3.0, 30.0])
+def test_closed_form_st_minimizer_has_zero_gradient_and_its_value(lam):
+    x, t, y = _st_problem(0)
+    m = tf.st_minimizer(x, t, y, lam)
+    g1, g2 = tf.st_gradients(x, t, y, m.w1, m.w2, lam)
+    assert float(g1.abs().max()) < 1e-10 and float(g2.abs().max()) < 1e-10
+    assert float(tf.st_loss(x, t, y, m.w1, m.w2, lam)) == pytest.approx(float(m.value), rel=1e-10)
+    assert torch.allclose(m.w2 @ m.w1, m.end_to_end, atol=1e-10)
+    # no random pair does better, and the fixed-head optimum of the closed-form head is the closed-form first layer
+    for k in range(20):
+        w1, w2 = _randn(200 + k, 2, 8), _randn(300 + k, 3, 2)
+        assert float(tf.st_loss(x, t, y, w1, w2, lam)) > float(m.value)
+    inner = torch.linalg.solve(m.w2.T @ m.w2 + lam * torch.eye(2, dtype=F64), m.w2.T @ y.T + lam * t.T)
+    w1_head = inner @ x @ torch.linalg.inv(x.T @ x)
+    assert torch.allclose(w1_head, m.w1, atol=1e-8)
+
+
+def test_closed_form_st_minimizer_limits_and_members():
+    x, t, y = _st_problem(1, members=3)
+    m0 = tf.st_minimizer(x, t, y, 0.0)
+    assert torch.allclose(m0.end_to_end, lt.reduced_rank_regression(x, y, 2), atol=1e-10)
+    big = tf.st_minimizer(x, t, y, 1e9)
+    assert torch.allclose(big.end_to_end, lt.two_stage_estimator(x, t, y), atol=1e-6)
+    lams = torch.tensor([0.5, 5.0, 50.0], dtype=F64)
+    batch = tf.st_minimizer(x, t, y, lams)
+    for e in range(3):
+        assert torch.allclose(batch.end_to_end[e], tf.st_minimizer(x[e], t[e], y[e], float(lams[e])).end_to_end)
+    with pytest.raises(st.ParameterError, match="lam"):
+        tf.st_minimizer(x, t, y, -1.0)
+
+
+def test_gradient_descent_reaches_the_closed_form_minimizer():
+    x, t, y = _st_problem(2, members=3)
+    lams = torch.tensor([0.0, 1.0, 10.0], dtype=F64)
+    run = tf.gradient_descent(x, t, y, lams, 2, [RNG.child("student_init", k) for k in range(3)], tol=1e-10)
+    assert bool(run.converged.all())
+    closed = tf.st_minimizer(x, t, y, lams).end_to_end
+    assert torch.allclose(run.w2 @ run.w1, closed, atol=1e-6)
+
+
+def test_silent_unit_leaves_no_minimizer():
+    x, t, y = _st_problem(3)
+    padded = torch.cat([t, torch.zeros_like(t[:, :1])], dim=1)  # a third, silent unit
+    m = tf.st_minimizer(x, padded, y, 1.0)
+    assert float(m.head_conditioning) < 1e-12  # R^T T is singular: the infimum is not attained
+    # the eps construction approaches the infimum
+    values = []
+    r_full = tf.st_minimizer(x, padded, y, 1.0)
+    for eps in (1e-1, 1e-2, 1e-3):
+        w1 = r_full.w1.clone()
+        w1[2] = eps * _randn(400, 8)
+        phi = x @ w1.T
+        w2 = theory.min_norm_interpolator(phi, y)
+        values.append(float(tf.st_loss(x, padded, y, w1, w2, 1.0)))
+    assert values[0] > values[1] > values[2] > float(m.value) - 1e-9
+
+
+def test_two_stage_pieces_add_up_and_scalars_at_zero_noise():
+    d, d_y, r, sigma, n = 7, 3, 2, 0.6, 30
+    inputs = st.gaussian_inputs(d)
+    task = st.Task(inputs, st.linear_target(inputs, d_y, rank=r, rng=RNG.child("target")), sigma=sigma,
+                   label_noise=0.4)
+    _, b = target_factors(task.target.weight)
+    q = tilted(b, 0.3, RNG.child("direction"))
+    data = st.draw(task, n, RNG.child("student_data"), dtype=F64)
+    p = tf.two_stage_pieces(data.clean, data.noisy, data.y, q, task.target.weight, sigma)
+    assert torch.allclose(p["stage_one"] + p["bias"] + p["noise"], p["w_st"] - p["c_w_star"], atol=1e-10)
+    tau, alpha = tf.two_stage_scalars(n, d, r, 0.0, 3000, RNG)
+    assert float(tau.mean()) == pytest.approx(r / (n - r - 1), rel=0.05)
+    assert float(alpha.mean()) - 1 == pytest.approx(r / (n - r - 1), rel=0.1)
+
+
+def test_exact_two_stage_risk_matches_monte_carlo():
+    d, d_y, r, sigma, s, n = 6, 3, 2, 1.5, 0.5, 20
+    inputs = st.gaussian_inputs(d)
+    task = st.Task(inputs, st.linear_target(inputs, d_y, rank=r, rng=RNG.child("target")), sigma=sigma,
+                   label_noise=s)
+    _, b = target_factors(task.target.weight)
+    q = tilted(b, 0.4, RNG.child("direction"))
+    split = st.draw_members(task, n, RNG.children("student_data", 4000), dtype=F64)
+    w = lt.two_stage_estimator(split.noisy, split.clean @ q.T, split.y)
+    errs = theory.linear_test_error(w, task.target.weight, inputs.covariance(), sigma).numpy()
+    tau, alpha = tf.two_stage_scalars(n, d, r, sigma, 4000, RNG.child("reference", 7))
+    exact = tf.two_stage_error_exact(task.target.weight, q, sigma, s, n, float(tau.mean()), float(alpha.mean()))
+    spread = 4 * errs.std() / np.sqrt(errs.size) + 0.01 * exact
+    assert abs(errs.mean() - exact) < spread
+
+
+def test_knowledge_slope_and_window():
+    d, k, sigma = 30, 3, 2.0
+    lo, hi = tf.knowledge_window(d, k, sigma)
+    assert (lo, hi) == (31.0, 117.0)
+    assert tf.knowledge_slope(d, k, sigma, 60, finite_sample=False) > 0 > tf.knowledge_slope(d, k, sigma, 130,
+                                                                                              finite_sample=False)
+    assert tf.knowledge_slope(d, k, sigma, hi, finite_sample=False) == pytest.approx(0.0, abs=1e-12)
+    # with the values of the claim, the exact form is the finite form
+    n = 50
+    tau = k / (n - k - 1)
+    assert tf.knowledge_slope(d, k, sigma, n, tau=tau, alpha=1 + (1 - sigma**2) * tau) == pytest.approx(
+        tf.knowledge_slope(d, k, sigma, n))

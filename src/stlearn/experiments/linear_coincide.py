@@ -10,8 +10,9 @@ Five cases, each a (teacher, labels) pair built by hand:
   imperfect with clean labels.
 
 The student has the teacher's architecture. Every (case, lam, seed) of one
-hidden width is one member of an ensemble; each member is compared with the
-closed-form base minimizer of its own training set. Run ``k`` at sample size
+hidden width is one member of an ensemble, trained by full-batch gradient descent to a
+gradient-norm criterion; each member is compared with the closed-form base minimizer and the
+closed-form ST minimizer of its own training set. Run ``k`` at sample size
 ``N`` draws its training set from ``rng.child("student_data", k, N)`` (the sets
 of two sizes are independent, not one a prefix of the other) and its
 initialization from ``rng.child("student_init", k, width)``; both are shared by
@@ -29,12 +30,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .. import theory
+from .. import theory, theory_finite
 from ..data import Task
-from ..models import DeepLinear
 from ..streams import Stream, as_stream
-from ..train import TrainConfig, st_rate_scale, train
-from .linear_common import TILT, WIDEN, linear_teacher, member_samples, target_factors, tilted, widened
+from .linear_common import TILT, WIDEN, member_samples, target_factors, tilted, widened
 
 
 @dataclass(frozen=True)
@@ -68,11 +67,16 @@ def teacher_weights(case: Case, w_star: torch.Tensor, angle: float, rng: Stream 
     return full, torch.cat([a, torch.zeros(a.shape[0], full.shape[0] - a.shape[1], dtype=a.dtype)], dim=1)
 
 
-def coincidence_sweep(task: Task, n_trains, lams, rng: Stream | int, seeds, angle: float, config: TrainConfig,
-                      init_scale: float, device=None, dtype=torch.float64) -> pd.DataFrame:
-    """One row per (n_train, case, lam, seed): distance to the base minimizer, excess task loss, the gap of (C).
+def coincidence_sweep(task: Task, n_trains, lams, rng: Stream | int, seeds, angle: float, init_scale: float, *,
+                      tol: float, loss_tol: float, max_steps: int) -> pd.DataFrame:
+    """One row per (n_train, case, lam, seed): distances to the base and closed-form ST minimizers, the gap of (C).
 
-    ``seeds`` are the run indices ``k`` (column ``seed``); every stream is a child of ``rng``.
+    ``seeds`` are the run indices ``k`` (column ``seed``); every stream is a child of ``rng``. The
+    students are trained by :func:`stlearn.theory_finite.gradient_descent` (curvature-set steps,
+    stopped when the gradient norm has fallen by ``tol`` or the loss decreases by less than ``loss_tol``
+    of its initial value per 1000 steps; ``converged`` records it); the closed form
+    is :func:`stlearn.theory_finite.st_minimizer`. ``fit_to_closed`` compares fitted values on the
+    training set (unique even when the map is not, for ``N <= d``).
     """
     rng = as_stream(rng)
     w_star = task.target.weight
@@ -85,36 +89,66 @@ def coincidence_sweep(task: Task, n_trains, lams, rng: Stream | int, seeds, angl
         members = list(itertools.product(cases, lams, seeds))
         train_set = member_samples([noisy if c.noisy_labels else clean for c, _, _ in members], n_train,
                                    [rng.child("student_data", k, n_train) for _, _, k in members],
-                                   device=device, dtype=dtype)
+                                   dtype=torch.float64)
         weights = [teacher_weights(c, w_star, angle, rng, k) for c, _, k in members]
-        teacher = linear_teacher([v for v, _ in weights], [a for _, a in weights], device, dtype)
         width = weights[0][0].shape[0]
-        model = DeepLinear([task.d, width, task.d_out], members=len(members), init_scale=init_scale,
-                           rng=[rng.child("student_init", k, width) for _, _, k in members],
-                           device=device, dtype=dtype)
-        lam_list = [l for _, l, _ in members]
-        result = train(model, train_set, teacher=teacher, lam=lam_list, layers=["h1"], config=config,
-                       lr_scale=st_rate_scale(lam_list))
-        w_end = model.end_to_end().detach().to("cpu", torch.float64)
-        x_noisy, y = train_set.noisy.to("cpu", torch.float64), train_set.y.to("cpu", torch.float64)
-        feats = teacher.features(train_set.clean, ["h1"])["h1"].to("cpu", torch.float64)
+        x_noisy, y = train_set.noisy, train_set.y
+        feats = train_set.clean @ torch.stack([v for v, _ in weights]).transpose(-1, -2)
+        lam_t = torch.tensor([l for _, l, _ in members], dtype=torch.float64)
+        run = theory_finite.gradient_descent(x_noisy, feats, y, lam_t, width,
+                                             [rng.child("student_init", k, width) for _, _, k in members],
+                                             init_scale=init_scale, tol=tol, loss_tol=loss_tol,
+                                             max_steps=max_steps)
+        closed = theory_finite.st_minimizer(x_noisy, feats, y, lam_t)
+        w_end = run.w2 @ run.w1
         w_base = theory.reduced_rank_regression(x_noisy, y, min(width, task.d_out))
         min_task = 0.5 * (x_noisy @ w_base.transpose(-1, -2) - y).pow(2).sum((-2, -1)) / n_train
         zero_task = 0.5 * y.pow(2).sum((-2, -1)) / n_train
+        task_loss = 0.5 * (x_noisy @ w_end.transpose(-1, -2) - y).pow(2).sum((-2, -1)) / n_train
         gap = theory.coincidence_gap(x_noisy, feats, x_noisy @ w_base.transpose(-1, -2))
         w_two_stage = theory.two_stage_estimator(x_noisy, feats, y)
-        final = result.history[result.history.step == result.history.step.max()].set_index("member")
+        fit, fit_closed = x_noisy @ w_end.transpose(-1, -2), x_noisy @ closed.end_to_end.transpose(-1, -2)
         cov = task.inputs.covariance()
         err = theory.linear_test_error(w_end, w_star, cov, task.sigma)
         err_base = theory.linear_test_error(w_base, w_star, cov, task.sigma)
+        err_closed = theory.linear_test_error(closed.end_to_end, w_star, cov, task.sigma)
         for e, (case, lam, seed) in enumerate(members):
             rows.append({
                 "n_train": n_train, "regime": "over" if n_train <= task.d else "under",
                 "case": case.name, "wide": case.wide, "lam": lam, "seed": seed,
-                "gap_C": float(gap[e]),
+                "gap_C": float(gap[e]), "steps": int(run.steps[e]), "converged": bool(run.converged[e]),
                 "distance": float((w_end[e] - w_base[e]).norm() / w_base[e].norm()),
+                "distance_closed": float((w_end[e] - closed.end_to_end[e]).norm() / closed.end_to_end[e].norm()),
+                "closed_to_base": float((closed.end_to_end[e] - w_base[e]).norm() / w_base[e].norm()),
+                "fit_to_closed": float((fit[e] - fit_closed[e]).norm() / fit_closed[e].norm()),
                 "distance_two_stage": float((w_two_stage[e] - w_base[e]).norm() / w_base[e].norm()),
-                "excess_task": float((final.loc[e, "train_task"] - min_task[e]) / zero_task[e]),
+                "excess_task": float((task_loss[e] - min_task[e]) / zero_task[e]),
                 "test_error": float(err[e]), "test_error_base_min": float(err_base[e]),
+                "test_error_closed": float(err_closed[e]),
             })
+    return pd.DataFrame(rows)
+
+
+def closed_form_path(task: Task, n_train: int, lams, rng: Stream | int, seeds, angle: float) -> pd.DataFrame:
+    """The closed-form ST minimizer's relative distance to the base minimizer, per (case, lam, seed).
+
+    Same training sets and teachers as :func:`coincidence_sweep` (no training): the curve that the
+    trained students should lie on.
+    """
+    rng = as_stream(rng)
+    w_star = task.target.weight
+    clean = Task(task.inputs, task.target, task.sigma, 0.0)
+    rows = []
+    for case in CASES:
+        data = member_samples([task if case.noisy_labels else clean] * len(seeds), n_train,
+                              [rng.child("student_data", k, n_train) for k in seeds], dtype=torch.float64)
+        weights = [teacher_weights(case, w_star, angle, rng, k) for k in seeds]
+        feats = data.clean @ torch.stack([v for v, _ in weights]).transpose(-1, -2)
+        width = weights[0][0].shape[0]
+        w_base = theory.reduced_rank_regression(data.noisy, data.y, min(width, task.d_out))
+        for lam in lams:
+            w = theory_finite.st_minimizer(data.noisy, feats, data.y, float(lam)).end_to_end
+            dist = (w - w_base).norm(dim=(-2, -1)) / w_base.norm(dim=(-2, -1))
+            rows += [{"case": case.name, "lam": float(lam), "seed": k, "closed_to_base": float(dist[i])}
+                     for i, k in enumerate(seeds)]
     return pd.DataFrame(rows)

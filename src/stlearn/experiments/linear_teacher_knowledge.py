@@ -6,16 +6,20 @@ best rank-``r`` approximation); its features are ``Q x`` with ``Q`` the top
 samples; base = least squares, ST = the two-stage estimator (the
 ``lam -> infinity`` limit). Both are closed-form, so a grid over
 (``n_student``, ``n_teacher``) with many seeds costs seconds; one ensemble of
-two-layer networks checks that finite ``lam`` moves the trained student from
-the base solution to the two-stage one.
+two-layer networks of the teacher's width ``r`` (no silent unit) checks that gradient
+descent reaches the closed-form finite-``lam`` minimizer
+(:func:`stlearn.theory_finite.st_minimizer`), which moves from reduced-rank regression
+(``lam = 0``) to the two-stage estimator (``lam -> infinity``).
 
 Streams (children of the chapter's root ``rng``): teacher ``k`` fitted on
 ``N_t`` samples draws them from ``rng.child("teacher_data", k, N_t)``; student
 run ``k`` with ``N`` samples from ``rng.child("student_data", k, N)`` (the same
 for every teacher and noise level: paired comparisons); sets of different sizes
 are independent draws, never one a prefix of another. The trained networks of
-run ``k`` start from ``rng.child("student_init", k)``. The extra Monte Carlo runs
-of least squares draw from ``rng.child("reference", j, N)``.
+run ``k`` start from ``rng.child("student_init", k)``; its validation set (selecting lambda)
+comes from ``rng.child("validation", k, N)``. The extra Monte Carlo runs of least squares
+draw from ``rng.child("reference", j, N)``; the probe teachers' replacement directions from
+``rng.child("direction", m, TILT)``.
 """
 
 from __future__ import annotations
@@ -27,12 +31,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .. import theory
+from .. import theory, theory_finite
 from ..data import Task, draw, draw_members
-from ..models import DeepLinear
 from ..streams import Stream, as_stream
-from ..train import TrainConfig, st_rate_scale, train
-from .linear_common import linear_teacher
+from ..validation import ParameterError
+from .linear_common import TILT, complement, target_factors
 
 
 def fitted_teacher(task: Task, rank: int, n_teacher: int, rng: Stream | int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,13 +47,6 @@ def fitted_teacher(task: Task, rank: int, n_teacher: int, rng: Stream | int) -> 
     w = theory.min_norm_interpolator(data.clean, data.y)
     u, s, vh = torch.linalg.svd(w, full_matrices=False)
     return vh[:rank], u[:, :rank] * s[:rank]
-
-
-def padded(q: torch.Tensor, head: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same teacher with ``width - rank`` silent hidden units (zero features, zero head columns)."""
-    extra = width - q.shape[0]
-    return (torch.cat([q, q.new_zeros(extra, q.shape[1])]),
-            torch.cat([head, head.new_zeros(head.shape[0], extra)], dim=1))
 
 
 def errors(task: Task, qs, n_student: int, rngs) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +87,7 @@ def knowledge_grid(task: Task, rank: int, n_students, n_teachers, rng: Stream | 
         teachers = [fitted_teacher(task, rank, n_t, rng.child("teacher_data", k, n_t)) for k in seeds]
         qs = [q for q, _ in teachers]
         kappa = [theory.knowledge_deficit(w_star, q) for q in qs]
+        carried = [float((w_star @ q.T @ q).pow(2).sum()) for q in qs]
         clean_err = [float(theory.linear_test_error(h @ q, w_star, eye, 0.0)) for q, h in teachers]
         crossovers = {(sigma, i): (theory.crossover_samples(w_star, q, sigma, task.label_noise),
                                    theory.crossover_samples(w_star, q, sigma, task.label_noise, finite_sample=False))
@@ -100,6 +97,7 @@ def knowledge_grid(task: Task, rank: int, n_students, n_teachers, rng: Stream | 
             base, st = errors(t, qs, n_s, [rng.child("student_data", k, n_s) for k in seeds])
             for i, s in enumerate(seeds):
                 rows.append({"sigma": sigma, "n_teacher": n_t, "n_student": n_s, "seed": s, "kappa": kappa[i],
+                             "carried": carried[i],
                              "teacher_clean_error": clean_err[i], "base": base[i], "st": st[i],
                              "pred_base": theory.base_error(w_star, sigma, task.label_noise, n_s),
                              "pred_st": theory.two_stage_error(w_star, qs[i], sigma, task.label_noise, n_s),
@@ -108,6 +106,22 @@ def knowledge_grid(task: Task, rank: int, n_students, n_teachers, rng: Stream | 
                              "pred_crossover": crossovers[(sigma, i)][0],
                              "pred_crossover_leading": crossovers[(sigma, i)][1]})
     return pd.DataFrame(rows)
+
+
+def exact_predictions(grid: pd.DataFrame, w_star: torch.Tensor, label_noise: float, scalars: pd.DataFrame):
+    """The exact two-stage error (:func:`stlearn.theory_finite.two_stage_error_exact`) for every grid row.
+
+    ``scalars`` holds the means ``tau`` and ``alpha`` indexed by ``(sigma, n_student)``.
+    """
+    d_y, d = w_star.shape
+    norm2 = float(w_star.pow(2).sum())
+    sc = scalars.set_index(["sigma", "n_student"]).loc[list(zip(grid.sigma, grid.n_student))]
+    tau, alpha = sc.tau.to_numpy(), sc.alpha.to_numpy()
+    sigma, n = grid.sigma.to_numpy(), grid.n_student.to_numpy()
+    c = 1.0 / (1.0 + sigma**2)
+    kappa, carried = grid.kappa.to_numpy(), grid.carried.to_numpy()
+    return (c * sigma**2 * norm2 + c * kappa + c * sigma**2 * carried * d / (n - d - 1)
+            + (c * sigma**2 * kappa + d_y * label_noise**2) * tau + c * kappa * (alpha - 1.0))
 
 
 def measured_crossover(cells: pd.DataFrame) -> float:
@@ -125,39 +139,103 @@ def measured_crossover(cells: pd.DataFrame) -> float:
     return float("nan")
 
 
-def finite_lam_check(task: Task, rank: int, n_student: int, n_teacher: int, lams, rng: Stream | int, seeds,
-                     config: TrainConfig, device=None, dtype=torch.float64) -> pd.DataFrame:
-    """Two-layer students trained on the ST loss: their test errors against the closed forms.
+def probe_features(w_star: torch.Tensor, missing: int, rng: Stream | int) -> torch.Tensor:
+    """Teacher features (rows) spanning the target's row space except its ``missing`` weakest directions.
 
-    Run ``k`` uses the grid's teacher ``k`` (fitted on ``n_teacher`` samples) and student data of size
-    ``n_student``, and starts from ``rng.child("student_init", k)``.
+    The missed directions are replaced by as many random directions orthogonal to the row space
+    (from ``rng``), so the teacher keeps ``k = r`` features: ``missing = 0`` is the perfect teacher.
+    """
+    _, b = target_factors(w_star)
+    missing = int(missing)
+    if not 0 <= missing <= b.shape[0]:
+        raise ParameterError(f"missing must be in [0, {b.shape[0]}]; got {missing}")
+    if missing == 0:
+        return b
+    return torch.cat([b[: b.shape[0] - missing], complement(b, missing, rng)])
 
-    Student and teacher have hidden width ``d_out``; the teacher's hidden layer
-    has rank ``rank`` (its features ``Q x`` padded with zero units), so the base
-    minimizer is least squares and the ``lam -> infinity`` limit the two-stage
-    estimator with features ``Q x``.
+
+def probe(task: Task, missing, n_students, rng: Stream | int, seeds) -> tuple[pd.DataFrame, dict]:
+    """Least squares and the two-stage estimator of teachers that miss ``m`` target directions, on the same data.
+
+    One row per (n_student, seed): ``base`` and ``st_m{m}`` for each ``m`` in ``missing``, and the
+    deficits ``kappa_m{m}``. Teacher ``m`` draws its replacement directions from
+    ``rng.child("direction", m, TILT)``; student run ``k`` uses ``rng.child("student_data", k, N)``.
+    """
+    rng = as_stream(rng)
+    w_star = task.target.weight
+    qs = {m: probe_features(w_star, m, rng.child("direction", m, TILT)) for m in missing}
+    rows = []
+    for n_s in n_students:
+        streams = [rng.child("student_data", k, n_s) for k in seeds]
+        out = {}
+        for m, q in qs.items():
+            out["base"], out[f"st_m{m}"] = errors(task, [q] * len(seeds), n_s, streams)
+        for i, k in enumerate(seeds):
+            rows.append({"n_student": n_s, "seed": k, **{c: float(v[i]) for c, v in out.items()},
+                         **{f"kappa_m{m}": theory.knowledge_deficit(w_star, q) for m, q in qs.items()}})
+    return pd.DataFrame(rows), qs
+
+
+def lam_path(task: Task, rank: int, n_students, n_teacher: int, lams, rng: Stream | int, seeds,
+             n_val: int) -> pd.DataFrame:
+    """Test and validation errors of the closed-form ST minimizer of a width-``rank`` student, per lambda.
+
+    One row per (n_student, seed, lam) with ``lam = inf`` the two-stage limit; columns ``test_error``
+    (exact), ``head`` (the closed form's head conditioning), ``val_error`` (mean squared error on
+    ``n_val`` noisy validation samples with noisy labels, drawn from ``rng.child("validation", k, N)``) and ``ols`` (least squares' test error). Teacher ``k``
+    is the grid's (``rng.child("teacher_data", k, n_teacher)``); student data as in the grid.
+    """
+    rng = as_stream(rng)
+    w_star, cov = task.target.weight, task.inputs.covariance()
+    qs = [fitted_teacher(task, rank, n_teacher, rng.child("teacher_data", k, n_teacher))[0] for k in seeds]
+    q_all = torch.stack(qs)
+    rows = []
+    for n_s in n_students:
+        split = draw_members(task, n_s, [rng.child("student_data", k, n_s) for k in seeds], dtype=torch.float64)
+        val = draw_members(task, n_val, [rng.child("validation", k, n_s) for k in seeds], dtype=torch.float64)
+        feats = split.clean @ q_all.transpose(-1, -2)
+        ols = theory.linear_test_error(theory.min_norm_interpolator(split.noisy, split.y), w_star, cov, task.sigma)
+        for lam in lams:
+            if np.isinf(lam):
+                w, head = theory.two_stage_estimator(split.noisy, feats, split.y), torch.full((len(seeds),), np.nan)
+            else:
+                m = theory_finite.st_minimizer(split.noisy, feats, split.y, float(lam))
+                w, head = m.end_to_end, m.head_conditioning
+            test = theory.linear_test_error(w, w_star, cov, task.sigma)
+            v = (val.y - val.noisy @ w.transpose(-1, -2)).pow(2).sum(-1).mean(-1)
+            for i, k in enumerate(seeds):
+                rows.append({"n_student": n_s, "seed": k, "lam": float(lam), "test_error": float(test[i]),
+                             "val_error": float(v[i]), "ols": float(ols[i]), "head": float(head[i]),
+                             "kappa": theory.knowledge_deficit(w_star, qs[i])})
+    return pd.DataFrame(rows)
+
+
+def trained_check(task: Task, rank: int, n_student: int, n_teacher: int, lams, rng: Stream | int, seeds, *,
+                  tol: float, max_steps: int) -> pd.DataFrame:
+    """Two-layer students of width ``rank`` trained by gradient descent on the ST loss, against the closed form.
+
+    Run ``k`` uses the grid's teacher ``k`` (its ``rank`` features, no silent unit) and student data,
+    and starts from ``rng.child("student_init", k)`` (:func:`stlearn.theory_finite.gradient_descent`:
+    curvature-set steps, stopped when the gradient norm has fallen by ``tol``). One row per (lam, seed):
+    steps, convergence, the relative distance of the trained map to the closed-form minimizer, and both
+    test errors.
     """
     rng = as_stream(rng)
     pairs = list(itertools.product(lams, seeds))
-    teachers = {k: padded(*fitted_teacher(task, rank, n_teacher, rng.child("teacher_data", k, n_teacher)), task.d_out)
-                for k in seeds}
-    teacher = linear_teacher([teachers[k][0] for _, k in pairs], [teachers[k][1] for _, k in pairs], device, dtype)
+    qs = {k: fitted_teacher(task, rank, n_teacher, rng.child("teacher_data", k, n_teacher))[0] for k in seeds}
     data = draw_members(task, n_student, [rng.child("student_data", k, n_student) for _, k in pairs],
-                        device=device, dtype=dtype)
-    model = DeepLinear([task.d, task.d_out, task.d_out], members=len(pairs), init_scale=0.1,
-                       rng=[rng.child("student_init", k) for _, k in pairs], device=device, dtype=dtype)
-    lam_list = [l for l, _ in pairs]
-    train(model, data, teacher=teacher, lam=lam_list, layers=["h1"], config=config,
-          lr_scale=st_rate_scale(lam_list))
+                        dtype=torch.float64)
+    feats = data.clean @ torch.stack([qs[k] for _, k in pairs]).transpose(-1, -2)
+    lam_t = torch.tensor([l for l, _ in pairs], dtype=torch.float64)
+    run = theory_finite.gradient_descent(data.noisy, feats, data.y, lam_t, rank,
+                                         [rng.child("student_init", k) for _, k in pairs], tol=tol,
+                                         max_steps=max_steps)
+    closed = theory_finite.st_minimizer(data.noisy, feats, data.y, lam_t).end_to_end
+    w = run.w2 @ run.w1
     cov, w_star = task.inputs.covariance(), task.target.weight
-    w = model.end_to_end().detach().to("cpu", torch.float64)
-    feats = teacher.features(data.clean, ["h1"])["h1"].to("cpu", torch.float64)
-    x, y = data.noisy.to("cpu", torch.float64), data.y.to("cpu", torch.float64)
-    w_two = theory.two_stage_estimator(x, feats, y)
-    w_rrr = theory.min_norm_interpolator(x, y)
-
-    def err(m):
-        return theory.linear_test_error(m, w_star, cov, task.sigma).numpy()
-
-    return pd.DataFrame({"lam": lam_list, "seed": [s for _, s in pairs], "trained": err(w),
-                         "two_stage": err(w_two), "base_min": err(w_rrr)})
+    return pd.DataFrame({"lam": lam_t.numpy(), "seed": [k for _, k in pairs], "steps": run.steps.numpy(),
+                         "time": run.time.numpy(), "converged": run.converged.numpy(),
+                         "grad_norm": run.grad_norm.numpy(),
+                         "distance": ((w - closed).norm(dim=(-2, -1)) / closed.norm(dim=(-2, -1))).numpy(),
+                         "trained": theory.linear_test_error(w, w_star, cov, task.sigma).numpy(),
+                         "closed_form": theory.linear_test_error(closed, w_star, cov, task.sigma).numpy()})
