@@ -27,7 +27,7 @@ from torch import nn
 from .device import resolve_device
 from .models import StackedLinear, check_member, copy_member, member_normal
 from .streams import Stream, as_streams
-from .validation import ParameterError, check_float, check_int
+from .validation import ParameterError, check_choice, check_float, check_int
 
 Tensor = torch.Tensor
 
@@ -107,7 +107,9 @@ def avg_pool(x: Tensor, shape: Sequence[int], size: int) -> Tensor:
 
 
 class ConvNet(nn.Module):
-    """``[conv(k, c) -> relu -> avg-pool] x C -> dense(hidden) -> relu -> dense(d_out)``, 1-D or 2-D.
+    """``[conv(k, c) -> relu -> pool] x C -> dense(hidden) -> relu -> dense(d_out)``, 1-D or 2-D.
+
+    ``pooling`` is ``"avg"`` or ``"max"`` over blocks of ``pool``.
 
     ``shape`` is ``(channels, length)`` for signals or ``(channels, height, width)`` for images;
     ``channels`` one number (one convolution) or one per convolution. Hidden features: ``"h1"`` to
@@ -115,7 +117,8 @@ class ConvNet(nn.Module):
     """
 
     def __init__(self, shape: Sequence[int], channels: int | Sequence[int], hidden: int, d_out: int, *,
-                 kernel: int = 3, pool: int = 2, members: int | None = None, init_scale: float = 1.0,
+                 kernel: int = 3, pool: int = 2, pooling: str = "avg", members: int | None = None,
+                 init_scale: float = 1.0,
                  rng: Stream | int | Sequence[Stream] = 0,
                  device=None, dtype: torch.dtype = torch.float32):
         super().__init__()
@@ -133,6 +136,7 @@ class ConvNet(nn.Module):
         if kernel % 2 == 0:
             raise ValueError(f"kernel must be an odd integer >= 1 (same padding); got {kernel}")
         pool = check_int("pool", pool, low=1)
+        pooling = check_choice("pooling", pooling, ("avg", "max"))
         spatial = shape[1:]
         for _ in chans:
             if any(s % pool for s in spatial):
@@ -143,7 +147,7 @@ class ConvNet(nn.Module):
         init_scale = check_float("init_scale", init_scale, low=0.0)
         rngs = as_streams(rng, members, "rng")
         self.config = dict(shape=shape, channels=chans[0] if single else tuple(chans), hidden=hidden, d_out=d_out,
-                           kernel=kernel, pool=pool, init_scale=init_scale)
+                           kernel=kernel, pool=pool, pooling=pooling, init_scale=init_scale)
         self.members = members
         self.pool = pool
         convs, self.maps, current = [], [], shape
@@ -170,7 +174,11 @@ class ConvNet(nn.Module):
         lead = x.shape[:-1] if self.members is None else None
         maps = to_maps(x, self.config["shape"], self.members)
         feats = {}
-        pool = F.avg_pool1d if len(self.config["shape"]) == 2 else F.avg_pool2d
+        one_d = len(self.config["shape"]) == 2
+        if self.config["pooling"] == "max":
+            pool = F.max_pool1d if one_d else F.max_pool2d
+        else:
+            pool = F.avg_pool1d if one_d else F.avg_pool2d
         for l, conv in enumerate(self.convs, start=1):
             maps = torch.relu(conv.maps(maps))
             if self.pool > 1:

@@ -79,10 +79,10 @@ def mlp_factory(inputs: int, hidden: Sequence[int], classes: int = 10) -> ModelF
 
 
 def cnn_factory(shape: Sequence[int], channels: Sequence[int], hidden: int, kernel: int = 3,
-                classes: int = 10) -> ModelFactory:
+                classes: int = 10, pooling: str = "max") -> ModelFactory:
     """Builds a :class:`stlearn.conv.ConvNet` (1-D for ``shape = (1, L)``, 2-D for ``(1, H, W)``)."""
     return lambda members=None, rng=0, device=None: ConvNet(shape, tuple(channels), hidden, classes, kernel=kernel,
-                                                           members=members, rng=rng, device=device)
+                                                           pooling=pooling, members=members, rng=rng, device=device)
 
 
 def gather(factory: ModelFactory, nets: Sequence[nn.Module], picks: Sequence[tuple[int, int]],
