@@ -469,6 +469,7 @@ def readouts(out: Outcome, layers: Sequence[str]) -> dict:
         r["layer_pair"] = protocol.compare(by_layer, f"ST at {layers[-1]}", f"ST at {layers[0]}")
     for point in ("stopped", "matched", "zero_loss"):
         r[f"length {point}"] = protocol.interval(out.length[point])
+    r["lam0_runs"] = int((sel[sel.method == "ST"].config == "lam=0").sum())  # runs where validation chose no ST term
     return r
 
 
