@@ -473,12 +473,15 @@ def readouts(out: Outcome, layers: Sequence[str]) -> dict:
     return r
 
 
-def length_verdict(r: dict) -> str:
-    """What training length does to ST's gain over base (factor 1), from the three intervals."""
+def length_verdict(r: dict, end: str = "trained on to (near) zero loss") -> str:
+    """What training length does to ST's gain over base (factor 1), from the three intervals.
+
+    ``end`` describes the end of the continuation (say so where the training loss is not near zero).
+    """
     words = {p: protocol.by_sign(r[f"length {p}"], "positive", "negative", "not resolvably different from zero")
              for p in ("stopped", "matched", "zero_loss")}
     return (f"validation-stopped, the gain of ST over base is {words['stopped']}; at matched training loss it is "
-            f"{words['matched']}; trained on to (near) zero loss it is {words['zero_loss']}")
+            f"{words['matched']}; {end} it is {words['zero_loss']}")
 
 
 def knowledge_verdict(r: dict, full: str = "the full teacher", untrained: str = "an untrained teacher") -> str:
