@@ -1,16 +1,18 @@
-"""A small convolutional network with the conventions of :mod:`stlearn.models`.
+"""Small convolutional networks (1-D and 2-D) with the conventions of :mod:`stlearn.models`.
 
-Inputs are flat rows ``(n, C*H*W)`` (shared by all members) or ``(E, n, C*H*W)``
-(one set per member), as for the MLPs, so the same :class:`stlearn.data.Samples`
-and the same trainer serve both. An ensemble of ``E`` members runs its
-convolution as *one* batched matrix product: the input patches (im2col,
-``torch.nn.functional.unfold``) of member ``e`` meet only member ``e``'s
-filters, exactly as the stacked linear layers do. On a CPU this is much
-cheaper than a grouped convolution for the tiny images used here.
+Inputs are flat rows ``(n, C*L)`` or ``(n, C*H*W)`` (shared by all members) or
+``(E, n, .)`` (one set per member), as for the MLPs, so the same
+:class:`stlearn.data.Samples` and the same trainer serve both. An ensemble of
+``E`` members runs each convolution as *one* batched matrix product: the input
+patches (im2col, ``torch.nn.functional.unfold``) of member ``e`` meet only
+member ``e``'s filters, exactly as the stacked linear layers do. On a CPU this
+is much cheaper than a grouped convolution for the tiny inputs used here. A
+1-D signal of length ``L`` is unfolded as a ``1 x L`` image with ``1 x k``
+patches, so both kinds share one layer (:class:`StackedConv`).
 
-``model(x, return_features=True)`` returns ``(logits, {"h1": ..., "h2": ...})``:
-``h1`` the rectified convolution maps (flattened per sample), ``h2`` the
-rectified dense hidden layer.
+``model(x, return_features=True)`` returns ``(logits, {"h1": ..., })``: ``h1``
+to ``hC`` the rectified, pooled maps of the ``C`` convolutions (flattened per
+sample), ``h{C+1}`` the rectified dense hidden layer.
 """
 
 from __future__ import annotations
@@ -25,99 +27,167 @@ from torch import nn
 from .device import resolve_device
 from .models import StackedLinear, check_member, copy_member, member_normal
 from .streams import Stream, as_streams
-from .validation import check_float, check_int
+from .validation import ParameterError, check_choice, check_float, check_int
 
 Tensor = torch.Tensor
 
 
-class StackedConv2d(nn.Module):
-    """``same``-padded 2-D convolution for one network or a stack of ``E`` members.
+class StackedConv(nn.Module):
+    """``same``-padded 1-D or 2-D convolution for one network or a stack of ``E`` members.
 
-    Weights are ``(C_out, C_in, k, k)`` or ``(E, C_out, C_in, k, k)``, initialised
-    per member from its stream with ``N(0, init_scale^2 / (C_in k^2))`` entries.
+    ``shape`` is ``(C_in, L)`` (1-D) or ``(C_in, H, W)`` (2-D). Weights are ``(C_out, C_in, k)`` or
+    ``(C_out, C_in, k, k)``, with a leading ``E`` for an ensemble, initialised per member from its
+    stream with ``N(0, init_scale^2 / fan_in)`` entries (``fan_in = C_in k`` or ``C_in k^2``).
     """
 
     def __init__(self, shape: Sequence[int], c_out: int, kernel: int, members: int | None,
                  rngs: Sequence[Stream], init_scale: float, layer: int):
         super().__init__()
-        self.shape = tuple(shape)  # (C_in, H, W)
+        self.shape = tuple(shape)
+        if len(self.shape) not in (2, 3):
+            raise ParameterError(f"shape must be (channels, length) or (channels, height, width); got {self.shape}")
         self.members, self.kernel = members, kernel
-        c_in = self.shape[0]
-        self.weight = nn.Parameter(member_normal((c_out, c_in, kernel, kernel), rngs, layer,
-                                                 init_scale / math.sqrt(c_in * kernel * kernel), members))
+        c_in, taps = self.shape[0], kernel ** (len(self.shape) - 1)
+        wshape = (c_out, c_in) + (kernel,) * (len(self.shape) - 1)
+        self.weight = nn.Parameter(member_normal(wshape, rngs, layer, init_scale / math.sqrt(c_in * taps), members))
         self.bias = nn.Parameter(torch.zeros((c_out,) if members is None else (members, c_out)))
 
     @property
     def out_features(self) -> int:
-        return self.weight.shape[-4] * self.shape[1] * self.shape[2]
+        return self.weight.shape[1 if self.members is not None else 0] * math.prod(self.shape[1:])
 
     def forward(self, x: Tensor) -> Tensor:
-        c_in, h, w = self.shape
-        # im2col: (..., n, C_in*H*W) -> patches (..., n, H*W, C_in*k*k), then one (batched) matmul
-        patches = F.unfold(x.reshape(-1, c_in, h, w), self.kernel, padding=self.kernel // 2)
-        patches = patches.transpose(1, 2).reshape(*x.shape[:-1], h * w, -1)
-        weight = self.weight.flatten(-3)  # (..., C_out, C_in*k*k)
-        if self.members is not None:
-            weight = weight.unsqueeze(1)  # (E, 1, C_out, C_in*k*k): broadcast over samples
-        bias = self.bias if self.members is None else self.bias.unsqueeze(1)
-        y = torch.matmul(patches, weight.transpose(-1, -2)) + bias.unsqueeze(-2)  # (..., n, H*W, C_out)
-        return y.transpose(-1, -2).flatten(-2)  # channel-major (..., n, C_out*H*W), as a conv layer
+        """Flat inputs ``(n, C_in*P)`` or ``(E, n, C_in*P)`` to flat maps ``(..., n, C_out*P)``."""
+        return from_maps(self.maps(to_maps(x, self.shape, self.members)), self.members)
+
+    def maps(self, images: Tensor) -> Tensor:
+        """Maps ``(n, E*C_in, *spatial)`` (members side by side in the channels) to ``(n, E*C_out, *spatial)``.
+
+        An ensemble is one grouped convolution (``groups=E``): member ``e``'s channels meet only its filters.
+        """
+        groups = self.members or 1
+        weight = self.weight.reshape(-1, *self.weight.shape[-(len(self.shape)):])  # (E*C_out, C_in, k[, k])
+        conv = F.conv1d if len(self.shape) == 2 else F.conv2d
+        return conv(images, weight, self.bias.reshape(-1), padding=self.kernel // 2, groups=groups)
+
+
+def to_maps(x: Tensor, shape: Sequence[int], members: int | None) -> Tensor:
+    """Flat rows ``(..., n, C*P)`` (or ``(E, n, C*P)``, or shared ``(n, C*P)`` for ``E`` members) as maps
+    ``(n, E*C, *spatial)``: the layout of a grouped convolution."""
+    spatial = tuple(shape[1:])
+    if members is None:
+        maps = x.reshape(-1, *shape)
+    else:
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(members, *x.shape)
+        maps = x.transpose(0, 1).reshape(x.shape[1], members * shape[0], *spatial)
+    return maps.contiguous(memory_format=torch.channels_last) if len(spatial) == 2 else maps
+
+
+def from_maps(maps: Tensor, members: int | None, lead: Sequence[int] | None = None) -> Tensor:
+    """Maps ``(n, E*C, *spatial)`` back to flat rows ``(E, n, C*P)`` (channel-major, as a conv layer's output)."""
+    n = maps.shape[0]
+    if members is None:
+        return maps.reshape(*(lead or (n,)), -1)
+    return maps.reshape(n, members, -1).transpose(0, 1)
+
+
+StackedConv2d = StackedConv  # the 2-D layer's former name
 
 
 def avg_pool(x: Tensor, shape: Sequence[int], size: int) -> Tensor:
-    """Average pooling of flat maps ``(..., C*H*W)`` over ``size x size`` blocks (any leading dims)."""
+    """Average pooling of flat maps ``(..., C*L)`` or ``(..., C*H*W)`` over blocks of ``size`` (any leading dims)."""
     if size == 1:
         return x
-    c, h, w = shape
-    pooled = F.avg_pool2d(x.reshape(-1, c, h, w), size)
+    if len(shape) == 2:
+        pooled = F.avg_pool1d(x.reshape(-1, *shape), size)
+    else:
+        pooled = F.avg_pool2d(x.reshape(-1, *shape), size)
     return pooled.reshape(*x.shape[:-1], -1)
 
 
 class ConvNet(nn.Module):
-    """``conv(k x k, channels) -> relu -> avg-pool -> dense(hidden) -> relu -> dense(d_out)``.
+    """``[conv(k, c) -> relu -> pool] x C -> dense(hidden) -> relu -> dense(d_out)``, 1-D or 2-D.
 
-    Hidden features: ``"h1"`` (rectified, pooled convolution maps) and ``"h2"``
-    (dense hidden layer).
+    ``pooling`` is ``"avg"`` or ``"max"`` over blocks of ``pool``.
+
+    ``shape`` is ``(channels, length)`` for signals or ``(channels, height, width)`` for images;
+    ``channels`` one number (one convolution) or one per convolution. Hidden features: ``"h1"`` to
+    ``"hC"`` (rectified, pooled maps of each convolution) and ``"h{C+1}"`` (dense hidden layer).
     """
 
-    def __init__(self, shape: Sequence[int], channels: int, hidden: int, d_out: int, *, kernel: int = 3,
-                 pool: int = 2, members: int | None = None, init_scale: float = 1.0,
+    def __init__(self, shape: Sequence[int], channels: int | Sequence[int], hidden: int, d_out: int, *,
+                 kernel: int = 3, pool: int = 2, pooling: str = "avg", members: int | None = None,
+                 init_scale: float = 1.0,
                  rng: Stream | int | Sequence[Stream] = 0,
                  device=None, dtype: torch.dtype = torch.float32):
         super().__init__()
-        if len(shape) != 3:
-            raise ValueError(f"shape must be (channels, height, width); got {tuple(shape)}")
+        if len(shape) not in (2, 3):
+            raise ValueError(f"shape must be (channels, length) or (channels, height, width); got {tuple(shape)}")
         shape = tuple(check_int(f"shape[{i}]", s, low=1) for i, s in enumerate(shape))
-        channels = check_int("channels", channels, low=1)
+        single = isinstance(channels, int)
+        chans = [channels] if single else list(channels)
+        if not chans:
+            raise ParameterError("channels must hold at least one convolution's channels; got []")
+        chans = [check_int("channels", c, low=1) for c in chans]
         hidden = check_int("hidden", hidden, low=1)
         d_out = check_int("d_out", d_out, low=1)
         kernel = check_int("kernel", kernel, low=1)
         if kernel % 2 == 0:
             raise ValueError(f"kernel must be an odd integer >= 1 (same padding); got {kernel}")
         pool = check_int("pool", pool, low=1)
-        if shape[1] % pool or shape[2] % pool:
-            raise ValueError(f"pool must divide the image size {shape[1:]}; got {pool}")
+        pooling = check_choice("pooling", pooling, ("avg", "max"))
+        spatial = shape[1:]
+        for _ in chans:
+            if any(s % pool for s in spatial):
+                raise ValueError(f"pool must divide the map size {spatial} after every convolution; got {pool}")
+            spatial = tuple(s // pool for s in spatial)
         if members is not None:
             members = check_int("members", members, low=1)
         init_scale = check_float("init_scale", init_scale, low=0.0)
         rngs = as_streams(rng, members, "rng")
-        self.config = dict(shape=shape, channels=channels, hidden=hidden, d_out=d_out, kernel=kernel,
-                           pool=pool, init_scale=init_scale)
+        self.config = dict(shape=shape, channels=chans[0] if single else tuple(chans), hidden=hidden, d_out=d_out,
+                           kernel=kernel, pool=pool, pooling=pooling, init_scale=init_scale)
         self.members = members
-        self.conv = StackedConv2d(shape, channels, kernel, members, rngs, init_scale, layer=0)
-        self.maps = (channels, shape[1], shape[2])
         self.pool = pool
-        self.dense = StackedLinear(self.conv.out_features // pool**2, hidden, members, rngs, init_scale, True, layer=1)
-        self.out = StackedLinear(hidden, d_out, members, rngs, init_scale, True, layer=2)
+        convs, self.maps, current = [], [], shape
+        for l, c in enumerate(chans):
+            convs.append(StackedConv(current, c, kernel, members, rngs, init_scale, layer=l))
+            self.maps.append((c, *current[1:]))
+            current = (c, *(s // pool for s in current[1:]))
+        self.convs = nn.ModuleList(convs)
+        flat = math.prod(current)
+        self.dense = StackedLinear(flat, hidden, members, rngs, init_scale, True, layer=len(chans))
+        self.out = StackedLinear(hidden, d_out, members, rngs, init_scale, True, layer=len(chans) + 1)
         self.to(device=resolve_device(device), dtype=dtype)
 
-    feature_names = ["h1", "h2"]
+    @property
+    def conv(self) -> StackedConv:
+        """The first convolution."""
+        return self.convs[0]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f"h{l}" for l in range(1, len(self.convs) + 2)]
 
     def forward(self, x: Tensor, return_features: bool = False):
-        h1 = avg_pool(torch.relu(self.conv(x)), self.maps, self.pool)
-        h2 = torch.relu(self.dense(h1))
-        out = self.out(h2)
-        return (out, {"h1": h1, "h2": h2}) if return_features else out
+        lead = x.shape[:-1] if self.members is None else None
+        maps = to_maps(x, self.config["shape"], self.members)
+        feats = {}
+        one_d = len(self.config["shape"]) == 2
+        if self.config["pooling"] == "max":
+            pool = F.max_pool1d if one_d else F.max_pool2d
+        else:
+            pool = F.avg_pool1d if one_d else F.avg_pool2d
+        for l, conv in enumerate(self.convs, start=1):
+            maps = torch.relu(conv.maps(maps))
+            if self.pool > 1:
+                maps = pool(maps, self.pool)
+            if return_features or l == len(self.convs):
+                feats[f"h{l}"] = from_maps(maps, self.members, lead)
+        h = feats[f"h{len(self.convs) + 1}"] = torch.relu(self.dense(feats[f"h{len(self.convs)}"]))
+        out = self.out(h)
+        return (out, feats) if return_features else out
 
 
 def conv_member(model: ConvNet, e: int) -> ConvNet:
@@ -125,3 +195,16 @@ def conv_member(model: ConvNet, e: int) -> ConvNet:
     check_member(model, e, "conv_member")
     ref = next(model.parameters())
     return copy_member(model, ConvNet(**model.config, device=ref.device, dtype=ref.dtype), e)
+
+
+def select_conv_members(model: ConvNet, index: Sequence[int]) -> ConvNet:
+    """A new ensemble whose member ``e`` is a copy of member ``index[e]`` of ``model`` (repeats allowed)."""
+    if model.members is None:
+        raise ValueError("select_conv_members() needs an ensemble (members=E)")
+    index = [check_int("index", i, low=0, high=model.members - 1) for i in index]
+    ref = next(model.parameters())
+    picked = ConvNet(**model.config, members=len(index), device=ref.device, dtype=ref.dtype)
+    with torch.no_grad():
+        for dst, src in zip(picked.parameters(), model.parameters()):
+            dst.copy_(src[index])
+    return picked

@@ -94,9 +94,15 @@ INPUTS = {"digits": 64, "mnist1d": MNIST1D_LENGTH}
 
 
 def labelled(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Stream | int = 0,
-             noise_rng: Stream | int = 0, device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
-    """``n_train`` training, ``n_val`` validation and the rest test inputs of ``dataset``, with noise ``sigma``."""
-    return _noisy_split(*_split(dataset, n_train, n_val, sigma, split_rng), as_stream(noise_rng),
+             noise_rng: Stream | int = 0, device=None, dtype: torch.dtype = torch.float32,
+             split_name: str | None = None) -> LabelledSplit:
+    """``n_train`` training, ``n_val`` validation and the rest test inputs of ``dataset``, with noise ``sigma``.
+
+    ``split_name`` names the split in the audit of disjoint sets when a chapter draws several splits
+    of one dataset (one per run): the three parts of each split must be disjoint, while the parts of
+    two splits overlap by design.
+    """
+    return _noisy_split(*_split(dataset, n_train, n_val, sigma, split_rng, split_name), as_stream(noise_rng),
                         resolve_device(device), dtype)
 
 
@@ -113,7 +119,8 @@ def members(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Str
 PARTS = ("student_data", "validation", "test")  # the roles of the three parts (their noise streams)
 
 
-def _split(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Stream | int):
+def _split(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Stream | int,
+           split_name: str | None = None):
     """The checked arguments' arrays, stratified index sets (train, val, test) and noise level."""
     dataset = check_choice("dataset", dataset, LOADERS)
     images, labels = LOADERS[dataset]()
@@ -122,8 +129,9 @@ def _split(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Stre
     n_val = check_int("n_val", n_val, low=classes, high=len(labels) - classes - n_train)
     sigma = check_float("sigma", sigma, low=0.0)
     parts = stratified_indices(labels, [n_train, n_val], as_stream(split_rng, "split_rng"))
+    space = dataset if split_name is None else f"{dataset} {split_name}"
     for role, idx in zip(PARTS, parts):
-        streams.record(f"{dataset} {role}", idx, space=dataset)
+        streams.record(f"{space} {role}", idx, space=space)
     return images, labels, parts, sigma
 
 

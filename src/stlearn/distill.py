@@ -50,10 +50,11 @@ def blended_targets(y: Tensor, teacher_output: Tensor, lam) -> Tensor:
     return (y + lam * teacher_output) / (1 + lam)
 
 
-def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
-    """``T^2 * mean_i KL(softmax(t_i / T) || softmax(s_i / T))`` per member."""
-    log_p_student = log_softmax(student_logits / temperature)
-    log_p_teacher = log_softmax(teacher_logits / temperature)
+def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature) -> Tensor:
+    """``T^2 * mean_i KL(softmax(t_i / T) || softmax(s_i / T))`` per member (``T`` one number or ``(E,)``)."""
+    scale = temperature.reshape(-1, 1, 1) if isinstance(temperature, Tensor) else temperature
+    log_p_student = log_softmax(student_logits / scale)
+    log_p_teacher = log_softmax(teacher_logits / scale)
     kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(-1)
     return temperature**2 * kl.mean(-1)
 
@@ -72,11 +73,14 @@ def train_distilled(model: nn.Module, data: Samples, teacher: FrozenTeacher, *, 
                     eval_sets: Mapping[str, Samples] | None = None) -> pd.DataFrame:
     """Train ``model`` on the noisy inputs with the distillation loss; returns the tidy history.
 
-    ``config`` defaults to ``TrainConfig(task="ce")``.
+    ``config`` defaults to ``TrainConfig(task="ce")``. ``alpha`` and ``temperature`` are one number
+    or one per member of an ensemble, so that a grid of distillation settings trains as one ensemble.
     """
     config = config or TrainConfig(task="ce")
-    alpha = check_float("alpha", alpha, low=0.0, high=1.0)
-    temperature = check_float("temperature", temperature, low=0.0, low_open=True)
+    like = next(model.parameters())
+    members = getattr(model, "members", None)
+    alpha = _per_member("alpha", alpha, members, like, high=1.0)
+    temperature = _per_member("temperature", temperature, members, like, low_open=True)
     if config.task != "ce":
         raise ParameterError(f"distillation needs a classification task (task='ce'); got {config.task!r}")
     with fast.switched(config.fast):
@@ -99,6 +103,16 @@ def train_distilled(model: nn.Module, data: Samples, teacher: FrozenTeacher, *, 
             terms["total"].sum().backward()
             opt.step()
     return pd.DataFrame(rows)
+
+
+def _per_member(name: str, value, members: int | None, like: Tensor, **bounds):
+    """One checked number, or ``(E,)`` values, one per member."""
+    if not isinstance(value, (list, tuple)):
+        return check_float(name, value, low=0.0, **bounds)
+    values = [check_float(f"{name}[{i}]", v, low=0.0, **bounds) for i, v in enumerate(value)]
+    if members is None or len(values) != members:
+        raise ParameterError(f"{name} must be one number or one per member ({members}); got {len(values)}")
+    return torch.tensor(values, device=like.device, dtype=like.dtype)
 
 
 @torch.no_grad()

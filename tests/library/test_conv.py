@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from stlearn.conv import ConvNet, conv_member
+from stlearn.conv import ConvNet, conv_member, select_conv_members
 from stlearn.data import Samples, randn
 from stlearn.streams import Stream
 from stlearn.train import TrainConfig, train
@@ -73,3 +73,46 @@ def test_stacked_conv_is_a_convolution():
     x = _inputs()
     expected = F.conv2d(x.reshape(-1, *SHAPE), net.conv.weight, net.conv.bias, padding=1).reshape(5, -1)
     torch.testing.assert_close(net.conv(x), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, channels, kernel", [((1, 40), (3, 5), 5), ((1, 8, 8), (4, 6), 3), ((2, 12), 3, 3)])
+def test_deeper_and_1d_members_equal_single_networks(shape, channels, kernel):
+    """Several convolutions, 1-D or 2-D: each member of an ensemble is the single network of its stream."""
+    rngs = RNG.children("student_init", 3)
+    ens = ConvNet(shape, channels=channels, hidden=5, d_out=3, kernel=kernel, members=3, rng=rngs)
+    with torch.no_grad():
+        for i, p in enumerate(ens.parameters()):
+            p.add_(0.1 * randn(RNG.child("direction", i), *p.shape).float())
+    d = 1
+    for s in shape:
+        d *= s
+    x = torch.stack([randn(RNG.child("inputs", k), 4, d).float() for k in range(3)])
+    out, feats = ens(x, return_features=True)
+    n_conv = 1 if isinstance(channels, int) else len(channels)
+    assert ens.feature_names == [f"h{l}" for l in range(1, n_conv + 2)] and out.shape == (3, 4, 3)
+    shared_out = ens(x[1])  # one input set shared by every member
+    for e in range(3):
+        single = conv_member(ens, e)
+        single_out, single_feats = single(x[e], return_features=True)
+        torch.testing.assert_close(out[e], single_out, rtol=1e-5, atol=1e-6)
+        for name in ens.feature_names:
+            torch.testing.assert_close(feats[name][e], single_feats[name], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(shared_out[e], single(x[1]), rtol=1e-5, atol=1e-6)
+    picked = select_conv_members(ens, [2, 0])
+    torch.testing.assert_close(picked(x[[2, 0]]), out[[2, 0]], rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_conv_1d_is_a_convolution():
+    import torch.nn.functional as F
+
+    net = ConvNet((2, 10), channels=3, hidden=4, d_out=2, kernel=5, rng=RNG.child("student_init"))
+    with torch.no_grad():
+        net.conv.bias.add_(randn(RNG.child("direction"), 3).float())
+    x = randn(RNG.child("inputs"), 5, 20).float()
+    expected = F.conv1d(x.reshape(5, 2, 10), net.conv.weight, net.conv.bias, padding=2).reshape(5, -1)
+    torch.testing.assert_close(net.conv(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_pool_must_divide_every_map():
+    with pytest.raises(ValueError, match="pool"):
+        ConvNet((1, 8, 8), channels=(2, 2, 2, 2), hidden=3, d_out=2)

@@ -1,9 +1,10 @@
-"""Disjoint sets and independent role streams in the real-image experiments (stlearn.experiments.digits).
+"""Disjoint sets and independent role streams in the real-data experiments (stlearn.experiments.classification).
 
-The split of a fixed dataset is drawn once (``rng.child("split")``): every run shares its training,
-validation and test images, and these three parts are disjoint. By the paper's design a teacher trains
-on the clean versions of the students' training images (a weaker one on a stratified subset of them), so
-its images lie inside the students' training set and never in a validation or test set.
+Run ``k`` draws its own split of the fixed dataset (``rng.child("split", k)``): within a run the
+training, validation and test inputs are disjoint, while two runs' splits overlap by design (each is
+audited as its own split). By the paper's design a run's teachers train on the clean versions of that
+run's training inputs, so their inputs lie inside the run's training set and never in its validation
+or test set.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import pytest
 import torch
 
 from stlearn import streams
-from stlearn.experiments import digits as dg
+from stlearn.experiments import classification as cl
 from stlearn.streams import Stream
+from stlearn.train import TrainConfig
 
 N_TRAIN, N_VAL = 60, 40
 SEEDS = [0, 2]
@@ -27,86 +29,83 @@ def rows(x: torch.Tensor) -> set[bytes]:
 
 @pytest.fixture
 def teacher_inputs(monkeypatch):
-    """The clean inputs every teacher trained by dg.fit_teacher saw, in order."""
+    """The clean inputs (per member) every teacher trained by cl.fit_teachers saw, in order."""
     seen: list[torch.Tensor] = []
-    train = dg.train
+    train = cl.train
 
     def spy(model, data, *args, **kwargs):
-        if kwargs.get("teacher") is None:  # a teacher's training (students train with a teacher)
+        if kwargs.get("teacher") is None and torch.equal(data.clean, data.noisy):  # a teacher's training
             seen.append(data.clean)
         return train(model, data, *args, **kwargs)
 
-    monkeypatch.setattr(dg, "train", spy)
+    monkeypatch.setattr(cl, "train", spy)
     return seen
 
 
-@pytest.mark.parametrize("dataset, students", [("digits", True), ("mnist1d", False)])
-def test_disjoint_sets_of_a_chapter_run(dataset, students, teacher_inputs):
-    """The sets drawn by the helpers the chapters call (students trained on digits only: the same code)."""
+def _config(steps=2):
+    return TrainConfig(steps=steps, lr=0.01, optimizer="adam", task="ce", batch_size=20, log_points=2,
+                       progress=False)
+
+
+@pytest.mark.parametrize("dataset, inputs", [("digits", 64), ("mnist1d", 40)])
+def test_disjoint_sets_of_a_chapter_run(dataset, inputs, teacher_inputs):
+    """The sets drawn by the helpers the chapters call, a whole (tiny) run of every method included."""
     streams.audit()
     rng = Stream(3)
-    factory = dg.mlp_factory([8], dg.INPUTS[dataset])
-    clean = dg.clean_split(N_TRAIN, N_VAL, rng, dataset=dataset)
-    teachers = [dg.fit_teacher(factory, clean.train, dg.adam(2, 0.01), rng, 0)]
-    teachers += [dg.fit_teacher(factory, clean.train, dg.adam(2, 0.01), rng, j, n_images=n)
-                 for j, n in enumerate([20, 30], start=1)]
-    data = dg.noisy_data(N_TRAIN, N_VAL, 0.3, rng, SEEDS, dataset=dataset)
-    if students:
-        config = dg.adam(2, 0.01, log_points=2)
-        runs = dg.compare_methods({"MLP": factory}, {"MLP": teachers[0]}, [0.3], rng, SEEDS, 0.1,
-                                  {"MLP": ["h1"]}, 0.5, 4.0, config, N_TRAIN, N_VAL, dataset=dataset)
-        assert set(runs.seed) == set(SEEDS) and set(runs.method) == {"base", "ST", "KD"}
-        dg.st_variants(factory, data, {"weak": (teachers[1], ["h1"])}, rng, SEEDS, 0.1, config)
-    assert streams.assert_disjoint() == 3  # one split (train, validation, test), shared by every run
+    factory = cl.mlp_factory(inputs, [8])
+    data = cl.run_splits(dataset, N_TRAIN, N_VAL, 0.3, rng, SEEDS)
+    grids = cl.Grids([0.0, 1.0], ["h1"], [0.0, 0.01], [1.0, 2.0], [0.5], [4.0], [4, 8])
+    out = cl.run_architecture(factory, data, rng, SEEDS, 0.3, grids, [0, 1, 2], ["untrained", "brief"],
+                              _config(), _config(1))
+    assert set(out.selected.seed) == set(SEEDS) and set(cl.SIMPLE) <= set(out.selected.method)
+    assert streams.assert_disjoint() == 3 * len(SEEDS)  # a split (train, validation, test) per run
 
-    assert [len(t) for t in teacher_inputs] == [N_TRAIN, 20, 30]
-    assert not rows(teacher_inputs[1]) <= rows(teacher_inputs[2])  # each weaker teacher draws its own subset
-    for member, _ in enumerate(SEEDS):
-        train, val, test = (rows(getattr(data, part).clean[member]) for part in ("train", "val", "test"))
+    assert len(teacher_inputs) == 2  # the staged training of the teachers (levels 1 and 2)
+    for i, _ in enumerate(SEEDS):
+        train, val, test = (rows(getattr(data, part).clean[i]) for part in ("train", "val", "test"))
         assert (len(train), len(val)) == (N_TRAIN, N_VAL)
         assert not train & val and not train & test and not val & test
-        assert train == rows(clean.train.clean)  # the clean split is the runs' split
         for seen in teacher_inputs:
-            teacher = rows(seen)
-            assert teacher <= train, "a teacher trains on the students' clean training images, by design"
-            assert not teacher & val and not teacher & test
+            teacher = rows(seen[i])
+            assert teacher == train, "run k's teacher trains on run k's clean training inputs, by design"
+    assert rows(data.train.clean[0]) != rows(data.train.clean[1])  # each run its own split
 
 
 def test_stream_roles_are_independent():
     rng = Stream(0)
-    a = dg.noisy_data(N_TRAIN, N_VAL, 0.3, rng, [0, 1])
-    b = dg.noisy_data(N_TRAIN, N_VAL, 0.3, rng, [0, 5])  # run 1 replaced by run 5: run 0 and the split unchanged
-    c = dg.noisy_data(N_TRAIN, N_VAL, 0.6, rng, [4, 0])  # another noise level, run 0 second
+    a = cl.run_splits("digits", N_TRAIN, N_VAL, 0.3, rng, [0, 1])
+    b = cl.run_splits("digits", N_TRAIN, N_VAL, 0.3, rng, [0, 5])  # run 1 replaced by run 5
+    c = cl.run_splits("digits", N_TRAIN, N_VAL, 0.6, rng, [4, 0])  # another noise level, run 0 second
     for part in ("train", "val", "test"):
         pa, pb, pc = getattr(a, part), getattr(b, part), getattr(c, part)
-        assert torch.equal(pa.clean[0], pb.clean[1]) and torch.equal(pa.y[0], pc.y[1])  # one split
+        assert torch.equal(pa.clean[0], pb.clean[0]) and torch.equal(pa.clean[0], pc.clean[1])  # run 0's split
         assert torch.equal(pa.noisy[0], pb.noisy[0])
-        assert not torch.equal(pa.noisy[1], pb.noisy[1])
+        assert not torch.equal(pa.clean[1], pb.clean[1])  # another run, another split
         assert torch.allclose(2 * (pa.noisy[0] - pa.clean[0]), pc.noisy[1] - pc.clean[1], atol=1e-6)  # same e
     # the parts draw their noise from their own streams
     assert not torch.allclose(a.train.noisy[0, :N_VAL] - a.train.clean[0, :N_VAL], a.val.noisy[0] - a.val.clean[0])
-    # a different root changes the split
-    other = dg.noisy_data(N_TRAIN, N_VAL, 0.3, Stream(1), [0])
-    assert rows(other.train.clean[0]) != rows(a.train.clean[0])
 
-    # student inits: run k's init depends only on k (paired across methods, lams and the other runs)
-    factory = dg.mlp_factory([8])
-    m1 = factory(members=2, rng=dg.student_inits(rng, [0, 1]))
-    m2 = factory(members=2, rng=dg.student_inits(rng, [2, 0]))
-    weights = [(p1, p2) for (name, p1), p2 in zip(m1.named_parameters(), m2.parameters()) if "weight" in name]
-    assert weights
-    for p1, p2 in weights:  # (biases start at zero)
-        assert torch.equal(p1[0], p2[1]) and not torch.equal(p1[1], p2[0])
-
-    # teachers: teacher j's init and subset depend only on j; the students' streams are other roles
-    clean = dg.clean_split(N_TRAIN, N_VAL, rng)
-    sub1 = dg.subset(clean.train, 20, rng.child("teacher_data", 1))
-    assert torch.equal(sub1.clean, dg.subset(clean.train, 20, rng.child("teacher_data", 1)).clean)
-    assert rows(sub1.clean) != rows(dg.subset(clean.train, 20, rng.child("teacher_data", 2)).clean)
-    t1 = dg.fit_teacher(factory, clean.train, dg.adam(1, 1e-9), rng, 1, n_images=20)
-    t1_again = dg.fit_teacher(factory, clean.train, dg.adam(1, 1e-9), rng, 1, n_images=20)
-    t2 = dg.fit_teacher(factory, clean.train, dg.adam(1, 1e-9), rng, 2, n_images=20)
-    w1, w1_again, w2 = (next(t.model.parameters()) for t in (t1, t1_again, t2))
-    assert torch.equal(w1, w1_again) and not torch.equal(w1, w2)
-    student = factory(rng=rng.child("student_init", 1))
+    # teachers: run k's teacher init depends only on k, and differs from the students' inits
+    factory = cl.mlp_factory(64, [8])
+    t1 = cl.fit_teachers(factory, a, rng, [0, 1], [0], _config(1))[0]
+    t2 = cl.fit_teachers(factory, b, rng, [0, 5], [0], _config(1))[0]
+    w1, w2 = next(t1.parameters()), next(t2.parameters())
+    assert torch.equal(w1[0], w2[0]) and not torch.equal(w1[1], w2[1])
+    student = factory(members=2, rng=[rng.child("student_init", k) for k in (0, 1)])
     assert not torch.allclose(next(student.parameters()), w1, atol=1e-3)
+
+
+def test_knowledge_levels_continue_one_training():
+    """Level j has trained teacher_steps[j] steps: level 0 is the init, and the levels differ."""
+    rng = Stream(1)
+    data = cl.run_splits("digits", N_TRAIN, N_VAL, 0.3, rng, [0, 1])
+    factory = cl.cnn_factory((1, 8, 8), [4, 4], 8)
+    levels = cl.fit_teachers(factory, data, rng, [0, 1], [0, 0, 3], _config(1))
+    init = factory(members=2, rng=[rng.child("teacher_init", k, 0) for k in (0, 1)])
+    for a, b in zip(levels[0].parameters(), init.parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(levels[1].parameters(), levels[0].parameters()):
+        assert torch.equal(a, b)  # zero more steps: the same teacher
+    assert not torch.equal(next(levels[2].parameters()), next(levels[0].parameters()))
+    with pytest.raises(cl.ParameterError, match="teacher_steps"):
+        cl.fit_teachers(factory, data, rng, [0, 1], [5, 2], _config(1))
