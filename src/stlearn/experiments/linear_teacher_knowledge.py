@@ -183,7 +183,8 @@ def lam_path(task: Task, rank: int, n_students, n_teacher: int, lams, rng: Strea
     One row per (n_student, seed, lam) with ``lam = inf`` the two-stage limit; columns ``test_error``
     (exact), ``head`` (the closed form's head conditioning), ``val_error`` (mean squared error on
     ``n_val`` noisy validation samples with noisy labels, drawn from ``rng.child("validation", k, N)``) and
-    ``ols`` (least squares' test error). Teacher ``k`` is the grid's (``rng.child("teacher_data", k, n_teacher)``); student data as in the grid.
+    ``ols`` (least squares' test error). Teacher ``k`` is the grid's (``rng.child("teacher_data", k,
+    n_teacher)``); student data as in the grid.
     """
     rng = as_stream(rng)
     w_star, cov = task.target.weight, task.inputs.covariance()
