@@ -239,6 +239,76 @@ def best_per_step(s: Setting, members: int, steps: int, repeats: int) -> dict[st
     return best
 
 
+@dataclass(frozen=True)
+class ConvSetting:
+    """A convolutional setting of the book: only the ensemble is timed (a loop or vmap baseline would need
+    the same network written twice more); its step is counted and set against the roofline like the others."""
+
+    key: str
+    name: str
+    build: object  # (members, rng) -> network
+    inputs: tuple  # one sample's shape as the network takes it
+    classes: int  # 0: regression onto an input-shaped target (the denoiser)
+    n: int  # samples per step (the chapter's minibatch)
+    steps: int
+    members: tuple
+    layers: tuple = ("h2",)
+    lam: float = 1.0
+
+    def config(self, steps: int) -> st.TrainConfig:
+        return st.TrainConfig(steps=steps, lr=0.003, optimizer="adam", task="ce" if self.classes else "mse",
+                              log_points=2, progress=False)
+
+
+def _cnn(shape, channels, hidden, kernel):
+    from stlearn.experiments.classification import cnn_factory
+
+    factory = cnn_factory(shape, channels, hidden, kernel=kernel)
+    return lambda members=None, rng=0: factory(members=members, rng=rng)
+
+
+CONV_SETTINGS = [
+    ConvSetting("digits_cnn", "CNN, digits chapter (8x8 images, 16-16 channels 3x3, max-pool, dense 32), "
+                "minibatch 100, Adam, cross-entropy", _cnn((1, 8, 8), (16, 16), 32, 3), (64,), 10, 100, 30,
+                (1, 8, 32)),
+    ConvSetting("mnist1d_cnn", "1-D CNN, MNIST-1D chapter (40 samples, 16-16 channels width 5, max-pool, dense 32), "
+                "minibatch 100, Adam, cross-entropy", _cnn((1, 40), (16, 16), 32, 5), (40,), 10, 100, 30,
+                (1, 8, 32)),
+]
+
+
+def time_conv(s: ConvSetting, members: int, steps: int) -> float:
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.randn(members, s.n, *s.inputs, generator=gen)
+    noisy = clean + 0.5 * torch.randn(clean.shape, generator=gen)
+    y = torch.randint(0, s.classes, (members, s.n), generator=gen) if s.classes else clean
+    data = st.Samples(clean, noisy, y)
+    teacher = st.FrozenTeacher(s.build(rng=st.Stream(0).child("teacher_init")))
+    model = s.build(members=members, rng=st.Stream(0).children("student_init", members))
+    lams = [s.lam * (e % 2) for e in range(members)] if members > 1 else [s.lam]
+    start = time.perf_counter()
+    st.train(model, data, teacher=teacher, lam=lams, layers=list(s.layers), config=s.config(steps))
+    return time.perf_counter() - start
+
+
+def conv_rows(settings, args, bandwidth: float) -> None:
+    """The convolutional settings: seconds per ensemble step, its rate, and its fraction of the roofline."""
+    for s in settings:
+        steps = max(2, s.steps // 10) if args.quick else s.steps
+        print(f"\n{s.name}, ST loss on {', '.join(s.layers)}, {steps} steps (ensemble only)")
+        print(f"{'E':>4} {'ensemble':>10} {'GFLOP/s':>8} {'peak':>6} {'of peak':>8} {'MB/step':>8} {'FLOP/B':>7} "
+              f"{'limit':>5} {'of roof':>8}")
+        for members in args.members or s.members:
+            time_conv(s, members, 2)  # warm-up
+            ens = min(time_conv(s, members, steps) / steps for _ in range(args.repeats))
+            peak = matmul_peak(torch.float32)
+            flops, moved = per_step(lambda k, s=s, members=members: time_conv(s, members, k), steps=2)
+            bound = bound_seconds(flops, moved, peak, bandwidth)
+            limit = "mem" if moved / bandwidth >= flops / peak else "cpu"
+            print(f"{members:>4} {ens:>10.2e} {flops / ens / 1e9:>8.1f} {peak / 1e9:>6.1f} {flops / ens / peak:>8.0%} "
+                  f"{moved / 1e6:>8.1f} {flops / moved:>7.1f} {limit:>5} {bound / ens:>8.0%}")
+
+
 def roofline_of(s: Setting, members: int, seconds: float, peak: float, bandwidth: float) -> dict[str, float]:
     """FLOPs and bytes of one ensemble step (counted, see ``roofline``) and the step's fraction of its bound."""
     flops, moved = per_step(lambda k: time_ensemble(s, members, k), steps=2)
@@ -254,8 +324,9 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timings per cell; the best is kept")
     parser.add_argument("--members", type=int, nargs="+", default=None,
                         help="ensemble sizes E (default: 1 8 64, and the chapter's own)")
-    parser.add_argument("--settings", nargs="+", choices=[s.key for s in SETTINGS],
-                        default=[s.key for s in SETTINGS], help="which settings to time (default: all)")
+    keys = [s.key for s in SETTINGS + CONV_SETTINGS]
+    parser.add_argument("--settings", nargs="+", choices=keys, default=keys,
+                        help="which settings to time (default: all)")
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke test)")
     parser.add_argument("--profile", action="store_true",
                         help="also print where the largest setting's step spends its time, per operator")
@@ -288,6 +359,7 @@ def main(argv=None) -> None:
                   f"{per['plain'] / ens:>8.2f}x {rate / 1e9:>8.1f} {peak / 1e9:>6.1f} {rate / peak:>8.0%} "
                   f"{gemm_share:>6.0%} {roof['bytes'] / 1e6:>8.1f} {roof['intensity']:>7.1f} {roof['limit']:>5} "
                   f"{roof['fraction']:>8.0%}")
+    conv_rows([s for s in CONV_SETTINGS if s.key in args.settings], args, bandwidth)
     if args.profile:
         largest = next(s for s in SETTINGS if s.key == LARGEST)
         members = largest.members[-2]
