@@ -166,9 +166,11 @@ def test_rate_from_the_problem_and_the_stopping_criterion():
     assert dn.adam_rate(data, 15.0, 16, 0.25, st.Stream(0))[0] == pytest.approx(lr / 2)
     with pytest.raises(st.ParameterError, match="lr_fraction"):
         dn.adam_rate(data, 15.0, 8, 0.0, st.Stream(0))
-    table = pd.DataFrame({"val": [1.0, 1.0], "val_early": [1.0, 10 ** 0.03]})  # gains of 0 and 0.3 dB
-    assert np.allclose(dn.last_third_gain(table), [0.0, 0.3])
-    assert dn.stopping_met(table, 0.25).tolist() == [True, False]
+    table = pd.DataFrame({"val": [1.0, 1.0, 1.0], "val_early": [1.0, 10 ** 0.03, 10 ** 0.03],
+                          "val_start": [1.0, 10 ** 0.06, 10 ** 0.3]})  # last thirds: 0, 0.3 of 0.6, 0.3 of 3 dB
+    assert np.allclose(dn.last_third_gain(table), [0.0, 0.3, 0.3])
+    assert np.allclose(dn.last_third_share(table), [0.0, 0.5, 0.1])
+    assert dn.stopping_met(table, 0.25).tolist() == [True, False, True]
 
 
 def test_fit_students_one_member_per_configuration_level_and_run():

@@ -131,14 +131,16 @@ def fit_teachers(data: PhotoData, rows: Sequence[torch.Tensor] | torch.Tensor, c
 
 
 def teacher_table(model: Denoiser) -> pd.DataFrame:
-    """Per trained teacher: its best clean validation MSE per pixel ``val`` and ``val_early`` (the best over the
-    first two thirds of training), for :func:`stopping_met`."""
+    """Per trained teacher: its best clean validation MSE per pixel ``val``, ``val_early`` (the best over the
+    first two thirds of training) and ``val_start`` (at step 0), for :func:`stopping_met`."""
     h = getattr(model, "history", None)
     if h is None:
         raise ParameterError("teacher_table needs teachers trained by fit_teachers (train_model=True)")
     early = h[h.step <= 2 * h.step.max() / 3].groupby("member").val_noisy.min()
+    start = h[h.step == 0].groupby("member").val_noisy.first()
     return pd.DataFrame({"seed": np.arange(model.n_members), "val": h.groupby("member").val_noisy.min().to_numpy()
-                         / model.pixels, "val_early": early.to_numpy() / model.pixels})
+                         / model.pixels, "val_early": early.to_numpy() / model.pixels,
+                         "val_start": start.to_numpy() / model.pixels})
 
 
 def rotate_code(teachers: Denoiser, rng: Stream) -> Denoiser:
@@ -193,8 +195,8 @@ def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int],
     ``test`` (read only for the training-length factor, never for a choice).
 
     Returns the model (best validation weights restored) and one row per member: its configuration, the best
-    validation MSE per pixel ``val``, its step, ``val_early`` (the best over the first two thirds of training,
-    for the stopping criterion) and the final training MSE per pixel. The full history is ``model.history``.
+    validation MSE per pixel ``val``, its step, ``val_early`` (the best over the first two thirds of training)
+    and ``val_start`` (at step 0), for the stopping criterion, and the final training MSE per pixel. The full history is ``model.history``.
     """
     rows = data.train if rows is None else rows
     configs = [(0.0, float(w)) for w in weight_decays] + [(float(l), 0.0) for l in lams]
@@ -236,6 +238,7 @@ def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int],
     early = h[h.step <= 2 * h.step.max() / 3].groupby("member").val_noisy.min()
     table["val"] = h.groupby("member").val_noisy.min().to_numpy() / data.patch**2  # per-pixel MSE
     table["val_early"] = early.to_numpy() / data.patch**2
+    table["val_start"] = h[h.step == 0].groupby("member").val_noisy.first().to_numpy() / data.patch**2
     table["best_step"] = result.best_step if len(result.best_step) else result.stopped_at  # no early stopping: the end
     table["final_train"] = 2 * h[h.step == h.step.max()].groupby("member").train_task.first().to_numpy() / data.patch**2
     table["member"] = np.arange(E)
@@ -276,8 +279,16 @@ def last_third_gain(table: pd.DataFrame) -> pd.Series:
     return 10.0 * np.log10(table.val_early / table.val)
 
 
+def last_third_share(table: pd.DataFrame) -> pd.Series:
+    """Per run, the share of its validation PSNR gain (from step 0 to its best point) that came in the last third
+    of training: :func:`last_third_gain` over ``10 log10(val_start / val)`` (0 for a run that never improved)."""
+    total = 10.0 * np.log10(table.val_start / table.val)
+    return (last_third_gain(table) / total.where(total > 0)).fillna(0.0)
+
+
 def stopping_met(table: pd.DataFrame, tolerance: float) -> pd.Series:
-    """The stated stopping criterion, per run: the last third of training improved the validation PSNR by less
-    than ``tolerance`` dB over the best of the first two thirds (:func:`last_third_gain`): the run had reached
-    its validation plateau, so more steps of the same training would change its result by less than that."""
-    return last_third_gain(table) < tolerance
+    """The stated stopping criterion, per run: diminishing returns. The last third of training brought less than
+    ``tolerance`` (a fraction) of the validation PSNR the run gained from its start to its best point
+    (:func:`last_third_share`). It does not say the run is at its capacity: only that more steps of the same
+    training pay less and less."""
+    return last_third_share(table) < tolerance
