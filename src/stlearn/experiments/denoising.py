@@ -196,7 +196,8 @@ def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int],
 
     Returns the model (best validation weights restored) and one row per member: its configuration, the best
     validation MSE per pixel ``val``, its step, ``val_early`` (the best over the first two thirds of training)
-    and ``val_start`` (at step 0), for the stopping criterion, and the final training MSE per pixel. The full history is ``model.history``.
+    and ``val_start`` (at step 0), for the stopping criterion, and the final training MSE per pixel. The full
+    history is ``model.history``.
     """
     rows = data.train if rows is None else rows
     configs = [(0.0, float(w)) for w in weight_decays] + [(float(l), 0.0) for l in lams]
