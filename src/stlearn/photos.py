@@ -22,8 +22,9 @@ stress test no network is trained on. Each draw comes from a stream.
 Metrics and classical denoisers. PSNR (peak 1, outputs clipped to ``[0, 1]``)
 and SSIM (Wang et al., 2004, scikit-image's implementation), and the classical
 denoisers of scikit-image (total variation, wavelet shrinkage, non-local
-means) and BM3D (the ``bm3d`` package, when installed), each with one strength
-parameter chosen on validation crops from a grid (:data:`CLASSICAL`).
+means, bilateral filtering) and BM3D (the ``bm3d`` package, when installed),
+each with one strength parameter chosen on validation crops from a grid
+(:data:`CLASSICAL`).
 """
 
 from __future__ import annotations
@@ -274,6 +275,12 @@ def _nlm(img: np.ndarray, s: float, c: float) -> np.ndarray:
     return denoise_nl_means(img, h=c * s, sigma=s, fast_mode=True, patch_size=5, patch_distance=6)
 
 
+def _bilateral(img: np.ndarray, s: float, c: float) -> np.ndarray:
+    from skimage.restoration import denoise_bilateral
+
+    return denoise_bilateral(img, sigma_color=c * s, sigma_spatial=1.5, win_size=7)
+
+
 def _bm3d(img: np.ndarray, s: float, c: float) -> np.ndarray:
     import bm3d
 
@@ -317,6 +324,7 @@ CLASSICAL = {
     "TV": Classical("TV", _tv, 0.5, 2.0),
     "wavelet": Classical("wavelet", _wavelet, 0.5, 1.5),
     "NLM": Classical("NLM", _nlm, 0.5, 1.2),
+    "bilateral": Classical("bilateral", _bilateral, 0.6, 3.0),
     "BM3D": Classical("BM3D", _bm3d, 0.75, 1.25, strip=True),
 }
 

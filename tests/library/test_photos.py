@@ -124,7 +124,66 @@ def test_fresh_noise_redraws_every_minibatch():
 def test_classical_denoisers_improve_psnr(small_photos):
     clean = small_photos["camera"][:32, :32]
     noisy = ph.gaussian_noise(torch.from_numpy(clean), 25.0, st.Stream(0)).numpy()
-    for name in ["TV", "NLM"]:
+    for name in ["TV", "NLM", "bilateral"]:
         c, best = ph.tune_classical(ph.CLASSICAL[name], noisy[None], clean[None], 25.0, 2)
         assert best > ph.psnr(noisy, clean) + 1, name
         assert c in ph.CLASSICAL[name].factors(2)
+
+
+def test_untrained_denoiser_starts_near_the_blur_and_sees_the_high_pass():
+    from stlearn.denoisers import blur
+
+    imgs = torch.rand(3, 16, 16)
+    net = Denoiser(4, 2, rng=st.Stream(0).child("student_init"))
+    b = blur(imgs[:, None])[:, 0]
+    ref = Denoiser(4, 2, output_scale=1.0, rng=st.Stream(0).child("student_init"))
+    assert (net.denoise(imgs) - b).abs().mean() < 0.2 * (ref.denoise(imgs) - b).abs().mean()
+    flat = torch.full((2, 16, 16), 0.7)  # no high-pass: the layers see zeros, whatever the brightness
+    assert torch.allclose(net.denoise(flat) - blur(flat[:, None])[:, 0],
+                          net.denoise(flat * 0.1) - blur(flat[:, None] * 0.1)[:, 0], atol=1e-6)
+    with pytest.raises(st.ParameterError, match="output_scale must be"):
+        Denoiser(output_scale=-1.0)
+
+
+def test_rotated_code_is_the_same_function_with_another_layout():
+    ens = Denoiser(4, 3, members=2, output_scale=1.0, rng=[st.Stream(0).child("teacher_init", k) for k in range(2)])
+    rot = dn.rotate_code(ens, st.Stream(1))
+    x = torch.rand(5, 256)
+    out, feats = ens(x, return_features=True)
+    out_r, feats_r = rot(x, return_features=True)
+    assert torch.allclose(out, out_r, atol=1e-5)
+    assert torch.allclose(feats["h1"], feats_r["h1"]) and not torch.allclose(feats["h2"], feats_r["h2"], atol=1e-3)
+    norms = feats["h2"].reshape(2, 5, 3, -1).pow(2).sum(2)  # an orthogonal mix keeps each position's code norm
+    assert torch.allclose(norms, feats_r["h2"].reshape(2, 5, 3, -1).pow(2).sum(2), rtol=1e-4, atol=1e-6)
+
+
+def test_rate_from_the_problem_and_the_stopping_criterion():
+    import pandas as pd
+
+    data = dn.photo_data(3, 3, 16, 64, 32, st.Stream(0), max_side=64)
+    lr, a = dn.adam_rate(data, 15.0, 8, 0.25, st.Stream(0))
+    assert lr == pytest.approx(0.25 * (15 / 255) / (72 * a)) and 0.01 < a < 0.5
+    assert dn.adam_rate(data, 15.0, 16, 0.25, st.Stream(0))[0] == pytest.approx(lr / 2)
+    with pytest.raises(st.ParameterError, match="lr_fraction"):
+        dn.adam_rate(data, 15.0, 8, 0.0, st.Stream(0))
+    table = pd.DataFrame({"val": [1.0, 1.0, 1.0], "val_early": [1.0, 10 ** 0.03, 10 ** 0.03],
+                          "val_start": [1.0, 10 ** 0.06, 10 ** 0.3]})  # last thirds: 0, 0.3 of 0.6, 0.3 of 3 dB
+    assert np.allclose(dn.last_third_gain(table), [0.0, 0.3, 0.3])
+    assert np.allclose(dn.last_third_share(table), [0.0, 0.5, 0.1])
+    assert dn.stopping_met(table, 0.25).tolist() == [True, False, True]
+
+
+def test_fit_students_one_member_per_configuration_level_and_run():
+    data = dn.photo_data(3, 3, 16, 32, 32, st.Stream(0), max_side=64)
+    rng = st.Stream(0)
+    cfg = dn.adam(4, 1e-3, 8, 4, rng=rng)
+    teachers = dn.fit_teachers(data, data.train, 4, 2, [0, 1], rng, cfg)
+    assert len(dn.teacher_table(teachers)) == 2
+    model, table = dn.fit_students(data, [15.0, 50.0], [0, 1], rng, 4, 2, cfg, weight_decays=[0.0, 1e-3],
+                                   lams=[0.1], layers=["h2"], teachers=teachers, test=data.test)
+    assert model.n_members == len(table) == 12
+    assert table.groupby(["lam", "weight_decay"]).size().tolist() == [4, 4, 4]
+    assert {"test_noisy", "val_noisy"} <= set(model.history.columns)
+    assert (table.val <= table.val_early + 1e-12).all() and (table.val > 0).all()
+    with pytest.raises(st.ParameterError, match="teachers"):
+        dn.fit_students(data, [15.0], [0], rng, 4, 2, cfg, weight_decays=[], lams=[0.1])

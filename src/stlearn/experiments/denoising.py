@@ -28,11 +28,11 @@ import torch
 
 from .. import photos as ph
 from ..data import Samples
-from ..denoisers import Denoiser, select_members
+from ..denoisers import Denoiser, blur, select_members
 from ..losses import FrozenTeacher
 from ..streams import Stream, as_stream
 from ..train import TrainConfig, train
-from ..validation import ParameterError
+from ..validation import ParameterError, check_float
 
 PARTS = {"train": 0, "val": 1, "test": 2, "fresh": 3, "poisson": 4}
 METHOD_COLORS = {"base": "#6c6c6c", "noise aug.": "#0173b2", "ST": "#029e73", "teacher as is": "#cc78bc",
@@ -89,6 +89,23 @@ def adam(steps: int, lr: float, batch: int, log_points: int, monitor: str = "val
                        early_stopping=True, monitor=monitor, seed=as_stream(rng).child("batch"), progress=False)
 
 
+def adam_rate(data: PhotoData, sigma: float, channels: int, fraction: float, rng: Stream) -> tuple[float, float]:
+    """The Adam learning rate from the problem, and the feature scale ``a`` it rests on.
+
+    Adam moves every weight by about ``lr`` per step, whatever its gradient's size. The output layer adds,
+    at each pixel, ``9 * channels`` weights times hidden maps of about the size ``a`` of the input's
+    high-pass (the RMS of ``x - blur(x)`` over run 0's noisy training patches at level ``sigma``, 0-255 scale), so
+    one step moves the output by up to about ``lr * 9 * channels * a``. The rate makes that ``fraction`` of
+    the noise's standard deviation ``sigma / 255``: ``lr = fraction * (sigma / 255) / (9 * channels * a)``.
+    """
+    fraction = check_float("lr_fraction", fraction, low=0.0, low_open=True)
+    side = data.patch
+    x = noise(data.train.reshape(-1, side, side), [sigma], [0], rng, "train")[0].float()
+    high = x[:, None] - blur(x[:, None])
+    a = float(high.pow(2).mean().sqrt())
+    return fraction * (sigma / 255.0) / (9 * channels * a), a
+
+
 def fit_teachers(data: PhotoData, rows: Sequence[torch.Tensor] | torch.Tensor, channels: int, bottleneck: int,
                  seeds: Sequence[int], rng: Stream, config: TrainConfig, train_model: bool = True,
                  device=None) -> Denoiser:
@@ -107,8 +124,43 @@ def fit_teachers(data: PhotoData, rows: Sequence[torch.Tensor] | torch.Tensor, c
         n = min(len(r) for r in rows)  # equal set sizes so the members stack
         clean = torch.stack([r[:n] for r in rows]).float().to(model.weights[0].device)
     val = ph.tiles(data.val, data.patch).float().to(clean.device)
-    train(model, Samples(clean, clean, clean), config=config, eval_sets={"val": Samples(val, val, val)})
+    result = train(model, Samples(clean, clean, clean), config=config, eval_sets={"val": Samples(val, val, val)})
+    model.history = result.history  # for the stopping criterion (teacher_table)
+    model.pixels = data.patch**2
     return model
+
+
+def teacher_table(model: Denoiser) -> pd.DataFrame:
+    """Per trained teacher: its best clean validation MSE per pixel ``val``, ``val_early`` (the best over the
+    first two thirds of training) and ``val_start`` (at step 0), for :func:`stopping_met`."""
+    h = getattr(model, "history", None)
+    if h is None:
+        raise ParameterError("teacher_table needs teachers trained by fit_teachers (train_model=True)")
+    early = h[h.step <= 2 * h.step.max() / 3].groupby("member").val_noisy.min()
+    start = h[h.step == 0].groupby("member").val_noisy.first()
+    return pd.DataFrame({"seed": np.arange(model.n_members), "val": h.groupby("member").val_noisy.min().to_numpy()
+                         / model.pixels, "val_early": early.to_numpy() / model.pixels,
+                         "val_start": start.to_numpy() / model.pixels})
+
+
+def rotate_code(teachers: Denoiser, rng: Stream) -> Denoiser:
+    """The same teachers with their bottleneck code laid out differently: member ``k``'s code ``h2`` is mixed by
+    a random orthogonal matrix ``Q_k`` (from ``rng.child("rotation", k)``) and the next layer undoes it.
+
+    ``h2`` is linear, so ``h2' = Q h2`` and ``W3' = W3 Q^T`` compute exactly the same function (the outputs agree
+    to rounding): only the decomposition of the code into channels changes.
+    """
+    out = select_members(teachers, list(range(teachers.n_members)))
+    b = out.weights[1].shape[1]
+    with torch.no_grad():
+        for k in range(out.n_members):
+            g = torch.randn(b, b, generator=rng.child("rotation", k).generator(), dtype=torch.float64)
+            q, r = torch.linalg.qr(g)
+            q = (q * torch.sign(torch.diagonal(r))).to(out.weights[1])  # Haar-distributed
+            out.weights[1][k] = torch.einsum("ij,jcuv->icuv", q, out.weights[1][k])
+            out.biases[1][k] = q @ out.biases[1][k]
+            out.weights[2][k] = torch.einsum("ojuv,ij->oiuv", out.weights[2][k], q)
+    return out
 
 
 def few_photo_rows(data: PhotoData, n_photos: int, k: int, rng: Stream) -> torch.Tensor:
@@ -129,51 +181,69 @@ def clean_psnr(model: Denoiser, images: torch.Tensor) -> np.ndarray:
 
 
 def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int], rng: Stream, channels: int,
-                 bottleneck: int, config: TrainConfig, *, weight_decay: float = 0.0, fresh: bool = False,
-                 lams: Sequence[float] = (0.0,), layers: Sequence[str] = (), teachers: Denoiser | None = None,
-                 rows: torch.Tensor | None = None, device=None) -> tuple[Denoiser, pd.DataFrame]:
-    """One ensemble: a member per (lam, sigma, seed), lam-major then level-major.
+                 bottleneck: int, config: TrainConfig, *, weight_decays: Sequence[float] = (0.0,), fresh: bool = False,
+                 lams: Sequence[float] = (), layers: Sequence[str] = (), teachers: Denoiser | None = None,
+                 rows: torch.Tensor | None = None, test: torch.Tensor | None = None,
+                 device=None) -> tuple[Denoiser, pd.DataFrame]:
+    """One ensemble: a member per (configuration, sigma, seed), configuration-major then level-major.
 
-    ``fresh``: noise augmentation (fresh noise on the clean patches at every minibatch), else one fixed noisy copy
-    per patch. ``lams`` > 0 need ``teachers`` (teacher ``k`` guides the members of run ``k``) and ``layers``.
-    ``rows``: the clean training patches (default: all of ``data.train``). Returns the model (best validation
-    weights restored) and one row per member: its configuration, best validation MSE, its step and the
-    validation MSE over the first two thirds of training (for the stopping criterion).
+    The configurations are one per weight decay in ``weight_decays`` (``lam = 0``), then one per ``lam`` in
+    ``lams`` (weight decay 0; ``lam > 0`` needs ``teachers``, teacher ``k`` guiding the members of run ``k``, and
+    ``layers``). ``fresh``: noise augmentation (fresh noise on the clean patches at every minibatch), else one
+    fixed noisy copy per patch. ``rows``: the clean training patches (default: all of ``data.train``).
+    ``test``: clean crops whose noisy copies (noise part ``"test"``) are logged along training as the eval set
+    ``test`` (read only for the training-length factor, never for a choice).
+
+    Returns the model (best validation weights restored) and one row per member: its configuration, the best
+    validation MSE per pixel ``val``, its step, ``val_early`` (the best over the first two thirds of training)
+    and ``val_start`` (at step 0), for the stopping criterion, and the final training MSE per pixel. The full
+    history is ``model.history``.
     """
     rows = data.train if rows is None else rows
+    configs = [(0.0, float(w)) for w in weight_decays] + [(float(l), 0.0) for l in lams]
+    if not configs:
+        raise ParameterError("fit_students needs at least one weight decay or lam")
     members = grid(sigmas, seeds)
-    table = pd.concat([members.assign(lam=float(l)) for l in lams], ignore_index=True)
-    E = len(table)
+    table = pd.concat([members.assign(lam=l, weight_decay=w) for l, w in configs], ignore_index=True)
+    E, C = len(table), len(configs)
     dev = torch.device(device) if device is not None else None
     model = Denoiser(channels, bottleneck, members=E,
                      rng=[rng.child("student_init", int(k)) for k in table.seed], device=dev)
     dev = model.weights[0].device
     clean = rows.float().to(dev).expand(E, *rows.shape)
     sig = torch.tensor(table.sigma.to_numpy(), dtype=torch.float32, device=dev).reshape(E, 1, 1)
-    noisy = noise(rows, sigmas, seeds, rng, "train").float().to(dev).repeat(len(lams), 1, 1)
+    noisy = noise(rows, sigmas, seeds, rng, "train").float().to(dev).repeat(C, 1, 1)
     if fresh:
         samples = ph.FreshNoise(clean, clean, sig, rng.child("noise", PARTS["fresh"]), noisy)
     else:
         samples = Samples(clean, noisy, clean)
-    val_clean = ph.tiles(data.val, data.patch).float().to(dev)
-    val_noisy = ph.tiles(noise(data.val, sigmas, seeds, rng, "val"), data.patch).float().to(dev)
-    val = Samples(val_clean.expand(E, *val_clean.shape), val_noisy.repeat(len(lams), 1, 1),
-                  val_clean.expand(E, *val_clean.shape))
+
+    def eval_set(images: torch.Tensor, part: str) -> Samples:
+        c = ph.tiles(images, data.patch).float().to(dev)
+        n = ph.tiles(noise(images, sigmas, seeds, rng, part), data.patch).float().to(dev)
+        return Samples(c.expand(E, *c.shape), n.repeat(C, 1, 1), c.expand(E, *c.shape))
+
+    eval_sets = {"val": eval_set(data.val, "val")}
+    if test is not None:
+        eval_sets["test"] = eval_set(test, "test")
     teacher = None
-    if any(l > 0 for l in lams):
+    if any(l > 0 for l in table.lam):
         if teachers is None or not layers:
             raise ParameterError("lams > 0 need teachers and layers to match")
         teacher = FrozenTeacher(select_members(teachers, [list(seeds).index(k) for k in table.seed]))
-    cfg = config if weight_decay == 0 else TrainConfig(**{**config.__dict__, "weight_decay": weight_decay})
+    decay = tuple(table.weight_decay) if table.weight_decay.any() and E > 1 else float(table.weight_decay[0])
+    cfg = TrainConfig(**{**config.__dict__, "weight_decay": decay})
     result = train(model, samples, teacher=teacher, lam=table.lam.tolist() if E > 1 else table.lam[0],
-                   layers=layers if teacher else (), config=cfg, eval_sets={"val": val})
+                   layers=layers if teacher else (), config=cfg, eval_sets=eval_sets)
     h = result.history
     early = h[h.step <= 2 * h.step.max() / 3].groupby("member").val_noisy.min()
     table["val"] = h.groupby("member").val_noisy.min().to_numpy() / data.patch**2  # per-pixel MSE
     table["val_early"] = early.to_numpy() / data.patch**2
+    table["val_start"] = h[h.step == 0].groupby("member").val_noisy.first().to_numpy() / data.patch**2
     table["best_step"] = result.best_step if len(result.best_step) else result.stopped_at  # no early stopping: the end
-    table["final_train"] = h[h.step == h.step.max()].groupby("member").train_task.first().to_numpy()
+    table["final_train"] = 2 * h[h.step == h.step.max()].groupby("member").train_task.first().to_numpy() / data.patch**2
     table["member"] = np.arange(E)
+    model.history = h
     return model, table
 
 
@@ -204,7 +274,22 @@ def scores(denoised: np.ndarray, clean: torch.Tensor) -> tuple[np.ndarray, np.nd
     return ph.psnr(denoised, c).mean(-1), ph.ssim(denoised, c).mean(-1)
 
 
+def last_third_gain(table: pd.DataFrame) -> pd.Series:
+    """Per run, the validation PSNR (dB) gained in the last third of training over the best of the first two
+    thirds: ``10 log10(val_early / val)`` (0 when the best point lies in the first two thirds)."""
+    return 10.0 * np.log10(table.val_early / table.val)
+
+
+def last_third_share(table: pd.DataFrame) -> pd.Series:
+    """Per run, the share of its validation PSNR gain (from step 0 to its best point) that came in the last third
+    of training: :func:`last_third_gain` over ``10 log10(val_start / val)`` (0 for a run that never improved)."""
+    total = 10.0 * np.log10(table.val_start / table.val)
+    return (last_third_gain(table) / total.where(total > 0)).fillna(0.0)
+
+
 def stopping_met(table: pd.DataFrame, tolerance: float) -> pd.Series:
-    """The stated stopping criterion, per run: validation MSE of the last third improved less than ``tolerance``
-    (relative) on the best of the first two thirds, i.e. the run had reached its validation plateau."""
-    return (table.val_early - table.val) / table.val < tolerance
+    """The stated stopping criterion, per run: diminishing returns. The last third of training brought less than
+    ``tolerance`` (a fraction) of the validation PSNR the run gained from its start to its best point
+    (:func:`last_third_share`). It does not say the run is at its capacity: only that more steps of the same
+    training pay less and less."""
+    return last_third_share(table) < tolerance
