@@ -126,8 +126,9 @@ def test_findings_row_shows_a_thumbnail_of_the_key_figure_linked_to_its_chapter(
     ax.plot([0, 1], [1, 0])
     png = io.BytesIO()
     fig.savefig(png, format="png")
-    figure = new_output("display_data", data={"image/png": base64.b64encode(png.getvalue()).decode()},
-                        metadata={"scrapbook": {"name": "fig_main"}})
+    prefix = "application/papermill.record/"  # as myst-nb's glue writes it
+    figure = new_output("display_data", data={f"{prefix}image/png": base64.b64encode(png.getvalue()).decode()},
+                        metadata={"scrapbook": {"name": "fig_main", "mime_prefix": prefix}})
     head = new_output("display_data", data={HEADLINE_MIME: {"claim": "2.", "finding": "F.", "figure": "fig_main"}})
     path = _write_notebook(tmp_path / "k.ipynb", [new_code_cell("", outputs=[o]) for o in (figure, head)])
     table, thumbs = build.findings({"digits": path})

@@ -91,8 +91,10 @@ def glued_png(notebook: Path, name: str) -> bytes:
 
     for cell in nbformat.read(notebook, as_version=4).cells:
         for out in cell.get("outputs", []):
-            if out.get("metadata", {}).get("scrapbook", {}).get("name") == name and "image/png" in out.get("data", {}):
-                return base64.b64decode(out["data"]["image/png"])
+            book = out.get("metadata", {}).get("scrapbook", {})
+            key = book.get("mime_prefix", "") + "image/png"  # myst-nb's glue stores it under a prefixed type
+            if book.get("name") == name and key in out.get("data", {}):
+                return base64.b64decode(out["data"][key])
     raise ValueError(f"{notebook}: no figure glued as {name!r} (the headline's figure=)")
 
 
