@@ -132,7 +132,7 @@ def test_findings_row_shows_a_thumbnail_of_the_key_figure_linked_to_its_chapter(
     head = new_output("display_data", data={HEADLINE_MIME: {"claim": "2.", "finding": "F.", "figure": "fig_main"}})
     path = _write_notebook(tmp_path / "k.ipynb", [new_code_cell("", outputs=[o]) for o in (figure, head)])
     table, thumbs = build.findings({"digits": path})
-    assert "[![fig_main](_generated/thumbs/digits.png)](digits.md)" in table
+    assert '<a href="digits.html"><img src="../_static/thumbs/digits.png"' in table
     from PIL import Image
 
     assert Image.open(io.BytesIO(thumbs["digits.png"])).width == build.THUMB_WIDTH

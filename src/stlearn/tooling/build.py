@@ -113,7 +113,7 @@ def thumbnail(png: bytes, width: int = THUMB_WIDTH) -> bytes:
 
 def findings(executed: dict[str, Path]) -> tuple[str, dict[str, bytes]]:
     """The findings at a glance: a row per chapter whose headline names the paper ``claim`` it tests,
-    and the thumbnails of the rows' key figures (``{file name: PNG}``, under ``_generated/thumbs/``).
+    and the thumbnails of the rows' key figures (``{file name: PNG}``, staged in ``book/_static/thumbs/``).
 
     Built from the executed chapters' headlines (:func:`stlearn.tooling.notebook.headline`), so it
     cannot drift from them; rows follow the book's order. The effect column is the headline's
@@ -134,9 +134,10 @@ def findings(executed: dict[str, Path]) -> tuple[str, dict[str, bytes]]:
                   f"[{h['primary_low']:.3g}, {h['primary_high']:.3g}]"
                   if {"primary_gain", "primary_low", "primary_high"} <= set(h) else "")
         figure = ""
-        if "figure" in h:
+        if "figure" in h:  # raw HTML: a chapter is a notebook in the staged book, so a Markdown link cannot name it
             thumbs[f"{name}.png"] = thumbnail(glued_png(path, h["figure"]))
-            figure = f"[![{h['figure']}](_generated/thumbs/{name}.png)]({name}.md)"
+            figure = (f'<a href="{name}.html"><img src="../_static/thumbs/{name}.png" alt="{h["figure"]}" '
+                      f'width="{THUMB_WIDTH}"></a>')
         rows.append({"Claim of the paper": h["claim"], "Chapter": f"{{ref}}`ch-{name.replace('_', '-')}`",
                      "What we find": h["finding"], "Primary effect [95% interval]": effect, "Key figure": figure})
     return (pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else ""), thumbs
@@ -224,8 +225,8 @@ def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> t
     wanted[gen / "parameters.md"] = parameters_table(names).encode()
     table, thumbs = findings(executed)
     wanted[gen / "findings.md"] = table.encode()
-    for file, png in thumbs.items():
-        wanted[gen / "thumbs" / file] = png
+    for file, png in thumbs.items():  # html_static_path (book/_static) is copied to the site's _static/
+        wanted[stage_dir / "book" / "_static" / "thumbs" / file] = png
 
     for f in list(stage_dir.rglob("*")) if stage_dir.exists() else []:
         if f.is_file() and f not in wanted and "_build" not in f.relative_to(stage_dir).parts:
