@@ -137,7 +137,7 @@ def findings(executed: dict[str, Path]) -> tuple[str, dict[str, bytes]]:
         if "figure" in h:  # raw HTML: a chapter is a notebook in the staged book, so a Markdown link cannot name it
             thumbs[f"{name}.png"] = thumbnail(glued_png(path, h["figure"]))
             figure = (f'<a href="{name}.html"><img src="../_static/thumbs/{name}.png" alt="{h["figure"]}" '
-                      f'width="{THUMB_WIDTH}"></a>')
+                      f'class="findings-thumb"></a>')
         rows.append({"Claim of the paper": h["claim"], "Chapter": f"{{ref}}`ch-{name.replace('_', '-')}`",
                      "What we find": h["finding"], "Primary effect [95% interval]": effect, "Key figure": figure})
     return (pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else ""), thumbs
