@@ -302,16 +302,15 @@ def conv_rows(settings, args, bandwidth: float) -> None:
             time_conv(s, members, 2)  # warm-up
             ens = min(time_conv(s, members, steps) / steps for _ in range(args.repeats))
             peak = matmul_peak(torch.float32)
-            flops, moved = per_step(lambda k, s=s, members=members: time_conv(s, members, k), steps=2)
-            bound = bound_seconds(flops, moved, peak, bandwidth)
-            limit = "mem" if moved / bandwidth >= flops / peak else "cpu"
-            print(f"{members:>4} {ens:>10.2e} {flops / ens / 1e9:>8.1f} {peak / 1e9:>6.1f} {flops / ens / peak:>8.0%} "
-                  f"{moved / 1e6:>8.1f} {flops / moved:>7.1f} {limit:>5} {bound / ens:>8.0%}")
+            roof = roofline_of(lambda k, s=s, members=members: time_conv(s, members, k), ens, peak, bandwidth)
+            print(f"{members:>4} {ens:>10.2e} {roof['flops'] / ens / 1e9:>8.1f} {peak / 1e9:>6.1f} "
+                  f"{roof['flops'] / ens / peak:>8.0%} {roof['bytes'] / 1e6:>8.1f} {roof['intensity']:>7.1f} "
+                  f"{roof['limit']:>5} {roof['fraction']:>8.0%}")
 
 
-def roofline_of(s: Setting, members: int, seconds: float, peak: float, bandwidth: float) -> dict[str, float]:
-    """FLOPs and bytes of one ensemble step (counted, see ``roofline``) and the step's fraction of its bound."""
-    flops, moved = per_step(lambda k: time_ensemble(s, members, k), steps=2)
+def roofline_of(run, seconds: float, peak: float, bandwidth: float) -> dict[str, float]:
+    """FLOPs and bytes of one step of ``run(steps)`` (counted, see ``roofline``) and the step's fraction of its bound."""
+    flops, moved = per_step(run, steps=2)
     bound = bound_seconds(flops, moved, peak, bandwidth)
     return {"flops": flops, "bytes": moved, "intensity": flops / moved, "bound": bound,
             "limit": "mem" if moved / bandwidth >= flops / peak else "cpu", "fraction": bound / seconds}
@@ -351,7 +350,7 @@ def main(argv=None) -> None:
             per = best_per_step(s, members, steps, args.repeats)
             ens = per["ensemble"]
             peak = matmul_peak(s.dtype)
-            roof = roofline_of(s, members, ens, peak, bandwidth)
+            roof = roofline_of(lambda k, s=s, members=members: time_ensemble(s, members, k), ens, peak, bandwidth)
             rate = roof["flops"] / ens
             gemm_share = gemm_seconds(s, members) / ens
             print(f"{members:>4} {per['loop']:>12.2e} {per['vmap']:>12.2e} {per['plain']:>10.2e} "
