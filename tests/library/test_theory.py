@@ -145,16 +145,22 @@ def test_base_error_formula_matches_monte_carlo():
     assert abs(errs.mean() - predicted) < 4 * errs.std() / np.sqrt(errs.size)
 
 
-def test_two_stage_error_formula_at_large_n():
-    d, d_y, r, sigma, s, n = 6, 3, 2, 0.5, 1.0, 400
+def two_stage_errors(d, d_y, r, sigma, s, n, tilt, members):
+    """A rank-``r`` task, its target directions ``b``, a teacher ``q`` tilted away from them, and the two-stage
+    estimator's test error on ``members`` independent training sets of ``n`` samples."""
     inputs = st.gaussian_inputs(d)
     task = st.Task(inputs, st.linear_target(inputs, d_y, rank=r, rng=RNG.child("target")), sigma=sigma,
                    label_noise=s)
     _, b = target_factors(task.target.weight)
-    q = tilted(b, 0.2, RNG.child("direction"))
-    split = st.draw_members(task, n, RNG.children("student_data", 400), dtype=F64)
+    q = tilted(b, tilt, RNG.child("direction"))
+    split = st.draw_members(task, n, RNG.children("student_data", members), dtype=F64)
     w = lt.two_stage_estimator(split.noisy, split.clean @ q.T, split.y)
-    errs = theory.linear_test_error(w, task.target.weight, inputs.covariance(), sigma).numpy()
+    return task, b, q, theory.linear_test_error(w, task.target.weight, inputs.covariance(), sigma).numpy()
+
+
+def test_two_stage_error_formula_at_large_n():
+    d, d_y, r, sigma, s, n = 6, 3, 2, 0.5, 1.0, 400
+    task, b, q, errs = two_stage_errors(d, d_y, r, sigma, s, n, tilt=0.2, members=400)
     predicted = lt.two_stage_error(task.target.weight, q, sigma, s, n)
     assert abs(errs.mean() / predicted - 1) < 0.02
     perfect = lt.two_stage_error(task.target.weight, b, sigma, s, math.inf)
@@ -276,14 +282,7 @@ def test_two_stage_pieces_add_up_and_scalars_at_zero_noise():
 
 def test_exact_two_stage_risk_matches_monte_carlo():
     d, d_y, r, sigma, s, n = 6, 3, 2, 1.5, 0.5, 20
-    inputs = st.gaussian_inputs(d)
-    task = st.Task(inputs, st.linear_target(inputs, d_y, rank=r, rng=RNG.child("target")), sigma=sigma,
-                   label_noise=s)
-    _, b = target_factors(task.target.weight)
-    q = tilted(b, 0.4, RNG.child("direction"))
-    split = st.draw_members(task, n, RNG.children("student_data", 4000), dtype=F64)
-    w = lt.two_stage_estimator(split.noisy, split.clean @ q.T, split.y)
-    errs = theory.linear_test_error(w, task.target.weight, inputs.covariance(), sigma).numpy()
+    task, _, q, errs = two_stage_errors(d, d_y, r, sigma, s, n, tilt=0.4, members=4000)
     tau, alpha = tf.two_stage_scalars(n, d, r, sigma, 4000, RNG.child("reference", 7))
     exact = tf.two_stage_error_exact(task.target.weight, q, sigma, s, n, float(tau.mean()), float(alpha.mean()))
     spread = 4 * errs.std() / np.sqrt(errs.size) + 0.01 * exact
