@@ -51,6 +51,21 @@ def flow_maps(x: torch.Tensor, y: torch.Tensor, times) -> torch.Tensor:
     return torch.stack(out)
 
 
+def _isotropic_draws(d: int, d_out: int, missing: int, sigma: float, label_noise: float, gammas, runs: int,
+                     rng: Stream):
+    """Per run ``k`` and ratio ``gamma``: ``(k, gamma, n, w_star, q, data)``, isotropic inputs.
+
+    Run ``k``'s target and teacher come from ``rng.child("target", k)``, its ``n = gamma d`` training
+    samples at ratio ``i`` from ``rng.child("student_data", k, i)``.
+    """
+    for k in range(runs):
+        w_star, q = target_and_teacher(d, d_out, missing, rng.child("target", k))
+        task = Task(GaussianInputs(d), LinearTarget(w_star), sigma=sigma, label_noise=label_noise)
+        for i, gamma in enumerate(gammas):
+            n = int(round(gamma * d))
+            yield k, gamma, n, w_star, q, draw(task, n, rng.child("student_data", k, i), dtype=DTYPE)
+
+
 def isotropic_runs(d: int, d_out: int, sigma: float, label_noise: float, gammas, runs: int, rng: Stream,
                    lam_of, time_of) -> pd.DataFrame:
     """Test errors of min-norm, ridge (penalty ``lam_of(gamma)``) and flow (time ``time_of(gamma)``), per run and gamma.
@@ -60,18 +75,13 @@ def isotropic_runs(d: int, d_out: int, sigma: float, label_noise: float, gammas,
     """
     rows = []
     eye = torch.eye(d, dtype=DTYPE)
-    for k in range(runs):
-        w_star, _ = target_and_teacher(d, d_out, 0, rng.child("target", k))
-        task = Task(GaussianInputs(d), LinearTarget(w_star), sigma=sigma, label_noise=label_noise)
-        for i, gamma in enumerate(gammas):
-            n = int(round(gamma * d))
-            data = draw(task, n, rng.child("student_data", k, i), dtype=DTYPE)
-            maps = {"min-norm": theory.min_norm_interpolator(data.noisy, data.y),
-                    "ridge": ridge_map(data.noisy, data.y, lam_of(gamma)),
-                    "flow": flow_maps(data.noisy, data.y, [time_of(gamma)])[0]}
-            for name, w in maps.items():
-                rows.append({"run": k, "gamma": gamma, "n": n, "estimator": name,
-                             "test_error": float(theory.linear_test_error(w, w_star, eye, sigma))})
+    for k, gamma, n, w_star, _, data in _isotropic_draws(d, d_out, 0, sigma, label_noise, gammas, runs, rng):
+        maps = {"min-norm": theory.min_norm_interpolator(data.noisy, data.y),
+                "ridge": ridge_map(data.noisy, data.y, lam_of(gamma)),
+                "flow": flow_maps(data.noisy, data.y, [time_of(gamma)])[0]}
+        for name, w in maps.items():
+            rows.append({"run": k, "gamma": gamma, "n": n, "estimator": name,
+                         "test_error": float(theory.linear_test_error(w, w_star, eye, sigma))})
     return pd.DataFrame(rows)
 
 
@@ -118,18 +128,13 @@ def two_stage_runs(d: int, d_out: int, missing: int, sigma: float, label_noise: 
     """Least squares and the two-stage (ST) estimator, teacher missing ``missing`` target rows, per run and gamma."""
     rows = []
     eye = torch.eye(d, dtype=DTYPE)
-    for k in range(runs):
-        w_star, q = target_and_teacher(d, d_out, missing, rng.child("target", k))
-        task = Task(GaussianInputs(d), LinearTarget(w_star), sigma=sigma, label_noise=label_noise)
-        for i, gamma in enumerate(gammas):
-            n = int(round(gamma * d))
-            data = draw(task, n, rng.child("student_data", k, i), dtype=DTYPE)
-            base = theory.min_norm_interpolator(data.noisy, data.y)
-            two = theory.two_stage_estimator(data.noisy, data.clean @ q.T, data.y)
-            e_base = float(theory.linear_test_error(base, w_star, eye, sigma))
-            e_st = float(theory.linear_test_error(two, w_star, eye, sigma))
-            finite = theory.two_stage_error(w_star, q, sigma, label_noise, n)
-            rows.append({"run": k, "gamma": gamma, "n": n, "base": e_base, "st": e_st, "gain": e_base - e_st,
-                         "st_finite_formula": finite,
-                         "base_finite_formula": theory.base_error(w_star, sigma, label_noise, n)})
+    for k, gamma, n, w_star, q, data in _isotropic_draws(d, d_out, missing, sigma, label_noise, gammas, runs, rng):
+        base = theory.min_norm_interpolator(data.noisy, data.y)
+        two = theory.two_stage_estimator(data.noisy, data.clean @ q.T, data.y)
+        e_base = float(theory.linear_test_error(base, w_star, eye, sigma))
+        e_st = float(theory.linear_test_error(two, w_star, eye, sigma))
+        finite = theory.two_stage_error(w_star, q, sigma, label_noise, n)
+        rows.append({"run": k, "gamma": gamma, "n": n, "base": e_base, "st": e_st, "gain": e_base - e_st,
+                     "st_finite_formula": finite,
+                     "base_finite_formula": theory.base_error(w_star, sigma, label_noise, n)})
     return pd.DataFrame(rows)
