@@ -309,7 +309,7 @@ def conv_rows(settings, args, bandwidth: float) -> None:
 
 
 def roofline_of(run, seconds: float, peak: float, bandwidth: float) -> dict[str, float]:
-    """FLOPs and bytes of one step of ``run(steps)`` (counted, see ``roofline``) and the step's fraction of its bound."""
+    """FLOPs and bytes of one step of ``run(steps)`` (counted, see ``roofline``), and its fraction of the bound."""
     flops, moved = per_step(run, steps=2)
     bound = bound_seconds(flops, moved, peak, bandwidth)
     return {"flops": flops, "bytes": moved, "intensity": flops / moved, "bound": bound,
