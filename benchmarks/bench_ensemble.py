@@ -3,9 +3,9 @@
     python benchmarks/bench_ensemble.py [--threads N] [--quick] [--settings KEY ...]
 
 For book settings (the zero-loss chapter's deep linear network, float64; the
-nonlinear chapters' wide ReLU network; the MNIST-1D chapter's MLP, the book's
-largest setting, with its Adam and cross-entropy; and an MLP larger than the
-book) and E in {1, 8, 64}, it times one ST training step of:
+nonlinear chapters' wide ReLU network; the digits chapter's MLP students with
+their Adam, cross-entropy and minibatch; and an MLP larger than the book) and
+E in {1, 8, 64} and the chapter's own ensemble size, it times one ST training step of:
 
 * ``loop``: E single runs one after the other, written the way a researcher
   would (``nn.Linear`` layers, a ``torch.optim`` optimizer, the same loss);
@@ -19,13 +19,21 @@ book) and E in {1, 8, 64}, it times one ST training step of:
 
 It prints seconds per step, the ratios of each to ``ensemble``, and the
 ensemble's achieved rate of floating-point operations (matmul FLOPs of the
-forward and backward pass, counted analytically) as a fraction of the rate of
+forward and backward pass, counted as the step runs) as a fraction of the rate of
 one large matrix product in the same dtype and thread count, measured in the
 same run (the machine's practical peak). ``GEMMs`` is the share of the
-ensemble's step spent in its matrix products, timed alone at the same shapes:
-what is left goes to the elementwise work (bias, activations, the ST loss, the
-optimizer) and to Python. Every method is warmed up first and the best of
-``--repeats`` timings is kept, since other processes may share the cores.
+ensemble's step spent in its matrix products, timed alone at the same shapes.
+The convolutional settings of the book (the digits CNN, the MNIST-1D 1-D CNN,
+the denoising chapter's residual denoiser) are timed as ensembles only.
+
+Every row also gets its roofline (:mod:`roofline`): the FLOPs and bytes of one
+step, counted while it runs, the memory bandwidth measured in the same run, and
+the fraction of the bound ``max(FLOPs / peak, bytes / bandwidth)`` the step
+achieves. A closing table shows each setting at its chapter's ensemble size and
+picks the book's largest (most FLOPs per step), whose target is 50% of the
+roofline; ``--profile`` shows where that step's time goes, operator by operator.
+Every method is warmed up first and the best of ``--repeats`` timings is kept,
+since other processes may share the cores.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import argparse
 import copy
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +73,7 @@ class Setting:
     optimizer: str = "sgd"
     task: str = "mse"
     members: tuple = (1, 8, 64)
+    chapter: int | None = 64  # members of the chapter's largest ensemble in this setting (None: not pinned)
 
     def build(self, members=None, rng=0):
         if self.kind == "linear":
@@ -77,26 +87,17 @@ class Setting:
         return st.TrainConfig(steps=steps, lr=self.lr, optimizer=self.optimizer, momentum=self.momentum,
                               task=self.task, log_points=2, progress=False, fast=fast)
 
-    def step_flops(self, members: int) -> float:
-        """Matmul FLOPs of one step: forward, weight gradients, input gradients of all but the first layer."""
-        pairs = list(zip(self.widths[:-1], self.widths[1:]))
-        macs = sum(a * b for a, b in pairs)
-        first = pairs[0][0] * pairs[0][1]
-        return 2.0 * members * self.n * (2 * macs + (macs - first))
-
-
-LARGEST = "mnist1d"  # the book's largest setting, at its chapter's ensemble size (members[-2])
 
 SETTINGS = [
     Setting("linear", "deep linear, zero-loss chapter (d=100, h=50, L=3, n=40, float64), SGD with momentum",
-            "linear", (100, 50, 50, 5), 40, torch.float64, steps=150),
+            "linear", (100, 50, 50, 5), 40, torch.float64, steps=150, members=(1, 8, 15, 64), chapter=15),
     Setting("wide", "wide ReLU, nonlinear chapters (d=10, h=128, L=2, n=100, float32), SGD with momentum",
-            "mlp", (10, 128, 1), 100, torch.float32, steps=150),
-    Setting("mnist1d", "ReLU MLP, MNIST-1D chapter, the book's largest (d=40, h=64, L=3, n=1000, float32), "
-            "Adam, cross-entropy", "mlp", (40, 64, 64, 10), 1000, torch.float32, steps=40, lam=0.1, lr=0.003,
-            momentum=0.0, optimizer="adam", task="ce", members=(1, 8, 20, 64)),
+            "mlp", (10, 128, 1), 100, torch.float32, steps=150, chapter=None),
+    Setting("digits_mlp", "ReLU MLP, digits chapter (d=64, h=64, L=3, minibatch 100, float32), Adam, cross-entropy",
+            "mlp", (64, 64, 64, 10), 100, torch.float32, steps=60, lam=0.3, lr=0.01, momentum=0.0,
+            optimizer="adam", task="ce", members=(1, 8, 30, 64), chapter=30),
     Setting("mlp", "ReLU MLP, larger than the book (d=100, h=256, L=3, n=256, float32), SGD with momentum",
-            "mlp", (100, 256, 256, 10), 256, torch.float32, steps=20),
+            "mlp", (100, 256, 256, 10), 256, torch.float32, steps=20, chapter=None),
 ]
 
 
@@ -254,6 +255,7 @@ class ConvSetting:
     members: tuple
     layers: tuple = ("h2",)
     lam: float = 1.0
+    chapter: int | None = None  # members of the chapter's largest ensemble in this setting
 
     def config(self, steps: int) -> st.TrainConfig:
         return st.TrainConfig(steps=steps, lr=0.003, optimizer="adam", task="ce" if self.classes else "mse",
@@ -267,13 +269,21 @@ def _cnn(shape, channels, hidden, kernel):
     return lambda members=None, rng=0: factory(members=members, rng=rng)
 
 
+def _denoiser(channels, bottleneck):
+    from stlearn.denoisers import Denoiser
+
+    return lambda members=None, rng=0: Denoiser(channels, bottleneck, members=members, rng=rng)
+
+
 CONV_SETTINGS = [
     ConvSetting("digits_cnn", "CNN, digits chapter (8x8 images, 16-16 channels 3x3, max-pool, dense 32), "
                 "minibatch 100, Adam, cross-entropy", _cnn((1, 8, 8), (16, 16), 32, 3), (64,), 10, 100, 30,
-                (1, 8, 32)),
+                (1, 8, 30), chapter=30),
     ConvSetting("mnist1d_cnn", "1-D CNN, MNIST-1D chapter (40 samples, 16-16 channels width 5, max-pool, dense 32), "
                 "minibatch 100, Adam, cross-entropy", _cnn((1, 40), (16, 16), 32, 5), (40,), 10, 100, 30,
-                (1, 8, 32)),
+                (1, 8, 15), chapter=15),
+    ConvSetting("denoiser", "residual denoiser, denoising chapter (16x16 patches, 8-4-8 maps 3x3), minibatch 16, "
+                "Adam, squared error", _denoiser(8, 4), (256,), 0, 16, 30, (1, 15, 30), chapter=30),
 ]
 
 
@@ -283,7 +293,7 @@ def time_conv(s: ConvSetting, members: int, steps: int) -> float:
     noisy = clean + 0.5 * torch.randn(clean.shape, generator=gen)
     y = torch.randint(0, s.classes, (members, s.n), generator=gen) if s.classes else clean
     data = st.Samples(clean, noisy, y)
-    teacher = st.FrozenTeacher(s.build(rng=st.Stream(0).child("teacher_init")))
+    teacher = st.FrozenTeacher(s.build(members=members, rng=st.Stream(0).children("teacher_init", members)))
     model = s.build(members=members, rng=st.Stream(0).children("student_init", members))
     lams = [s.lam * (e % 2) for e in range(members)] if members > 1 else [s.lam]
     start = time.perf_counter()
@@ -291,8 +301,9 @@ def time_conv(s: ConvSetting, members: int, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def conv_rows(settings, args, bandwidth: float) -> None:
+def conv_rows(settings, args, bandwidth: float) -> list[dict]:
     """The convolutional settings: seconds per ensemble step, its rate, and its fraction of the roofline."""
+    rows = []
     for s in settings:
         steps = max(2, s.steps // 10) if args.quick else s.steps
         print(f"\n{s.name}, ST loss on {', '.join(s.layers)}, {steps} steps (ensemble only)")
@@ -303,9 +314,34 @@ def conv_rows(settings, args, bandwidth: float) -> None:
             ens = min(time_conv(s, members, steps) / steps for _ in range(args.repeats))
             peak = matmul_peak(torch.float32)
             roof = roofline_of(lambda k, s=s, members=members: time_conv(s, members, k), ens, peak, bandwidth)
+            rows.append({"setting": s, "members": members, "seconds": ens, **roof})
             print(f"{members:>4} {ens:>10.2e} {roof['flops'] / ens / 1e9:>8.1f} {peak / 1e9:>6.1f} "
                   f"{roof['flops'] / ens / peak:>8.0%} {roof['bytes'] / 1e6:>8.1f} {roof['intensity']:>7.1f} "
                   f"{roof['limit']:>5} {roof['fraction']:>8.0%}")
+    return rows
+
+
+def run_of(s) -> Callable[[int, int], float]:
+    """``(members, steps) -> seconds`` of the library's ensemble in setting ``s``."""
+    timer = time_conv if isinstance(s, ConvSetting) else time_ensemble
+    return lambda members, steps: timer(s, members, steps)
+
+
+def chapter_summary(rows: list[dict]) -> dict:
+    """Each setting at its chapter's ensemble size, and the largest of them by FLOPs per step (the target's)."""
+    at_chapter = [r for r in rows if r["members"] == r["setting"].chapter]
+    if not at_chapter:
+        return {}
+    print("\neach setting at its chapter's ensemble size (the target: 50% of the roofline for the largest)")
+    print(f"{'setting':>12} {'E':>4} {'GFLOP/step':>11} {'MB/step':>8} {'limit':>5} {'of roof':>8}")
+    for r in at_chapter:
+        print(f"{r['setting'].key:>12} {r['members']:>4} {r['flops'] / 1e9:>11.3f} {r['bytes'] / 1e6:>8.1f} "
+              f"{r['limit']:>5} {r['fraction']:>8.0%}")
+    largest = max(at_chapter, key=lambda r: r["flops"])
+    verdict = "met" if largest["fraction"] >= 0.5 else "not met"
+    print(f"the book's largest setting: {largest['setting'].key} at E = {largest['members']}, "
+          f"{largest['fraction']:.0%} of the roofline: target {verdict}")
+    return largest
 
 
 def roofline_of(run, seconds: float, peak: float, bandwidth: float) -> dict[str, float]:
@@ -340,6 +376,7 @@ def main(argv=None) -> None:
     print("roofline: bound = max(FLOPs / peak, bytes / bandwidth); 'of roof' = bound / measured ensemble step; "
           "bytes = tensors read and written by each operator (benchmarks/roofline.py)")
 
+    rows = []
     for s in (s for s in SETTINGS if s.key in args.settings):
         steps = max(2, s.steps // 10) if args.quick else s.steps
         print(f"\n{s.name}, ST loss, {steps} steps")
@@ -351,6 +388,7 @@ def main(argv=None) -> None:
             ens = per["ensemble"]
             peak = matmul_peak(s.dtype)
             roof = roofline_of(lambda k, s=s, members=members: time_ensemble(s, members, k), ens, peak, bandwidth)
+            rows.append({"setting": s, "members": members, "seconds": ens, **roof})
             rate = roof["flops"] / ens
             gemm_share = gemm_seconds(s, members) / ens
             print(f"{members:>4} {per['loop']:>12.2e} {per['vmap']:>12.2e} {per['plain']:>10.2e} "
@@ -358,13 +396,12 @@ def main(argv=None) -> None:
                   f"{per['plain'] / ens:>8.2f}x {rate / 1e9:>8.1f} {peak / 1e9:>6.1f} {rate / peak:>8.0%} "
                   f"{gemm_share:>6.0%} {roof['bytes'] / 1e6:>8.1f} {roof['intensity']:>7.1f} {roof['limit']:>5} "
                   f"{roof['fraction']:>8.0%}")
-    conv_rows([s for s in CONV_SETTINGS if s.key in args.settings], args, bandwidth)
-    if args.profile:
-        largest = next(s for s in SETTINGS if s.key == LARGEST)
-        members = largest.members[-2]
-        print(f"\nwhere one step of {largest.key} at E = {members} goes (self CPU time per operator, "
-              f"{largest.steps} steps):")
-        print(profile(lambda: time_ensemble(largest, members, largest.steps)))
+    rows += conv_rows([s for s in CONV_SETTINGS if s.key in args.settings], args, bandwidth)
+    largest = chapter_summary(rows)
+    if args.profile and largest:
+        s, members = largest["setting"], largest["members"]
+        print(f"\nwhere one step of {s.key} at E = {members} goes (self CPU time per operator, {s.steps} steps):")
+        print(profile(lambda: run_of(s)(members, s.steps)))
 
 
 if __name__ == "__main__":

@@ -10,16 +10,20 @@ import bench_ensemble  # noqa: E402
 
 
 def test_bench_ensemble_prints_a_row_of_ratios_per_ensemble_size(capsys):
-    bench_ensemble.main(["--quick", "--repeats", "1", "--members", "1", "3", "--settings", "linear", "mnist1d",
-                         "--threads", "1"])
+    bench_ensemble.main(["--quick", "--repeats", "1", "--members", "1", "15", "--settings", "linear", "digits_mlp",
+                         "denoiser", "--threads", "1"])
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if re.match(r"\s+\d+\s+\d\.\d\de", line)]
-    assert [r[0] for r in rows] == ["1", "3", "1", "3"]
-    for r in rows:  # E, four seconds per step, three ratios, GFLOP/s, peak, of peak, GEMMs, roofline columns
+    assert [r[0] for r in rows] == ["1", "15"] * 3
+    for r in rows[:4]:  # E, four seconds per step, three ratios, GFLOP/s, peak, of peak, GEMMs, roofline columns
         assert len(r) == 16 and all(float(v) > 0 for v in r[1:5])
         assert all(v.endswith("x") for v in r[5:8]) and r[10].endswith("%")
         assert float(r[12]) > 0 and float(r[13]) > 0 and r[14] in ("mem", "cpu") and r[15].endswith("%")
-    assert "the book's largest" in out and "Adam, cross-entropy" in out
+    for r in rows[4:]:  # the denoiser, an ensemble only: E, seconds, GFLOP/s, peak, of peak, roofline columns
+        assert len(r) == 9 and float(r[1]) > 0 and float(r[5]) > 0 and r[7] in ("mem", "cpu") and r[8].endswith("%")
+    assert "Adam, cross-entropy" in out and "squared error" in out
+    summary = re.search(r"the book's largest setting: (\w+) at E = (\d+), (\d+)% of the roofline: target", out)
+    assert summary and summary[1:3] == ("linear", "15")  # the only setting run at its chapter's size
     assert re.search(r"copy \d+\.\d GB/s, triad \d+\.\d GB/s", out)
 
 
@@ -31,3 +35,15 @@ def test_roofline_counts_the_flops_and_bytes_of_a_matrix_product():
     flops, moved = count(lambda: a @ b)
     assert flops == 2 * 64 * 32 * 16
     assert moved == 4 * (64 * 32 + 32 * 16 + 64 * 16)  # both inputs read, the output written; views are free
+
+
+def test_roofline_counts_a_grouped_convolution_backward_as_twice_its_forward():
+    import torch
+    import torch.nn.functional as F
+    from roofline import count
+
+    x = torch.randn(4, 6 * 3, 8, 8, requires_grad=True)
+    w = torch.randn(6 * 2, 3, 3, 3, requires_grad=True)  # 6 groups of 3 -> 2 channels
+    forward = 2 * 4 * 8 * 8 * (6 * 2) * 3 * 9
+    assert count(lambda: F.conv2d(x, w, padding=1, groups=6))[0] == forward
+    assert count(lambda: F.conv2d(x, w, padding=1, groups=6).sum().backward())[0] == 3 * forward
