@@ -136,3 +136,30 @@ def test_findings_row_shows_a_thumbnail_of_the_key_figure_linked_to_its_chapter(
     from PIL import Image
 
     assert Image.open(io.BytesIO(thumbs["digits.png"])).width == build.THUMB_WIDTH
+
+
+def test_the_build_starts_the_longest_chapter_first(tmp_path, monkeypatch):
+    root = make_tiny_book(tmp_path)
+    (root / build.COSTS).write_text("ci:\n  tiny: 1\n  failing: 50\npaper:\n  tiny: 9\n")
+    assert build.expected_seconds(["tiny", "failing"], "ci", root) == {"tiny": 1.0, "failing": 50.0}
+    assert build.expected_seconds(["tiny", "failing"], "paper", root) == {"tiny": 9.0, "failing": 0.0}
+    started = []
+    monkeypatch.setattr(build, "executed_chapter", lambda name, *a: started.append(name) or (root / name, True))
+    executed = build.execute_all(["tiny", "failing"], "ci", root, jobs=1, progress=False)
+    assert started == ["failing", "tiny"] and list(executed) == ["tiny", "failing"]  # results in the book's order
+
+
+def test_the_cached_duration_replaces_the_committed_estimate(tmp_path, monkeypatch):
+    root = make_tiny_book(tmp_path)
+    monkeypatch.setenv("STLEARN_ROOT", str(root))
+    (root / build.COSTS).write_text("ci:\n  tiny: 1000\n")
+    build.executed_chapter("tiny", "ci", root, progress=False)
+    assert build.expected_seconds(["tiny"], "ci", root)["tiny"] < 1000
+
+
+def test_the_committed_estimates_name_every_chapter_of_the_book():
+    import yaml
+
+    costs = yaml.safe_load((ch.repo_root() / build.COSTS).read_text())
+    for param_set in (ch.PAPER, ch.CI):
+        assert set(costs[param_set]) == set(ch.chapters()), f"{build.COSTS}: {param_set} must list every chapter"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
+import yaml
 from tqdm import tqdm
 
 from . import chapters as ch
@@ -175,14 +176,34 @@ def parameters_table(names) -> str:
     return "\n".join(parts)
 
 
+COSTS = Path("book") / "parameters" / "costs.yaml"  # committed estimates, for a build with an empty cache
+
+
+def _duration(notebook: Path) -> float:
+    return float(nbformat.read(notebook, as_version=4).metadata["papermill"]["duration"])
+
+
+def expected_seconds(names, param_set: str, root: Path) -> dict[str, float]:
+    """What each chapter should take at ``param_set``, to start the longest first: the duration of its newest
+    executed notebook in the cache (whatever its key), else the committed estimate of ``COSTS``, else 0."""
+    costs = yaml.safe_load((root / COSTS).read_text()) if (root / COSTS).is_file() else {}
+    estimates = {}
+    for name in names:
+        cached = sorted((root / "_build" / "cache" / name).glob(f"{param_set}-*.ipynb"), key=os.path.getmtime)
+        estimates[name] = _duration(cached[-1]) if cached else float(costs.get(param_set, {}).get(name, 0.0))
+    return estimates
+
+
 def execute_all(names, param_set: str, root: Path, jobs: int = 1, progress: bool = True) -> dict[str, Path]:
-    """Execute (or reuse) chapters, ``jobs`` at a time; each kernel then gets ``1/jobs`` of the cores."""
+    """Execute (or reuse) chapters, ``jobs`` at a time, the longest first (:func:`expected_seconds`: with two
+    jobs, a long chapter started last would run alone at the end); each kernel gets ``1/jobs`` of the cores."""
     bar = tqdm(total=len(names), desc=f"chapters ({param_set})", disable=not progress)
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    cost = expected_seconds(names, param_set, root)
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {pool.submit(executed_chapter, n, param_set, root, progress and jobs == 1, threads): n
-                       for n in names}
+                       for n in sorted(names, key=lambda n: -cost[n])}
             executed = {}
             for fut in as_completed(futures):
                 executed[futures[fut]], _ = fut.result()
