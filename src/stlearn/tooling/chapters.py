@@ -283,7 +283,8 @@ def execute(name: str, output: Path, overrides: Mapping[str, Any] | None = None,
     try:
         pm.execute_notebook(nb, tmp, parameters=values, cwd=str(path.parent), kernel_name="python3",
                             progress_bar=progress, report_mode=False, language="python",
-                            kernel_manager_class=_kernel_manager(kernel_env(threads)))
+                            kernel_manager_class=_kernel_manager(kernel_env(threads)),
+                            shutdown_kernel="immediate")  # every output is in: a graceful exit cost 1-3 s
         os.replace(tmp, output)
     finally:
         if os.path.exists(tmp):

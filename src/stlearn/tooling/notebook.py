@@ -31,7 +31,9 @@ def setup(threads: int | None = None) -> torch.device:
     """
     use_book_style()
     streams.audit()
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # the flag eager kernels read; torch.use_deterministic_algorithms also imports torch._inductor (1.5 s a
+    # chapter) to set torch.compile's, which the book never uses
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
     if threads:
         torch.set_num_threads(threads)
     from ..device import default_device
