@@ -163,3 +163,18 @@ def test_the_committed_estimates_name_every_chapter_of_the_book():
     costs = yaml.safe_load((ch.repo_root() / build.COSTS).read_text())
     for param_set in (ch.PAPER, ch.CI):
         assert set(costs[param_set]) == set(ch.chapters()), f"{build.COSTS}: {param_set} must list every chapter"
+
+
+def test_the_build_records_the_wall_clock_time_of_its_executions(tmp_path, monkeypatch):
+    import json
+
+    root = make_tiny_book(tmp_path)
+    monkeypatch.setenv("STLEARN_ROOT", str(root))
+    build.execute_all(["tiny"], "ci", root, jobs=1, progress=False)
+    record = json.loads(build.last_execution_path("ci", root).read_text())
+    assert record["executed"] == 1 and record["of"] == 1 and record["jobs"] == 1 and record["wall_seconds"] > 0
+    build.execute_all(["tiny"], "ci", root, jobs=1, progress=False)  # all cached: the record stays
+    assert json.loads(build.last_execution_path("ci", root).read_text()) == record
+    times = build.execution_times({"tiny": build.executed_chapter("tiny", "ci", root, progress=False)[0]})
+    text = build.execution_times_markdown(times, record)
+    assert "ran 1 of the 1, 1 at a time" in text and f"in {record['wall_seconds']:.0f} s of wall-clock" in text

@@ -13,6 +13,7 @@ any cell error or Sphinx warning fails the build.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -74,13 +75,19 @@ def _set_value(p: ch.Parameter, overrides: dict) -> str:
     return f"**`{overrides[p.name]!r}`**" if p.name in overrides else f"`{p.default!r}`"
 
 
-def execution_times_markdown(times: pd.DataFrame) -> str:
-    """The table of :func:`execution_times` with a total row, and the machine it was measured on."""
+def execution_times_markdown(times: pd.DataFrame, last: dict | None = None) -> str:
+    """The table of :func:`execution_times` with a total row, the machine it was measured on, and the
+    wall-clock time of the last build that executed chapters (``last``, as :func:`execute_all` records it)."""
     total = pd.DataFrame([{"chapter": "**all chapters**", "parameter set": times["parameter set"].iloc[0],
                            "seconds": round(float(times["seconds"].sum()), 1)}])
     table = pd.concat([times, total], ignore_index=True).to_markdown(index=False)
+    wall = ""
+    if last:
+        wall = (f" The last build that executed chapters ran {last['executed']} of the {last['of']}, "
+                f"{last['jobs']} at a time on {last['cores']} cores, in {last['wall_seconds']:.0f} s of wall-clock "
+                "time (the total above adds up each chapter's own time).")
     return (f"{table}\n\nMeasured on a machine with {os.cpu_count()} CPU cores; a cached chapter keeps "
-            "the time of the run that produced it.\n")
+            f"the time of the run that produced it.{wall}\n")
 
 
 THUMB_WIDTH = 240  # pixels of a findings-table thumbnail
@@ -200,18 +207,29 @@ def execute_all(names, param_set: str, root: Path, jobs: int = 1, progress: bool
     bar = tqdm(total=len(names), desc=f"chapters ({param_set})", disable=not progress)
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     cost = expected_seconds(names, param_set, root)
+    start, fresh = time.time(), 0
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {pool.submit(executed_chapter, n, param_set, root, progress and jobs == 1, threads): n
                        for n in sorted(names, key=lambda n: -cost[n])}
             executed = {}
             for fut in as_completed(futures):
-                executed[futures[fut]], _ = fut.result()
+                executed[futures[fut]], cached = fut.result()
+                fresh += not cached
                 bar.set_postfix_str(futures[fut])
                 bar.update()
     finally:
         bar.close()
+    if fresh:
+        record = {"executed": fresh, "of": len(names), "jobs": jobs, "cores": os.cpu_count(),
+                  "wall_seconds": round(time.time() - start, 1)}
+        _write_if_changed(last_execution_path(param_set, root), json.dumps(record).encode())
     return {n: executed[n] for n in names}
+
+
+def last_execution_path(param_set: str, root: Path) -> Path:
+    """Where the build records the wall-clock time of its last execution of chapters at ``param_set``."""
+    return root / "_build" / "cache" / f"last-execution-{param_set}.json"
 
 
 def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> tuple[Path, dict[str, Path]]:
@@ -242,7 +260,9 @@ def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> t
     for f in (root / "src" / "stlearn").rglob("*.py"):  # for the chapters' literalinclude of the code that ran
         wanted[stage_dir / f.relative_to(root)] = f.read_bytes()
     gen = stage_dir / "book" / "_generated"
-    wanted[gen / "execution_times.md"] = execution_times_markdown(times).encode()
+    last = last_execution_path(param_set, root)
+    last = json.loads(last.read_text()) if last.is_file() else None
+    wanted[gen / "execution_times.md"] = execution_times_markdown(times, last).encode()
     wanted[gen / "parameters.md"] = parameters_table(names).encode()
     table, thumbs = findings(executed)
     wanted[gen / "findings.md"] = table.encode()
