@@ -46,7 +46,7 @@ regression: $(STAMP)  ## nbval regression of every chapter against tests/referen
 refs: $(STAMP)  ## regenerate the regression references (after changing a chapter)
 	$(VENV)/bin/stlearn refs
 
-bench: $(STAMP)  ## speed: ensemble vs loop vs vmap vs autograd (fraction of matmul peak), theory vs simulation
+bench: $(STAMP)  ## speed: ensemble vs loop vs vmap vs autograd (fractions of matmul peak and of the roofline), theory vs simulation
 	$(PY) benchmarks/bench_ensemble.py && $(PY) benchmarks/bench_theory.py
 
 clean:  ## remove build outputs (keeps .venv)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -301,23 +302,63 @@ def time_conv(s: ConvSetting, members: int, steps: int) -> float:
     return time.perf_counter() - start
 
 
+def conv_gemm_seconds(s: ConvSetting, members: int, repeats: int = 5) -> float:
+    """Seconds of the matrix products that one ensemble step's convolutions amount to, timed alone.
+
+    A convolution is a matrix product over its im2col windows: per member, ``(n P, C_in k) x (C_in k, C_out)``
+    forward, the weight gradient ``(C_in k, n P) x (n P, C_out)`` and, but for the first layer, the input
+    gradient ``(n P, C_out) x (C_out, C_in k)`` (``P`` output positions, ``k`` taps). Their time is the
+    convolutions' ceiling if the windows cost nothing to lay out, as ``GEMMs`` is for the dense settings.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    convs = []
+
+    class Convolutions(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func is torch.ops.aten.convolution.default:
+                x, w = args[0], args[1]
+                convs.append((args[-1], w.shape, x.shape[0] * math.prod(out.shape[2:]), len(convs) > 0))
+            return out
+
+    model = s.build(members=members, rng=st.Stream(0).children("student_init", members))
+    with Convolutions():
+        model(torch.randn(members, s.n, *s.inputs))
+    products = []
+    for groups, w, positions, input_grad in convs:
+        k, c_out = w[1] * math.prod(w[2:]), w[0] // groups
+        windows, weights = torch.randn(groups, positions, k), torch.randn(groups, k, c_out)
+        grads = torch.randn(groups, positions, c_out)
+        products += [(windows, weights), (windows.transpose(1, 2), grads)] + ([(grads, weights.transpose(1, 2))]
+                                                                             if input_grad else [])
+
+    def step():
+        for a, b in products:
+            torch.bmm(a, b)
+
+    step()
+    return min(_timed(step) for _ in range(repeats))
+
+
 def conv_rows(settings, args, bandwidth: float) -> list[dict]:
     """The convolutional settings: seconds per ensemble step, its rate, and its fraction of the roofline."""
     rows = []
     for s in settings:
         steps = max(2, s.steps // 10) if args.quick else s.steps
         print(f"\n{s.name}, ST loss on {', '.join(s.layers)}, {steps} steps (ensemble only)")
-        print(f"{'E':>4} {'ensemble':>10} {'GFLOP/s':>8} {'peak':>6} {'of peak':>8} {'MB/step':>8} {'FLOP/B':>7} "
-              f"{'limit':>5} {'of roof':>8}")
+        print(f"{'E':>4} {'ensemble':>10} {'GFLOP/s':>8} {'peak':>6} {'of peak':>8} {'GEMMs':>6} {'MB/step':>8} "
+              f"{'FLOP/B':>7} {'limit':>5} {'of roof':>8}")
         for members in args.members or s.members:
             time_conv(s, members, 2)  # warm-up
             ens = min(time_conv(s, members, steps) / steps for _ in range(args.repeats))
             peak = matmul_peak(torch.float32)
             roof = roofline_of(lambda k, s=s, members=members: time_conv(s, members, k), ens, peak, bandwidth)
             rows.append({"setting": s, "members": members, "seconds": ens, **roof})
+            gemm_share = conv_gemm_seconds(s, members) / ens
             print(f"{members:>4} {ens:>10.2e} {roof['flops'] / ens / 1e9:>8.1f} {peak / 1e9:>6.1f} "
-                  f"{roof['flops'] / ens / peak:>8.0%} {roof['bytes'] / 1e6:>8.1f} {roof['intensity']:>7.1f} "
-                  f"{roof['limit']:>5} {roof['fraction']:>8.0%}")
+                  f"{roof['flops'] / ens / peak:>8.0%} {gemm_share:>6.0%} {roof['bytes'] / 1e6:>8.1f} "
+                  f"{roof['intensity']:>7.1f} {roof['limit']:>5} {roof['fraction']:>8.0%}")
     return rows
 
 
@@ -381,7 +422,7 @@ def main(argv=None) -> None:
         steps = max(2, s.steps // 10) if args.quick else s.steps
         print(f"\n{s.name}, ST loss, {steps} steps")
         print(f"{'E':>4} {'loop s/step':>12} {'vmap s/step':>12} {'plain':>10} {'ensemble':>10} {'loop/ens':>9} "
-              f"{'vmap/ens':>9} {'autog/ens':>9} {'GFLOP/s':>8} {'peak':>6} {'of peak':>8} {'GEMMs':>6} "
+              f"{'vmap/ens':>9} {'plain/ens':>9} {'GFLOP/s':>8} {'peak':>6} {'of peak':>8} {'GEMMs':>6} "
               f"{'MB/step':>8} {'FLOP/B':>7} {'limit':>5} {'of roof':>8}")
         for members in args.members or s.members:
             per = best_per_step(s, members, steps, args.repeats)

@@ -19,11 +19,12 @@ def test_bench_ensemble_prints_a_row_of_ratios_per_ensemble_size(capsys):
         assert len(r) == 16 and all(float(v) > 0 for v in r[1:5])
         assert all(v.endswith("x") for v in r[5:8]) and r[10].endswith("%")
         assert float(r[12]) > 0 and float(r[13]) > 0 and r[14] in ("mem", "cpu") and r[15].endswith("%")
-    for r in rows[4:]:  # the denoiser, an ensemble only: E, seconds, GFLOP/s, peak, of peak, roofline columns
-        assert len(r) == 9 and float(r[1]) > 0 and float(r[5]) > 0 and r[7] in ("mem", "cpu") and r[8].endswith("%")
+    for r in rows[4:]:  # the denoiser, an ensemble only: E, seconds, GFLOP/s, peak, of peak, GEMMs, roofline columns
+        assert len(r) == 10 and float(r[1]) > 0 and r[5].endswith("%") and float(r[6]) > 0
+        assert r[8] in ("mem", "cpu") and r[9].endswith("%")
     assert "Adam, cross-entropy" in out and "squared error" in out
     summary = re.search(r"the book's largest setting: (\w+) at E = (\d+), (\d+)% of the roofline: target", out)
-    assert summary and summary[1:3] == ("linear", "15")  # the only setting run at its chapter's size
+    assert summary and summary.groups()[:2] == ("linear", "15")  # the only setting run at its chapter's size
     assert re.search(r"copy \d+\.\d GB/s, triad \d+\.\d GB/s", out)
 
 
