@@ -59,6 +59,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from roofline import bound_seconds, matmul_peak, per_step, profile, stream_bandwidth  # noqa: E402
 
 
+def alternating_lams(lam: float, members: int) -> list[float]:
+    """``lam`` for every other member and 0 (the base loss) for the rest, as in the chapters; one member gets ``lam``."""
+    return [lam * (e % 2) for e in range(members)] if members > 1 else [lam]
+
+
 @dataclass(frozen=True)
 class Setting:
     key: str
@@ -74,7 +79,7 @@ class Setting:
     optimizer: str = "sgd"
     task: str = "mse"
     members: tuple = (1, 8, 64)
-    chapter: int | None = 64  # members of the chapter's largest ensemble in this setting (None: not pinned)
+    chapter: int | None = None  # members of the chapter's largest ensemble in this setting (None: not pinned)
 
     def build(self, members=None, rng=0):
         if self.kind == "linear":
@@ -82,7 +87,7 @@ class Setting:
         return st.MLP(list(self.widths), members=members, rng=rng, dtype=self.dtype)
 
     def lams(self, members: int) -> list[float]:
-        return [self.lam * (e % 2) for e in range(members)] if members > 1 else [self.lam]
+        return alternating_lams(self.lam, members)
 
     def config(self, steps: int, fast: bool = True) -> st.TrainConfig:
         return st.TrainConfig(steps=steps, lr=self.lr, optimizer=self.optimizer, momentum=self.momentum,
@@ -93,12 +98,12 @@ SETTINGS = [
     Setting("linear", "deep linear, zero-loss chapter (d=100, h=50, L=3, n=40, float64), SGD with momentum",
             "linear", (100, 50, 50, 5), 40, torch.float64, steps=150, members=(1, 8, 15, 64), chapter=15),
     Setting("wide", "wide ReLU, nonlinear chapters (d=10, h=128, L=2, n=100, float32), SGD with momentum",
-            "mlp", (10, 128, 1), 100, torch.float32, steps=150, chapter=None),
+            "mlp", (10, 128, 1), 100, torch.float32, steps=150),
     Setting("digits_mlp", "ReLU MLP, digits chapter (d=64, h=64, L=3, minibatch 100, float32), Adam, cross-entropy",
             "mlp", (64, 64, 64, 10), 100, torch.float32, steps=60, lam=0.3, lr=0.01, momentum=0.0,
             optimizer="adam", task="ce", members=(1, 8, 30, 64), chapter=30),
     Setting("mlp", "ReLU MLP, larger than the book (d=100, h=256, L=3, n=256, float32), SGD with momentum",
-            "mlp", (100, 256, 256, 10), 256, torch.float32, steps=20, chapter=None),
+            "mlp", (100, 256, 256, 10), 256, torch.float32, steps=20),
 ]
 
 
@@ -296,7 +301,7 @@ def time_conv(s: ConvSetting, members: int, steps: int) -> float:
     data = st.Samples(clean, noisy, y)
     teacher = st.FrozenTeacher(s.build(members=members, rng=st.Stream(0).children("teacher_init", members)))
     model = s.build(members=members, rng=st.Stream(0).children("student_init", members))
-    lams = [s.lam * (e % 2) for e in range(members)] if members > 1 else [s.lam]
+    lams = alternating_lams(s.lam, members)
     start = time.perf_counter()
     st.train(model, data, teacher=teacher, lam=lams, layers=list(s.layers), config=s.config(steps))
     return time.perf_counter() - start
