@@ -60,7 +60,7 @@ from roofline import bound_seconds, matmul_peak, per_step, profile, stream_bandw
 
 
 def alternating_lams(lam: float, members: int) -> list[float]:
-    """``lam`` for every other member and 0 (the base loss) for the rest, as in the chapters; one member gets ``lam``."""
+    """``lam`` for every other member, 0 (the base loss) for the rest, as in the chapters; one member gets ``lam``."""
     return [lam * (e % 2) for e in range(members)] if members > 1 else [lam]
 
 
