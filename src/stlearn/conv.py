@@ -3,12 +3,11 @@
 Inputs are flat rows ``(n, C*L)`` or ``(n, C*H*W)`` (shared by all members) or
 ``(E, n, .)`` (one set per member), as for the MLPs, so the same
 :class:`stlearn.data.Samples` and the same trainer serve both. An ensemble of
-``E`` members runs each convolution as *one* batched matrix product: the input
-patches (im2col, ``torch.nn.functional.unfold``) of member ``e`` meet only
-member ``e``'s filters, exactly as the stacked linear layers do. On a CPU this
-is much cheaper than a grouped convolution for the tiny inputs used here. A
-1-D signal of length ``L`` is unfolded as a ``1 x L`` image with ``1 x k``
-patches, so both kinds share one layer (:class:`StackedConv`).
+``E`` members runs each convolution as *one* grouped convolution
+(``groups=E``): the members lie side by side in the channels, and member
+``e``'s channels meet only its filters. On a CPU this is several times faster
+than im2col with batched matrix products at the book's sizes
+(``benchmarks/README.md``).
 
 ``model(x, return_features=True)`` returns ``(logits, {"h1": ..., })``: ``h1``
 to ``hC`` the rectified, pooled maps of the ``C`` convolutions (flattened per
@@ -180,9 +179,15 @@ class ConvNet(nn.Module):
         else:
             pool = F.avg_pool1d if one_d else F.avg_pool2d
         for l, conv in enumerate(self.convs, start=1):
-            maps = torch.relu(conv.maps(maps))
-            if self.pool > 1:
-                maps = pool(maps, self.pool)
+            maps = conv.maps(maps)
+            if self.pool > 1 and self.config["pooling"] == "max":
+                # relu is monotone, so max-pooling first gives pool(relu(.)) exactly, value and gradient, while
+                # the relu and its backward pass over a quarter of the map (a fifth of the digits CNN's step)
+                maps = torch.relu(pool(maps, self.pool))
+            elif self.pool > 1:
+                maps = pool(torch.relu(maps), self.pool)
+            else:
+                maps = torch.relu(maps)
             if return_features or l == len(self.convs):
                 feats[f"h{l}"] = from_maps(maps, self.members, lead)
         h = feats[f"h{len(self.convs) + 1}"] = torch.relu(self.dense(feats[f"h{len(self.convs)}"]))

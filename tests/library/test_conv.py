@@ -1,5 +1,7 @@
 """The ensemble ConvNet: each member is exactly the single network built from its stream."""
 
+import math
+
 import pytest
 import torch
 
@@ -116,3 +118,30 @@ def test_stacked_conv_1d_is_a_convolution():
 def test_pool_must_divide_every_map():
     with pytest.raises(ValueError, match="pool"):
         ConvNet((1, 8, 8), channels=(2, 2, 2, 2), hidden=3, d_out=2)
+
+
+@pytest.mark.parametrize("shape, kernel", [((1, 8, 8), 3), ((1, 40), 5)])
+def test_max_pooling_before_relu_is_relu_then_pooling_bit_for_bit(shape, kernel):
+    """The forward max-pools before the ReLU (a quarter of the passes); the architecture as written, ReLU then
+    pooling, gives the same features and the same gradients, to the last bit."""
+    import torch.nn.functional as F
+
+    from stlearn.conv import from_maps, to_maps
+
+    def grads(features):
+        net.zero_grad()
+        features.square().sum().backward()
+        return [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    net = ConvNet(shape, channels=(4, 3), hidden=5, d_out=3, kernel=kernel, pooling="max", members=2,
+                  rng=RNG.children("student_init", 2))
+    x = torch.stack([randn(RNG.child("inputs", k), 6, math.prod(shape)).float() for k in range(2)])
+    feats = net(x, return_features=True)[1]["h2"]
+    maps = to_maps(x, shape, 2)
+    pool = F.max_pool2d if len(shape) == 3 else F.max_pool1d
+    for conv in net.convs:
+        maps = pool(torch.relu(conv.maps(maps)), 2)
+    written = from_maps(maps, 2)
+    assert torch.equal(feats, written)
+    for a, b in zip(grads(feats), grads(written)):
+        assert torch.equal(a, b)
