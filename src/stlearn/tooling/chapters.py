@@ -293,17 +293,12 @@ def execute(name: str, output: Path, overrides: Mapping[str, Any] | None = None,
 
 
 def _one_thread_cell():
-    """A hidden first cell for "ci" runs: one torch thread.
-
-    Matrix products summed in another order by more threads change the last
-    bits, and a few chapters (training on real images) amplify them into
-    visible differences; the regression references must not depend on the
-    machine's core count. nbval re-runs the stored cell too.
-    """
+    """The hidden first cell of "ci" runs (:data:`stlearn.tooling.notebook.CI_PREAMBLE`)."""
     import nbformat
 
-    source = "import torch\n\ntorch.set_num_threads(1)  # ci runs: results independent of the core count"
-    return nbformat.v4.new_code_cell(source, metadata={"tags": ["remove-cell"]})
+    from .notebook import CI_PREAMBLE
+
+    return nbformat.v4.new_code_cell(CI_PREAMBLE, metadata={"tags": ["remove-cell"]})
 
 
 def _drop_unknown_parameter_warnings(record: logging.LogRecord) -> bool:
