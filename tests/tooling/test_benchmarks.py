@@ -19,9 +19,10 @@ def test_bench_ensemble_prints_a_row_of_ratios_per_ensemble_size(capsys):
         assert len(r) == 16 and all(float(v) > 0 for v in r[1:5])
         assert all(v.endswith("x") for v in r[5:8]) and r[10].endswith("%")
         assert float(r[12]) > 0 and float(r[13]) > 0 and r[14] in ("mem", "cpu") and r[15].endswith("%")
-    for r in rows[4:]:  # the denoiser, an ensemble only: E, seconds, GFLOP/s, peak, of peak, GEMMs, roofline columns
-        assert len(r) == 10 and float(r[1]) > 0 and r[5].endswith("%") and float(r[6]) > 0
-        assert r[8] in ("mem", "cpu") and r[9].endswith("%")
+    for r in rows[4:]:  # the denoiser, an ensemble only: E, seconds, GFLOP/s, peak, of peak, GEMMs, convs,
+        # roofline columns, ceiling
+        assert len(r) == 12 and float(r[1]) > 0 and r[5].endswith("%") and r[6].endswith("%") and float(r[7]) > 0
+        assert r[9] in ("mem", "cpu") and r[10].endswith("%") and r[11].endswith("%")
     assert "Adam, cross-entropy" in out and "squared error" in out
     summary = re.search(r"the book's largest setting: (\w+) at E = (\d+), (\d+)% of the roofline: target", out)
     assert summary and summary.groups()[:2] == ("linear", "15")  # the only setting run at its chapter's size
@@ -48,3 +49,13 @@ def test_roofline_counts_a_grouped_convolution_backward_as_twice_its_forward():
     forward = 2 * 4 * 8 * 8 * (6 * 2) * 3 * 9
     assert count(lambda: F.conv2d(x, w, padding=1, groups=6))[0] == forward
     assert count(lambda: F.conv2d(x, w, padding=1, groups=6).sum().backward())[0] == 3 * forward
+
+
+def test_the_convolutions_of_a_step_are_those_the_network_dispatches():
+    """Two convolutions in the digits CNN: the first needs no input gradient, and each ensemble is one call."""
+    setting = next(s for s in bench_ensemble.CONV_SETTINGS if s.key == "digits_cnn")
+    convs = bench_ensemble.step_convolutions(setting, members=3)
+    assert [c["input_grad"] for c in convs] == [False, True]
+    assert [c["args"][-1] for c in convs] == [3, 3]  # groups: one per member
+    assert [tuple(c["out"].shape) for c in convs] == [(100, 3 * 16, 8, 8), (100, 3 * 16, 4, 4)]
+    assert bench_ensemble.conv_kernel_seconds(setting, members=3, repeats=1) > 0
