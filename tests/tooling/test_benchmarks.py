@@ -59,3 +59,11 @@ def test_the_convolutions_of_a_step_are_those_the_network_dispatches():
     assert [c["args"][-1] for c in convs] == [3, 3]  # groups: one per member
     assert [tuple(c["out"].shape) for c in convs] == [(100, 3 * 16, 8, 8), (100, 3 * 16, 4, 4)]
     assert bench_ensemble.conv_kernel_seconds(setting, members=3, repeats=1) > 0
+
+
+def test_bench_pool_order_prints_a_ratio_per_cnn(capsys):
+    import bench_pool_order
+
+    bench_pool_order.main(["--repeats", "1", "--threads", "1"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().endswith("x")]
+    assert [r[0] for r in rows] == ["digits_cnn", "mnist1d_cnn"] and all(float(r[-1][:-1]) > 0 for r in rows)
