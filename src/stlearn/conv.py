@@ -180,9 +180,10 @@ class ConvNet(nn.Module):
             pool = F.avg_pool1d if one_d else F.avg_pool2d
         for l, conv in enumerate(self.convs, start=1):
             maps = conv.maps(maps)
-            if self.pool > 1 and self.config["pooling"] == "max":
+            if self.pool > 1 and self.config["pooling"] == "max" and not one_d:
                 # relu is monotone, so max-pooling first gives pool(relu(.)) exactly, value and gradient, while
-                # the relu and its backward pass over a quarter of the map (a fifth of the digits CNN's step)
+                # the relu and its backward pass over a quarter of the map: 1.0x to 1.2x faster a step of the
+                # digits CNN ensemble, but 0.89x to 0.96x for 1-D maps (benchmarks/bench_pool_order.py)
                 maps = torch.relu(pool(maps, self.pool))
             elif self.pool > 1:
                 maps = pool(torch.relu(maps), self.pool)

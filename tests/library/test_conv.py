@@ -122,8 +122,8 @@ def test_pool_must_divide_every_map():
 
 @pytest.mark.parametrize("shape, kernel", [((1, 8, 8), 3), ((1, 40), 5)])
 def test_max_pooling_before_relu_is_relu_then_pooling_bit_for_bit(shape, kernel):
-    """The forward max-pools before the ReLU (a quarter of the passes); the architecture as written, ReLU then
-    pooling, gives the same features and the same gradients, to the last bit."""
+    """The forward max-pools 2-D maps before the ReLU (a quarter of the passes); the architecture as written,
+    ReLU then pooling, gives the same features and the same gradients, to the last bit (1-D maps keep that order)."""
     import torch.nn.functional as F
 
     from stlearn.conv import from_maps, to_maps
