@@ -5,9 +5,9 @@ Inputs are flat rows ``(n, C*L)`` or ``(n, C*H*W)`` (shared by all members) or
 :class:`stlearn.data.Samples` and the same trainer serve both. An ensemble of
 ``E`` members runs each convolution as *one* grouped convolution
 (``groups=E``): the members lie side by side in the channels, and member
-``e``'s channels meet only its filters. On a CPU this is several times faster
-than im2col with batched matrix products at the book's sizes
-(``benchmarks/README.md``).
+``e``'s channels meet only its filters. On a CPU this was faster, at the
+book's sizes, than each im2col formulation (patches times filters in batched
+matrix products) that we tried (``benchmarks/README.md``).
 
 ``model(x, return_features=True)`` returns ``(logits, {"h1": ..., })``: ``h1``
 to ``hC`` the rectified, pooled maps of the ``C`` convolutions (flattened per
@@ -182,8 +182,8 @@ class ConvNet(nn.Module):
             maps = conv.maps(maps)
             if self.pool > 1 and self.config["pooling"] == "max" and not one_d:
                 # relu is monotone, so max-pooling first gives pool(relu(.)) exactly, value and gradient, while
-                # the relu and its backward pass over a quarter of the map: 1.0x to 1.2x faster a step of the
-                # digits CNN ensemble, but 0.89x to 0.96x for 1-D maps (benchmarks/bench_pool_order.py)
+                # the relu and its backward pass over a quarter of the map: the digits CNN's features forward and
+                # backward 1.00x to 1.22x faster, 1-D maps 0.89x to 0.96x (benchmarks/bench_pool_order.py)
                 maps = torch.relu(pool(maps, self.pool))
             elif self.pool > 1:
                 maps = pool(torch.relu(maps), self.pool)
