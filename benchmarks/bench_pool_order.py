@@ -4,15 +4,17 @@
 
 ``relu(maxpool(conv(x)))`` equals ``maxpool(relu(conv(x)))`` bit for bit (``tests/library/test_conv.py``)
 but runs the ReLU and its backward over a quarter of the map. For the book's CNN students at their
-chapter's ensemble size (minibatch 100), this times one forward and backward pass of the convolutional
-features both ways, taking turns, and prints the ratio; ``stlearn.conv.ConvNet`` pools first where
-that was measured faster (2-D maps).
+chapter's ensemble size and minibatch (``bench_ensemble.CONV_SETTINGS``), this times one forward and
+backward pass of the convolutional features both ways, taking turns, and prints the ratio;
+``stlearn.conv.ConvNet`` pools first where that was measured faster (2-D maps).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -20,10 +22,10 @@ import torch.nn.functional as F
 import stlearn as st
 from stlearn.conv import ConvNet, from_maps, to_maps
 
-SETTINGS = {  # key: (input shape, channels, kernel, chapter's ensemble size), as in bench_ensemble.py
-    "digits_cnn": ((1, 8, 8), (16, 16), 3, 30),
-    "mnist1d_cnn": ((1, 40), (16, 16), 5, 15),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ensemble import CONV_SETTINGS  # noqa: E402  (the book's CNN students, one description for both scripts)
+
+CNN_KEYS = ("digits_cnn", "mnist1d_cnn")
 
 
 def features(net: ConvNet, x: torch.Tensor, pool_first: bool) -> torch.Tensor:
@@ -51,18 +53,17 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats} forward+backward passes\n")
     print(f"{'setting':>12} {'E':>4} {'relu, pool':>11} {'pool, relu':>11} {'ratio':>6}")
-    for key, (shape, channels, kernel, members) in SETTINGS.items():
-        net = ConvNet(shape, channels, 32, 10, kernel=kernel, pooling="max", members=members,
-                      rng=st.Stream(0).children("student_init", members))
-        x = torch.randn(members, 100, shape[-1] * (shape[-2] if len(shape) == 3 else 1),
-                        generator=torch.Generator().manual_seed(0))
+    for s in (s for s in CONV_SETTINGS if s.key in CNN_KEYS):
+        members = s.chapter
+        net = s.build(members=members, rng=st.Stream(0).children("student_init", members))
+        x = torch.randn(members, s.n, *s.inputs, generator=torch.Generator().manual_seed(0))
         best = {False: float("inf"), True: float("inf")}  # pool first?
         for order in best:  # warm-up
             seconds(order, net, x)
         for _ in range(args.repeats):
             for order, fastest in best.items():  # in turns, so that a change of load hits both
                 best[order] = min(fastest, seconds(order, net, x))
-        print(f"{key:>12} {members:>4} {best[False] * 1e3:>8.2f} ms {best[True] * 1e3:>8.2f} ms "
+        print(f"{s.key:>12} {members:>4} {best[False] * 1e3:>8.2f} ms {best[True] * 1e3:>8.2f} ms "
               f"{best[False] / best[True]:>5.2f}x")
 
 
