@@ -265,7 +265,7 @@ def execute(name: str, output: Path, overrides: Mapping[str, Any] | None = None,
     values = resolve_parameters(name, overrides, param_set, root)
     nb = jupytext.read(path)
     if param_set == CI:
-        nb.cells.insert(0, _one_thread_cell())
+        nb.cells.insert(0, _ci_preamble_cell())
     nb.metadata["stlearn"] = {
         "chapter": name,
         "parameter_set": param_set,
@@ -292,7 +292,7 @@ def execute(name: str, output: Path, overrides: Mapping[str, Any] | None = None,
     return output
 
 
-def _one_thread_cell():
+def _ci_preamble_cell():
     """The hidden first cell of "ci" runs (:data:`stlearn.tooling.notebook.CI_PREAMBLE`)."""
     import nbformat
 
