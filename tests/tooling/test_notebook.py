@@ -62,3 +62,22 @@ def test_headline_fails_the_chapter_when_two_sets_share_an_input(chapter_setup):
 def test_headline_needs_setup(audit_off):
     with pytest.raises(RuntimeError, match=r"no audit is on"):
         notebook.headline(err=1.0)
+
+
+def test_the_ci_preamble_pins_every_kernel_library_to_avx2_code_before_it_loads():
+    """The hidden first cell of ci runs, run in a fresh interpreter: torch's kernels at AVX2, MKL on its
+    processor-independent branch, NumPy's loops without AVX-512, one thread (the regression references
+    must not depend on the processor or the core count)."""
+    import subprocess
+    import sys
+
+    probe = notebook.CI_PREAMBLE + """
+import numpy as np
+from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+print(torch.backends.cpu.get_cpu_capability(), os.environ["MKL_CBWR"], torch.get_num_threads(),
+      [f for f in __cpu_dispatch__ if __cpu_features__.get(f) and f in ("X86_V4", "AVX512_ICL", "AVX512_SPR")])
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] in ("AVX2", "DEFAULT") and out[1] == "COMPATIBLE" and out[2] == "1", out
+    assert out[3] == "[]", f"NumPy still dispatches to AVX-512 loops: {out[3:]}"

@@ -26,15 +26,21 @@ _TABLE_IDS = itertools.count()  # one id per table of a run: its styles apply to
 # The hidden first cell of every "ci" run (regression references, the ci site). One torch thread:
 # matrix products summed in another order by more threads change the last bits, and a few chapters
 # (training on real images) amplify them into visible differences; the references must not depend on
-# the machine's core count. Nor on its processor: torch's vectorized kernels and oneDNN's convolutions
-# sum in an order that follows the widest vector instructions present (references of the MNIST-1D and
-# denoising chapters made on an AVX-512 Xeon failed on an AVX2 EPYC), so ci runs cap both at AVX2,
-# which every x86-64 machine of the last decade has. (Turning oneDNN off instead made the MNIST-1D
-# chapter's ci run four times slower.) It lives here, in a module the chapters' cache key hashes,
-# because it shapes their ci outputs; the caps must be set before torch is imported.
+# the machine's core count. Nor on its processor, whose kernels sum in their own order: references
+# made on an AVX-512 Xeon failed on an AVX2 EPYC, and references made there with only the first two
+# caps below failed in 27 cells back on a Xeon (round-off sizes and third digits). So ci runs pin
+# * torch's vectorized kernels and oneDNN's convolutions to AVX2, which every x86-64 machine of the
+#   last decade has (turning oneDNN off instead made the MNIST-1D ci run four times slower);
+# * MKL (torch's matrix products and linear algebra) to its COMPATIBLE branch, the one Intel documents
+#   to give the same results on Intel and non-Intel processors (its AVX2 branch does so only on Intel's);
+# * NumPy's own loops to AVX2 (X86_V3) and its OpenBLAS to the Haswell kernels (AVX2).
+# It lives here, in a module the chapters' cache key hashes, because it shapes their ci outputs; the
+# caps must be set before torch and NumPy are imported.
 CI_PREAMBLE = """import os
 
-os.environ.update(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2")  # ci runs: the same sums on every x86-64
+# ci runs: the same sums on every x86-64
+os.environ.update(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", MKL_CBWR="COMPATIBLE",
+                  NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR", OPENBLAS_CORETYPE="Haswell")
 import torch
 
 torch.set_num_threads(1)  # and on any number of cores"""
