@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from . import fast
 from .data import Samples
+from .device import retain_freed_memory
 from .fast import fused, optim
 from .losses import TASK_LOSSES, FrozenTeacher, student_teacher_loss
 from .models import FeatureNet
@@ -199,6 +200,7 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
     level or one per member (``s = 0``: the clean inputs). Unlike ST, it needs
     the noise model.
     """
+    retain_freed_memory()  # the step's large tensors reused, not faulted in afresh every step
     with fast.switched(config.fast):
         return _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr_scale, fresh_noise)
 
