@@ -9,15 +9,16 @@ Inputs are flat rows ``(n, C*L)`` or ``(n, C*H*W)`` (shared by all members) or
 book's sizes, than each im2col formulation (patches times filters in batched
 matrix products) that we tried (``benchmarks/README.md``).
 
-``model(x, return_features=True)`` returns ``(logits, {"h1": ..., })``: ``h1``
-to ``hC`` the rectified, pooled maps of the ``C`` convolutions (flattened per
-sample), ``h{C+1}`` the rectified dense hidden layer.
+``model(x, return_features=True)`` returns ``(logits, features)``, ``features`` a
+mapping ``{"h1": ..., }`` (:class:`Features`): ``h1`` to ``hC`` the rectified,
+pooled maps of the ``C`` convolutions (flattened per sample, when first looked
+up), ``h{C+1}`` the rectified dense hidden layer.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -172,7 +173,7 @@ class ConvNet(nn.Module):
     def forward(self, x: Tensor, return_features: bool = False):
         lead = x.shape[:-1] if self.members is None else None
         maps = to_maps(x, self.config["shape"], self.members)
-        feats = {}
+        unflattened = {}
         one_d = len(self.config["shape"]) == 2
         if self.config["pooling"] == "max":
             pool = F.max_pool1d if one_d else F.max_pool2d
@@ -189,11 +190,38 @@ class ConvNet(nn.Module):
                 maps = pool(torch.relu(maps), self.pool)
             else:
                 maps = torch.relu(maps)
-            if return_features or l == len(self.convs):
-                feats[f"h{l}"] = from_maps(maps, self.members, lead)
-        h = feats[f"h{len(self.convs) + 1}"] = torch.relu(self.dense(feats[f"h{len(self.convs)}"]))
+            if return_features and l < len(self.convs):
+                unflattened[f"h{l}"] = maps
+        last = from_maps(maps, self.members, lead)
+        h = torch.relu(self.dense(last))
         out = self.out(h)
-        return (out, feats) if return_features else out
+        if not return_features:
+            return out
+        flat = {f"h{len(self.convs)}": last, f"h{len(self.convs) + 1}": h}
+        return out, Features(unflattened, flat, lambda m: from_maps(m, self.members, lead))
+
+
+class Features(Mapping):
+    """A network's hidden features by name; those held as maps are flattened when first looked up.
+
+    Flattening a channels-last map into channel-major rows is a copy, a pass over the map: the ST loss
+    looks up only the matched layers, so the others are never copied (for the digits CNN the first
+    layer's features were 3% of a training step).
+    """
+
+    def __init__(self, maps: dict[str, Tensor], flat: dict[str, Tensor], flatten):
+        self._maps, self._flat, self._flatten = maps, dict(flat), flatten
+
+    def __getitem__(self, name: str) -> Tensor:
+        if name not in self._flat:
+            self._flat[name] = self._flatten(self._maps[name])  # KeyError for an unknown name, as a dict
+        return self._flat[name]
+
+    def __iter__(self):
+        return iter(sorted({*self._maps, *self._flat}, key=lambda name: int(name[1:])))
+
+    def __len__(self) -> int:
+        return len({*self._maps, *self._flat})
 
 
 def conv_member(model: ConvNet, e: int) -> ConvNet:

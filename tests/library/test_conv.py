@@ -145,3 +145,19 @@ def test_max_pooling_before_relu_is_relu_then_pooling_bit_for_bit(shape, kernel)
     assert torch.equal(feats, written)
     for a, b in zip(grads(feats), grads(written)):
         assert torch.equal(a, b)
+
+
+def test_features_are_flattened_once_when_looked_up_and_equal_the_maps():
+    from stlearn.conv import from_maps, to_maps
+
+    net = ConvNet(SHAPE, channels=(3, 2), hidden=7, d_out=4, pooling="max", members=2,
+                  rng=RNG.children("student_init", 2))
+    x = _inputs(5)
+    _, feats = net(x, return_features=True)
+    assert list(feats) == net.feature_names and len(feats) == 3 and "h4" not in feats
+    assert feats["h1"] is feats["h1"]  # one copy, however often the loss looks it up
+    with torch.no_grad():
+        first = torch.relu(torch.nn.functional.max_pool2d(net.convs[0].maps(to_maps(x, SHAPE, 2)), 2))
+    assert torch.equal(feats["h1"], from_maps(first, 2)) and feats["h1"].shape == (2, 5, 3 * 16)
+    with pytest.raises(KeyError):
+        feats["h9"]
