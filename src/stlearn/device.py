@@ -28,9 +28,10 @@ def retain_freed_memory() -> bool:
 
     A training step frees and reallocates the same large tensors every step (a CNN ensemble's maps are
     megabytes). By default glibc maps each such block afresh and unmaps it when it is freed, so every
-    step faults its pages in again: 2,800 to 3,500 page faults a step for the digits CNN at E = 30, and
-    raising the two thresholds below made that step, the 1-D CNN's and the denoiser's about 1.2x faster
-    (``benchmarks/README.md``). Results are unchanged: tensors stay 64-byte aligned either way.
+    step faults its pages in again (glibc's threshold adapts, yet 1,100 to 4,700 page faults a step were
+    measured for the book's CNN ensembles). Raising the two thresholds below made the digits CNN's and
+    the denoiser's steps 1.10x to 1.20x faster, the 1-D CNN's 1.00x to 1.33x (``benchmarks/README.md``,
+    ``bench_allocator.py``). Every chapter printed the same numbers: tensors stay 64-byte aligned.
     Process-wide and applied once (:func:`stlearn.train` calls it); returns False where the C library
     is not glibc, and changes nothing there.
     """
