@@ -211,6 +211,7 @@ class Features(Mapping):
 
     def __init__(self, maps: dict[str, Tensor], flat: dict[str, Tensor], flatten):
         self._maps, self._flat, self._flatten = maps, dict(flat), flatten
+        self._names = [*maps, *flat]  # layer order: the maps come before the flat layers
 
     def __getitem__(self, name: str) -> Tensor:
         if name not in self._flat:
@@ -218,10 +219,10 @@ class Features(Mapping):
         return self._flat[name]
 
     def __iter__(self):
-        return iter(sorted({*self._maps, *self._flat}, key=lambda name: int(name[1:])))
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len({*self._maps, *self._flat})
+        return len(self._names)
 
 
 def conv_member(model: ConvNet, e: int) -> ConvNet:
