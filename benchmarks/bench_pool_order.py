@@ -6,7 +6,7 @@
 but runs the ReLU and its backward over a quarter of the map. For the book's CNN students at their
 chapter's ensemble size and minibatch (``bench_ensemble.CONV_SETTINGS``), this times one forward and
 backward pass of the convolutional features both ways, taking turns, and prints the ratio;
-``stlearn.conv.ConvNet`` pools first where that was measured faster (2-D maps).
+``stlearn.conv.ConvNet`` pools first (measured faster for both, since 1-D maps are laid out as 2-D ones).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import stlearn as st
 from stlearn.conv import ConvNet, from_maps, to_maps
@@ -30,12 +29,10 @@ CNN_KEYS = ("digits_cnn", "mnist1d_cnn")
 
 def features(net: ConvNet, x: torch.Tensor, pool_first: bool) -> torch.Tensor:
     """The last convolution's features, with ReLU then max-pooling (as written) or the other way round."""
-    shape = net.config["shape"]
-    pool = F.max_pool2d if len(shape) == 3 else F.max_pool1d
-    maps = to_maps(x, shape, net.members)
+    maps = to_maps(x, net.config["shape"], net.members)
     for conv in net.convs:
         maps = conv.maps(maps)
-        maps = torch.relu(pool(maps, net.pool)) if pool_first else pool(torch.relu(maps), net.pool)
+        maps = torch.relu(net.pooled(maps)) if pool_first else net.pooled(torch.relu(maps))
     return from_maps(maps, net.members)
 
 

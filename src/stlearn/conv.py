@@ -7,7 +7,8 @@ Inputs are flat rows ``(n, C*L)`` or ``(n, C*H*W)`` (shared by all members) or
 (``groups=E``): the members lie side by side in the channels, and member
 ``e``'s channels meet only its filters. On a CPU this was faster, at the
 book's sizes, than each im2col formulation (patches times filters in batched
-matrix products) that we tried (``benchmarks/README.md``).
+matrix products) that we tried (``benchmarks/README.md``). Maps are 2-D and
+channels-last; a signal of length ``L`` is an image of height 1 and width ``L``.
 
 ``model(x, return_features=True)`` returns ``(logits, features)``, ``features`` a
 mapping ``{"h1": ..., }`` (:class:`Features`): ``h1`` to ``hC`` the rectified,
@@ -61,27 +62,36 @@ class StackedConv(nn.Module):
         return from_maps(self.maps(to_maps(x, self.shape, self.members)), self.members)
 
     def maps(self, images: Tensor) -> Tensor:
-        """Maps ``(n, E*C_in, *spatial)`` (members side by side in the channels) to ``(n, E*C_out, *spatial)``.
+        """Maps ``(n, E*C_in, H, W)`` (members side by side in the channels; ``H = 1`` for signals) to
+        ``(n, E*C_out, H, W)``.
 
         An ensemble is one grouped convolution (``groups=E``): member ``e``'s channels meet only its filters.
+        A signal is an image of height 1, convolved by a ``1 x k`` kernel.
         """
         groups = self.members or 1
         weight = self.weight.reshape(-1, *self.weight.shape[-(len(self.shape)):])  # (E*C_out, C_in, k[, k])
-        conv = F.conv1d if len(self.shape) == 2 else F.conv2d
-        return conv(images, weight, self.bias.reshape(-1), padding=self.kernel // 2, groups=groups)
+        padding = self.kernel // 2
+        if len(self.shape) == 2:
+            weight, padding = weight.unsqueeze(-2), (0, padding)
+        return F.conv2d(images, weight, self.bias.reshape(-1), padding=padding, groups=groups)
 
 
 def to_maps(x: Tensor, shape: Sequence[int], members: int | None) -> Tensor:
     """Flat rows ``(..., n, C*P)`` (or ``(E, n, C*P)``, or shared ``(n, C*P)`` for ``E`` members) as maps
-    ``(n, E*C, *spatial)``: the layout of a grouped convolution."""
-    spatial = tuple(shape[1:])
+    ``(n, E*C, H, W)``, a signal of length ``L`` as ``H = 1, W = L``: the layout of a grouped convolution.
+
+    The maps are channels-last (members and channels innermost in memory), where oneDNN's grouped
+    convolutions are fastest on a CPU; as 2-D channels-last maps, the MNIST-1D CNN's ensemble trained
+    about 2x faster than as 1-D channel-major ones (``benchmarks/README.md``).
+    """
+    spatial = tuple(shape[1:]) if len(shape) == 3 else (1, shape[1])
     if members is None:
-        maps = x.reshape(-1, *shape)
+        maps = x.reshape(-1, shape[0], *spatial)
     else:
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(members, *x.shape)
         maps = x.transpose(0, 1).reshape(x.shape[1], members * shape[0], *spatial)
-    return maps.contiguous(memory_format=torch.channels_last) if len(spatial) == 2 else maps
+    return maps.contiguous(memory_format=torch.channels_last)
 
 
 def from_maps(maps: Tensor, members: int | None, lead: Sequence[int] | None = None) -> Tensor:
@@ -93,17 +103,6 @@ def from_maps(maps: Tensor, members: int | None, lead: Sequence[int] | None = No
 
 
 StackedConv2d = StackedConv  # the 2-D layer's former name
-
-
-def avg_pool(x: Tensor, shape: Sequence[int], size: int) -> Tensor:
-    """Average pooling of flat maps ``(..., C*L)`` or ``(..., C*H*W)`` over blocks of ``size`` (any leading dims)."""
-    if size == 1:
-        return x
-    if len(shape) == 2:
-        pooled = F.avg_pool1d(x.reshape(-1, *shape), size)
-    else:
-        pooled = F.avg_pool2d(x.reshape(-1, *shape), size)
-    return pooled.reshape(*x.shape[:-1], -1)
 
 
 class ConvNet(nn.Module):
@@ -166,6 +165,12 @@ class ConvNet(nn.Module):
         """The first convolution."""
         return self.convs[0]
 
+    def pooled(self, maps: Tensor) -> Tensor:
+        """Maps ``(n, E*C, H, W)`` pooled over blocks of ``pool x pool`` (``1 x pool`` for signals)."""
+        size = self.pool if len(self.config["shape"]) == 3 else (1, self.pool)
+        pool = F.max_pool2d if self.config["pooling"] == "max" else F.avg_pool2d
+        return pool(maps, size)
+
     @property
     def feature_names(self) -> list[str]:
         return [f"h{l}" for l in range(1, len(self.convs) + 2)]
@@ -174,20 +179,15 @@ class ConvNet(nn.Module):
         lead = x.shape[:-1] if self.members is None else None
         maps = to_maps(x, self.config["shape"], self.members)
         unflattened = {}
-        one_d = len(self.config["shape"]) == 2
-        if self.config["pooling"] == "max":
-            pool = F.max_pool1d if one_d else F.max_pool2d
-        else:
-            pool = F.avg_pool1d if one_d else F.avg_pool2d
         for l, conv in enumerate(self.convs, start=1):
             maps = conv.maps(maps)
-            if self.pool > 1 and self.config["pooling"] == "max" and not one_d:
+            if self.pool > 1 and self.config["pooling"] == "max":
                 # relu is monotone, so max-pooling first gives pool(relu(.)) exactly, value and gradient, while
-                # the relu and its backward pass over a quarter of the map: the digits CNN's features forward and
-                # backward 1.00x to 1.22x faster, 1-D maps 0.89x to 0.96x (benchmarks/bench_pool_order.py)
-                maps = torch.relu(pool(maps, self.pool))
+                # the relu and its backward pass over a fraction 1/pool^2 (1/pool for signals) of the map
+                # (benchmarks/bench_pool_order.py)
+                maps = torch.relu(self.pooled(maps))
             elif self.pool > 1:
-                maps = pool(torch.relu(maps), self.pool)
+                maps = self.pooled(torch.relu(maps))
             else:
                 maps = torch.relu(maps)
             if return_features and l < len(self.convs):

@@ -115,6 +115,25 @@ def test_stacked_conv_1d_is_a_convolution():
     torch.testing.assert_close(net.conv(x), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_1d_features_are_torchs_1d_convolution_relu_and_pooling(pooling):
+    """Signals run as images of height 1; the features are still conv1d, ReLU and 1-D pooling, as written."""
+    import torch.nn.functional as F
+
+    net = ConvNet((2, 12), channels=(3, 4), hidden=4, d_out=2, kernel=5, pooling=pooling,
+                  rng=RNG.child("student_init"))
+    x = randn(RNG.child("inputs"), 5, 24).float()
+    pool = F.max_pool1d if pooling == "max" else F.avg_pool1d
+    maps = x.reshape(5, 2, 12)
+    expected = []
+    for conv in net.convs:
+        maps = pool(torch.relu(F.conv1d(maps, conv.weight, conv.bias, padding=2)), 2)
+        expected.append(maps.reshape(5, -1))
+    feats = net(x, return_features=True)[1]
+    for name, want in zip(["h1", "h2"], expected):
+        torch.testing.assert_close(feats[name], want, rtol=1e-5, atol=1e-6)
+
+
 def test_pool_must_divide_every_map():
     with pytest.raises(ValueError, match="pool"):
         ConvNet((1, 8, 8), channels=(2, 2, 2, 2), hidden=3, d_out=2)
@@ -122,8 +141,8 @@ def test_pool_must_divide_every_map():
 
 @pytest.mark.parametrize("shape, kernel", [((1, 8, 8), 3), ((1, 40), 5)])
 def test_max_pooling_before_relu_is_relu_then_pooling_bit_for_bit(shape, kernel):
-    """The forward max-pools 2-D maps before the ReLU (a quarter of the passes); the architecture as written,
-    ReLU then pooling, gives the same features and the same gradients, to the last bit (1-D maps keep that order)."""
+    """The forward max-pools before the ReLU (a quarter of the passes on images, half on signals); the
+    architecture as written, ReLU then pooling, gives the same features and the same gradients, to the last bit."""
     import torch.nn.functional as F
 
     from stlearn.conv import from_maps, to_maps
@@ -137,8 +156,8 @@ def test_max_pooling_before_relu_is_relu_then_pooling_bit_for_bit(shape, kernel)
                   rng=RNG.children("student_init", 2))
     x = torch.stack([randn(RNG.child("inputs", k), 6, math.prod(shape)).float() for k in range(2)])
     feats = net(x, return_features=True)[1]["h2"]
-    maps = to_maps(x, shape, 2)
-    pool = F.max_pool2d if len(shape) == 3 else F.max_pool1d
+    maps = to_maps(x, shape, 2)  # a signal as an image of height 1
+    pool = F.max_pool2d if len(shape) == 3 else (lambda m, size: F.max_pool2d(m, (1, size)))
     for conv in net.convs:
         maps = pool(torch.relu(conv.maps(maps)), 2)
     written = from_maps(maps, 2)
