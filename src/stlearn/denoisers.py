@@ -56,6 +56,7 @@ from .validation import ParameterError, check_float, check_int
 
 Tensor = torch.Tensor
 BLUR = torch.tensor([1.0, 2.0, 1.0]) / 4.0
+MAPS_FORMAT = torch.channels_last  # the layout of the maps (benchmarks/bench_layout.py times the alternative)
 
 
 class Denoiser(nn.Module):
@@ -100,13 +101,13 @@ class Denoiser(nn.Module):
         """``x``: ``(n, E, H, W)`` (member ``e`` in channel ``e``) -> output ``(n, E, H, W)`` and feature maps.
 
         The maps are channels-last (members and channels innermost): oneDNN's grouped convolutions with
-        1 to 8 channels a member ran the ensemble's training step 2.4x faster than on channel-major maps
-        (``benchmarks/README.md``).
+        1 to 8 channels a member ran the ensemble's training step about 2.4x faster so than on
+        channel-major maps (``benchmarks/bench_layout.py``).
         """
         if x.shape[-1] % 2 or x.shape[-2] % 2:
             raise ParameterError(f"image height and width must be even (stride-2 bottleneck); "
                                  f"got {tuple(x.shape[-2:])}")
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=MAPS_FORMAT)
         h1 = torch.relu(self._conv(x - blur(x), 0))  # the high-pass: what the blur path drops
         h2 = self._conv(h1, 1, stride=2)  # linear code: a ReLU here can die and cut the network off
         h3 = torch.relu(self._conv(F.interpolate(h2, scale_factor=2, mode="nearest"), 2))

@@ -78,3 +78,16 @@ def test_bench_allocator_times_both_allocators_in_fresh_processes(capsys):
     # page faults per step of each; how many the default takes depends on glibc's adaptive threshold (from
     # 150 to 3,000 a step seen), so only tests/library/test_device.py asserts what the setting does
     assert float(rows[0][7]) >= 0 and float(rows[0][8]) >= 0
+
+
+def test_bench_layout_prints_a_ratio_per_layout_comparison_and_restores_the_denoisers_layout(capsys):
+    import bench_layout
+    import torch
+
+    from stlearn import denoisers
+
+    bench_layout.main(["--repeats", "1", "--steps", "1", "--threads", "1"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().endswith("x")]
+    assert len(rows) == 2 and [r[-6] for r in rows] == ["30", "15"]  # E: each chapter's ensemble
+    assert all(float(r[-1][:-1]) > 0 for r in rows)
+    assert denoisers.MAPS_FORMAT is torch.channels_last
