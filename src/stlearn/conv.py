@@ -82,7 +82,7 @@ def to_maps(x: Tensor, shape: Sequence[int], members: int | None) -> Tensor:
 
     The maps are channels-last (members and channels innermost in memory), where oneDNN's grouped
     convolutions are fastest on a CPU: the MNIST-1D CNN ensemble's features run forward and backward
-    about 2x faster so than as 1-D channel-major maps (``benchmarks/bench_layout.py``).
+    about 2x faster than as 1-D channel-major maps (``benchmarks/bench_layout.py``).
     """
     spatial = tuple(shape[1:]) if len(shape) == 3 else (1, shape[1])
     if members is None:

@@ -101,7 +101,7 @@ class Denoiser(nn.Module):
         """``x``: ``(n, E, H, W)`` (member ``e`` in channel ``e``) -> output ``(n, E, H, W)`` and feature maps.
 
         The maps are channels-last (members and channels innermost): oneDNN's grouped convolutions with
-        1 to 8 channels a member ran the ensemble's training step about 2.4x faster so than on
+        1 to 8 channels a member ran the ensemble's training step about 2.4x faster than on
         channel-major maps (``benchmarks/bench_layout.py``).
         """
         if x.shape[-1] % 2 or x.shape[-2] % 2:
