@@ -238,6 +238,20 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def in_turns(timers: dict, repeats: int) -> dict:
+    """The best of ``repeats`` results of each ``timers[name]()`` (seconds), after one warm-up call of each.
+
+    The timers take turns within each round, so that a change of load on the machine hits them alike.
+    """
+    for timer in timers.values():
+        timer()
+    best = dict.fromkeys(timers, float("inf"))
+    for _ in range(repeats):
+        for name, timer in timers.items():
+            best[name] = min(best[name], timer())
+    return best
+
+
 def best_per_step(s: Setting, members: int, steps: int, repeats: int) -> dict[str, float]:
     """Seconds per step of each method, the best of ``repeats`` rounds that take the methods in turn.
 

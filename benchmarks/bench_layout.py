@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -29,19 +30,18 @@ from stlearn.conv import ConvNet, from_maps
 from stlearn.device import retain_freed_memory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ensemble import CONV_SETTINGS, time_conv  # noqa: E402  (one description of the book's settings)
+from bench_ensemble import CONV_SETTINGS, in_turns, time_conv  # noqa: E402  (one description of the book's settings)
 
 LAYOUTS = {"channel-major": torch.contiguous_format, "channels-last": torch.channels_last}
 
 
-def denoiser_step(layout, steps: int) -> float:
-    """Seconds of one training step of the denoising chapter's ensemble with its maps in ``layout``."""
-    s = next(c for c in CONV_SETTINGS if c.key == "denoiser")
-    denoisers.MAPS_FORMAT = layout
+def denoiser_step(s, layout, steps: int) -> float:
+    """Seconds of one training step of the denoiser ensemble of setting ``s`` with its maps in ``layout``."""
+    kept, denoisers.MAPS_FORMAT = denoisers.MAPS_FORMAT, layout
     try:
         return (time_conv(s, s.chapter, 2 * steps) - time_conv(s, s.chapter, steps)) / steps
     finally:
-        denoisers.MAPS_FORMAT = torch.channels_last
+        denoisers.MAPS_FORMAT = kept
 
 
 def features_1d(net: ConvNet, x: torch.Tensor, layout) -> torch.Tensor:
@@ -64,14 +64,8 @@ def cnn_1d_pass(net: ConvNet, x: torch.Tensor, layout) -> float:
 
 
 def side_by_side(time_once, repeats: int) -> dict[str, float]:
-    """The best of ``repeats`` timings of each layout, taking turns so that a change of load hits both."""
-    for layout in LAYOUTS.values():  # warm-up
-        time_once(layout)
-    best = dict.fromkeys(LAYOUTS, float("inf"))
-    for _ in range(repeats):
-        for name, layout in LAYOUTS.items():
-            best[name] = min(best[name], time_once(layout))
-    return best
+    """The best of ``repeats`` timings ``time_once(layout)`` of each layout, taking turns."""
+    return in_turns({name: partial(time_once, layout) for name, layout in LAYOUTS.items()}, repeats)
 
 
 def main(argv=None) -> None:
@@ -86,7 +80,7 @@ def main(argv=None) -> None:
     print(f"{'what is timed':>44} {'E':>4} {'channel-major':>14} {'channels-last':>14} {'ratio':>6}")
 
     s = next(c for c in CONV_SETTINGS if c.key == "denoiser")
-    best = side_by_side(lambda layout: denoiser_step(layout, args.steps), args.repeats)
+    best = side_by_side(lambda layout: denoiser_step(s, layout, args.steps), args.repeats)
     rows = [("denoiser, one training step", s.chapter, best)]
 
     s = next(c for c in CONV_SETTINGS if c.key == "mnist1d_cnn")

@@ -3,7 +3,7 @@
     python benchmarks/bench_pool_order.py [--threads N] [--repeats R]
 
 ``relu(maxpool(conv(x)))`` equals ``maxpool(relu(conv(x)))`` bit for bit (``tests/library/test_conv.py``)
-but runs the ReLU and its backward over a quarter of the map. For the book's CNN students at their
+but runs the ReLU and its backward over a quarter of the map (half of a signal's). For the book's CNN students at their
 chapter's ensemble size and minibatch (``bench_ensemble.CONV_SETTINGS``), this times one forward and
 backward pass of the convolutional features both ways, taking turns, and prints the ratio;
 ``stlearn.conv.ConvNet`` pools first (measured faster for both, since 1-D maps are laid out as 2-D ones).
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ import stlearn as st
 from stlearn.conv import ConvNet, from_maps, to_maps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ensemble import CONV_SETTINGS  # noqa: E402  (the book's CNN students, one description for both scripts)
+from bench_ensemble import CONV_SETTINGS, in_turns  # noqa: E402  (the book's CNN students, one description for both scripts)
 
 CNN_KEYS = ("digits_cnn", "mnist1d_cnn")
 
@@ -54,12 +55,8 @@ def main(argv=None) -> None:
         members = s.chapter
         net = s.build(members=members, rng=st.Stream(0).children("student_init", members))
         x = torch.randn(members, s.n, *s.inputs, generator=torch.Generator().manual_seed(0))
-        best = {False: float("inf"), True: float("inf")}  # pool first?
-        for order in best:  # warm-up
-            seconds(order, net, x)
-        for _ in range(args.repeats):
-            for order, fastest in best.items():  # in turns, so that a change of load hits both
-                best[order] = min(fastest, seconds(order, net, x))
+        best = in_turns({pool_first: partial(seconds, pool_first, net, x) for pool_first in (False, True)},
+                        args.repeats)
         print(f"{s.key:>12} {members:>4} {best[False] * 1e3:>8.2f} ms {best[True] * 1e3:>8.2f} ms "
               f"{best[False] / best[True]:>5.2f}x")
 
