@@ -10,6 +10,8 @@
 - ``chromium``: Debian's headless Chromium and chromedriver. No test installs
   system packages: when they are missing the fixture fails, saying to run
   ``make browser``; outside CI (``CI`` unset) it skips with that message.
+- nbval compares numbers within :data:`stlearn.tooling.regression.TOLERANCE`
+  (:func:`_compare_numbers_within_tolerance`).
 - ``seeded_chapter``: the quickest chapter with a ``seed`` parameter;
   :func:`sanitize`: text as nbval compares it (``tests/sanitize.cfg``).
 
@@ -57,6 +59,33 @@ def _one_torch_thread():
 ROOT = ch.repo_root()
 CHAPTERS = list(ch.chapters(ROOT))
 SANITIZE = ROOT / "tests" / "sanitize.cfg"
+
+
+def _compare_numbers_within_tolerance() -> None:
+    """nbval compares the outputs its sanitizers return with ``!=``: returned as
+    :class:`stlearn.tooling.regression.Printed`, their numbers compare within the stated tolerance.
+
+    ``tests/tooling/test_regression_tolerance.py`` runs nbval on a small notebook to prove that the hook
+    is in force, so an nbval upgrade that bypasses it fails there rather than silently.
+    """
+    from nbval.plugin import IPyNbCell
+
+    from stlearn.tooling.regression import printed
+
+    regex_sanitize = getattr(IPyNbCell, "sanitize", None)
+    if regex_sanitize is None or getattr(regex_sanitize, "tolerant", False):
+        if regex_sanitize is None:
+            raise RuntimeError("nbval's IPyNbCell.sanitize is gone: the numeric tolerance cannot be installed")
+        return
+
+    def sanitize(self, s):
+        return printed(regex_sanitize(self, s))
+
+    sanitize.tolerant = True
+    IPyNbCell.sanitize = sanitize
+
+
+_compare_numbers_within_tolerance()
 
 
 def pytest_collectstart(collector):

@@ -119,7 +119,7 @@ class ConvNet(nn.Module):
                  kernel: int = 3, pool: int = 2, pooling: str = "avg", members: int | None = None,
                  init_scale: float = 1.0,
                  rng: Stream | int | Sequence[Stream] = 0,
-                 device=None, dtype: torch.dtype = torch.float32):
+                 device=None, dtype: torch.dtype | None = None):
         super().__init__()
         if len(shape) not in (2, 3):
             raise ValueError(f"shape must be (channels, length) or (channels, height, width); got {tuple(shape)}")

@@ -203,7 +203,7 @@ class Task:
 
 
 def draw(task: Task, n: int, rng: Stream | int, *, label_noise: bool = True, device=None,
-         dtype: torch.dtype = torch.float32) -> Samples:
+         dtype: torch.dtype | None = None) -> Samples:
     """One set of ``n`` samples of ``task`` from the stream ``rng``.
 
     ``label_noise=False`` for sets that measure the distance to the noiseless
@@ -214,11 +214,11 @@ def draw(task: Task, n: int, rng: Stream | int, *, label_noise: bool = True, dev
     rng = as_stream(rng)
     samples = task.sample(n, rng, label_noise)
     streams.record(rng.name, samples.clean)
-    return samples.to(device, dtype)
+    return samples.to(device, dtype or torch.get_default_dtype())
 
 
 def draw_members(task: Task, n: int, rngs: Sequence[Stream], *, label_noise: bool = True, device=None,
-                 dtype: torch.dtype = torch.float32) -> Samples:
+                 dtype: torch.dtype | None = None) -> Samples:
     """One set per stream in ``rngs``, stacked along a leading member dimension ``(E, n, .)``."""
     if len(rngs) == 0:
         raise ParameterError("rngs must be a non-empty list of streams (one per member); got []")

@@ -94,7 +94,7 @@ INPUTS = {"digits": 64, "mnist1d": MNIST1D_LENGTH}
 
 
 def labelled(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Stream | int = 0,
-             noise_rng: Stream | int = 0, device=None, dtype: torch.dtype = torch.float32,
+             noise_rng: Stream | int = 0, device=None, dtype: torch.dtype | None = None,
              split_name: str | None = None) -> LabelledSplit:
     """``n_train`` training, ``n_val`` validation and the rest test inputs of ``dataset``, with noise ``sigma``.
 
@@ -103,16 +103,16 @@ def labelled(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: St
     two splits overlap by design.
     """
     return _noisy_split(*_split(dataset, n_train, n_val, sigma, split_rng, split_name), as_stream(noise_rng),
-                        resolve_device(device), dtype)
+                        resolve_device(device), dtype or torch.get_default_dtype())
 
 
 def members(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Stream | int,
-            noise_rngs: Sequence[Stream], device=None, dtype: torch.dtype = torch.float32) -> LabelledSplit:
+            noise_rngs: Sequence[Stream], device=None, dtype: torch.dtype | None = None) -> LabelledSplit:
     """One split, one noise draw per member (stream in ``noise_rngs``): samples stacked along a member dimension."""
     split = _split(dataset, n_train, n_val, sigma, split_rng)  # once: every draw shares it
     if len(noise_rngs) == 0:
         raise ParameterError("noise_rngs must be a non-empty list of streams (one per member); got []")
-    draws = [_noisy_split(*split, as_stream(r), resolve_device(device), dtype) for r in noise_rngs]
+    draws = [_noisy_split(*split, as_stream(r), resolve_device(device), dtype or torch.get_default_dtype()) for r in noise_rngs]
     return LabelledSplit(*(Samples.stack([getattr(d, part) for d in draws]) for part in ("train", "val", "test")))
 
 

@@ -66,7 +66,7 @@ class Denoiser(nn.Module):
 
     def __init__(self, channels: int = 8, bottleneck: int = 2, *, members: int | None = None,
                  init_scale: float = 1.0, output_scale: float = 0.1, rng: Stream | int | Sequence[Stream] = 0,
-                 device=None, dtype: torch.dtype = torch.float32):
+                 device=None, dtype: torch.dtype | None = None):
         super().__init__()
         channels = check_int("channels", channels, low=1)
         bottleneck = check_int("bottleneck", bottleneck, low=1)

@@ -34,7 +34,7 @@ def member_normal(shape: Sequence[int], rngs: Sequence[Stream], layer: int, std:
     Layer ``layer`` of a member draws from that member's child stream ``layer[layer]``.
     """
     weight = torch.stack([randn(r.child("layer", layer), *shape) for r in rngs]) * std
-    return (weight[0] if members is None else weight).float()
+    return (weight[0] if members is None else weight).to(torch.get_default_dtype())
 
 
 class StackedLinear(nn.Module):
@@ -70,7 +70,7 @@ class FeatureNet(nn.Module):
 
     def __init__(self, widths: Sequence[int], *, members: int | None = None, init_scale: float = 1.0,
                  bias: bool = False, rng: Stream | int | Sequence[Stream] = 0, device=None,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype | None = None):
         super().__init__()
         widths = check_widths("widths", widths)
         if members is not None:

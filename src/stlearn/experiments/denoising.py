@@ -100,7 +100,7 @@ def adam_rate(data: PhotoData, sigma: float, channels: int, fraction: float, rng
     """
     fraction = check_float("lr_fraction", fraction, low=0.0, low_open=True)
     side = data.patch
-    x = noise(data.train.reshape(-1, side, side), [sigma], [0], rng, "train")[0].float()
+    x = noise(data.train.reshape(-1, side, side), [sigma], [0], rng, "train")[0].to(torch.get_default_dtype())
     high = x[:, None] - blur(x[:, None])
     a = float(high.pow(2).mean().sqrt())
     return fraction * (sigma / 255.0) / (9 * channels * a), a
@@ -119,11 +119,11 @@ def fit_teachers(data: PhotoData, rows: Sequence[torch.Tensor] | torch.Tensor, c
     if not train_model:
         return model
     if isinstance(rows, torch.Tensor):
-        clean = rows.float().to(model.weights[0].device)
+        clean = rows.to(model.weights[0])
     else:
         n = min(len(r) for r in rows)  # equal set sizes so the members stack
-        clean = torch.stack([r[:n] for r in rows]).float().to(model.weights[0].device)
-    val = ph.tiles(data.val, data.patch).float().to(clean.device)
+        clean = torch.stack([r[:n] for r in rows]).to(model.weights[0])
+    val = ph.tiles(data.val, data.patch).to(clean)
     result = train(model, Samples(clean, clean, clean), config=config, eval_sets={"val": Samples(val, val, val)})
     model.history = result.history  # for the stopping criterion (teacher_table)
     model.pixels = data.patch**2
@@ -176,7 +176,7 @@ def few_photo_rows(data: PhotoData, n_photos: int, k: int, rng: Stream) -> torch
 
 def clean_psnr(model: Denoiser, images: torch.Tensor) -> np.ndarray:
     """Mean PSNR of each member's reconstruction of clean images (a teacher's knowledge of the clean problem)."""
-    out = model.denoise(images.float()).cpu().double()
+    out = model.denoise(images).cpu().double()
     return ph.psnr(out if model.members else out[None], images).mean(axis=-1)
 
 
@@ -210,17 +210,18 @@ def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int],
     model = Denoiser(channels, bottleneck, members=E,
                      rng=[rng.child("student_init", int(k)) for k in table.seed], device=dev)
     dev = model.weights[0].device
-    clean = rows.float().to(dev).expand(E, *rows.shape)
-    sig = torch.tensor(table.sigma.to_numpy(), dtype=torch.float32, device=dev).reshape(E, 1, 1)
-    noisy = noise(rows, sigmas, seeds, rng, "train").float().to(dev).repeat(C, 1, 1)
+    ref = model.weights[0]  # the network's device and dtype
+    clean = rows.to(ref).expand(E, *rows.shape)
+    sig = torch.tensor(table.sigma.to_numpy(), dtype=ref.dtype, device=dev).reshape(E, 1, 1)
+    noisy = noise(rows, sigmas, seeds, rng, "train").to(ref).repeat(C, 1, 1)
     if fresh:
         samples = ph.FreshNoise(clean, clean, sig, rng.child("noise", PARTS["fresh"]), noisy)
     else:
         samples = Samples(clean, noisy, clean)
 
     def eval_set(images: torch.Tensor, part: str) -> Samples:
-        c = ph.tiles(images, data.patch).float().to(dev)
-        n = ph.tiles(noise(images, sigmas, seeds, rng, part), data.patch).float().to(dev)
+        c = ph.tiles(images, data.patch).to(ref)
+        n = ph.tiles(noise(images, sigmas, seeds, rng, part), data.patch).to(ref)
         return Samples(c.expand(E, *c.shape), n.repeat(C, 1, 1), c.expand(E, *c.shape))
 
     eval_sets = {"val": eval_set(data.val, "val")}
@@ -263,7 +264,7 @@ def chosen_outputs(models: dict, chosen: pd.DataFrame, noisy: dict[float, torch.
     for _, r in chosen.iterrows():
         model = models[r.key]
         one = select_members(model, [int(r.member)])
-        x = noisy[r.sigma][list(seeds).index(int(r.seed))][None].float().to(one.weights[0].device)
+        x = noisy[r.sigma][list(seeds).index(int(r.seed))][None]
         out.append(one.denoise(x)[0].cpu().double().numpy())
     return np.stack(out)
 

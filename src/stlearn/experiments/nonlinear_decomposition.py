@@ -357,8 +357,9 @@ def single_unit_misfit(x: Tensor, t: Tensor, steps: int = 300, lr: float = 0.05)
     gram = torch.einsum("nk,ni,nj->kij", active, x1, x1) + 1e-6 * torch.eye(x1.shape[1], dtype=x.dtype,
                                                                             device=x.device)
     ls_active = torch.linalg.solve(gram, torch.einsum("nk,ni,nk->ki", active, x1, t))
-    x1, target = x1.float(), t.T.float().repeat(2, 1)
-    w = torch.cat([ls_all, ls_active]).float().requires_grad_(True)
+    dtype = torch.get_default_dtype()  # the networks' (float64 in the regression runs)
+    x1, target = x1.to(dtype), t.T.to(dtype).repeat(2, 1)
+    w = torch.cat([ls_all, ls_active]).to(dtype).requires_grad_(True)
     opt = make_optimizer([w], TrainConfig(optimizer="adam", lr=lr, progress=False))
     for _ in range(steps):
         loss = (torch.relu(w @ x1.T) - target).pow(2).mean(1)
@@ -406,7 +407,7 @@ class MatchingStudent(FeatureNet):
 
     def __init__(self, widths: Sequence[int], *, connector: bool = False, connector_rng: Stream | int | list = 0,
                  members: int | None = None, rng: Stream | int | Sequence[Stream] = 0, device=None,
-                 dtype: torch.dtype = torch.float32, init_scale: float = 1.0):
+                 dtype: torch.dtype | None = None, init_scale: float = 1.0):
         if len(widths) != 3:
             raise ParameterError(f"widths must be [d, m, d_out] (one hidden layer); got {list(widths)}")
         super().__init__(widths, members=members, init_scale=init_scale, bias=True, rng=rng, device=device,

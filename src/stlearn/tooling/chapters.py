@@ -237,16 +237,16 @@ def kernel_env(threads: int | None = None) -> dict[str, str]:
 def _kernel_manager(env: Mapping[str, str]):
     """A kernel manager class whose kernels start with ``env`` on top of this process's environment.
 
-    Papermill passes no environment to the kernel it starts, so the environment
-    goes in here rather than into ``os.environ``: the caller's process is left as it was.
+    Papermill passes no environment to the kernel it starts; jupyter_client's public ``start_kernel`` takes
+    the launch's ``env`` (a Popen argument), so it goes in there rather than into ``os.environ``: the
+    caller's process is left as it was.
     """
     from jupyter_client.manager import AsyncKernelManager
 
     class ChapterKernelManager(AsyncKernelManager):
-        # start_kernel is bound to the base class's coroutine, which looks this one up on the instance
-        async def _async_pre_start_kernel(self, **kw):
+        async def start_kernel(self, **kw):
             kw["env"] = {**os.environ, **kw.get("env", {}), **env}
-            return await super()._async_pre_start_kernel(**kw)
+            return await super().start_kernel(**kw)
 
     return ChapterKernelManager
 

@@ -1,0 +1,129 @@
+"""Portability of the regression references: every kernel variant this machine can produce passes against them.
+
+A variant is one setting of what changes how a processor sums: torch's vectorized kernels
+(``ATEN_CPU_CAPABILITY``: default, avx2, avx512, as far as the processor has them), the thread count (1, 2),
+MKL's code branch (``MKL_CBWR``: AUTO, COMPATIBLE) and oneDNN (on, off). Starting from the machine's own
+setting, each variant changes one of them, so every level of every factor runs once. Each variant runs
+nbval over every reference (``tests/references``) in kernels started with its environment; what the
+kernels really ran with is read back from a probe in the same environment, since torch silently ignores
+a capability the processor lacks.
+
+``make portability`` (``python -m stlearn.tooling.portability``) prints one row per variant and exits
+non-zero when any fails. CI runs the ``default``-capability variant (the Makefile's ``test`` target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from . import chapters as ch
+
+CAPABILITIES = ("default", "avx2", "avx512")
+# torch reads no environment variable for oneDNN: a sitecustomize on PYTHONPATH turns it off in every kernel
+_ONEDNN_OFF = "import torch\ntorch.backends.mkldnn.enabled = False\n"
+_PROBE = ("import os, torch; print(torch.backends.cpu.get_cpu_capability().lower(), torch.get_num_threads(), "
+          "os.environ.get('MKL_CBWR', 'AUTO'), torch.backends.mkldnn.enabled)")
+
+
+@dataclass(frozen=True)
+class Variant:
+    capability: str
+    threads: int = 1
+    mkl: str = "AUTO"
+    onednn: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"{self.capability}, {self.threads} thread(s), MKL {self.mkl}, oneDNN {'on' if self.onednn else 'off'}"
+
+    def env(self, folder: Path) -> dict[str, str]:
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": self.capability, "OMP_NUM_THREADS": str(self.threads),
+               "MKL_CBWR": self.mkl}
+        if not self.onednn:
+            (folder / "sitecustomize.py").write_text(_ONEDNN_OFF)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH", "")) if p)
+        return env
+
+
+def supported_capabilities() -> list[str]:
+    """The levels of ``ATEN_CPU_CAPABILITY`` this processor runs (torch falls back silently on the others)."""
+    found = []
+    for level in CAPABILITIES:
+        out = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+                             env={**os.environ, "ATEN_CPU_CAPABILITY": level}, capture_output=True, text=True,
+                             check=True).stdout.strip().lower()
+        if out == level:
+            found.append(level)
+    return found
+
+
+def variants() -> list[Variant]:
+    """The machine's own setting, then one change of one factor at a time (every level of every factor once)."""
+    levels = supported_capabilities()
+    native = Variant(levels[-1])
+    changed = [replace(native, capability=c) for c in levels[:-1]]
+    changed += [replace(native, threads=2), replace(native, mkl="COMPATIBLE"), replace(native, onednn=False)]
+    return [native, *changed]
+
+
+def probe(variant: Variant, folder: Path) -> str:
+    """What a process started with the variant's environment really runs with."""
+    out = subprocess.run([sys.executable, "-c", _PROBE], env=variant.env(folder), capture_output=True, text=True,
+                         check=True).stdout.split()
+    capability, threads, mkl, onednn = out
+    return f"{capability}, {threads} thread(s), MKL {mkl}, oneDNN {'on' if onednn == 'True' else 'off'}"
+
+
+def run_variant(variant: Variant, names: list[str], root: Path, workers: int) -> dict:
+    """nbval over the references of ``names`` in kernels started with the variant's environment."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        env = variant.env(folder)
+        seen = probe(variant, folder)
+        refs = [str(root / "tests" / "references" / f"{n}.ipynb") for n in names]
+        cmd = [sys.executable, "-m", "pytest", *refs, "--nbval", "--nbval-current-env", "--nbval-sanitize-with",
+               str(root / "tests" / "sanitize.cfg"), "-q", "-p", "no:cacheprovider", "-n", str(workers),
+               "--dist", "loadfile"]
+        start = time.perf_counter()
+        result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - start
+    counts = dict.fromkeys(("passed", "failed", "error"), 0)
+    for count, word in re.findall(r"(\d+) (passed|failed|error)", result.stdout.splitlines()[-1] if result.stdout else ""):
+        counts[word] = int(count)
+    failures = re.findall(r"^FAILED (\S+)", result.stdout, flags=re.MULTILINE)
+    return {"variant": variant.name, "ran as": seen, "cells passed": counts["passed"],
+            "cells failed": counts["failed"] + counts["error"], "seconds": round(seconds), "ok": result.returncode == 0,
+            "failures": failures, "output": result.stdout[-4000:]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stlearn.tooling.portability", description=__doc__.split("\n")[0])
+    parser.add_argument("chapters", nargs="*", help="chapters to check (default: all)")
+    parser.add_argument("--workers", type=int, default=2, help="chapters checked at once (one thread each)")
+    args = parser.parse_args(argv)
+    root = ch.repo_root()
+    names = args.chapters or list(ch.chapters(root))
+    rows = []
+    for variant in variants():
+        workers = 1 if variant.threads > 1 else args.workers  # two threads a kernel: one kernel at a time
+        row = run_variant(variant, names, root, workers)
+        rows.append(row)
+        print(f"{'passed' if row['ok'] else 'FAILED'}  {row['ran as']:<45} {row['cells passed']:>4} cells passed, "
+              f"{row['cells failed']} failed, {row['seconds']} s", flush=True)
+        if not row["ok"]:
+            print("\n".join(row["failures"][:20]) or row["output"], flush=True)
+    bad = [r for r in rows if not r["ok"]]
+    print(f"{len(rows) - len(bad)} of {len(rows)} variants passed against the references of {len(names)} chapters")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
