@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
 
-.PHONY: book test unit lint browser regression site-ci site-check refs bench clean help
+.PHONY: book test unit lint browser regression portability ranges seeds site-ci site-check refs bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -31,8 +31,10 @@ browser:  ## headless Chromium and its driver for the site tests (Debian package
 lint: $(STAMP)  ## ruff over src, tests, benchmarks and every chapter's code cells
 	$(VENV)/bin/stlearn lint
 
+# CI's tests run with torch's plain (default-capability) kernels, against references made with the machine's
+# own (make refs): every submission checks that the references hold on another kernel variant
 test: $(STAMP) browser lint site-ci  ## everything CI runs: lint, ci-size book build, all tests, nbval regression
-	$(PY) -m pytest tests $(NBVAL) -n 2 --dist loadfile
+	ATEN_CPU_CAPABILITY=default $(PY) -m pytest tests $(NBVAL) -n 2 --dist loadfile
 
 site-check: $(STAMP) browser  ## the site tests and the browser check on the paper site that `make book` built
 	STLEARN_SITE_SET=paper $(PY) -m pytest tests/site -m slow -n 2 --dist loadfile
@@ -42,6 +44,15 @@ unit: $(STAMP)  ## the library's tests only: no chapter execution, no site build
 
 regression: $(STAMP)  ## nbval regression of every chapter against tests/references
 	$(PY) -m pytest tests/references $(NBVAL)
+
+portability: $(STAMP)  ## nbval regression under every kernel variant this processor has (capabilities, threads, MKL, oneDNN)
+	$(PY) -m stlearn.tooling.portability
+
+ranges: $(STAMP)  ## every chapter at its ci set with each size moved by 1.5x up and down: passes or stops fast
+	$(PY) -m stlearn.tooling.robustness ranges
+
+seeds: $(STAMP)  ## slow (five books): every chapter at full settings at 5 root seeds drawn at random
+	$(PY) -m stlearn.tooling.robustness seeds
 
 refs: $(STAMP)  ## regenerate the regression references (after changing a chapter)
 	$(VENV)/bin/stlearn refs

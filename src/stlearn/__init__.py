@@ -32,14 +32,15 @@ from .device import default_device, resolve_device
 from .losses import FrozenTeacher, feature_loss, student_teacher_loss, task_loss
 from .models import MLP, DeepLinear, FeatureNet, member, select_members, stack_members
 from .streams import Stream
-from .train import TrainConfig, TrainingDiverged, TrainResult, evaluate, log_schedule, train
+from .train import DivergedMembers, TrainConfig, TrainingDiverged, TrainResult, evaluate, log_schedule, train
 from .validation import ParameterError
 
 __all__ = [
     "GaussianInputs", "LinearTarget", "ReLUTarget", "Samples", "Task", "draw", "draw_members", "gaussian_inputs",
     "linear_target", "relu_target", "default_device", "resolve_device", "FrozenTeacher", "feature_loss",
     "student_teacher_loss", "task_loss", "MLP", "DeepLinear", "FeatureNet", "member", "select_members",
-    "stack_members", "Stream", "TrainConfig", "TrainingDiverged", "TrainResult", "evaluate", "log_schedule", "train",
+    "stack_members", "Stream", "TrainConfig", "TrainingDiverged", "DivergedMembers", "TrainResult", "evaluate",
+    "log_schedule", "train",
     "ParameterError", "plotting", "protocol", "stats", "streams", "teachers", "theory",
 ]
 __version__ = "0.2.0"

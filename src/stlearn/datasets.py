@@ -112,7 +112,8 @@ def members(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Str
     split = _split(dataset, n_train, n_val, sigma, split_rng)  # once: every draw shares it
     if len(noise_rngs) == 0:
         raise ParameterError("noise_rngs must be a non-empty list of streams (one per member); got []")
-    draws = [_noisy_split(*split, as_stream(r), resolve_device(device), dtype or torch.get_default_dtype()) for r in noise_rngs]
+    dtype = dtype or torch.get_default_dtype()
+    draws = [_noisy_split(*split, as_stream(r), resolve_device(device), dtype) for r in noise_rngs]
     return LabelledSplit(*(Samples.stack([getattr(d, part) for d in draws]) for part in ("train", "val", "test")))
 
 

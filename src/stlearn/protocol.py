@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .stats import ci_columns, mean_ci
+from .train import TrainingDiverged
 from .validation import ParameterError
 
 RUN_COLUMNS = ("method", "config", "seed", "val_error", "test_error")
@@ -58,10 +59,14 @@ def stop_on_validation(history: pd.DataFrame, by: Sequence[str], test: str = "te
     Columns: ``val_step``, ``val_error`` (the monitored error at that step), ``test_error`` (the test
     error at that step), ``end_test`` and ``end_train_task`` (at the last logged step) and
     ``oracle_test`` at ``oracle_step`` (the lowest test error along the path: an upper bound on what
-    stopping can give, never a selection).
+    stopping can give, never a selection). A run that diverged (``diverged_at`` in the history, see
+    :func:`stlearn.train.train`) failed: its validation error is infinite, so :func:`select` never keeps it.
     """
     def one(g: pd.DataFrame) -> pd.Series:
         g = g.sort_values("step")
+        if "diverged_at" in g and g.diverged_at.notna().any():  # a failed configuration: never selected
+            return pd.Series({"val_step": np.nan, "val_error": np.inf, "test_error": np.nan, "end_test": np.nan,
+                              "end_train_task": np.nan, "oracle_test": np.nan, "oracle_step": np.nan})
         stop, end = g[monitor].idxmin(), g.index[-1]
         return pd.Series({"val_step": g.at[stop, "step"], "val_error": g.at[stop, monitor],
                           "test_error": g.at[stop, test], "end_test": g.at[end, test],
@@ -91,8 +96,20 @@ def check_equal_budgets(runs: pd.DataFrame, tuned: Sequence[str]) -> int:
 
 
 def select(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per method and seed, the configuration with the lowest validation error (one row each)."""
+    """Per method and seed, the configuration with the lowest validation error (one row each).
+
+    Failed configurations (an infinite validation error: they diverged) are never kept; a method all of
+    whose configurations failed in a run stops the study, naming them.
+    """
     _check_runs(runs)
+    failed = ~np.isfinite(runs.val_error.to_numpy(float))
+    if failed.any():
+        every = pd.Series(failed, index=runs.index).groupby([runs.method, runs.seed]).all()
+        if every.any():
+            method, seed = every[every].index[0]
+            configs = ", ".join(runs[(runs.method == method) & (runs.seed == seed)].config.astype(str))
+            raise TrainingDiverged(f"every configuration of {method} failed (diverged) in run {seed}: {configs}; "
+                                   "lower the learning rate (lr)")
     best = runs.groupby(["method", "seed"]).val_error.idxmin()
     return runs.loc[best.to_numpy()].reset_index(drop=True)
 

@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import textwrap
 
 import nbformat
 import pytest
-from conftest import SANITIZE, sanitize
+from conftest import sanitize
 
 from stlearn.tooling import chapters as ch
-from stlearn.tooling import regression
+from stlearn.tooling import portability, regression
 
 ROOT = ch.repo_root()
 CHAPTERS = list(ch.chapters(ROOT))
-
-
-_PERTURB = '''
-"""Injected by tests/chapters/test_regression.py: the input noise drawn by stlearn.data is scaled by a factor."""
-import dataclasses, os
-
-factor = float(os.environ["STLEARN_NOISE_FACTOR"])
-import stlearn.data as _data
-
-_sample = _data.Task.sample
-
-
-def sample(self, n, rng, label_noise):
-    with open(os.environ["STLEARN_PERTURB_LOG"], "a") as f:
-        f.write(f"sample sigma={self.sigma} factor={factor}\\n")
-    return _sample(dataclasses.replace(self, sigma=self.sigma * factor), n, rng, label_noise)
-
-
-_data.Task.sample = sample
-'''
 
 
 @pytest.mark.slow
@@ -44,16 +20,8 @@ def test_nbval_regression_fails_when_the_noise_scale_changes_by_one_percent(tmp_
     """Re-run the zero_loss reference with the library's noise scaled by 1.01: nbval must report differing outputs."""
     if "zero_loss" not in CHAPTERS:
         pytest.skip("the zero_loss chapter is not in the book")
-    patch = tmp_path / "perturb"
-    patch.mkdir()
-    (patch / "sitecustomize.py").write_text(textwrap.dedent(_PERTURB))
+    result = portability.nbval_with_noise_factor("zero_loss", 1.01, ROOT, tmp_path)
     log = tmp_path / "perturb.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(patch), str(ROOT / "src")]),
-           "STLEARN_NOISE_FACTOR": "1.01", "STLEARN_PERTURB_LOG": str(log), "STLEARN_ROOT": str(ROOT)}
-    cmd = [sys.executable, "-m", "pytest", "--nbval", str(regression.reference_path("zero_loss", ROOT)),
-           "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE), "-x", "-q", "-p", "no:cacheprovider",
-           "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")]
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
     output = result.stdout + result.stderr
     assert log.is_file() and "factor=1.01" in log.read_text(), \
         f"the perturbation never reached the kernel:\n{output[-3000:]}"

@@ -66,6 +66,22 @@ def test_stop_on_validation_reads_the_step_of_lowest_validation_error():
     assert (row.oracle_test, row.oracle_step, row.end_test, row.end_train_task) == (0.5, 20, 2.0, 0.1)
 
 
+def test_a_diverged_run_fails_and_is_never_selected():
+    """A run with ``diverged_at`` has an infinite validation error; select keeps another configuration, and stops
+    the study only when every configuration of a method failed in a run."""
+    h = pd.DataFrame({"run": [0] * 3 + [1] * 3, "step": [0, 10, 20] * 2, "val_noisy": [3.0, 0.1, np.nan, 3.0, 1.0, 2.0],
+                      "test_noisy": [3.0, 0.1, np.nan, 3.0, 1.5, 0.5], "train_task": 1.0,
+                      "diverged_at": [20.0] * 3 + [np.nan] * 3})
+    stopped = protocol.stop_on_validation(h, ["run"]).set_index("run")
+    assert stopped.val_error[0] == np.inf and np.isnan(stopped.test_error[0]) and stopped.val_error[1] == 1.0
+    runs = _runs()
+    failed = runs.assign(val_error=np.where((runs.method == "a") & (runs.config == "y"), np.inf, runs.val_error))
+    assert (protocol.select(failed).query("method == 'a'").config == "x").all()
+    every = runs.assign(val_error=np.where((runs.method == "b") & (runs.seed == 1), np.inf, runs.val_error))
+    with pytest.raises(st.TrainingDiverged, match=r"every configuration of b failed \(diverged\) in run 1: x, y"):
+        protocol.select(every)
+
+
 def test_overwrite_members_copies_exactly_and_checks_indices():
     rng = st.Stream(0)
     students = st.MLP([4, 6, 1], members=3, rng=rng.child("student_init"))

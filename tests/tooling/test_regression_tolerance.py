@@ -54,7 +54,8 @@ def _nbval(path) -> subprocess.CompletedProcess:
     """nbval on ``path`` with this suite's conftest.py loaded as a plugin, as for the references."""
     cmd = [sys.executable, "-m", "pytest", "-p", "conftest", "--nbval", str(path), "--nbval-current-env",
            "--nbval-sanitize-with", str(SANITIZE), "-q", "-p", "no:cacheprovider", "--rootdir", str(path.parent)]
-    env = {**os.environ, "STLEARN_ROOT": str(ROOT), "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src")])}
+    env = {**os.environ, "STLEARN_ROOT": str(ROOT),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src")])}
     return subprocess.run(cmd, cwd=path.parent, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 

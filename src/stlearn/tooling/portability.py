@@ -10,6 +10,10 @@ a capability the processor lacks.
 
 ``make portability`` (``python -m stlearn.tooling.portability``) prints one row per variant and exits
 non-zero when any fails. CI runs the ``default``-capability variant (the Makefile's ``test`` target).
+
+The other side of a tolerance is what it lets through. ``--sensitivity CHAPTER`` re-runs the chapter's
+reference with the input noise of :mod:`stlearn.data` scaled by ``1 + 10^-k`` for k = 2, 3, ... and prints
+the smallest change the suite still catches (:func:`nbval_with_noise_factor`).
 """
 
 from __future__ import annotations
@@ -51,6 +55,54 @@ class Variant:
             (folder / "sitecustomize.py").write_text(_ONEDNN_OFF)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH", "")) if p)
         return env
+
+
+# injected into the kernel as a sitecustomize: the input noise drawn by stlearn.data scaled by a factor
+_PERTURB = """import dataclasses, os
+
+factor = float(os.environ["STLEARN_NOISE_FACTOR"])
+import stlearn.data as _data
+
+_sample = _data.Task.sample
+
+
+def sample(self, n, rng, label_noise):
+    with open(os.environ["STLEARN_PERTURB_LOG"], "a") as f:
+        f.write(f"sample sigma={self.sigma} factor={factor}\\n")
+    return _sample(dataclasses.replace(self, sigma=self.sigma * factor), n, rng, label_noise)
+
+
+_data.Task.sample = sample
+"""
+
+
+def nbval_with_noise_factor(name: str, factor: float, root: Path, folder: Path) -> subprocess.CompletedProcess:
+    """nbval over the chapter's reference, its kernel drawing input noise ``factor`` times as large.
+
+    The kernel logs every draw to ``folder/perturb.log`` (proof that the change reached it).
+    """
+    (folder / "sitecustomize.py").write_text(_PERTURB)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), str(root / "src")]),
+           "STLEARN_NOISE_FACTOR": repr(factor), "STLEARN_PERTURB_LOG": str(folder / "perturb.log"),
+           "STLEARN_ROOT": str(root)}
+    cmd = [sys.executable, "-m", "pytest", "--nbval", str(root / "tests" / "references" / f"{name}.ipynb"),
+           "--nbval-current-env", "--nbval-sanitize-with", str(root / "tests" / "sanitize.cfg"), "-x", "-q",
+           "-p", "no:cacheprovider", "--rootdir", str(root), "-c", str(root / "pyproject.toml")]
+    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+def sensitivity(name: str, root: Path, exponents=range(2, 10)) -> list[tuple[float, bool]]:
+    """``(relative change, caught)`` for noise scaled by ``1 + 10^-k``, k in ``exponents``, until one passes."""
+    found = []
+    for k in exponents:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = nbval_with_noise_factor(name, 1 + 10.0**-k, root, Path(tmp))
+        caught = result.returncode != 0 and "Cell outputs differ" in result.stdout
+        found.append((10.0**-k, caught))
+        print(f"noise x (1 + 1e-{k}): {'caught' if caught else 'passed unnoticed'}", flush=True)
+        if not caught:
+            break
+    return found
 
 
 def supported_capabilities() -> list[str]:
@@ -96,7 +148,8 @@ def run_variant(variant: Variant, names: list[str], root: Path, workers: int) ->
         result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - start
     counts = dict.fromkeys(("passed", "failed", "error"), 0)
-    for count, word in re.findall(r"(\d+) (passed|failed|error)", result.stdout.splitlines()[-1] if result.stdout else ""):
+    last = result.stdout.splitlines()[-1] if result.stdout.strip() else ""  # pytest's summary line
+    for count, word in re.findall(r"(\d+) (passed|failed|error)", last):
         counts[word] = int(count)
     failures = re.findall(r"^FAILED (\S+)", result.stdout, flags=re.MULTILINE)
     return {"variant": variant.name, "ran as": seen, "cells passed": counts["passed"],
@@ -108,8 +161,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stlearn.tooling.portability", description=__doc__.split("\n")[0])
     parser.add_argument("chapters", nargs="*", help="chapters to check (default: all)")
     parser.add_argument("--workers", type=int, default=2, help="chapters checked at once (one thread each)")
+    parser.add_argument("--sensitivity", metavar="CHAPTER", help="measure the smallest noise change caught instead")
     args = parser.parse_args(argv)
     root = ch.repo_root()
+    if args.sensitivity:
+        caught = [change for change, hit in sensitivity(args.sensitivity, root) if hit]
+        print(f"{args.sensitivity}: the smallest relative change of the noise caught is "
+              f"{min(caught):.0e}" if caught else f"{args.sensitivity}: not even a 1% change is caught")
+        return 0 if caught else 1
     names = args.chapters or list(ch.chapters(root))
     rows = []
     for variant in variants():
