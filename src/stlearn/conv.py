@@ -133,7 +133,8 @@ class ConvNet(nn.Module):
         d_out = check_int("d_out", d_out, low=1)
         kernel = check_int("kernel", kernel, low=1)
         if kernel % 2 == 0:
-            raise ValueError(f"kernel must be an odd integer >= 1 (same padding); got {kernel}")
+            raise ParameterError(f"kernel must be an odd integer >= 1 (same padding), such as {kernel - 1} or "
+                                 f"{kernel + 1}; got {kernel}")
         pool = check_int("pool", pool, low=1)
         pooling = check_choice("pooling", pooling, ("avg", "max"))
         spatial = shape[1:]
