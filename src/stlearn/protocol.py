@@ -32,10 +32,28 @@ import numpy as np
 import pandas as pd
 
 from .stats import ci_columns, mean_ci
-from .train import TrainingDiverged
-from .validation import ParameterError
+from .validation import ParameterError, TrainingDiverged
 
 RUN_COLUMNS = ("method", "config", "seed", "val_error", "test_error")
+# Validation errors within this relative distance of the lowest tie, and the first of them is kept (the earliest
+# step, the first configuration). A path that has converged logs the same error at every later step up to
+# rounding, and which of those rounding picks varies with the processor's kernels; the tie rule does not.
+TIE = 1e-9
+
+
+def first_lowest(values) -> int:
+    """Position of the first value within :data:`TIE` (relative) of the lowest finite one; NaN never counts."""
+    v = np.asarray(values, dtype=float)
+    finite = np.isfinite(v)
+    if not finite.any():
+        return int(np.argmin(np.where(np.isnan(v), np.inf, v)))
+    low = v[finite].min()
+    return int(np.flatnonzero(finite & (v <= low + TIE * abs(low)))[0])
+
+
+def lowest_label(values: pd.Series):
+    """The index label of :func:`first_lowest` (``idxmin`` with ties within rounding broken toward the first)."""
+    return values.index[first_lowest(values)]
 
 
 @dataclass(frozen=True)
@@ -54,7 +72,8 @@ class Run:
 
 def stop_on_validation(history: pd.DataFrame, by: Sequence[str], test: str = "test_noisy",
                        monitor: str = "val_noisy") -> pd.DataFrame:
-    """Per run (group of ``by``): the step of lowest validation error and the errors there.
+    """Per run (group of ``by``): the step of lowest validation error and the errors there (ties within
+    :data:`TIE`: the earliest step).
 
     Columns: ``val_step``, ``val_error`` (the monitored error at that step), ``test_error`` (the test
     error at that step), ``end_test`` and ``end_train_task`` (at the last logged step) and
@@ -67,11 +86,11 @@ def stop_on_validation(history: pd.DataFrame, by: Sequence[str], test: str = "te
         if "diverged_at" in g and g.diverged_at.notna().any():  # a failed configuration: never selected
             return pd.Series({"val_step": np.nan, "val_error": np.inf, "test_error": np.nan, "end_test": np.nan,
                               "end_train_task": np.nan, "oracle_test": np.nan, "oracle_step": np.nan})
-        stop, end = g[monitor].idxmin(), g.index[-1]
+        stop, end = lowest_label(g[monitor]), g.index[-1]
         return pd.Series({"val_step": g.at[stop, "step"], "val_error": g.at[stop, monitor],
                           "test_error": g.at[stop, test], "end_test": g.at[end, test],
                           "end_train_task": g.at[end, "train_task"], "oracle_test": g[test].min(),
-                          "oracle_step": g.at[g[test].idxmin(), "step"]})
+                          "oracle_step": g.at[lowest_label(g[test]), "step"]})
     return history.groupby(list(by)).apply(one, include_groups=False).reset_index()
 
 
@@ -96,7 +115,8 @@ def check_equal_budgets(runs: pd.DataFrame, tuned: Sequence[str]) -> int:
 
 
 def select(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per method and seed, the configuration with the lowest validation error (one row each).
+    """Per method and seed, the configuration with the lowest validation error (one row each; ties within
+    :data:`TIE`: the first in the table's order).
 
     Failed configurations (an infinite validation error: they diverged) are never kept; a method all of
     whose configurations failed in a run stops the study, naming them.
@@ -110,7 +130,7 @@ def select(runs: pd.DataFrame) -> pd.DataFrame:
             configs = ", ".join(runs[(runs.method == method) & (runs.seed == seed)].config.astype(str))
             raise TrainingDiverged(f"every configuration of {method} failed (diverged) in run {seed}: {configs}; "
                                    "lower the learning rate (lr)")
-    best = runs.groupby(["method", "seed"]).val_error.idxmin()
+    best = runs.groupby(["method", "seed"]).val_error.agg(lowest_label)
     return runs.loc[best.to_numpy()].reset_index(drop=True)
 
 

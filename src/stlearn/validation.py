@@ -16,6 +16,11 @@ class ParameterError(ValueError):
     """A parameter is outside its valid range (or of the wrong type)."""
 
 
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite: of the one network trained, or of every member of an ensemble
+    (:func:`stlearn.train.train`), or every configuration of a method failed (:func:`stlearn.protocol.select`)."""
+
+
 def _describe(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 

@@ -101,3 +101,16 @@ def test_by_sign_and_runs():
                                                                                  (-0.1, 0.1)]] == ["+", "-", "0"]
     run = protocol.Run("ST", "lam=1", 3, lam=1.0)
     assert (run.weight_decay, run.seed) == (0.0, 3) and hash(run) == hash(protocol.Run("ST", "lam=1", 3, lam=1.0))
+
+
+def test_ties_within_rounding_keep_the_earliest_step_and_the_first_configuration():
+    """A converged path logs the same error up to rounding: the earliest such step is kept, on any processor."""
+    assert protocol.first_lowest([3.0, 1.0 + 1e-14, 1.0, 1.0 - 1e-14, 2.0]) == 1
+    assert protocol.first_lowest([3.0, 1.0 + 1e-6, 1.0]) == 2  # a real difference still counts
+    assert protocol.first_lowest([np.nan, 2.0, np.inf, 2.0]) == 1
+    h = pd.DataFrame({"run": 0, "step": [0, 10, 20, 30], "val_noisy": [3.0, 1.0 + 1e-13, 1.0, 1.0 - 1e-13],
+                      "test_noisy": [3.0, 1.5, 1.4, 1.3], "train_task": 0.1})
+    assert protocol.stop_on_validation(h, ["run"]).val_step.iloc[0] == 10
+    runs = _runs().assign(val_error=lambda t: np.where(t.config == "y", t.val_error.where(t.method != "b", 0.7 - 1e-12),
+                                                       t.val_error))
+    assert (protocol.select(runs).query("method == 'b'").config == "x").all()

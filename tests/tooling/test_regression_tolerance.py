@@ -15,11 +15,13 @@ from stlearn.tooling.regression import TOLERANCE, Printed, numbers_agree, same_p
 # pairs printed by the same float64 value rounded on either side of a boundary, or round-off sizes
 AGREE = [("0.1255 [0.1015, 0.1494]", "0.1254 [0.1015, 0.1494]"), ("PSNR 36.06 dB", "PSNR 36.07 dB"),
          ("ratio 1.003", "ratio 1.002"), ("gap 3.1e-15", "gap 7.2e-14"), ("lr 2.50e-05", "lr 2.51e-05"),
-         ("-0.000", "0.000"), ("0.1", "0.0999"), ("0.30000000000000004", "0.3000000000000001")]
+         ("-0.000", "0.000"), ("0.1", "0.0999"),
+         ("  0.0491   4.88e-15\n  0.0294   1.71e-29",  # columns aligned to the widest number
+          "  0.0491   3.99e-15\n  0.0294    1.7e-29"), ("0.30000000000000004", "0.3000000000000001")]
 # a second unit of the last digit, another integer, other text, another count of numbers
 DIFFER = [("0.1255", "0.1253"), ("step=110", "step=111"), ("lam=1, step=110", "lam=3, step=110"),
           ("ST beats base", "base beats ST"), ("0.1 0.2", "0.1"), ("lr 2.50e-05", "lr 2.52e-05"),
-          ("mean 0.5000000000", "mean 0.5000100000"), ("nan", "0.0"), ("0.1", "0.0998")]
+          ("mean 0.5000000000", "mean 0.5000100000"), ("nan", "0.0"), ("0.1", "0.0998"), ("a b\nc", "a b c")]
 
 
 @pytest.mark.parametrize("reference, test", AGREE)

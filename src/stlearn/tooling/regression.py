@@ -87,12 +87,21 @@ def numbers_agree(reference: str, test: str, rel: float = TOLERANCE["rel"], abs_
     return abs(a - b) <= allowed * (1 + 1e-9)  # the slack absorbs the binary representation of the decimals
 
 
+_ALIGNMENT = re.compile(r"[ \t]+")
+
+
+def _words(text: str) -> list[str]:
+    """The text between the numbers, runs of spaces as one: a table aligns its columns to the widest number."""
+    return [_ALIGNMENT.sub(" ", part) for part in _NUMBER.split(text)]
+
+
 def same_printed(reference: str, test: str) -> bool:
-    """Whether two outputs print the same text, with numbers equal within :data:`TOLERANCE`."""
+    """Whether two outputs print the same text (up to the spaces that align columns), with numbers equal
+    within :data:`TOLERANCE`."""
     if str.__eq__(reference, test):
         return True
     ref_numbers, test_numbers = _NUMBER.findall(reference), _NUMBER.findall(test)
-    return (_NUMBER.split(reference) == _NUMBER.split(test) and len(ref_numbers) == len(test_numbers)
+    return (len(ref_numbers) == len(test_numbers) and _words(reference) == _words(test)
             and all(numbers_agree(r, t) for r, t in zip(ref_numbers, test_numbers)))
 
 
