@@ -12,6 +12,7 @@ row per (step, member).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -26,8 +27,9 @@ from .device import retain_freed_memory
 from .fast import fused, optim
 from .losses import TASK_LOSSES, FrozenTeacher, student_teacher_loss
 from .models import FeatureNet
+from .protocol import TIE
 from .streams import Stream, as_stream
-from .validation import ParameterError, check_choice, check_float, check_int
+from .validation import ParameterError, TrainingDiverged, check_choice, check_float, check_int
 
 Tensor = torch.Tensor
 OPTIMIZERS = ("sgd", "adam")
@@ -43,8 +45,72 @@ def st_rate_scale(lams: Sequence[float]) -> list[float]:
     return [1.0 / (1.0 + float(check_float("lam", l, low=0.0))) for l in lams]
 
 
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite."""
+def curvature_rates(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = None,
+                    lam: float | Sequence[float] = 0.0, layers: Sequence[str] = (), config: TrainConfig | None = None,
+                    fraction: float = 0.5, max_rate: float = 1.0, fresh_noise: float | Sequence[float] | None = None,
+                    iterations: int = 20, tol: float = 1e-3) -> list[float]:
+    """Per-member learning rates from the curvature of each member's own loss where it starts.
+
+    ``L_e`` is the largest eigenvalue (in magnitude) of the Hessian of member ``e``'s training loss
+    ``task + lam_e * feature + (wd_e / 2) ||theta||^2`` at its present weights, on the full batch of
+    ``data`` (with ``fresh_noise``: the first step's noisy inputs, as :func:`train` draws them from
+    ``config.seed``). Gradient descent on a quadratic of curvature ``L`` is stable iff ``rate * L < 2``;
+    with heavy-ball momentum ``beta`` (``config.momentum``) iff ``rate * L < 2 (1 + beta)``. So
+    ``rate_e = min(fraction * 2 (1 + beta) / L_e, max_rate)``; the cap keeps a nearly flat start from
+    asking for an enormous step.
+
+    ``L_e`` comes from at most ``iterations`` power iterations of Hessian-vector products (autograd's
+    double backward of the plain formulas), started from the gradient, stopped early once no member's
+    estimate moves by more than ``tol`` (relative) in an iteration. The members do not interact, so the
+    Hessian of the loss summed over members is block-diagonal: one product gives every member's own,
+    and normalising each member's block of the vector separately runs one power iteration per member
+    at once. ``||H v||`` for a unit ``v`` never exceeds ``L_e`` and approaches it. Returns one rate per
+    member (a list of one for a single network).
+    """
+    config = TrainConfig() if config is None else config
+    fraction = check_float("fraction", fraction, low=0.0, high=1.0, low_open=True)
+    max_rate = check_float("max_rate", max_rate, low=0.0, low_open=True)
+    iterations = check_int("iterations", iterations, low=1)
+    tol = check_float("tol", tol, low=0.0)
+    params = list(model.parameters())
+    members = model.members
+    lam_t = _as_member_tensor("lam", lam, members, params[0])
+    decay = config.weight_decay if np.ndim(config.weight_decay) == 0 else \
+        _as_member_tensor("weight_decay", list(config.weight_decay), members, params[0])
+    if fresh_noise is not None:
+        data = _Augmenter(fresh_noise, members, params[0], config.seed)(data)
+    feats = teacher.features(data.clean, list(layers)) if layers else None
+
+    def per_member(vectors):  # squared norm of each member's block, shaped (E,) or ()
+        return sum(v.pow(2).reshape(v.shape[0], -1).sum(1) if members else v.pow(2).sum() for v in vectors)
+
+    def scaled(vectors, factor):
+        return [v * _member_rate(factor, v) for v in vectors]
+
+    with fast.disabled():
+        output, student_feats = model(data.noisy, return_features=True)
+        total = student_teacher_loss(output, student_feats, data.y, feats, lam_t, list(layers), config.task)["total"]
+        grads = torch.autograd.grad(total.sum(), params, create_graph=True)
+        v = [g.detach() for g in grads]
+        flat = per_member(v) == 0  # a member at a stationary point starts from ones instead
+        v = [torch.where(_member_rate(flat, x), torch.ones_like(x), x) for x in v] if bool(flat.any()) else v
+        v = scaled(v, per_member(v).rsqrt())
+        curvature = None
+        for _ in range(iterations):
+            previous = curvature
+            hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True, allow_unused=True)
+            hv = [(torch.zeros_like(x) if h is None else h.detach()) + _member_rate(decay, x) * x
+                  for h, x in zip(hv, v)]
+            curvature = per_member(hv).sqrt()
+            v = scaled(hv, 1.0 / curvature.clamp_min(torch.finfo(curvature.dtype).tiny))
+            if previous is not None and bool(((curvature - previous).abs() <= tol * curvature).all()):
+                break
+    rates = (fraction * 2.0 * (1.0 + config.momentum) / curvature).clamp(max=max_rate)
+    return [float(r) for r in rates.reshape(-1)]
+
+
+class DivergedMembers(RuntimeWarning):
+    """Some members of an ensemble diverged: failed configurations (``diverged_at`` in the history)."""
 
 
 @dataclass(frozen=True)
@@ -137,18 +203,60 @@ def evaluate(model: FeatureNet, samples: Samples, task: str = "mse") -> dict[str
     return out
 
 
-def _check_finite(terms: dict[str, Tensor], step: int, lr: float | Sequence[float]) -> None:
-    """Raise :class:`TrainingDiverged` naming the first member whose loss is not finite, and its rate."""
-    total = terms["total"].detach()
-    if not bool(torch.isfinite(total).all()):
-        bad = total.reshape(-1)
-        idx = int((~torch.isfinite(bad)).nonzero()[0])
-        where = "" if total.dim() == 0 else f" (member {idx})"
-        rate = lr[idx] if isinstance(lr, Sequence) else lr
-        raise TrainingDiverged(
-            f"training diverged at step {step}{where}: loss = {float(bad[idx])} with lr = {rate:g}; "
-            "lower the learning rate (lr) or the init scale"
-        )
+class _Divergence:
+    """Which members' losses stopped being finite, and at which step.
+
+    One network that diverges stops training (:class:`TrainingDiverged`, naming the step, the loss and
+    the rate). In an ensemble a diverged member is one failed configuration: it is reported (a
+    :class:`DivergedMembers` warning naming the member, its ``member_info`` and its rate), its losses are
+    logged as NaN from then on, and the others train on; the members do not interact, so its non-finite
+    weights reach no other member. Only when every member has diverged does training stop.
+    """
+
+    def __init__(self, members: int | None, lr, member_info: Mapping[str, Sequence] | None, like: Tensor):
+        self.members, self.lr, self.info = members, lr, dict(member_info or {})
+        self.failed = torch.zeros(() if members is None else (members,), dtype=torch.bool, device=like.device)
+        self.at: dict[int, int] = {}  # member -> step of divergence
+
+    def check(self, total: Tensor, step: int) -> None:
+        finite = torch.isfinite(total.detach())
+        if bool((finite | self.failed).all()):  # one synchronisation a step, as any loss check needs
+            return
+        new = (~finite & ~self.failed).reshape(-1).nonzero().reshape(-1).tolist()
+        values = total.detach().reshape(-1)
+        if self.members is None:
+            raise TrainingDiverged(f"training diverged at step {step}: loss = {float(values[0])} with "
+                                   f"lr = {self._rate(0):g}; lower the learning rate (lr) or the init scale")
+        self.failed |= ~finite
+        for e in new:
+            self.at[e] = step
+        described = "; ".join(f"member {e}{self._describe(e)}: loss = {float(values[e])} with lr = {self._rate(e):g}"
+                              for e in new)
+        if bool(self.failed.all()):
+            raise TrainingDiverged(f"training diverged at step {step}, every member ({described}); "
+                                   "lower the learning rate (lr) or the init scale")
+        warnings.warn(f"diverged at step {step}, {described}: counted as failed configuration(s), "
+                      "the other members train on", DivergedMembers, stacklevel=4)
+
+    def _rate(self, e: int) -> float:
+        return float(self.lr[e]) if isinstance(self.lr, Sequence) else float(self.lr)
+
+    def _describe(self, e: int) -> str:
+        knobs = ", ".join(f"{k}={v[e]}" for k, v in self.info.items())
+        return f" ({knobs})" if knobs else ""
+
+    def mark(self, history: pd.DataFrame) -> pd.DataFrame:
+        """The history with the diverged members' logged values from their divergence on set to NaN, and a
+        ``diverged_at`` column (the step; NaN for members that did not diverge) when any did."""
+        if not self.at:
+            return history
+        history = history.copy()
+        history["diverged_at"] = history.member.map(self.at).astype(float)
+        after = history.diverged_at.notna() & (history.step >= history.diverged_at)
+        values = [c for c in history.columns if c not in ("step", "member", "diverged_at")
+                  and pd.api.types.is_float_dtype(history[c])]
+        history.loc[after, values] = np.nan
+        return history
 
 
 class _BestWeights:
@@ -163,7 +271,9 @@ class _BestWeights:
         self.since = torch.zeros(shape, dtype=torch.long)
 
     def update(self, score: Tensor, step: int) -> None:
-        better = score < self.score
+        # an improvement must beat the best by more than rounding (stlearn.protocol.TIE): on a converged path
+        # the earliest of the equal steps is kept, whichever processor summed the losses
+        better = score < self.score - TIE * self.score.abs()
         self.score = torch.where(better, score, self.score)
         self.step = torch.where(better.cpu(), torch.tensor(step), self.step)
         self.since = torch.where(better.cpu(), torch.tensor(0), self.since + 1)
@@ -231,13 +341,14 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
     gen = as_stream(config.seed).child("batch").generator()
     augment = None if fresh_noise is None else _Augmenter(fresh_noise, model.members, param, config.seed)
     best = _BestWeights(model) if config.early_stopping else None
+    diverged = _Divergence(model.members, member_lr, member_info, param)
     rows: list[dict] = []
     stopped_at = config.steps
     bar = tqdm(range(config.steps + 1), desc="training", leave=False,
                **({} if config.progress else {"disable": True}))
     for step in bar:
         if step in schedule:
-            record = _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, member_lr)
+            record = _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, diverged)
             rows.extend(record)
             if best is not None:
                 best.update(_metric_tensor(record, config.monitor, param.device), step)
@@ -251,13 +362,13 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
             batch = augment(batch)
         opt.zero_grad()
         terms = gradients(model, batch, feats, lam_t, layers, config.task)
-        _check_finite(terms, step, member_lr)
+        diverged.check(terms["total"], step)
         opt.step()
     bar.close()
 
     if best is not None:
         best.restore()
-    history = pd.DataFrame(rows)
+    history = diverged.mark(pd.DataFrame(rows))
     history = _add_member_info(history, model.members, lam, member_info)
     best_step = best.step.numpy() if best is not None else np.array([])
     return TrainResult(history, best_step, stopped_at)
@@ -375,10 +486,10 @@ def minibatch(data: Samples, teacher_feats, batch_size: int | None, gen: torch.G
 
 
 @torch.no_grad()
-def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, member_lr) -> list[dict]:
+def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, diverged) -> list[dict]:
     output, feats = model(data.noisy, return_features=True)
     terms = student_teacher_loss(output, feats, data.y, teacher_feats, lam_t, layers, config.task)
-    _check_finite(terms, step, member_lr)
+    diverged.check(terms["total"], step)
     return log_rows(model, {f"train_{k}": v for k, v in terms.items()}, eval_sets, config.task, step)
 
 

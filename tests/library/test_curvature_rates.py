@@ -1,0 +1,68 @@
+"""stlearn.train.curvature_rates against Hessians known in closed form (linear models)."""
+
+import pytest
+import torch
+
+import stlearn as st
+from stlearn.train import curvature_rates
+
+F64 = torch.float64
+RNG = st.Stream(0)
+
+
+def _inputs(members: int, n: int, d: int) -> torch.Tensor:
+    """Per member ``n`` inputs with unequal scales per coordinate, so the Gram matrix has a clear top eigenvalue."""
+    x = torch.randn(members, n, d, generator=RNG.child("inputs").generator(), dtype=F64)
+    return x * torch.linspace(0.5, 2.0, d, dtype=F64)
+
+
+def _top_gram(x: torch.Tensor) -> torch.Tensor:
+    """Per member the top eigenvalue of ``X^T X / n``."""
+    return torch.linalg.eigvalsh(x.transpose(-1, -2) @ x / x.shape[-2])[..., -1]
+
+
+def test_linear_model_rates_are_the_gram_matrix_with_decay_and_momentum():
+    """f = W x: the Hessian of (1/2n)||W X^T - Y||^2 + (wd/2)||W||^2 is I (x) (X^T X / n) + wd I, per member."""
+    members, n, d, d_out = 3, 40, 6, 2
+    x = _inputs(members, n, d)
+    y = torch.randn(members, n, d_out, generator=RNG.child("target").generator(), dtype=F64)
+    model = st.DeepLinear([d, d_out], members=members, rng=RNG.child("student_init"), dtype=F64)
+    decays = (0.0, 0.1, 1.0)
+    config = st.TrainConfig(momentum=0.9, weight_decay=decays)
+    rates = curvature_rates(model, st.Samples(x, x, y), config=config, fraction=0.5, max_rate=100.0, iterations=200,
+                            tol=0.0)
+    curvature = _top_gram(x) + torch.tensor(decays, dtype=F64)
+    expected = 0.5 * 2 * (1 + 0.9) / curvature
+    torch.testing.assert_close(torch.tensor(rates, dtype=F64), expected, rtol=1e-6, atol=0)
+
+
+def test_feature_term_alone_gives_lam_times_the_gram_matrix():
+    """At W1 = W2 = 0 with y = 0 the task term has no curvature and the feature term's Hessian is lam (X^T X / n)
+    for each row of W1: the top eigenvalue is lam times the Gram matrix's (and the zero gradient starts from ones)."""
+    members, n, d, m = 2, 30, 5, 4
+    x = _inputs(members, n, d)
+    y = torch.zeros(members, n, 1, dtype=F64)
+    model = st.DeepLinear([d, m, 1], members=members, init_scale=0.0, dtype=F64)
+    teacher = st.FrozenTeacher(st.DeepLinear([d, m, 1], rng=RNG.child("teacher_init"), dtype=F64))
+    lams = [0.5, 3.0]
+    rates = curvature_rates(model, st.Samples(x, x, y), teacher=teacher, lam=lams, layers=["h1"], fraction=1.0,
+                            max_rate=100.0, iterations=200, tol=0.0)
+    expected = 2.0 / (torch.tensor(lams, dtype=F64) * _top_gram(x))
+    torch.testing.assert_close(torch.tensor(rates, dtype=F64), expected, rtol=1e-6, atol=0)
+
+
+def test_cap_and_single_network():
+    """A single network gets a list of one rate; a flat loss (zero curvature) gets the cap."""
+    x = _inputs(1, 20, 3)[0]
+    model = st.DeepLinear([3, 1], dtype=F64, rng=RNG.child("student_init"))
+    rate = curvature_rates(model, st.Samples(x, x, torch.zeros(20, 1, dtype=F64)), fraction=0.5, max_rate=1e-3)
+    assert rate == [1e-3]
+    flat = st.DeepLinear([3, 2, 1], init_scale=0.0, dtype=F64)  # zero weights, zero targets: the Hessian is zero
+    assert curvature_rates(flat, st.Samples(x, x, torch.zeros(20, 1, dtype=F64)), max_rate=0.25) == [0.25]
+
+
+def test_bad_fraction_names_the_parameter():
+    model = st.DeepLinear([3, 1], dtype=F64)
+    x = torch.zeros(4, 3, dtype=F64)
+    with pytest.raises(st.ParameterError, match="fraction must be"):
+        curvature_rates(model, st.Samples(x, x, torch.zeros(4, 1, dtype=F64)), fraction=1.5)
