@@ -32,17 +32,16 @@ def test_a_chapter_check_failing_in_the_kernel_leaves_nothing(capsys, tmp_path, 
 
 
 @pytest.mark.slow
-def test_a_diverging_chapter_stops_before_any_figure(tmp_path):
-    """zero_loss with a far too large learning rate: the kernel stops at the training cell, nothing is written."""
+def test_a_chapter_that_stops_in_its_kernel_writes_nothing(tmp_path):
+    """zero_loss with depths its kernel refuses (deeper than its step rule fits): the kernel stops early with an
+    error naming the parameter and a value that works, and no notebook is written."""
     if "zero_loss" not in CHAPTERS:
         pytest.skip("the zero_loss chapter is not in the book")
     from papermill.exceptions import PapermillExecutionError
 
-    target = tmp_path / "diverged.ipynb"
+    target = tmp_path / "stopped.ipynb"
     with pytest.raises(PapermillExecutionError) as err:
-        # one depth: a single teacher to train before the student diverges
-        depth = ch.resolve_parameters("zero_loss", None, "ci", ROOT)["depths"][:1]
-        ch.execute("zero_loss", target, {"lr": 1.0e4, "depths": depth}, "ci", ROOT, progress=False)
-    assert err.value.ename == "TrainingDiverged", err.value.ename
-    assert re.search(r"diverged at step \d+.*loss = .* with lr = ", err.value.evalue), err.value.evalue
+        ch.execute("zero_loss", target, {"depths": [2, 6]}, "ci", ROOT, progress=False)
+    assert err.value.ename == "ParameterError", err.value.ename
+    assert re.search(r"depths must all be <= \d+ \(e\.g\. \[2, 3\]\)", err.value.evalue), err.value.evalue
     assert not target.exists() and [p for p in tmp_path.rglob("*") if p.is_file()] == []

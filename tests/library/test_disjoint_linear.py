@@ -24,6 +24,7 @@ from stlearn.experiments import zero_loss as zl
 from stlearn.experiments.linear_common import TILT, WIDEN, member_samples, target_factors, tilted, widened
 
 CONFIG = st.TrainConfig(steps=6, lr=0.02, momentum=0.9, log_points=3, progress=False)
+DESCENT = zl.Descent(progress=False)
 
 
 def _roles(log: streams.DrawLog) -> dict[str, np.ndarray]:
@@ -55,8 +56,8 @@ def test_disjoint_zero_loss_teacher_students_and_tests():
     rng = st.Stream(2)  # the seed whose student set was a prefix of the teacher's set before the streams
     task = _linear_task(rng, 8, 2, input_rank=3)
     log = streams.audit()
-    teachers = zl.clean_teachers(task, 5, [2, 3], 12, rng, CONFIG)
-    summary, _ = zl.interpolation_sweep(task, 4, 7, 5, [2, 3], [0.0, 1.0], [0.1], rng, [0, 1], teachers, CONFIG)
+    teachers = zl.clean_teachers(task, 5, [2], 12, rng, DESCENT)
+    summary, _ = zl.interpolation_sweep(task, 4, 7, 5, [2], [0.0, 1.0], [0.1], rng, [0, 1], teachers, DESCENT)
     _assert_pairwise_disjoint(log, ["seed 2 / teacher_data[0]", "seed 2 / student_data[0]",
                                     "seed 2 / student_data[1]", "seed 2 / test[0]", "seed 2 / test[1]"])
     assert sorted(summary.seed.unique()) == [0, 1]
@@ -154,11 +155,11 @@ def test_stream_teacher_directions_tilt_and_widen_independently():
 def test_stream_runs_are_unchanged_by_other_runs_and_roles():
     rng = st.Stream(0)
     task = _linear_task(rng, 8, 2, input_rank=3)
-    teachers = zl.clean_teachers(task, 5, [2], 12, rng, CONFIG)
-    other = zl.clean_teachers(task, 5, [2], 20, rng, CONFIG)  # another teacher: more teacher data
+    teachers = zl.clean_teachers(task, 5, [2], 12, rng, DESCENT)
+    other = zl.clean_teachers(task, 5, [2], 20, rng, DESCENT)  # another teacher: more teacher data
     args = (task, 4, 7, 5, [2], [0.0, 1.0], [0.1], rng)
-    both, _ = zl.interpolation_sweep(*args, [0, 1], teachers, CONFIG)
-    alone, _ = zl.interpolation_sweep(*args, [1], other, CONFIG)
+    both, _ = zl.interpolation_sweep(*args, [0, 1], teachers, DESCENT)
+    alone, _ = zl.interpolation_sweep(*args, [1], other, DESCENT)
     cols = ["distance", "test_error_min_norm"]
     base_both = both[(both.seed == 1) & (both.lam == 0)][cols].to_numpy()
     base_alone = alone[alone.lam == 0][cols].to_numpy()

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from .. import dynamics as dy
+from .. import stats
 from ..data import Samples
 from ..losses import FrozenTeacher
 from ..models import DeepLinear
@@ -61,8 +62,10 @@ def trained_paths(s, tau_modes, lams, n: int, rng: Stream, lr: float, steps: int
     ``u0`` set: every member starts aligned at ``a = b = sqrt(u0)`` (the initial
     condition of the exact solution). ``u0=None``: the trainer's random
     initialization of scale ``init_scale``. Each run has its own problem
-    (rotations, from ``rng.child("student_data", k)``) and each member its own
-    initialization (``rng.child("student_init", k, j)``). The strengths are read
+    (rotations, from ``rng.child("student_data", k)``) and its own initialization
+    (``rng.child("student_init", k)``), shared by every ``lam`` of the run, so that
+    comparisons between ``lam`` values are paired: they differ in the loss only,
+    not in how much of the start lies along each mode. The strengths are read
     every ``chunk`` steps. Returns ``(times, u, overlap)``: ``u`` of shape
     ``(runs, lams, modes, times)`` and ``overlap``
     (:func:`stlearn.dynamics.growing_overlap` at the start) of shape ``(runs, lams, modes)``.
@@ -73,7 +76,7 @@ def trained_paths(s, tau_modes, lams, n: int, rng: Stream, lr: float, steps: int
     samples = Samples.stack([problems[k][0] for k, _ in members])
     teacher = DeepLinear([m, m, m], members=len(members), dtype=DTYPE)
     model = DeepLinear([m, m, m], members=len(members), dtype=DTYPE, init_scale=init_scale,
-                       rng=[rng.child("student_init", k, j) for k, j in members])
+                       rng=[rng.child("student_init", k) for k, _ in members])
     bases = dy.stack_bases([problems[k][2] for k, _ in members])
     with torch.no_grad():
         teacher.layers[0].weight.copy_(torch.stack([problems[k][1] for k, _ in members]))
@@ -119,3 +122,24 @@ def stopping_table(times, u, lams, target) -> pd.DataFrame:
             e, t = best_stop(times, mode_error(u[k, j], target))
             rows.append({"run": k, "lam": lam, "best_error": e, "best_time": t})
     return pd.DataFrame(rows)
+
+
+def delay_summary(ratio, stretch: float) -> dict:
+    """Geometric mean and 95% interval over runs of a half-time ratio (ST / base), with a computed verdict.
+
+    ``ratio`` holds one paired ratio per run; the interval is the Student-t interval of the mean
+    log ratio, exponentiated (a ratio's natural scale). ``expected``: whether the stretch
+    ``s/mu`` that the theory predicts exceeds twice the interval's half-width on that log scale,
+    that is, whether these runs resolve a delay of that size; only then must the interval lie above 1.
+    """
+    ratio = np.asarray(ratio, dtype=float)
+    mean, low, high = stats.mean_ci(np.log(ratio))
+    if low > 0:
+        verdict = "later on average: the interval lies above 1"
+    elif high < 0:
+        verdict = "earlier on average: the interval lies below 1"
+    else:
+        verdict = "no resolvable delay on average: the interval contains 1"
+    return {"mean": math.exp(mean), "low": math.exp(low), "high": math.exp(high), "verdict": verdict,
+            "later_runs": int((ratio > 1).sum()), "runs": int(ratio.size), "smallest": float(ratio.min()),
+            "expected": bool(math.log(stretch) > high - low)}
