@@ -6,8 +6,8 @@ the student's output on the noisy input to the teacher's on the clean input:
     (1/2n) sum ||f(x~) - y||^2 + lam (1/2n) sum ||f(x~) - g(x)||^2
         = (1 + lam) (1/2n) sum ||f(x~) - (y + lam g(x)) / (1 + lam)||^2 + const,
 
-the base loss on blended targets (:func:`blended_targets`) scaled by ``1 + lam``,
-which the ST rate policy (:func:`stlearn.train.st_rate_scale`) divides out.
+the base loss on blended targets (:func:`blended_targets`) scaled by ``1 + lam``
+(its curvature too: :func:`stlearn.train.curvature_rates` measures it).
 
 For classification:
 

@@ -35,16 +35,6 @@ Tensor = torch.Tensor
 OPTIMIZERS = ("sgd", "adam")
 
 
-def st_rate_scale(lams: Sequence[float]) -> list[float]:
-    """Per-member learning-rate factors ``1 / (1 + lam)``: the one learning-rate policy for ST runs.
-
-    With the teacher's features on the scale of the output, the ST loss is
-    about ``1 + lam`` times as curved as the base loss, so a rate that is
-    stable for the base loss stays stable for ST; ``lam = 0`` runs at the base rate.
-    """
-    return [1.0 / (1.0 + float(check_float("lam", l, low=0.0))) for l in lams]
-
-
 def curvature_rates(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = None,
                     lam: float | Sequence[float] = 0.0, layers: Sequence[str] = (), config: TrainConfig | None = None,
                     fraction: float = 0.5, max_rate: float = 1.0, fresh_noise: float | Sequence[float] | None = None,
@@ -98,7 +88,9 @@ def curvature_rates(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher 
         curvature = None
         for _ in range(iterations):
             previous = curvature
-            hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True, allow_unused=True)
+            # H v as the gradient of the scalar g . v (a vector grad_outputs would cost a sympy import)
+            hv = torch.autograd.grad(sum((g * x).sum() for g, x in zip(grads, v)), params, retain_graph=True,
+                                     allow_unused=True)
             hv = [(torch.zeros_like(x) if h is None else h.detach()) + _member_rate(decay, x) * x
                   for h, x in zip(hv, v)]
             curvature = per_member(hv).sqrt()
@@ -273,7 +265,8 @@ class _BestWeights:
     def update(self, score: Tensor, step: int) -> None:
         # an improvement must beat the best by more than rounding (stlearn.protocol.TIE): on a converged path
         # the earliest of the equal steps is kept, whichever processor summed the losses
-        better = score < self.score - TIE * self.score.abs()
+        margin = torch.where(torch.isfinite(self.score), TIE * self.score.abs(), 0.0)  # inf - inf is NaN
+        better = score < self.score - margin
         self.score = torch.where(better, score, self.score)
         self.step = torch.where(better.cpu(), torch.tensor(step), self.step)
         self.since = torch.where(better.cpu(), torch.tensor(0), self.since + 1)

@@ -66,3 +66,24 @@ def test_bad_fraction_names_the_parameter():
     x = torch.zeros(4, 3, dtype=F64)
     with pytest.raises(st.ParameterError, match="fraction must be"):
         curvature_rates(model, st.Samples(x, x, torch.zeros(4, 1, dtype=F64)), fraction=1.5)
+
+
+def test_relabelled_student_and_target_get_the_same_rate():
+    """The null control's symmetry holds for curvature rates: matching P h from an init gives the rate of matching
+    h from the init relabelled by P^T (the Hessians are conjugate by an orthogonal map)."""
+    d, m, n = 4, 6, 25
+    x = _inputs(1, n, d)[0]
+    data = st.Samples(x, x + 0.3, torch.randn(n, 1, generator=RNG.child("target").generator(), dtype=F64))
+    net = st.MLP([d, m, 1], rng=RNG.child("teacher_init"), dtype=F64)
+    p = torch.eye(m, dtype=F64)[torch.randperm(m, generator=RNG.child("rotation").generator())]
+    a = st.MLP([d, m, 1], rng=RNG.child("student_init"), dtype=F64)
+    b = st.MLP([d, m, 1], rng=RNG.child("student_init"), dtype=F64)
+    with torch.no_grad():
+        b.layers[0].weight.copy_(p.T @ a.layers[0].weight)
+        b.layers[0].bias.copy_(p.T @ a.layers[0].bias)
+        b.layers[1].weight.copy_(a.layers[1].weight @ p)
+    config = st.TrainConfig(momentum=0.9)
+    rate_a = curvature_rates(a, data, teacher=st.FrozenTeacher(net, transform={"h1": p}), lam=2.0, layers=["h1"],
+                             config=config)
+    rate_b = curvature_rates(b, data, teacher=st.FrozenTeacher(net), lam=2.0, layers=["h1"], config=config)
+    assert rate_a == pytest.approx(rate_b, rel=1e-10)

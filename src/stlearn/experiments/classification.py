@@ -491,8 +491,8 @@ def knowledge_verdict(r: dict, full: str = "the full teacher", untrained: str = 
 
 
 def simple_verdict(r: dict) -> str:
-    """The primary comparison in words: where a simple method matches or beats ST, and where ST wins."""
+    """The primary comparison in words: ST wins, the strongest simple method wins, or neither is resolved."""
     s = r["strongest"]
     return protocol.by_sign(r["primary"], f"ST beats the strongest simple method ({s})",
                             f"the strongest simple method ({s}) beats ST",
-                            f"the strongest simple method ({s}) does as well as ST")
+                            f"no resolvable difference between ST and the strongest simple method ({s})")

@@ -9,18 +9,23 @@ Streams below the chapter's root ``rng`` (:mod:`stlearn.streams`):
   ``rng.child("student_init", k)`` (shared by every method and level of run ``k``), teacher ``k``'s
   initialization ``rng.child("teacher_init", k)``; a teacher that knows fewer photographs draws them from
   ``rng.child("teacher_data", k)``; the fresh noise of noise augmentation ``rng.child("noise", FRESH)``;
-  minibatch order ``rng.child("batch")``.
+  minibatch order ``rng.child("batch")``. Round ``r`` of training on (:func:`train_until_met`) draws its
+  fresh noise from ``rng.child("noise", FRESH, r)`` and its minibatches from the ``("batch", r)`` child of the
+  minibatch stream.
 
 Methods. Every trained method runs as ensemble members of :class:`stlearn.denoisers.Denoiser`, one member per
 (configuration, noise level, run index), trained by the library trainer with minibatch Adam and early
-stopping on the noisy validation tiles; each method's configuration (weight decay for base and noise
-augmentation, ``lam`` for ST, ``0`` included) is then chosen per (level, run) on the validation error alone.
+stopping on the noisy validation tiles; a member whose validation gain still came largely in its last third
+trains on until it meets the stopping criterion or reaches a cap (:func:`train_until_met`). Each method's
+configuration (weight decay for base and noise augmentation, ``lam`` for ST, ``0`` included) is then chosen per
+(level, run) on the validation error alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -31,7 +36,7 @@ from ..data import Samples
 from ..denoisers import Denoiser, blur, select_members
 from ..losses import FrozenTeacher
 from ..streams import Stream, as_stream
-from ..train import TrainConfig, train
+from ..train import TrainConfig, evaluate, train
 from ..validation import ParameterError, check_float
 
 PARTS = {"train": 0, "val": 1, "test": 2, "fresh": 3, "poisson": 4}
@@ -108,11 +113,12 @@ def adam_rate(data: PhotoData, sigma: float, channels: int, fraction: float, rng
 
 def fit_teachers(data: PhotoData, rows: Sequence[torch.Tensor] | torch.Tensor, channels: int, bottleneck: int,
                  seeds: Sequence[int], rng: Stream, config: TrainConfig, train_model: bool = True,
-                 device=None) -> Denoiser:
+                 device=None, tolerance: float | None = None, cap: int | None = None) -> Denoiser:
     """Teachers ``k`` in ``seeds`` (one ensemble): clean -> clean on their clean patches, early-stopped on the
     clean validation tiles; ``train_model=False`` returns them untrained (their initialization only).
 
-    ``rows``: one tensor of clean patches shared by every teacher, or one per teacher.
+    ``rows``: one tensor of clean patches shared by every teacher, or one per teacher. With ``tolerance``, a
+    teacher that does not meet the stopping criterion trains on up to ``cap`` steps (:func:`train_until_met`).
     """
     model = Denoiser(channels, bottleneck, members=len(seeds), rng=[rng.child("teacher_init", k) for k in seeds],
                      device=device)
@@ -125,7 +131,15 @@ def fit_teachers(data: PhotoData, rows: Sequence[torch.Tensor] | torch.Tensor, c
         clean = torch.stack([r[:n] for r in rows]).to(model.weights[0])
     val = ph.tiles(data.val, data.patch).to(clean)
     result = train(model, Samples(clean, clean, clean), config=config, eval_sets={"val": Samples(val, val, val)})
-    model.history = result.history  # for the stopping criterion (teacher_table)
+
+    def problem(members: list[int], round_: int) -> tuple[dict, float]:
+        c = clean if clean.dim() == 2 else clean.index_select(0, torch.as_tensor(members, device=clean.device))
+        return {"data": Samples(c, c, c), "eval_sets": {"val": Samples(val, val, val)}}, 0.0
+
+    history = result.history
+    if tolerance is not None:
+        history = train_until_met(model, history, problem, config, tolerance, cap, data.patch**2)
+    model.history = history  # for the stopping criterion (teacher_table)
     model.pixels = data.patch**2
     return model
 
@@ -136,11 +150,15 @@ def teacher_table(model: Denoiser) -> pd.DataFrame:
     h = getattr(model, "history", None)
     if h is None:
         raise ParameterError("teacher_table needs teachers trained by fit_teachers (train_model=True)")
-    early = h[h.step <= 2 * h.step.max() / 3].groupby("member").val_noisy.min()
-    start = h[h.step == 0].groupby("member").val_noisy.first()
-    return pd.DataFrame({"seed": np.arange(model.n_members), "val": h.groupby("member").val_noisy.min().to_numpy()
-                         / model.pixels, "val_early": early.to_numpy() / model.pixels,
-                         "val_start": start.to_numpy() / model.pixels})
+    cols = stopping_columns(h, model.pixels)
+    return cols[["val", "val_early", "val_start", "steps"]].assign(seed=np.arange(model.n_members))
+
+
+def kept_val(model: Denoiser, data: PhotoData) -> np.ndarray:
+    """Each teacher's clean validation MSE per pixel with the weights it holds now: after early stopping, its
+    best logged one (:func:`teacher_table`'s ``val``), if the trainer kept the validation-best weights."""
+    v = ph.tiles(data.val, data.patch).to(model.weights[0])
+    return (evaluate(model, Samples(v, v, v))["noisy"] / data.patch**2).cpu().numpy()
 
 
 def rotate_code(teachers: Denoiser, rng: Stream) -> Denoiser:
@@ -184,7 +202,7 @@ def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int],
                  bottleneck: int, config: TrainConfig, *, weight_decays: Sequence[float] = (0.0,), fresh: bool = False,
                  lams: Sequence[float] = (), layers: Sequence[str] = (), teachers: Denoiser | None = None,
                  rows: torch.Tensor | None = None, test: torch.Tensor | None = None,
-                 device=None) -> tuple[Denoiser, pd.DataFrame]:
+                 device=None, tolerance: float | None = None, cap: int | None = None) -> tuple[Denoiser, pd.DataFrame]:
     """One ensemble: a member per (configuration, sigma, seed), configuration-major then level-major.
 
     The configurations are one per weight decay in ``weight_decays`` (``lam = 0``), then one per ``lam`` in
@@ -192,12 +210,13 @@ def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int],
     ``layers``). ``fresh``: noise augmentation (fresh noise on the clean patches at every minibatch), else one
     fixed noisy copy per patch. ``rows``: the clean training patches (default: all of ``data.train``).
     ``test``: clean crops whose noisy copies (noise part ``"test"``) are logged along training as the eval set
-    ``test`` (read only for the training-length factor, never for a choice).
+    ``test`` (read only for the training-length factor, never for a choice). With ``tolerance``, a member that
+    does not meet the stopping criterion trains on up to ``cap`` steps (:func:`train_until_met`).
 
-    Returns the model (best validation weights restored) and one row per member: its configuration, the best
-    validation MSE per pixel ``val``, its step, ``val_early`` (the best over the first two thirds of training)
-    and ``val_start`` (at step 0), for the stopping criterion, and the final training MSE per pixel. The full
-    history is ``model.history``.
+    Returns the model (best validation weights restored) and one row per member: its configuration and the
+    columns of :func:`stopping_columns` (the best validation MSE per pixel ``val``, its step, ``val_early``,
+    ``val_start``, the steps trained and the final training MSE per pixel). The full history is
+    ``model.history``.
     """
     rows = data.train if rows is None else rows
     configs = [(0.0, float(w)) for w in weight_decays] + [(float(l), 0.0) for l in lams]
@@ -236,16 +255,78 @@ def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int],
     cfg = TrainConfig(**{**config.__dict__, "weight_decay": decay})
     result = train(model, samples, teacher=teacher, lam=table.lam.tolist() if E > 1 else table.lam[0],
                    layers=layers if teacher else (), config=cfg, eval_sets=eval_sets)
+
+    def problem(members: list[int], round_: int) -> tuple[dict, tuple]:
+        """What ``members`` train on when they train on: their own inputs, eval sets and teachers."""
+        idx = torch.as_tensor(members, device=dev)
+        pick = lambda t: t.index_select(0, idx)  # noqa: E731
+        if fresh:
+            part = ph.FreshNoise(pick(clean), pick(clean), pick(sig), rng.child("noise", PARTS["fresh"], round_),
+                                 pick(noisy))
+        else:
+            part = Samples(pick(clean), pick(noisy), pick(clean))
+        own = None if teacher is None else FrozenTeacher(
+            select_members(teachers, [list(seeds).index(int(table.seed[e])) for e in members]))
+        return ({"data": part, "eval_sets": {k: v.map(pick) for k, v in eval_sets.items()}, "teacher": own,
+                 "lam": [float(table.lam[e]) for e in members], "layers": layers if own else ()},
+                tuple(float(table.weight_decay[e]) for e in members))
+
     h = result.history
-    early = h[h.step <= 2 * h.step.max() / 3].groupby("member").val_noisy.min()
-    table["val"] = h.groupby("member").val_noisy.min().to_numpy() / data.patch**2  # per-pixel MSE
-    table["val_early"] = early.to_numpy() / data.patch**2
-    table["val_start"] = h[h.step == 0].groupby("member").val_noisy.first().to_numpy() / data.patch**2
-    table["best_step"] = result.best_step if len(result.best_step) else result.stopped_at  # no early stopping: the end
-    table["final_train"] = 2 * h[h.step == h.step.max()].groupby("member").train_task.first().to_numpy() / data.patch**2
+    if tolerance is not None:
+        h = train_until_met(model, h, problem, config, tolerance, cap, data.patch**2)
+    columns = stopping_columns(h, data.patch**2)
+    for name in columns:
+        table[name] = columns[name].to_numpy()
+    if not config.early_stopping:
+        table["best_step"] = table.steps  # the weights kept are the last ones
     table["member"] = np.arange(E)
     model.history = h
     return model, table
+
+
+def stopping_columns(history: pd.DataFrame, pixels: int) -> pd.DataFrame:
+    """Per member (the index), from its logged validation MSE: the best per pixel ``val`` and its ``best_step``,
+    ``val_early`` (the best over the first two thirds of the member's own steps), ``val_start`` (step 0),
+    ``steps`` (its last step) and ``final_train``, the training MSE per pixel there."""
+    rows = {}
+    for member, g in history.groupby("member"):
+        last = g.step.max()
+        rows[member] = {"val": g.val_noisy.min() / pixels, "best_step": int(g.step[g.val_noisy.idxmin()]),
+                        "val_early": g.val_noisy[g.step <= 2 * last / 3].min() / pixels,
+                        "val_start": g.val_noisy[g.step == 0].iloc[0] / pixels, "steps": int(last),
+                        "final_train": 2 * g.train_task[g.step == last].iloc[0] / pixels}
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
+
+
+def train_until_met(model: Denoiser, history: pd.DataFrame, problem: Callable[[list[int], int], tuple[dict, object]],
+                    config: TrainConfig, tolerance: float, cap: int, pixels: int) -> pd.DataFrame:
+    """The stopping criterion (:func:`stopping_met`) met by training on, with a cap; returns the whole history.
+
+    Each member whose last third still brought ``tolerance`` or more of its validation gain trains on from its
+    kept (validation-best) weights, ``config.steps // 2`` steps a round, with a fresh optimizer and the minibatch
+    stream ``batch`` of the round below ``config.seed``, until it meets the criterion or has trained ``cap`` steps.
+    ``problem(members, round)`` gives the keyword arguments of :func:`stlearn.train.train` for those members
+    (``data``, ``eval_sets``, and for ST ``teacher``, ``lam``, ``layers``) and their weight decay. A round's steps
+    follow on the member's earlier ones in the history. Only the members still short of the criterion train.
+    """
+    cap = max(int(cap if cap is not None else config.steps), config.steps)
+    for round_ in itertools.count(1):
+        cols = stopping_columns(history, pixels)
+        todo = cols.index[~stopping_met(cols, tolerance) & (cols.steps < cap)].tolist()
+        if not todo:
+            return history
+        done = int(cols.steps[todo].max())  # the same for every member still training
+        kwargs, decay = problem(todo, round_)
+        sub = select_members(model, todo)
+        cfg = replace(config, steps=min(max(config.steps // 2, 1), cap - done), weight_decay=decay,
+                      seed=as_stream(config.seed).child("batch", round_))
+        h = train(sub, kwargs.pop("data"), config=cfg, **kwargs).history
+        with torch.no_grad():
+            for whole, part in zip(model.parameters(), sub.parameters()):
+                whole[todo] = part
+        h = h[h.step > 0].copy()  # step 0 re-reads the kept weights
+        h["step"], h["member"] = h.step + done, np.asarray(todo)[h.member.to_numpy()]
+        history = pd.concat([history, h], ignore_index=True)
 
 
 def select(table: pd.DataFrame, by: Sequence[str] = ("sigma", "seed")) -> pd.DataFrame:
@@ -294,3 +375,23 @@ def stopping_met(table: pd.DataFrame, tolerance: float) -> pd.Series:
     (:func:`last_third_share`). It does not say the run is at its capacity: only that more steps of the same
     training pay less and less."""
     return last_third_share(table) < tolerance
+
+
+def stopping_summary(table: pd.DataFrame, tolerance: float, planned) -> tuple[pd.Series, str]:
+    """Which networks of ``table`` meet the stopping criterion, and words for it.
+
+    ``table`` holds the columns of :func:`stopping_columns` (and ``method``, ``sigma``, ``seed`` to name a
+    network); ``planned`` is each row's planned steps (a number or a column), so that a network that trained on
+    (:func:`train_until_met`) is counted. A network that did not meet the criterion is named.
+    """
+    met = stopping_met(table, tolerance)
+    on = table.steps > planned
+    longest = f" (up to {int(table.steps[on].max())} steps)" if on.any() else ""
+    text = f"{int(met.sum())} of {len(table)} met it" + (f", {int(on.sum())} of them after training on{longest}"
+                                                         if on.any() else " within their planned steps")
+    if not met.all():
+        named = ", ".join(f"{r.method}" + (f" at σ = {r.sigma:g}" if pd.notna(r.get("sigma", np.nan)) else "")
+                          + f" run {int(r.seed)}" for _, r in table[~met].iterrows())
+        text += f"; still short of it at the cap: {named}"
+    return met, text
+

@@ -9,14 +9,113 @@ rows). Test errors are exact (:func:`stlearn.theory.linear_test_error`).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
+from scipy.special import stdtrit  # the Student-t quantile
 
 from .. import theory
 from ..data import GaussianInputs, LinearTarget, Task, draw, random_orthonormal
 from ..streams import Stream
+from ..validation import ParameterError
 
 DTYPE = torch.float64
+FAMILY_ALPHA = 1e-3  # chance that a correct library fails any of a chapter's formula checks, at any seed
+MIN_GAP = 10  # samples a simulated N keeps from d (min-norm's error has no finite mean at |N - d| <= 1)
+
+
+# ------------------------------------------------------------------------------- ratios and tolerances
+def realized(gammas, d: int) -> list[float]:
+    """The ratios the simulation runs at: ``N / d`` with ``N = round(gamma d)`` samples, so formula and
+    simulation share one ratio."""
+    return [int(round(g * d)) / d for g in gammas]
+
+
+def check_ratios(d: int, **ratios) -> None:
+    """Every simulated ``N = round(gamma d)`` at least :data:`MIN_GAP` samples from ``d`` and at least 2.
+
+    Near ``N = d`` min-norm's error has heavy tails (no finite mean at ``|N - d| <= 1``), so neither a
+    run mean nor its standard error would say anything. ``ratios`` maps a parameter name to its ratios.
+    """
+    gap = (MIN_GAP + 0.5) / d
+    for name, values in ratios.items():
+        listed = [float(g) for g in np.atleast_1d(values)]
+        bad = [g for g in listed if abs(round(g * d) - d) < MIN_GAP or round(g * d) < 2]
+        if bad:
+            fixed = [round(max(g, 2.5 / d) if abs(g - 1) >= gap else (1 - gap if g < 1 else 1 + gap), 4)
+                     for g in listed]
+            raise ParameterError(f"{name} must keep N = round(gamma d) >= 2 and at least {MIN_GAP} samples "
+                                 f"from d = {d} (|gamma - 1| >= {gap:.3f}); got {bad}: e.g. {name} = "
+                                 f"{fixed if np.ndim(values) else fixed[0]}")
+
+
+def z_limit(runs: int, points: int, alpha: float = FAMILY_ALPHA) -> float:
+    """How many standard errors a mean of ``runs`` runs may stray from its expectation in a formula check.
+
+    The Student-t quantile with ``runs - 1`` degrees of freedom at ``1 - alpha / (2 points)``: with it a
+    correct formula fails any of ``points`` checks with probability about ``alpha`` whatever the seed
+    (Bonferroni). It follows from the number of runs and of checks, not from seeds tried. (The test errors
+    are skewed to the right, which about doubles the lower tail of the t statistic; ``alpha`` is small.)
+    """
+    if runs < 2 or points < 1:
+        raise ParameterError(f"runs must be >= 2 and points >= 1; got {runs} and {points}")
+    return float(stdtrit(runs - 1, 1 - alpha / (2 * points)))
+
+
+def finite_d_allowance(d: int, n: int) -> float:
+    """The relative allowance of a proportional limit for finite ``d`` at ``n`` samples.
+
+    ``1 / (|n - d| - 1)``: the exact finite-``n`` correction of min-norm's variance term (``d / (n - d - 1)``
+    against its limit ``1 / (gamma - 1)``, and ``n / (d - n - 1)`` against ``gamma / (1 - gamma)``), the
+    largest near the threshold; plus ``2 / d`` for the other ``O(1/d)`` terms (the regularized estimators'
+    corrections, measured below ``1 / d`` at ``d = 60`` and ``200``).
+    """
+    return 1.0 / (abs(n - d) - 1) + 2.0 / d
+
+
+def against_formula(sim: pd.DataFrame, formula, label: str, d: int, z: float, column: str = "test_error",
+                    scale=None) -> pd.DataFrame:
+    """Per point (a value of ``label``), the mean and standard error of ``column`` over runs against ``formula``.
+
+    A point is ``within`` when ``|mean - formula| <= z se + allowance``, the allowance being
+    :func:`finite_d_allowance` at the point's ``n`` (column ``n`` of ``sim``) times ``scale(point)``
+    (default: the formula's value; a gain near zero passes the sum of its two errors' limits). ``used``
+    is the share of its allowance that the point needed (0 when ``z se`` alone covers the gap).
+    """
+    g = sim.groupby(label)
+    table = pd.DataFrame({"simulated": g[column].mean(), "se": g[column].sem()})
+    table["formula"] = [formula(key) for key in table.index]
+    size = table.formula.abs() if scale is None else pd.Series([scale(k) for k in table.index], table.index)
+    n = g.n.first()
+    table["allowance"] = [finite_d_allowance(d, int(n[k])) * size[k] for k in table.index]
+    gap = (table.simulated - table.formula).abs()
+    table["within"] = gap <= z * table.se + table.allowance
+    table["used"] = ((gap - z * table.se) / table.allowance).clip(lower=0.0)
+    return table
+
+
+def crossing(gains: pd.Series, tolerance: pd.Series) -> tuple[float, float, float]:
+    """Where the mean gain changes sign, interpolated linearly in ``x = 1 / (gamma - 1)`` (the two-stage
+    gain is affine in ``x`` in the limit), and the range of crossings allowed by ``tolerance``.
+
+    ``gains`` and ``tolerance`` are indexed by ``gamma > 1``, increasing. The crossing is that of the first
+    sign change from + to - (nan if none); the range holds every zero of a line through points within
+    ``tolerance`` of the two bracketing means (an end is ``1`` or ``inf`` when the tolerance reaches zero).
+    """
+    x = 1.0 / (gains.index.to_numpy() - 1.0)
+    g, t = gains.to_numpy(), tolerance.to_numpy()
+    change = np.nonzero((g[:-1] > 0) & (g[1:] <= 0))[0]
+    if not len(change):
+        return float("nan"), float("nan"), float("nan")
+    i = int(change[0])
+
+    def zero(u: float, v: float) -> float:  # gamma where the line through (x_i, u > 0), (x_i+1, v < 0) is zero
+        return 1.0 + 1.0 / (x[i] + u * (x[i + 1] - x[i]) / (u - v))
+
+    # the zero moves to larger gamma as either end rises: the extremes are the corners of the tolerance box
+    low = 1.0 if g[i] - t[i] <= 0 else zero(g[i] - t[i], g[i + 1] - t[i + 1])
+    high = float("inf") if g[i + 1] + t[i + 1] >= 0 else zero(g[i] + t[i], g[i + 1] + t[i + 1])
+    return zero(g[i], g[i + 1]), low, high
 
 
 def target_and_teacher(d: int, d_out: int, missing: int, rng: Stream) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,9 +192,10 @@ def flow_path(d: int, d_out: int, sigma: float, label_noise: float, gamma: float
     for k in range(runs):
         w_star, _ = target_and_teacher(d, d_out, 0, rng.child("target", k))
         task = Task(GaussianInputs(d), LinearTarget(w_star), sigma=sigma, label_noise=label_noise)
-        data = draw(task, int(round(gamma * d)), rng.child("student_data", k), dtype=DTYPE)
+        n = int(round(gamma * d))
+        data = draw(task, n, rng.child("student_data", k), dtype=DTYPE)
         errs = theory.linear_test_error(flow_maps(data.noisy, data.y, times), w_star, eye, sigma)
-        rows += [{"run": k, "time": float(t), "test_error": float(e)} for t, e in zip(times, errs)]
+        rows += [{"run": k, "time": float(t), "n": n, "test_error": float(e)} for t, e in zip(times, errs)]
     return pd.DataFrame(rows)
 
 
@@ -118,7 +218,7 @@ def spiked_runs(d: int, rank: int, d_out: int, sigma: float, label_noise: float,
             for lam in lams:
                 w = (theory.min_norm_interpolator(data.noisy, data.y) if lam == 0
                      else ridge_map(data.noisy, data.y, lam))
-                rows.append({"run": k, "gamma": gamma, "lam": lam,
+                rows.append({"run": k, "gamma": gamma, "n": n, "lam": lam,
                              "test_error": float(theory.linear_test_error(w, w_star, cov, sigma))})
     return pd.DataFrame(rows)
 

@@ -9,15 +9,21 @@ initialization ``rng.child("student_init", k)``, validation set
 ``rng.child("validation", k)`` and test set ``rng.child("test", k)``. Runs of
 the same ``k`` with different ``lam`` share all four (paired runs). Teacher
 ``k`` trains on ``rng.child("teacher_data", k)`` from
-``rng.child("teacher_init", k)``, apart from every student's data. ST members
-use the learning rate ``lr / (1 + lam)`` (the ST loss is about ``1 + lam``
-times as curved), so ``lam = 0`` is exactly the base loss at rate ``lr``.
+``rng.child("teacher_init", k)``, apart from every student's data.
+
+Learning rates come from the problem, not from a constant: every student
+member trains by heavy-ball gradient descent at its own curvature rate
+(:func:`train_at_curvature_rates`), ``rate_fraction * 2 (1 + momentum) / L``
+with ``L`` the top eigenvalue of the Hessian of its own loss (task, feature
+term and decay) where it starts, at most :data:`MAX_RATE`. Teachers are
+trained by Adam, whose steps are scaled by the gradients' own size.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import pandas as pd
 
@@ -27,7 +33,29 @@ from ..models import MLP, select_members, stack_members
 from ..protocol import stop_on_validation
 from ..streams import Stream, as_stream
 from ..teachers import fit_clean_teacher
-from ..train import TrainConfig, st_rate_scale, train
+from ..train import TrainConfig, TrainResult, curvature_rates, train
+
+RATE_FRACTION = 0.4  # the chapters' default fraction of the stability limit
+MAX_RATE = 1.0  # the largest rate a member gets, whatever its curvature (a nearly flat start)
+
+
+def train_at_curvature_rates(model, data: Samples, config: TrainConfig, rate_fraction: float = RATE_FRACTION, *,
+                             teacher: FrozenTeacher | None = None, lam=0.0, layers: Sequence[str] = (),
+                             eval_sets: Mapping[str, Samples] | None = None, member_info: dict | None = None,
+                             fresh_noise=None) -> TrainResult:
+    """:func:`stlearn.train.train` with each member at its own curvature rate (``config.lr`` is not used).
+
+    Member ``e`` trains at ``min(rate_fraction * 2 (1 + momentum) / L_e, MAX_RATE)``, ``L_e`` the top
+    Hessian eigenvalue of its own loss at its start (:func:`stlearn.train.curvature_rates`): the same
+    fraction of the stability limit for every width, sample size, input dimension and ``lam``. The
+    history gets a ``rate`` column.
+    """
+    rates = curvature_rates(model, data, teacher=teacher, lam=lam, layers=layers, config=config,
+                            fraction=rate_fraction, max_rate=MAX_RATE, fresh_noise=fresh_noise)
+    single = model.members is None
+    return train(model, data, teacher=teacher, lam=lam, layers=layers, eval_sets=eval_sets,
+                 config=replace(config, lr=rates[0] if single else 1.0), lr_scale=None if single else rates,
+                 member_info={**(member_info or {}), "rate": rates}, fresh_noise=fresh_noise)
 
 
 def relu_task(d: int, units: int, sigma: float, rng: Stream | int) -> Task:
@@ -75,12 +103,13 @@ def validation_samples(task: Task, n_val: int, rng: Stream | int, runs: Sequence
 def train_members(task: Task, width: int, n_train: int, n_test: int, n_val: int, member_lams: Sequence[float],
                   member_seeds: Sequence[int], teacher: FrozenTeacher, config: TrainConfig, rng: Stream | int,
                   device=None, layers: Sequence[str] = ("h1",), member_info: dict | None = None,
-                  data_index: Sequence[int] = ()) -> pd.DataFrame:
+                  data_index: Sequence[int] = (), rate_fraction: float = RATE_FRACTION) -> pd.DataFrame:
     """One ensemble, member ``e`` the run ``k = member_seeds[e]`` with weight ``member_lams[e]``.
 
     Run ``k`` trains on ``rng.child("student_data", k, *data_index)`` (``data_index`` names an extra
     configuration axis whose sets differ, e.g. the sample size) from ``rng.child("student_init", k)``, and
-    is measured on ``rng.child("validation", k)`` and ``rng.child("test", k)`` (no label noise).
+    is measured on ``rng.child("validation", k)`` and ``rng.child("test", k)`` (no label noise), at its
+    curvature rate (:func:`train_at_curvature_rates`).
     Returns the tidy training history, with a ``seed`` column (the run index) and those of ``member_info``.
     """
     rng = as_stream(rng)
@@ -89,10 +118,10 @@ def train_members(task: Task, width: int, n_train: int, n_test: int, n_val: int,
     test = run_sets(task, n_test, [rng.child("test", k) for k in runs], label_noise=False, device=device)
     model = MLP([task.d, width, task.d_out], members=len(runs), rng=[rng.child("student_init", k) for k in runs],
                 device=device)
-    result = train(model, data, teacher=teacher, lam=list(member_lams), layers=list(layers), config=config,
-                   eval_sets={"test": test, "val": validation_samples(task, n_val, rng, runs, device)},
-                   member_info={"seed": runs, **(member_info or {})},
-                   lr_scale=st_rate_scale(member_lams))
+    result = train_at_curvature_rates(model, data, config, rate_fraction, teacher=teacher, lam=list(member_lams),
+                                      layers=list(layers), member_info={"seed": runs, **(member_info or {})},
+                                      eval_sets={"test": test, "val": validation_samples(task, n_val, rng, runs,
+                                                                                         device)})
     return result.history
 
 
@@ -117,7 +146,7 @@ def stack_teachers(models: Sequence[MLP], assignment: Sequence[int]) -> FrozenTe
 
 def train_teacher_grid(task: Task, width: int, lams, seeds, teacher_models: Sequence[MLP], n_train: int,
                        n_test: int, n_val: int, config: TrainConfig, rng: Stream | int, device=None,
-                       data_index: Sequence[int] = ()) -> pd.DataFrame:
+                       data_index: Sequence[int] = (), rate_fraction: float = RATE_FRACTION) -> pd.DataFrame:
     """One ensemble: a base member per run index, and an ST member per (teacher, run) with weight from ``lams``.
 
     ``lams`` holds one ST weight per teacher. The history gets a ``teacher`` column (-1 for base).
@@ -129,4 +158,5 @@ def train_teacher_grid(task: Task, width: int, lams, seeds, teacher_models: Sequ
     member_lams = [0.0] * len(seeds) + [float(lams[t]) for t in range(k) for _ in seeds]
     teacher = stack_teachers(teacher_models, [max(t, 0) for t in member_teacher])
     return train_members(task, width, n_train, n_test, n_val, member_lams, member_seeds, teacher, config, rng,
-                         device, member_info={"teacher": member_teacher}, data_index=data_index)
+                         device, member_info={"teacher": member_teacher}, data_index=data_index,
+                         rate_fraction=rate_fraction)

@@ -59,7 +59,7 @@ from ..models import MLP, FeatureNet, member, member_normal, select_members, sta
 from ..stats import mean_ci
 from ..streams import Stream, as_stream, as_streams
 from ..teachers import fit_clean_teacher
-from ..train import TrainConfig, evaluate, make_optimizer, st_rate_scale, train
+from ..train import TrainConfig, evaluate, make_optimizer
 from ..validation import ParameterError
 from . import nonlinear as nl
 
@@ -319,6 +319,17 @@ def make_teachers(task, width: int, n_teacher: int, steps: int, rng: Stream | in
     return Teachers(names, stack_members(parts), index, transform, pre_scale, errors, table)
 
 
+def check_matched(ratio: float, tolerance: float, where: str) -> None:
+    """Raise unless the deep and the matched teachers' mean clean errors (``ratio``, deep over matched, on
+    ``where``) agree within ``tolerance`` (relative), naming a ``match_tolerance`` that the teachers meet."""
+    gap = abs(ratio - 1)
+    if gap > tolerance:
+        met = math.ceil(gap * 1.2 * 100) / 100
+        raise ParameterError(f"the deep and the matched teachers' mean clean errors on {where} differ by {gap:.3f} "
+                             f"(relative), more than match_tolerance = {tolerance:g}; raise match_tolerance (these "
+                             f"teachers meet {met:g}) or deep_steps, so that the deep teacher gets closer")
+
+
 def function_gap(teachers: Teachers, x: Tensor) -> float:
     """Largest ``|f_T(x) - f(x)|`` over the transformed teachers, ``f_T = (W2 T^-1)(T h) + b2``: zero up to rounding."""
     gap = 0.0
@@ -491,21 +502,24 @@ def trained(runs: Sequence[Member]) -> list[Member]:
 
 
 def train_members(task, teachers: Teachers, runs: Sequence[Member], width: int, n_train: int, n_val: int,
-                  n_test: int, config: TrainConfig, rng: Stream | int, device=None) -> pd.DataFrame:
+                  n_test: int, config: TrainConfig, rng: Stream | int, device=None,
+                  rate_fraction: float = nl.RATE_FRACTION) -> pd.DataFrame:
     """Train ``runs``: one ensemble per matching (post-ReLU on the fast path; pre-activation and connector
-    students, :class:`MatchingStudent`, by autograd). Returns the tidy history with ``method``, ``config``
-    and ``seed`` columns. Members of one run index share their data, validation and test sets and init."""
+    students, :class:`MatchingStudent`, by autograd), every member at its own curvature rate
+    (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`). Returns the tidy history with
+    ``method``, ``config``, ``seed`` and ``rate`` columns. Members of one run index share their data,
+    validation and test sets and init."""
     rng = as_stream(rng)
     histories = []
     for matching in MATCHINGS:
         group = [m for m in runs if m.matching == matching]
         if group:
             histories.append(_train_group(task, teachers, group, matching, width, n_train, n_val, n_test, config,
-                                          rng, device))
+                                          rng, device, rate_fraction))
     return pd.concat(histories, ignore_index=True)
 
 
-def _train_group(task, teachers, group, matching, width, n_train, n_val, n_test, config, rng, device):
+def _train_group(task, teachers, group, matching, width, n_train, n_val, n_test, config, rng, device, rate_fraction):
     seeds = [m.seed for m in group]
     data = nl.run_sets(task, n_train, [rng.child("student_data", k) for k in seeds], device=device)
     test = nl.run_sets(task, n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
@@ -523,12 +537,10 @@ def _train_group(task, teachers, group, matching, width, n_train, n_val, n_test,
         model = MatchingStudent(widths, connector=True, members=len(group), rng=inits, device=device,
                                 connector_rng=[rng.child("student_init", k, 1) for k in seeds])
         teacher, layer = teachers.frozen(targets, "c1"), "c1"
-    lams = [m.lam for m in group]
-    result = train(model, data, teacher=teacher, lam=lams, layers=[layer],
-                   config=replace(config, weight_decay=tuple(m.weight_decay for m in group)),
-                   eval_sets={"test": test, "val": val},
-                   member_info={k: [getattr(m, k) for m in group] for k in ("method", "config", "seed")},
-                   lr_scale=st_rate_scale(lams))
+    result = nl.train_at_curvature_rates(
+        model, data, replace(config, weight_decay=tuple(m.weight_decay for m in group)), rate_fraction,
+        teacher=teacher, lam=[m.lam for m in group], layers=[layer], eval_sets={"test": test, "val": val},
+        member_info={k: [getattr(m, k) for m in group] for k in ("method", "config", "seed")})
     return result.history
 
 
@@ -571,6 +583,14 @@ def equivalence_verdict(comparison: dict, margin: float, what: str) -> str:
     if comparison["low"] > 0 or comparison["high"] < 0:
         return f"{what} changes the test error: the 95% interval excludes 0"
     return f"{what} changes nothing resolvable, but the 95% interval reaches beyond ±{margin:g}"
+
+
+def rotation_order(gains: pd.Series) -> str:
+    """Words for the mean gains over base along the rotations (``gains``, in the order of theta)."""
+    listed = ", ".join(f"{name} {gain:.3f}" for name, gain in gains.items())
+    if gains.is_monotonic_decreasing:
+        return f"Smaller rotations cost less: the mean gain over base falls at every step of θ ({listed})"
+    return f"The mean gain over base does not fall at every step of θ ({listed})"
 
 
 def penalty_verdict(post: dict, control: dict, reduction: dict, control_name: str) -> str:

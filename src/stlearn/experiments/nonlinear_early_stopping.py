@@ -43,9 +43,9 @@ from ..models import MLP, overwrite_members, select_members, stack_members
 from ..stats import ci_high, ci_low
 from ..streams import Stream
 from ..teachers import fit_teacher
-from ..train import TrainConfig, evaluate, st_rate_scale, train
+from ..train import TrainConfig, evaluate
 from ..validation import ParameterError
-from .nonlinear import run_sets, teacher_config, validation_samples
+from .nonlinear import RATE_FRACTION, run_sets, teacher_config, train_at_curvature_rates, validation_samples
 
 FIXED_PAIRS = ("base", "weight decay", "output distillation", "fine-tuned teacher", "teacher as is")
 NOISE_MODEL = ("noise augmentation",)
@@ -133,8 +133,10 @@ class Trained:
 
 
 def train_ensemble(task: Task, runs: list[Member], nets: dict[str, MLP], n_train: int, n_val: int, n_test: int,
-                   config: TrainConfig, rng: Stream, seeds, device=None) -> Trained:
-    """Train ``runs`` as one ensemble, each distinct run (:func:`knobs`) once.
+                   config: TrainConfig, rng: Stream, seeds, device=None,
+                   rate_fraction: float = RATE_FRACTION) -> Trained:
+    """Train ``runs`` as one ensemble, each distinct run (:func:`knobs`) once, each at its own curvature rate
+    (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`; the history's ``rate`` column).
 
     The members must all see the fixed noisy inputs (``fresh_noise`` None) or all fresh noise.
     """
@@ -158,9 +160,9 @@ def train_ensemble(task: Task, runs: list[Member], nets: dict[str, MLP], n_train
     noise = [m.fresh_noise for m in reps]
     config = replace(config, weight_decay=tuple(m.weight_decay for m in reps))
     val = validation_samples(task, n_val, rng, [m.seed for m in reps], device)
-    result = train(students, data, teacher=teacher, lam=lams, layers=["h1"], config=config,
-                   eval_sets={"test": test, "val": val}, lr_scale=st_rate_scale(lams),
-                   fresh_noise=None if noise[0] is None else noise)
+    result = train_at_curvature_rates(students, data, config, rate_fraction, teacher=teacher, lam=lams,
+                                      layers=["h1"], eval_sets={"test": test, "val": val},
+                                      fresh_noise=None if noise[0] is None else noise)
     labels = pd.DataFrame({"member": [member_of[m] for m in runs], "method": [m.method for m in runs],
                            "config": [m.config for m in runs], "seed": [m.seed for m in runs]})
     history = result.history.drop(columns=["lam"]).merge(labels, on="member")  # a row set per run
@@ -179,8 +181,10 @@ def teacher_as_is(task: Task, nets: dict[str, MLP], n_val: int, n_test: int, rng
 
 
 def continue_at_zero_lam(task: Task, trained: Trained, runs: list[Member], n_train: int, n_val: int, n_test: int,
-                         config: TrainConfig, rng: Stream, device=None) -> pd.DataFrame:
-    """Continue the members of ``runs`` in ``trained`` with the base loss (lam = 0) at the base rate.
+                         config: TrainConfig, rng: Stream, device=None,
+                         rate_fraction: float = RATE_FRACTION) -> pd.DataFrame:
+    """Continue the members of ``runs`` in ``trained`` with the base loss (lam = 0), each at the curvature rate
+    of the base loss where it ends its first phase.
 
     The ST students are thus trained on to (near) zero task loss; the history's steps continue after
     ``config.steps``, and its ``lam`` column is the run's lam before.
@@ -189,8 +193,9 @@ def continue_at_zero_lam(task: Task, trained: Trained, runs: list[Member], n_tra
     data = run_sets(task, n_train, [rng.child("student_data", m.seed) for m in runs], device=device)
     test = run_sets(task, n_test, [rng.child("test", m.seed) for m in runs], label_noise=False, device=device)
     val = validation_samples(task, n_val, rng, [m.seed for m in runs], device)
-    result = train(student, data, config=config, eval_sets={"test": test, "val": val},
-                   member_info={k: [getattr(m, k) for m in runs] for k in ("method", "config", "seed", "lam")})
+    result = train_at_curvature_rates(student, data, config, rate_fraction, eval_sets={"test": test, "val": val},
+                                      member_info={k: [getattr(m, k) for m in runs]
+                                                   for k in ("method", "config", "seed", "lam")})
     history = result.history[result.history.step > 0].copy()
     history["step"] += config.steps
     return history
@@ -237,6 +242,19 @@ def loss_binned(history: pd.DataFrame, zero_loss: float, bins: int = 12) -> pd.D
         rows += [{"lam": lam, "seed": seed, "rel_train_loss": 10**c, "test_noisy": v}
                  for c, v in zip(centres[inside], values)]
     return pd.DataFrame(rows)
+
+
+def shrink_verdict(shrink: dict) -> str:
+    """Words for the validation-stopped gain minus the gain at matched training loss, one interval per config."""
+    groups = {"resolvably above 0": [c for c, v in shrink.items() if v["low"] > 0],
+              "resolvably below 0": [c for c, v in shrink.items() if v["high"] < 0],
+              "not resolvably different from 0": [c for c, v in shrink.items() if v["low"] <= 0 <= v["high"]]}
+    parts = [f"{words} for {'every lambda' if len(configs) == len(shrink) else ', '.join(configs)}"
+             for words, configs in groups.items() if configs]
+    text = "; ".join(parts)
+    if len(groups["resolvably above 0"]) == len(shrink):
+        text += ": at equal training loss the teacher's gain is smaller than where validation stops it"
+    return text
 
 
 def claim_verdict(st_over_base: dict, zero_gains: pd.DataFrame, primary: dict, strongest: str) -> str:

@@ -41,9 +41,9 @@ from ..models import MLP, select_members, stack_members
 from ..stats import ci_high, ci_low, mean_ci
 from ..streams import Stream
 from ..teachers import fit_teacher
-from ..train import TrainConfig, evaluate, st_rate_scale, train
+from ..train import TrainConfig, evaluate
 from ..validation import ParameterError
-from .nonlinear import run_sets, teacher_config, validation_samples
+from .nonlinear import RATE_FRACTION, run_sets, teacher_config, train_at_curvature_rates, validation_samples
 
 UNTRAINED, WRONG = "untrained", "wrong target"
 SAME_INFORMATION = ("base", "weight decay", "teacher as is")  # what ST's information also allows
@@ -209,14 +209,16 @@ def members(grid: list[dict], seeds) -> list[Member]:
 
 
 def train_configuration(task: Task, runs: list[Member], teachers: Teachers, n_train: int, n_val: int, n_test: int,
-                        config: TrainConfig, rng: Stream, device=None) -> pd.DataFrame:
+                        config: TrainConfig, rng: Stream, device=None, rate_fraction: float = RATE_FRACTION
+                        ) -> pd.DataFrame:
     """Train ``runs`` at one (sample size, noise level): one ensemble with fixed noisy inputs, one with fresh noise.
 
     Run ``k`` trains on ``rng.child("student_data", k, n_train)`` (the noise levels share it) from
     ``rng.child("student_init", k)`` and is measured on ``rng.child("validation", k)`` and
     ``rng.child("test", k)``. The fresh noise of noise augmentation is drawn from
-    ``rng.child("noise", n_train)`` (the noise levels share it, scaled). Returns the tidy history with
-    ``method``, ``config`` and ``seed`` columns.
+    ``rng.child("noise", n_train)`` (the noise levels share it, scaled). Every member trains at its own
+    curvature rate (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`). Returns the tidy
+    history with ``method``, ``config``, ``seed`` and ``rate`` columns.
     """
     histories = []
     for fresh in (False, True):
@@ -229,21 +231,24 @@ def train_configuration(task: Task, runs: list[Member], teachers: Teachers, n_tr
         val = validation_samples(task, n_val, rng, [m.seed for m in part], device)
         students = MLP([task.d, width, task.d_out], members=len(part), device=device,
                        rng=[rng.child("student_init", m.seed) for m in part])
-        lams = [m.lam for m in part]
-        result = train(students, data, teacher=teachers.frozen([m.level for m in part], [m.seed for m in part]),
-                       lam=lams, layers=["h1"], config=replace(config, seed=rng.child("noise", n_train),
-                                                               weight_decay=tuple(m.weight_decay for m in part)),
-                       eval_sets={"test": test, "val": val},
-                       member_info={k: [getattr(m, k) for m in part] for k in ("method", "config", "seed")},
-                       lr_scale=st_rate_scale(lams), fresh_noise=[m.fresh_noise for m in part] if fresh else None)
+        result = train_at_curvature_rates(
+            students, data, replace(config, seed=rng.child("noise", n_train),
+                                    weight_decay=tuple(m.weight_decay for m in part)), rate_fraction,
+            teacher=teachers.frozen([m.level for m in part], [m.seed for m in part]), lam=[m.lam for m in part],
+            layers=["h1"], eval_sets={"test": test, "val": val},
+            member_info={k: [getattr(m, k) for m in part] for k in ("method", "config", "seed")},
+            fresh_noise=[m.fresh_noise for m in part] if fresh else None)
         histories.append(result.history)
     return pd.concat(histories, ignore_index=True)
 
 
 def run_table(history: pd.DataFrame, levels, lams, decays) -> pd.DataFrame:
-    """Every trained run stopped on validation (:func:`stlearn.protocol.stop_on_validation`), with the base
-    student's rows copied in as the ``lam = 0`` point of each ST grid and the ``wd = 0`` point of weight decay."""
-    table = protocol.stop_on_validation(history, ["method", "config", "seed"])
+    """Every trained run stopped on validation (:func:`stlearn.protocol.stop_on_validation`), with its learning
+    rate, and the base student's rows copied in as the ``lam = 0`` point of each ST grid and the ``wd = 0``
+    point of weight decay."""
+    keys = ["method", "config", "seed"]
+    table = protocol.stop_on_validation(history, keys).merge(history.groupby(keys).rate.first().reset_index(),
+                                                             on=keys)
     base = table[table.method == "base"]
     copies = [base.assign(method="weight decay", config=f"wd={decays[0]:g}")]
     copies += [base.assign(method=st_method(name), config=f"lam={lams[0]:g}") for name in levels]
@@ -347,12 +352,13 @@ def describe_crossover(c: dict, what: str) -> str:
 
 # --------------------------------------------------------------------------- one condition, and all of them
 def run_condition(task: Task, teachers: Teachers, n_train: int, sigma: float, lams, decays, aug_levels, n_val: int,
-                  n_test: int, config: TrainConfig, rng: Stream, device=None) -> pd.DataFrame:
+                  n_test: int, config: TrainConfig, rng: Stream, device=None,
+                  rate_fraction: float = RATE_FRACTION) -> pd.DataFrame:
     """Every method at one (student sample size, noise level): the run table (one row per method, config, run),
     stopped on validation, with the most knowledgeable teacher applied as it is, and the condition's columns."""
     noisy = task.with_noise(sigma)
     runs = members(method_grid(teachers.levels, lams, decays, aug_levels, sigma), teachers.seeds)
-    history = train_configuration(noisy, runs, teachers, n_train, n_val, n_test, config, rng, device)
+    history = train_configuration(noisy, runs, teachers, n_train, n_val, n_test, config, rng, device, rate_fraction)
     table = run_table(history, teachers.levels, lams, decays)
     as_is = teacher_as_is(noisy, teachers, len(teachers.levels) - 1, n_val, n_test, rng, device)
     return pd.concat([table, as_is], ignore_index=True).assign(n_train=n_train, sigma=sigma)
@@ -506,6 +512,30 @@ def claim_verdict(primary: dict, untrained: dict, level_per: pd.DataFrame, lam_p
         limit = ("No teacher, however weak, resolvably hurts the student, with λ chosen on validation or at any "
                  "fixed λ tried: the limit the paper describes did not appear here")
     return f"{knows}, {zero}. {limit}."
+
+
+def _listed(levels) -> str:
+    """``the untrained teacher``, ``the untrained and the wrong-target teachers``, ``a, b and c``."""
+    names = [teacher_phrase(l) for l in levels]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def helps_base_verdict(over_base: dict, levels) -> str:
+    """Words for the pooled gain of ST over the base student with each teacher (``over_base[level]``: an
+    interval, :func:`interval`): which teachers resolvably help it, hurt it, or neither."""
+    helps = [l for l in levels if over_base[l]["low"] > 0]
+    hurts = [l for l in levels if over_base[l]["high"] < 0]
+    unresolved = [l for l in levels if l not in helps and l not in hurts]
+    if len(helps) == len(levels):
+        return "every teacher helps the base student resolvably, the untrained and the wrong-target ones included"
+    if len(unresolved) == len(levels):
+        return "no teacher, trained or not, resolvably helps or hurts the base student"
+    parts = [f"{_listed(helps)} resolvably help{'s' if len(helps) == 1 else ''} the base student"] if helps else []
+    if hurts:
+        parts.append(f"{_listed(hurts)} resolvably hurt{'s' if len(hurts) == 1 else ''} it")
+    if unresolved:
+        parts.append(f"with {_listed(unresolved)} the difference is not resolvable")
+    return "; ".join(parts)
 
 
 def _hurting(gains: pd.DataFrame, column: str, by_lam: bool = False) -> list[str]:
