@@ -588,7 +588,7 @@ def equivalence_verdict(comparison: dict, margin: float, what: str) -> str:
 def rotation_order(gains: pd.Series) -> str:
     """Words for the mean gains over base along the rotations (``gains``, in the order of theta)."""
     listed = ", ".join(f"{name} {gain:.3f}" for name, gain in gains.items())
-    if gains.is_monotonic_decreasing:
+    if bool((gains.diff().dropna() < 0).all()):
         return f"Smaller rotations cost less: the mean gain over base falls at every step of θ ({listed})"
     return f"The mean gain over base does not fall at every step of θ ({listed})"
 

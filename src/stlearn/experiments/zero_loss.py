@@ -76,6 +76,11 @@ class Descent:
         check_int("log_points", self.log_points, low=2)
 
 
+def _quiet(descent) -> dict:
+    """tqdm's ``disable`` only when progress is off: left unset, TQDM_DISABLE (set in chapter kernels) decides."""
+    return {} if descent.progress else {"disable": True}
+
+
 def widths(d: int, hidden: int, depth: int, d_out: int) -> list[int]:
     return [d] + [hidden] * (depth - 1) + [d_out]
 
@@ -272,7 +277,7 @@ def fit_to_zero_loss(model: DeepLinear, data: Samples, targets: dict[int, Tensor
     fitted_at = np.full(members, -1)
     schedule = set(log_schedule(descent.steps, descent.log_points))
     rows, step = [], 0
-    bar = tqdm(total=descent.steps, desc="training", leave=False, disable=not descent.progress)
+    bar = tqdm(total=descent.steps, desc="training", leave=False, **_quiet(descent))
     with torch.no_grad():
         for step in range(descent.steps + 1):
             if step in schedule:
@@ -574,7 +579,7 @@ def interpolation_sweep(task: Task, n_train: int, n_test: int, hidden: int, dept
     check_conditioning(train_set.noisy, task, descent)
     check_teachers_carry_targets(teachers, train_set, task.inputs.rank)
     results = {}
-    for depth, init in tqdm(hardest_first(depths, init_scales), desc="depth x init", disable=not descent.progress):
+    for depth, init in tqdm(hardest_first(depths, init_scales), desc="depth x init", **_quiet(descent)):
         model = DeepLinear(widths(task.d, hidden, depth, task.d_out), members=len(pairs), init_scale=init,
                            rng=[rng.child("student_init", k, depth) for k in member_seeds], device=device,
                            dtype=dtype)
