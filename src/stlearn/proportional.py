@@ -143,6 +143,23 @@ def optimal_ridge(gamma: float, r2: float, noise: float) -> tuple[float, float]:
     return lam, ridge_risk(gamma, lam, r2, noise)
 
 
+def optimal_ridge_risk(gamma, r2: float, noise: float):
+    """The risk of ridge at its best penalty in closed form, elementwise in ``gamma`` (an array is fine).
+
+    At ``lam* = q noise / r2`` the two terms of :func:`ridge_risk` combine into ``noise q m(-lam*)``, and for
+    real ``z = -lam < 0`` the Stieltjes transform is the positive root
+    ``m = (sqrt((1 - q + lam)^2 + 4 q lam) - (1 - q + lam)) / (2 q lam)``, so
+    ``R* = noise (sqrt((1 - q + lam*)^2 + 4 q lam*) - (1 - q + lam*)) / (2 lam*)``.
+    """
+    gamma = np.asarray(gamma, dtype=float)
+    if np.any(~(gamma > 0)) or not (r2 > 0 and noise > 0):
+        raise ParameterError(f"gamma, r2 and noise must be > 0; got {gamma}, {r2}, {noise}")
+    q = 1.0 / gamma
+    lam = q * noise / r2
+    b = 1 - q + lam
+    return noise * (np.sqrt(b * b + 4 * q * lam) - b) / (2 * lam)
+
+
 # --------------------------------------------------------------------------- the book's noisy-input problem
 def noisy_inputs(w_norm2: float, sigma: float, label_noise: float, d_out: int) -> dict[str, float]:
     """The isotropic regression that noisy inputs ``x~ = x + sigma e`` (``x ~ N(0, I)``) pose.
@@ -180,9 +197,64 @@ def base_limit(gamma: float, sigma: float, label_noise: float, d_out: int, w_nor
 
 
 def crossover_gamma(sigma: float, label_noise: float, d_out: int, deficit: float) -> float:
-    """``gamma* = (1 + sigma^2)(1 + d_y s^2 / kappa)``: beyond it the two-stage estimator loses to least squares."""
-    deficit = check_float("deficit", deficit, low=0.0, low_open=True)
+    """``gamma* = (1 + sigma^2)(1 + d_y s^2 / kappa)``: beyond it the two-stage estimator loses to least squares.
+
+    ``inf`` for a teacher that carries the whole target (``kappa = 0``) when there is label noise.
+    """
+    deficit = check_float("deficit", deficit, low=0.0)
+    if deficit == 0:
+        return math.inf if d_out * label_noise**2 > 0 else 1 + sigma**2
     return (1 + sigma**2) * (1 + d_out * label_noise**2 / deficit)
+
+
+# --------------------------------------------------------------------------- ST against tuned ridge
+def ridge_gap(gamma, sigma: float, label_noise: float, d_out: int, carried: float, deficit: float):
+    """Tuned ridge's test error minus the two-stage estimator's, both in the proportional limit (``gamma > 1``).
+
+    Positive where two-stage ST beats ridge at its best penalty. Elementwise in ``gamma``. The target has
+    ``||W*||^2 = carried + deficit``; the difference does not involve the MMSE ``M``, which both errors share.
+    """
+    gamma = np.asarray(gamma, dtype=float)
+    if np.any(gamma <= 1):
+        raise ParameterError(f"gamma must be > 1 for the two-stage estimator (stage one needs N > d); got {gamma}")
+    p = noisy_inputs(carried + deficit, sigma, label_noise, d_out)
+    st_excess = p["c"] * deficit + p["c"] * sigma**2 * carried / (gamma - 1)
+    return optimal_ridge_risk(gamma, p["r2"], p["noise"]) - st_excess
+
+
+def necessary_window(sigma: float, label_noise: float, d_out: int, deficit: float) -> tuple[float, float]:
+    """``(1 + sigma^2, gamma*)``: two-stage ST can beat tuned ridge only for ``gamma`` inside (it must beat both
+    ridge's limits, predicting zero and least squares); the window is empty without label noise."""
+    return 1 + sigma**2, crossover_gamma(sigma, label_noise, d_out, deficit)
+
+
+def ridge_window(sigma: float, label_noise: float, d_out: int, carried: float, deficit: float,
+                 points: int = 4000) -> tuple[float, float] | None:
+    """The ratios where two-stage ST beats tuned ridge, ``(low, high)``, or ``None`` where it never does.
+
+    :func:`ridge_gap` is scanned on a log grid of ``points`` ratios inside :func:`necessary_window` (capped at
+    ``1e4``), and its sign changes are refined with Brent's method; ``high`` is ``inf`` for a teacher that
+    misses nothing (``deficit = 0``), which wins at every large ratio when there is label noise. Raises if the
+    gap is positive on more than one interval (the book conjectures that it never is).
+    """
+    low, high = necessary_window(sigma, label_noise, d_out, deficit)
+    if not high > low or carried <= 0:
+        return None
+    grid = np.geomspace(low, min(high, 1e4), points)[1:-1]
+    positive = ridge_gap(grid, sigma, label_noise, d_out, carried, deficit) > 0
+    if not positive.any():
+        return None
+    steps = np.diff(positive.astype(int))
+    starts, ends = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)
+    unbounded = bool(positive[-1]) and math.isinf(high)  # a teacher that misses nothing wins for every large gamma
+    if len(starts) + positive[0] > 1 or len(ends) + unbounded != 1:
+        raise ValueError("the gap is positive on more than one interval, or up to the scan's end")
+
+    def root(i: int) -> float:
+        return brentq(lambda g: float(ridge_gap(g, sigma, label_noise, d_out, carried, deficit)), grid[i],
+                      grid[i + 1], xtol=1e-12, rtol=1e-12)
+
+    return (float(low) if positive[0] else root(int(starts[0]))), (math.inf if unbounded else root(int(ends[0])))
 
 
 # --------------------------------------------------------------------------- spiked covariance

@@ -310,12 +310,18 @@ def knowledge_slope(d: int, k: int, sigma: float, n: float, finite_sample: bool 
 
 
 def knowledge_window(d: int, k: int, sigma: float) -> tuple[float, float]:
-    """``(d + 1, sigma^2 d - k)``: to leading order the student sizes where the slope is positive.
+    """``(d + 1, N_w)``: the student sizes where the finite-sample slope of :func:`knowledge_slope` is positive.
 
-    Empty (upper <= lower) unless ``sigma^2 > (d + k + 1) / d``.
+    The slope ``c [sigma^2 d / (n - d - 1) - 1 - k / (n - k - 1)]`` vanishes where
+    ``(n - 1)^2 - (1 + sigma^2) d (n - 1) + sigma^2 d k = 0``, whose larger root is
+    ``N_w = 1 + ((1 + sigma^2) d + sqrt((1 + sigma^2)^2 d^2 - 4 sigma^2 d k)) / 2``, about
+    ``(1 + sigma^2) d + 1``: where least squares stops being worse than predicting zero without label noise.
+    Non-empty for every ``sigma > 0``. (The leading order in ``1/n``, ``sigma^2 d - k``, is not an
+    approximation of it when ``n`` grows with ``d``: it drops the ``-d - 1`` of ``n - d - 1``.)
     """
     sigma = check_float("sigma", sigma, low=0.0)
-    return float(d + 1), float(sigma**2 * d - k)
+    a = (1 + sigma**2) * d
+    return float(d + 1), float(1 + (a + math.sqrt(max(a * a - 4 * sigma**2 * d * k, 0.0))) / 2)
 
 
 def two_stage_error_exact(w_star: Tensor, q: Tensor, sigma: float, label_noise: float, n: int, tau: float,

@@ -87,3 +87,35 @@ def test_bad_parameters_raise():
         pr.min_norm_risk(-1.0, 1.0, 1.0)
     assert math.isinf(pr.min_norm_risk(1.0, 1.0, 1.0))
     assert np.isfinite(pr.flow_risk(1.0, 3.0, 1.0, 1.0))
+
+
+def test_optimal_ridge_closed_form_matches_the_stieltjes_form():
+    for gamma in (1.2, 2.0, 7.0):
+        assert float(pr.optimal_ridge_risk(gamma, 1.3, 0.7)) == pytest.approx(pr.optimal_ridge(gamma, 1.3, 0.7)[1],
+                                                                              rel=1e-10)
+    with pytest.raises(st.ParameterError, match="gamma"):
+        pr.optimal_ridge_risk(0.0, 1.0, 1.0)
+
+
+def test_st_beats_tuned_ridge_only_inside_the_window():
+    # the numbers: never at the proportional chapter's parameters; about [1.5, 6.6] at s = 1, d_y = 6
+    assert pr.ridge_window(1.0, 0.5, 2, 1.0, 1.0) is None
+    low, high = pr.ridge_window(0.5, 1.0, 6, 5.0, 1.0)
+    assert low == pytest.approx(1.503, abs=2e-3) and high == pytest.approx(6.671, abs=2e-3)
+    assert 1 + 0.5**2 < low < high < pr.crossover_gamma(0.5, 1.0, 6, 1.0)
+    assert pr.ridge_gap(low, 0.5, 1.0, 6, 5.0, 1.0) == pytest.approx(0.0, abs=1e-10)
+    # a perfect teacher wins at every large ratio when there is label noise, never without it
+    low, high = pr.ridge_window(1.0, 0.5, 2, 2.0, 0.0)
+    assert low == pytest.approx(4.5616, abs=1e-3) and math.isinf(high)
+    assert pr.ridge_window(1.0, 0.0, 2, 2.0, 0.0) is None
+    assert pr.necessary_window(1.0, 0.0, 2, 1.0) == (2.0, 2.0)  # no label noise: the window is empty
+    # a teacher that carries nothing makes ST predict zero, which tuned ridge always beats
+    assert pr.ridge_window(1.0, 3.0, 2, 0.0, 2.0) is None
+
+
+def test_ridge_gap_matches_simulation():
+    d, gamma, s = 120, 4.0, 3.0
+    runs = lp.ridge_map_runs(d, 2, 0, 1.0, [(gamma, s)], 12, st.Stream(3))
+    limit = float(pr.ridge_gap(gamma, 1.0, s, 2, 2.0, 0.0))
+    extra = lp.gap_allowances(d, 2, 1.0, s, 0)["extra"](gamma)  # stage two's finite-n variance
+    assert limit > 0.3 and abs(runs.gap.mean() - limit) < 4 * runs.gap.sem() + extra + 0.05 * limit

@@ -292,10 +292,13 @@ def test_exact_two_stage_risk_matches_monte_carlo():
 def test_knowledge_slope_and_window():
     d, k, sigma = 30, 3, 2.0
     lo, hi = tf.knowledge_window(d, k, sigma)
-    assert (lo, hi) == (31.0, 117.0)
-    assert tf.knowledge_slope(d, k, sigma, 60, finite_sample=False) > 0 > tf.knowledge_slope(d, k, sigma, 130,
-                                                                                              finite_sample=False)
-    assert tf.knowledge_slope(d, k, sigma, hi, finite_sample=False) == pytest.approx(0.0, abs=1e-12)
+    assert lo == 31.0 and hi == pytest.approx(148.56, abs=0.01)  # near (1 + sigma^2) d + 1 = 151
+    assert tf.knowledge_slope(d, k, sigma, hi) == pytest.approx(0.0, abs=1e-12)
+    assert tf.knowledge_slope(d, k, sigma, 140) > 0 > tf.knowledge_slope(d, k, sigma, 160)
+    # the leading order in 1/n puts the sign change at sigma^2 d - k = 117: not the finite form's when n ~ d
+    assert tf.knowledge_slope(d, k, sigma, 117, finite_sample=False) == pytest.approx(0.0, abs=1e-12)
+    # proportional scaling: N_w / d tends to 1 + sigma^2
+    assert tf.knowledge_window(10**6, k, sigma)[1] / 10**6 == pytest.approx(1 + sigma**2, rel=1e-5)
     # with the values of the claim, the exact form is the finite form
     n = 50
     tau = k / (n - k - 1)

@@ -14,8 +14,10 @@ import pandas as pd
 import torch
 from scipy.special import stdtrit  # the Student-t quantile
 
+from .. import proportional as pr
 from .. import theory
 from ..data import GaussianInputs, LinearTarget, Task, draw, random_orthonormal
+from ..stats import mean_ci
 from ..streams import Stream
 from ..validation import ParameterError
 
@@ -74,20 +76,22 @@ def finite_d_allowance(d: int, n: int) -> float:
 
 
 def against_formula(sim: pd.DataFrame, formula, label: str, d: int, z: float, column: str = "test_error",
-                    scale=None) -> pd.DataFrame:
+                    scale=None, extra=None) -> pd.DataFrame:
     """Per point (a value of ``label``), the mean and standard error of ``column`` over runs against ``formula``.
 
     A point is ``within`` when ``|mean - formula| <= z se + allowance``, the allowance being
     :func:`finite_d_allowance` at the point's ``n`` (column ``n`` of ``sim``) times ``scale(point)``
-    (default: the formula's value; a gain near zero passes the sum of its two errors' limits). ``used``
-    is the share of its allowance that the point needed (0 when ``z se`` alone covers the gap).
+    (default: the formula's value; a gain near zero passes the sum of its two errors' limits), plus
+    ``extra(point)`` if given (a correction of known order that the limit drops). ``used`` is the share of
+    its allowance that the point needed (0 when ``z se`` alone covers the gap).
     """
     g = sim.groupby(label)
     table = pd.DataFrame({"simulated": g[column].mean(), "se": g[column].sem()})
     table["formula"] = [formula(key) for key in table.index]
     size = table.formula.abs() if scale is None else pd.Series([scale(k) for k in table.index], table.index)
     n = g.n.first()
-    table["allowance"] = [finite_d_allowance(d, int(n[k])) * size[k] for k in table.index]
+    table["allowance"] = [finite_d_allowance(d, int(n[k])) * size[k] + (extra(k) if extra else 0.0)
+                          for k in table.index]
     gap = (table.simulated - table.formula).abs()
     table["within"] = gap <= z * table.se + table.allowance
     table["used"] = ((gap - z * table.se) / table.allowance).clip(lower=0.0)
@@ -225,16 +229,123 @@ def spiked_runs(d: int, rank: int, d_out: int, sigma: float, label_noise: float,
 
 def two_stage_runs(d: int, d_out: int, missing: int, sigma: float, label_noise: float, gammas, runs: int,
                    rng: Stream) -> pd.DataFrame:
-    """Least squares and the two-stage (ST) estimator, teacher missing ``missing`` target rows, per run and gamma."""
+    """Least squares, ridge at its best penalty and the two-stage (ST) estimator, teacher missing ``missing``
+    target rows, per run and gamma, all three on the same samples (``gain``: least squares minus ST;
+    ``ridge_gap``: ridge minus ST)."""
     rows = []
     eye = torch.eye(d, dtype=DTYPE)
     for k, gamma, n, w_star, q, data in _isotropic_draws(d, d_out, missing, sigma, label_noise, gammas, runs, rng):
         base = theory.min_norm_interpolator(data.noisy, data.y)
         two = theory.two_stage_estimator(data.noisy, data.clean @ q.T, data.y)
-        e_base = float(theory.linear_test_error(base, w_star, eye, sigma))
-        e_st = float(theory.linear_test_error(two, w_star, eye, sigma))
+        ridge = ridge_map(data.noisy, data.y, best_ridge_penalty(gamma, d_out, sigma, label_noise))
+        e_base, e_st, e_ridge = (float(theory.linear_test_error(w, w_star, eye, sigma)) for w in (base, two, ridge))
         finite = theory.two_stage_error(w_star, q, sigma, label_noise, n)
-        rows.append({"run": k, "gamma": gamma, "n": n, "base": e_base, "st": e_st, "gain": e_base - e_st,
-                     "st_finite_formula": finite,
+        rows.append({"run": k, "gamma": gamma, "n": n, "base": e_base, "st": e_st, "ridge": e_ridge,
+                     "gain": e_base - e_st, "ridge_gap": e_ridge - e_st, "st_finite_formula": finite,
                      "base_finite_formula": theory.base_error(w_star, sigma, label_noise, n)})
+    return pd.DataFrame(rows)
+
+
+def best_ridge_penalty(gamma: float, d_out: int, sigma: float, label_noise: float) -> float:
+    """Ridge's best penalty in the limit for the book's targets (``||W*||^2 = d_out``), on the noisy inputs' scale
+    (:func:`stlearn.proportional.optimal_ridge` is on the whitened inputs' scale, ``c`` times smaller)."""
+    p = pr.noisy_inputs(float(d_out), sigma, label_noise, d_out)
+    return pr.optimal_ridge(gamma, p["r2"], p["noise"])[0] / p["c"]
+
+
+def ridge_map_runs(d: int, d_out: int, missing: int, sigma: float, points, runs: int, rng: Stream) -> pd.DataFrame:
+    """Two-stage ST against ridge at its best penalty (from the limit), per run and map point.
+
+    ``points`` lists ``(gamma, label_noise)`` pairs. Run ``k`` draws its target and teacher once
+    (``rng.child("target", k)``) and, at point ``i``, ``n = gamma d`` samples from ``rng.child("student_data", k, i)``;
+    both estimators fit the same samples, so ``gap`` (ridge minus ST: positive where ST wins) is paired.
+    """
+    rows = []
+    eye = torch.eye(d, dtype=DTYPE)
+    for k in range(runs):
+        w_star, q = target_and_teacher(d, d_out, missing, rng.child("target", k))
+        for i, (gamma, label_noise) in enumerate(points):
+            lam = best_ridge_penalty(gamma, d_out, sigma, label_noise)
+            task = Task(GaussianInputs(d), LinearTarget(w_star), sigma=sigma, label_noise=label_noise)
+            n = int(round(gamma * d))
+            data = draw(task, n, rng.child("student_data", k, i), dtype=DTYPE)
+            e_st = float(theory.linear_test_error(theory.two_stage_estimator(data.noisy, data.clean @ q.T, data.y),
+                                                  w_star, eye, sigma))
+            e_ridge = float(theory.linear_test_error(ridge_map(data.noisy, data.y, lam), w_star, eye, sigma))
+            rows.append({"run": k, "point": i, "gamma": gamma, "label_noise": label_noise, "n": n, "st": e_st,
+                         "ridge": e_ridge, "gap": e_ridge - e_st})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------- ST against tuned ridge
+def ridge_gap_formula(d_out: int, sigma: float, label_noise: float, missing: int):
+    """``gamma -> G(gamma)``: tuned ridge's limit minus the two-stage limit for the book's target and teacher."""
+    return lambda g: float(pr.ridge_gap(g, sigma, label_noise, d_out, float(d_out - missing), float(missing)))
+
+
+def map_gap_formula(points, d_out: int, sigma: float, missing: int):
+    """``i -> G`` at map point ``i`` (``points[i] = (gamma, label_noise)``)."""
+    return lambda i: ridge_gap_formula(d_out, sigma, points[i][1], missing)(points[i][0])
+
+
+def gap_allowances(d: int, d_out: int, sigma: float, label_noise: float | None, missing: int,
+                   points=None) -> dict:
+    """``scale`` and ``extra`` for :func:`against_formula` on a gap between tuned ridge and two-stage ST.
+
+    ``scale``: the sum of the two limits (the finite-``d`` allowance of a difference). ``extra``: the variance
+    of stage two, a least-squares fit on the teacher's ``k = d_out`` features that the limit drops,
+    ``k (||W*||^2 + d_y s^2) / (n - k - 1)`` at ``n = gamma d`` (the labels' whole power bounds the noise of
+    that fit). Keys are ratios (``label_noise`` given) or map point indices (``points`` given).
+    """
+    def at(key):
+        return (key, label_noise) if points is None else points[key]
+
+    def scale(key):
+        gamma, s = at(key)
+        p = pr.noisy_inputs(float(d_out), sigma, s, d_out)
+        ridge = p["mmse"] + float(pr.optimal_ridge_risk(gamma, p["r2"], p["noise"]))
+        return ridge + pr.two_stage_limit(gamma, sigma, s, d_out, float(d_out - missing), float(missing))
+
+    def extra(key):
+        gamma, s = at(key)
+        return d_out * (d_out + d_out * s**2) / (round(gamma * d) - d_out - 1)
+
+    return {"scale": scale, "extra": extra}
+
+
+def paired_gaps(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per ratio, the mean of a paired difference over runs with its 95% interval (``gap``, ``gap_low``, ...)."""
+    rows = [dict(zip(("gamma", "gap", "gap_low", "gap_high"), (g, *mean_ci(grp[column]))))
+            for g, grp in runs.groupby("gamma")]
+    return pd.DataFrame(rows)
+
+
+def map_sides(table: pd.DataFrame, points, z: float, missing: int) -> pd.DataFrame:
+    """Each map point's side of the boundary: predicted by the limit (or too close to call, where the limit
+    lies within the point's tolerance of zero) and simulated (the sign of the mean gap). ``table`` is the
+    point's check (:func:`against_formula`) for a teacher missing ``missing`` target rows."""
+    tol = z * table.se + table.allowance
+    predicted = np.where(table.formula > tol, "ST", np.where(table.formula < -tol, "ridge", "too close to call"))
+    simulated = np.where(table.simulated > 0, "ST", "ridge")
+    return pd.DataFrame({"rows the teacher misses": missing, "ratio N/d": [points[i][0] for i in table.index],
+                         "label noise": [points[i][1] for i in table.index],
+                         "gap, limit": table.formula.to_numpy(), "gap, simulated": table.simulated.to_numpy(),
+                         "wins, limit": predicted, "wins, simulated": simulated,
+                         "on_side": (predicted == "too close to call") | (predicted == simulated)})
+
+
+def window_scan(sigmas=(0.25, 0.5, 1.0, 2.0), label_noises=(0.25, 0.5, 1.0, 2.0, 4.0), d_outs=(1, 2, 6),
+                missed=(0.0, 0.25, 0.5, 0.75)) -> pd.DataFrame:
+    """:func:`stlearn.proportional.ridge_window` over a grid of parameters (``||W*||^2 = d_out``, the teacher
+    missing a fraction ``missed`` of it): the evidence for the conjecture that ST beats tuned ridge on one
+    interval or none (``ridge_window`` raises where it finds more)."""
+    rows = []
+    for sigma in sigmas:
+        for s in label_noises:
+            for d_out in d_outs:
+                for f in missed:
+                    window = pr.ridge_window(sigma, s, d_out, d_out * (1 - f), d_out * f)
+                    rows.append({"sigma": sigma, "label_noise": s, "d_out": d_out, "missed": f,
+                                 "low": window[0] if window else np.nan, "high": window[1] if window else np.nan,
+                                 "wins": window is not None})
     return pd.DataFrame(rows)
