@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import theory
+from .. import protocol, theory
 from ..data import Samples, Task, draw
 from ..models import DeepLinear
 from ..streams import Stream, as_stream
@@ -34,6 +34,7 @@ from ..validation import check_float
 from .linear_common import linear_teacher, member_samples, target_factors
 
 ONE_LAYER_GD, RIDGE = "least squares, stopped", "ridge"
+ST_LIMIT = "ST, λ → ∞, stopped head"  # the first layer at T X~^+, the head stopped (thm-tikhonov-path)
 
 
 def perfect_teacher(task: Task, device=None, dtype=torch.float64):
@@ -136,7 +137,10 @@ def path_sweep(task: Task, n_train: int, n_val: int, n_test: int, sigmas, lams, 
     first = [e for e, (_, lam, _) in enumerate(pairs) if lam == lams[0]]
     one_layer = one_layer_runs(x_noisy[first], y[first], _members(val_set, first), _members(test_set, first),
                                [pairs[e] for e in first], steps, log_points, rate_fraction)
-    return history, members, one_layer
+    limit = st_limit_runs(x_noisy[first], feats[first].to("cpu", torch.float64), y[first],
+                          _members(val_set, first), _members(test_set, first), [pairs[e] for e in first], steps,
+                          log_points, rate_fraction, w_star, cov)
+    return history, members, pd.concat([one_layer, limit], ignore_index=True)
 
 
 def _members(samples: Samples, idx) -> Samples:
@@ -185,6 +189,70 @@ def one_layer_runs(x_noisy, y, val: Samples, test: Samples, pairs, steps: int, l
                              "time": t * rate,
                              "val_error": float(rv[i]), "test_error": float(rt[i])})
     return pd.DataFrame(rows)
+
+
+def st_limit_path(x_noisy, features, y, rate: float, grid) -> torch.Tensor:
+    """ST in the Tikhonov limit: the first layer at ``F = T X~^+``, the head on gradient descent over ``T``.
+
+    The head's path is :func:`stlearn.theory.gd_regression_path` of the labels on the clean features
+    (samples as rows), and the end-to-end map is ``W_2(t) F = Y R_t(T^T T) X~^+`` (the early-stopping
+    chapter's theorem on the Tikhonov limit). Returns ``(len(grid), ..., d_y, d)``.
+    """
+    first_layer = theory.min_norm_interpolator(x_noisy, features)  # (..., r, d): F = T X~^+
+    return theory.gd_regression_path(features, y, rate, grid) @ first_layer
+
+
+def best_head_error(first_layer: torch.Tensor, w_star: torch.Tensor, cov: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The lowest test error of any head on the fixed first layer ``F``: ``min_{W_2} E ||W* x - W_2 F x~||^2``.
+
+    ``tr(W* S W*^T) - tr(W* S F^T (F (S + sigma^2 I) F^T)^{-1} F S W*^T)`` with ``S`` the clean inputs'
+    covariance: the bound below every stopping time of the Tikhonov-limit student.
+    """
+    f, w, cov = (t.to(torch.float64) for t in (first_layer, w_star, cov))
+    noisy_cov = cov + sigma**2 * torch.eye(cov.shape[0], dtype=torch.float64)
+    cross = w @ cov @ f.transpose(-1, -2)  # (..., d_y, r)
+    gram = f @ noisy_cov @ f.transpose(-1, -2)
+    explained = (cross * torch.linalg.solve(gram, cross.transpose(-1, -2)).transpose(-1, -2)).sum((-1, -2))
+    return torch.einsum("ij,jk,ik->", w, cov, w) - explained
+
+
+def st_limit_runs(x_noisy, features, y, val: Samples, test: Samples, pairs, steps: int, log_points: int,
+                  rate_fraction: float, w_star, cov) -> pd.DataFrame:
+    """Run table of the Tikhonov-limit student (:func:`st_limit_path`), per member and logged step.
+
+    The head runs at ``rate_fraction * 2 N / ||T||_2^2`` (the largest over the members of one noise level).
+    Besides the validation and test errors (on the sets, like every method), each row carries the exact test
+    error of its map (``exact_error``) and the best head's (``head_bound``, :func:`best_head_error`).
+    """
+    n = x_noisy.shape[-2]
+    grid = [t for t in log_schedule(steps, log_points) if t > 0]
+    t2 = torch.linalg.matrix_norm(features, ord=2) ** 2
+    sig = np.array([s for s, _, _ in pairs])
+    rows = []
+    for s in np.unique(sig):
+        idx = np.flatnonzero(sig == s)
+        rate = rate_fraction * 2.0 * n / float(t2[idx].max())
+        path = st_limit_path(x_noisy[idx], features[idx], y[idx], rate, grid)  # (T, E, d_y, d)
+        v, te = _errors(path, _members(val, idx)), _errors(path, _members(test, idx))
+        exact = theory.linear_test_error(path, w_star, cov, float(s))
+        bound = best_head_error(theory.min_norm_interpolator(x_noisy[idx], features[idx]), w_star, cov, float(s))
+        for j, t in enumerate(grid):
+            for i, e in enumerate(idx):
+                rows.append({"sigma": s, "seed": pairs[e][2], "method": ST_LIMIT, "config": f"t={t * rate:.4g}",
+                             "step": t, "time": t * rate, "val_error": float(v[j, i]), "test_error": float(te[j, i]),
+                             "exact_error": float(exact[j, i]), "head_bound": float(bound[i])})
+    return pd.DataFrame(rows)
+
+
+def limit_bounds(limit_runs: pd.DataFrame) -> pd.DataFrame:
+    """Per noise level, mean exact test errors of the Tikhonov-limit student over seeds: the best head on its
+    fixed features (the bound), the best stopping time (an oracle), and the step validation picks."""
+    per_seed = limit_runs.groupby(["sigma", "seed"])
+    chosen = pd.concat([protocol.select(g) for _, g in limit_runs.groupby("sigma")])  # the protocol's tie rule
+    chosen = chosen.set_index(["sigma", "seed"]).exact_error
+    table = pd.DataFrame({"best head on F (bound)": per_seed.head_bound.first(),
+                          "best stopping time (oracle)": per_seed.exact_error.min(), "stopped on validation": chosen})
+    return table.groupby("sigma").mean()
 
 
 def two_layer_runs(history: pd.DataFrame, every: int = 1) -> pd.DataFrame:
@@ -239,4 +307,13 @@ def feature_path_check(task: Task, n_train: int, rng: Stream | int, steps: int, 
     head = a.to(torch.float64)
     out["gap_paths"] = float((head @ out["closed_features"] - out["closed_labels"]).norm()
                              / out["closed_labels"].norm())
+    # the Tikhonov-limit student: the trainer's head on the clean features, read through F = T X~^+
+    t_rate = 0.5 * n_train / float(torch.linalg.matrix_norm(feats.to("cpu", torch.float64), ord=2) ** 2)
+    model = DeepLinear([b.shape[0], task.d_out], init_scale=0.0, device=device, dtype=dtype)
+    train(model, Samples(feats, feats, data.y), config=TrainConfig(steps=steps, lr=t_rate, log_points=2,
+                                                                   progress=False))
+    x64, f64 = data.noisy.to("cpu", torch.float64), feats.to("cpu", torch.float64)
+    w_sim = model.end_to_end().detach().to("cpu", torch.float64) @ theory.min_norm_interpolator(x64, f64)
+    w_closed = st_limit_path(x64, f64, data.y.to("cpu", torch.float64), t_rate, [steps])[0]
+    out["gap_limit"] = float((w_sim - w_closed).norm() / w_closed.norm())
     return out

@@ -279,12 +279,12 @@ def ridge_map_runs(d: int, d_out: int, missing: int, sigma: float, points, runs:
 
 # ------------------------------------------------------------------------------- ST against tuned ridge
 def ridge_gap_formula(d_out: int, sigma: float, label_noise: float, missing: int):
-    """``gamma -> G(gamma)``: tuned ridge's limit minus the two-stage limit for the book's target and teacher."""
+    """``gamma -> Delta(gamma)``: tuned ridge's limit minus the two-stage limit for the book's target and teacher."""
     return lambda g: float(pr.ridge_gap(g, sigma, label_noise, d_out, float(d_out - missing), float(missing)))
 
 
 def map_gap_formula(points, d_out: int, sigma: float, missing: int):
-    """``i -> G`` at map point ``i`` (``points[i] = (gamma, label_noise)``)."""
+    """``i -> Delta`` at map point ``i`` (``points[i] = (gamma, label_noise)``)."""
     return lambda i: ridge_gap_formula(d_out, sigma, points[i][1], missing)(points[i][0])
 
 

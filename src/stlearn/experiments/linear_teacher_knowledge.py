@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from .. import theory, theory_finite
 from ..data import Task, draw, draw_members
+from ..protocol import first_lowest
 from ..streams import Stream, as_stream
 from ..validation import ParameterError
 from .linear_common import TILT, complement, target_factors
@@ -176,6 +177,39 @@ def probe(task: Task, missing, n_students, rng: Stream | int, seeds) -> tuple[pd
     return pd.DataFrame(rows), qs
 
 
+def ridge_penalties(budget: int) -> list[float]:
+    """``budget`` ridge penalties: 0 (least squares) and a log grid from 1e-3 to 1e2 (inputs of unit scale)."""
+    return [0.0, *np.geomspace(1e-3, 1e2, budget - 1).tolist()]
+
+
+def tuned_ridge(train_set, val, penalties, w_star, cov, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per member, ridge ``W = Y^T X (X^T X + N mu I)^{-1}`` at the penalty with the lowest validation error
+    (ties within rounding: the first): its validation error and its exact test error."""
+    x, y = train_set.noisy, train_set.y
+    n, d = x.shape[-2:]
+    gram, cross = x.transpose(-1, -2) @ x, x.transpose(-1, -2) @ y
+    val_err, test_err = [], []
+    for mu in penalties:
+        w = (theory.min_norm_interpolator(x, y) if mu == 0 else
+             torch.linalg.solve(gram + n * mu * torch.eye(d, dtype=x.dtype), cross).transpose(-1, -2))
+        val_err.append((val.y - val.noisy @ w.transpose(-1, -2)).pow(2).sum(-1).mean(-1).numpy())
+        test_err.append(theory.linear_test_error(w, w_star, cov, sigma).numpy())
+    val_err, test_err = np.stack(val_err), np.stack(test_err)  # (penalties, members)
+    pick = [first_lowest(val_err[:, e]) for e in range(val_err.shape[1])]
+    members = np.arange(val_err.shape[1])
+    return val_err[pick, members], test_err[pick, members]
+
+
+def strongest_simple(paths: pd.DataFrame) -> pd.DataFrame:
+    """Per (n_teacher, n_student, seed), the simple estimator that validates better: the base student of the
+    same width (``lam = 0``, reduced-rank regression) or tuned ridge; columns ``method``, ``test_error``."""
+    base = paths[paths.lam == 0].set_index(["n_teacher", "n_student", "seed"])
+    ridge_wins = base.ridge_val < base.val_error  # ties go to the base student
+    table = pd.DataFrame({"method": np.where(ridge_wins, "ridge", "reduced-rank regression"),
+                          "test_error": np.where(ridge_wins, base.ridge, base.test_error)}, index=base.index)
+    return table.sort_index()
+
+
 def lam_path(task: Task, rank: int, n_students, n_teacher: int, lams, rng: Stream | int, seeds,
              n_val: int) -> pd.DataFrame:
     """Test and validation errors of the closed-form ST minimizer of a width-``rank`` student, per lambda.
@@ -183,8 +217,9 @@ def lam_path(task: Task, rank: int, n_students, n_teacher: int, lams, rng: Strea
     One row per (n_student, seed, lam) with ``lam = inf`` the two-stage limit; columns ``test_error``
     (exact), ``head`` (the closed form's head conditioning), ``val_error`` (mean squared error on
     ``n_val`` noisy validation samples with noisy labels, drawn from ``rng.child("validation", k, N)``) and
-    ``ols`` (least squares' test error). Teacher ``k`` is the grid's (``rng.child("teacher_data", k,
-    n_teacher)``); student data as in the grid.
+    ``ols`` (least squares' test error), and ``ridge``, ``ridge_val``: ridge tuned on the same validation set
+    over as many penalties as there are weights (:func:`tuned_ridge`; the same in every row of a run).
+    Teacher ``k`` is the grid's (``rng.child("teacher_data", k, n_teacher)``); student data as in the grid.
     """
     rng = as_stream(rng)
     w_star, cov = task.target.weight, task.inputs.covariance()
@@ -196,6 +231,7 @@ def lam_path(task: Task, rank: int, n_students, n_teacher: int, lams, rng: Strea
         val = draw_members(task, n_val, [rng.child("validation", k, n_s) for k in seeds], dtype=torch.float64)
         feats = split.clean @ q_all.transpose(-1, -2)
         ols = theory.linear_test_error(theory.min_norm_interpolator(split.noisy, split.y), w_star, cov, task.sigma)
+        ridge_val, ridge_test = tuned_ridge(split, val, ridge_penalties(len(lams)), w_star, cov, task.sigma)
         for lam in lams:
             if np.isinf(lam):
                 w, head = theory.two_stage_estimator(split.noisy, feats, split.y), torch.full((len(seeds),), np.nan)
@@ -207,6 +243,7 @@ def lam_path(task: Task, rank: int, n_students, n_teacher: int, lams, rng: Strea
             for i, k in enumerate(seeds):
                 rows.append({"n_student": n_s, "seed": k, "lam": float(lam), "test_error": float(test[i]),
                              "val_error": float(v[i]), "ols": float(ols[i]), "head": float(head[i]),
+                             "ridge": float(ridge_test[i]), "ridge_val": float(ridge_val[i]),
                              "kappa": theory.knowledge_deficit(w_star, qs[i])})
     return pd.DataFrame(rows)
 
