@@ -143,3 +143,23 @@ def delay_summary(ratio, stretch: float) -> dict:
     return {"mean": math.exp(mean), "low": math.exp(low), "high": math.exp(high), "verdict": verdict,
             "later_runs": int((ratio > 1).sum()), "runs": int(ratio.size), "smallest": float(ratio.min()),
             "expected": bool(math.log(stretch) > high - low)}
+
+
+def best_shrinkage_error(s, target) -> float:
+    """The mode-model error of the best single shrinkage ``u = rho s`` (ridge at its best penalty, one-layer
+    gradient flow at its best time): ``a b / (a + b)`` with ``a`` the signal's and ``b`` the noise's energy."""
+    s, target = np.asarray(s, dtype=float), np.asarray(target, dtype=float)
+    a = float((s[target != 0] ** 2).sum())
+    b = float((s[target == 0] ** 2).sum())
+    return a * b / (a + b) if a + b > 0 else 0.0
+
+
+def against_yardstick(stops: pd.DataFrame, yardstick: float) -> pd.DataFrame:
+    """Per ``lam``: the mean best error along the path and the yardstick minus it, with a 95% interval over runs
+    (positive: the path's best point beats the best simple estimator)."""
+    rows = []
+    for lam, g in stops.groupby("lam"):
+        gap, low, high = stats.mean_ci(yardstick - g.best_error.to_numpy())
+        rows.append({"lam": lam, "best error along the path": g.best_error.mean(), "yardstick minus it": gap,
+                     "low": low, "high": high})
+    return pd.DataFrame(rows).set_index("lam")
