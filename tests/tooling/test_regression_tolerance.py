@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import nbformat
 import pytest
-from conftest import ROOT, SANITIZE
+from conftest import ROOT
 
-from stlearn.tooling.regression import TOLERANCE, Printed, numbers_agree, same_printed
+from stlearn.tooling.regression import TOLERANCE, Printed, nbval_command, numbers_agree, same_printed
 
 # pairs printed by the same float64 value rounded on either side of a boundary, or round-off sizes
 AGREE = [("0.1255 [0.1015, 0.1494]", "0.1254 [0.1015, 0.1494]"), ("PSNR 36.06 dB", "PSNR 36.07 dB"),
@@ -54,8 +53,7 @@ def _notebook(path, shift_reference: float, shift_run: float) -> None:
 
 def _nbval(path) -> subprocess.CompletedProcess:
     """nbval on ``path`` with this suite's conftest.py loaded as a plugin, as for the references."""
-    cmd = [sys.executable, "-m", "pytest", "-p", "conftest", "--nbval", str(path), "--nbval-current-env",
-           "--nbval-sanitize-with", str(SANITIZE), "-q", "-p", "no:cacheprovider", "--rootdir", str(path.parent)]
+    cmd = nbval_command([path], ROOT, "-p", "conftest", "--rootdir", str(path.parent))
     env = {**os.environ, "STLEARN_ROOT": str(ROOT),
            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src")])}
     return subprocess.run(cmd, cwd=path.parent, env=env, capture_output=True, text=True, timeout=300, check=False)

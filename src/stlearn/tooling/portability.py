@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import chapters as ch
+from .regression import nbval_command, reference_path
 
 CAPABILITIES = ("default", "avx2", "avx512")
 # torch reads no environment variable for oneDNN: a sitecustomize on PYTHONPATH turns it off in every kernel
@@ -85,9 +86,8 @@ def nbval_with_noise_factor(name: str, factor: float, root: Path, folder: Path) 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), str(root / "src")]),
            "STLEARN_NOISE_FACTOR": repr(factor), "STLEARN_PERTURB_LOG": str(folder / "perturb.log"),
            "STLEARN_ROOT": str(root)}
-    cmd = [sys.executable, "-m", "pytest", "--nbval", str(root / "tests" / "references" / f"{name}.ipynb"),
-           "--nbval-current-env", "--nbval-sanitize-with", str(root / "tests" / "sanitize.cfg"), "-x", "-q",
-           "-p", "no:cacheprovider", "--rootdir", str(root), "-c", str(root / "pyproject.toml")]
+    cmd = nbval_command([reference_path(name, root)], root, "-x", "--rootdir", str(root), "-c",
+                        str(root / "pyproject.toml"))
     return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
@@ -140,10 +140,8 @@ def run_variant(variant: Variant, names: list[str], root: Path, workers: int) ->
         folder = Path(tmp)
         env = variant.env(folder)
         seen = probe(variant, folder)
-        refs = [str(root / "tests" / "references" / f"{n}.ipynb") for n in names]
-        cmd = [sys.executable, "-m", "pytest", *refs, "--nbval", "--nbval-current-env", "--nbval-sanitize-with",
-               str(root / "tests" / "sanitize.cfg"), "-q", "-p", "no:cacheprovider", "-n", str(workers),
-               "--dist", "loadfile"]
+        cmd = nbval_command([reference_path(n, root) for n in names], root, "-n", str(workers), "--dist",
+                            "loadfile")
         start = time.perf_counter()
         result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - start

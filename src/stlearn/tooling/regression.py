@@ -23,6 +23,16 @@ from .build import executed_chapter
 CI = ch.CI
 
 
+def nbval_command(notebooks, root: Path | None = None, *extra: str) -> list[str]:
+    """The one nbval invocation every check uses: pytest over ``notebooks`` with this suite's sanitizers, in
+    the current environment, without pytest's cache; ``extra`` arguments go last."""
+    import sys
+
+    root = root or ch.repo_root()
+    return [sys.executable, "-m", "pytest", "--nbval", *map(str, notebooks), "--nbval-current-env",
+            "--nbval-sanitize-with", str(root / "tests" / "sanitize.cfg"), "-q", "-p", "no:cacheprovider", *extra]
+
+
 def reference_path(name: str, root: Path | None = None) -> Path:
     return (root or ch.repo_root()) / "tests" / "references" / f"{name}.ipynb"
 
