@@ -600,7 +600,7 @@ def interpolation_sweep(task: Task, n_train: int, n_test: int, hidden: int, dept
 
 
 def member_rows(model: DeepLinear, w1_init: Tensor, train_set: Samples, task: Task, pairs, history) -> pd.DataFrame:
-    """Per member: the final training loss, the distance to the min-norm interpolator, the identities' gaps."""
+    """Per member: final training loss, distance to the min-norm interpolator, identity gaps, ``||W_{L:2}||_2``."""
     x_noisy = train_set.noisy.to("cpu", torch.float64)
     y = train_set.y.to("cpu", torch.float64)
     w_mn = theory.min_norm_interpolator(x_noisy, y)
@@ -608,7 +608,8 @@ def member_rows(model: DeepLinear, w1_init: Tensor, train_set: Samples, task: Ta
     cov, w_star = task.inputs.covariance(), task.target.weight
     w_end = model.end_to_end().detach().to("cpu", torch.float64)
     w1 = model.layers[0].weight.detach().to("cpu", torch.float64)
-    init_term = upper_product(model).to("cpu", torch.float64) @ w1_init @ outside
+    upper = upper_product(model).to("cpu", torch.float64)
+    init_term = upper @ w1_init @ outside
     residual = w_end @ x_noisy.transpose(-1, -2) - y.transpose(-1, -2)
     residual_term = residual @ torch.linalg.pinv(x_noisy).transpose(-1, -2)
     invariance = _relative(w1 @ outside, w1_init @ outside)  # init_scales > 0 (checked by the spec)
@@ -622,6 +623,7 @@ def member_rows(model: DeepLinear, w1_init: Tensor, train_set: Samples, task: Ta
         "residual_term": (residual_term.norm(dim=(-2, -1)) / scale).numpy(),
         "init_term": (init_term.norm(dim=(-2, -1)) / scale).numpy(),
         "invariance_gap": invariance.numpy(),
+        "upper_norm": torch.linalg.matrix_norm(upper, ord=2).numpy(),  # ||W_{L:2}||_2, assumption (ii)
         "test_error": theory.linear_test_error(w_end, w_star, cov, task.sigma).numpy(),
         "test_error_min_norm": theory.linear_test_error(w_mn, w_star, cov, task.sigma).numpy(),
     })
