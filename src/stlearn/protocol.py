@@ -177,6 +177,17 @@ def summary(selected: pd.DataFrame, methods: Sequence[str], base: str | None = N
     return pd.DataFrame(rows)
 
 
+def interval_text(comparison: dict[str, float], digits: int = 3) -> str:
+    """A paired comparison as the book prints it: ``"+0.032 [0.003, 0.061]"`` (mean gain, 95% interval)."""
+    return (f"{comparison['gain']:+.{digits}f} [{comparison['low']:.{digits}f}, "
+            f"{comparison['high']:.{digits}f}]")
+
+
+def no_difference(comparison: dict[str, float], first: str, second: str, digits: int = 3) -> str:
+    """The words for an interval that includes 0: never "as well as", always the interval that allows more."""
+    return f"no resolvable difference between {first} and {second} ({interval_text(comparison, digits)})"
+
+
 def by_sign(comparison: dict[str, float], above, below, neither):
     """``above`` if the interval of ``comparison`` lies above 0, ``below`` if below, else ``neither``."""
     if comparison["low"] > 0:

@@ -114,3 +114,13 @@ def test_ties_within_rounding_keep_the_earliest_step_and_the_first_configuration
     runs = _runs().assign(val_error=lambda t: np.where(t.config == "y", t.val_error.where(t.method != "b", 0.7 - 1e-12),
                                                        t.val_error))
     assert (protocol.select(runs).query("method == 'b'").config == "x").all()
+
+
+def test_interval_words_never_claim_equality():
+    tie = {"gain": 0.01, "low": -0.087, "high": 0.030}
+    assert protocol.interval_text(tie) == "+0.010 [-0.087, 0.030]"
+    words = protocol.no_difference(tie, "ST", "noise augmentation")
+    assert words == "no resolvable difference between ST and noise augmentation (+0.010 [-0.087, 0.030])"
+    assert protocol.verdict(tie, "ST", "base") == "no resolvable difference between ST and base"
+    assert protocol.verdict({"gain": 0.1, "low": 0.02, "high": 0.18}, "ST", "base") == "ST beats base"
+    assert protocol.verdict({"gain": -0.1, "low": -0.2, "high": -0.01}, "ST", "base") == "base beats ST"

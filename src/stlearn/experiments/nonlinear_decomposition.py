@@ -664,8 +664,9 @@ def mechanism_verdict(pre: dict, reduction_pre: dict, connector_null: dict, redu
         elif units_vs_connector["high"] < 0:
             second += ", and transfers more than the units matched directly"
         else:
-            second += (", and transfers as much as the units matched directly, so the rotated features hold the "
-                       "same usable knowledge and the cost of rotation is mechanical")
+            second += (", and " + protocol.no_difference(units_vs_connector, "it", "the units matched directly")
+                       + ", consistent with rotated features that hold the same usable knowledge and a mechanical "
+                       "cost of rotation")
     else:
         second = "the connector control does not make the layout irrelevant here, which calls the set-up into doubt"
     return f"{first}; {second}."
@@ -675,7 +676,7 @@ def short_answer(primary: dict) -> str:
     """The primary comparison in a few words, for the book's table of findings."""
     return protocol.by_sign(primary, "Holds: the teacher's units transfer better than a rotation of them",
                             "Reversed: a rotation of the teacher's units transfers better than the units",
-                            "Not resolved: the units and their rotation transfer alike within the interval")
+                            "Not resolved: " + protocol.no_difference(primary, "the units", "their rotation"))
 
 
 def claim_verdict(primary: dict, deep_vs_matched: dict, mechanism: str) -> str:
@@ -683,12 +684,13 @@ def claim_verdict(primary: dict, deep_vs_matched: dict, mechanism: str) -> str:
     head = protocol.by_sign(primary, "Yes, for this family of teachers: with the teacher's function fixed, its own "
                             "units transfer better than a rotation of them",
                             "No: a rotation of the teacher's units transfers better than the units themselves",
-                            "Not resolvably: the units and their rotation transfer alike")
+                            "Not resolvably: " + protocol.no_difference(primary, "the units", "their rotation"))
     deep = protocol.by_sign(
         deep_vs_matched,
         "a deep teacher's last hidden layer transfers less than a shallow teacher's units of matched clean error",
         "a deep teacher's last hidden layer transfers more than a shallow teacher's units of matched clean error",
-        "a deep teacher and a shallow one of matched clean error transfer alike")
+        protocol.no_difference(deep_vs_matched, "a deep teacher's last hidden layer",
+                               "a shallow teacher's units of matched clean error"))
     return f"{head}, and {deep}. {mechanism}"
 
 
@@ -700,6 +702,7 @@ def practice(units_vs_strongest: dict, strongest: str, pre_vs_units: dict) -> st
     if pre_vs_units["low"] > 0:
         text += " Matching the pre-activations of those units did better still than matching them after the ReLU."
     if units_vs_strongest["low"] <= 0:
-        relation = "better than" if units_vs_strongest["high"] < 0 else "as well as"
-        text += f" But try the simple methods first: here {strongest} does {relation} ST with the teacher's units."
+        found = (f"{strongest} does better than ST with the teacher's units" if units_vs_strongest["high"] < 0 else
+                 protocol.no_difference(units_vs_strongest, "ST with the teacher's units", strongest))
+        text += f" But try the simple methods first: here {found}."
     return text

@@ -280,7 +280,7 @@ def claim_verdict(st_over_base: dict, zero_gains: pd.DataFrame, primary: dict, s
     else:
         zero = "trained on to zero loss, no ST student keeps a resolvable gain, as the linear theorem predicts"
     simple = protocol.by_sign(primary, f"ST beats it ({strongest})", f"{strongest} beats ST",
-                              f"{strongest} does as well as ST")
+                              protocol.no_difference(primary, "ST", strongest))
     return f"{early}; {zero}. Against the strongest simple method of the same information, {simple}."
 
 
@@ -289,7 +289,7 @@ def practice(primary: dict, strongest: str) -> str:
     if primary["low"] > 0:
         head = "ST is worth its teacher here: it beats every simple method of the fixed-pairs setting."
     else:
-        relation = "better than" if primary["high"] < 0 else "as good as"
-        head = (f"Before adopting ST for a task like this one, try the simple methods of the table: here {strongest} "
-                f"is {relation} ST.")
+        found = (f"{strongest} is better than ST" if primary["high"] < 0
+                 else protocol.no_difference(primary, "ST", strongest) + ", which leaves room for either to be better")
+        head = f"Before adopting ST for a task like this one, try the simple methods of the table: here {found}."
     return head + " Whatever is used, stop on a labelled noisy validation set."

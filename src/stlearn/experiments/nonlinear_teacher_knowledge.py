@@ -437,7 +437,7 @@ def where_beaten(rows: pd.DataFrame, method: str) -> str:
     if beats:
         parts.append(f"a simple method beats {method} at {'; '.join(beats)}")
     if ties:
-        parts.append(f"a simple method matches it (no resolvable difference) at {'; '.join(ties)}")
+        parts.append(f"no resolvable difference between {method} and a simple method at {'; '.join(ties)}")
     if wins:
         parts.append(f"{method} beats the strongest simple method at {'; '.join(wins)}")
     return "; ".join(parts)
@@ -558,7 +558,8 @@ def practice(simple: pd.DataFrame, augmented: pd.DataFrame, primary: dict, best:
     who = f"ST with {teacher_phrase(best)}"
     if beaten + matched == conditions:
         head = (f"Try the simple methods first: in {beaten} of the {conditions} conditions one of them beats {who}"
-                + (f", and in the other {matched} one does as well." if matched else "."))
+                + (f", and in the other {matched} there is no resolvable difference from one of them." if matched
+                   else "."))
     else:
         head = (f"{who} beats the strongest simple method of the same information in "
                 f"{conditions - beaten - matched} of the {conditions} conditions.")
@@ -568,8 +569,8 @@ def practice(simple: pd.DataFrame, augmented: pd.DataFrame, primary: dict, best:
         teacher = (" If ST is used, a teacher that knows the target is worth having (it beats a random one), and "
                    "λ should be chosen on a labelled validation set, 0 included.")
     else:
-        teacher = (" If ST is used, a random teacher did as well as a knowledgeable one here; choose λ on a labelled "
-                   "validation set, 0 included.")
+        teacher = (" If ST is used: " + protocol.no_difference(primary, "a knowledgeable teacher", "a random one")
+                   + " here; choose λ on a labelled validation set, 0 included.")
     return head + aug + teacher
 
 
