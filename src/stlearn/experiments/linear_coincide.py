@@ -18,7 +18,8 @@ of two sizes are independent, not one a prefix of the other) and its
 initialization from ``rng.child("student_init", k, width)``; both are shared by
 every case and ``lam`` (paired runs). The directions that tilt or widen teacher
 ``k``'s features come from ``rng.child("direction", k, TILT)`` and
-``rng.child("direction", k, WIDEN)``.
+``rng.child("direction", k, WIDEN)``. The yardstick (:func:`simple_estimators`) is fitted on the
+same training sets and tuned on run ``k``'s validation set ``rng.child("validation", k, N)``.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
 from .. import theory, theory_finite
 from ..data import Task
+from ..protocol import interval
 from ..streams import Stream, as_stream
-from .linear_common import TILT, WIDEN, member_samples, target_factors, tilted, widened
+from .linear_common import TILT, WIDEN, member_samples, ridge_penalties, target_factors, tilted, tuned_ridge, widened
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ CASES = (
     Case("label noise, wide teacher", wide=True, noisy_labels=True, imperfect=False),
     Case("imperfect, wide teacher", wide=True, noisy_labels=False, imperfect=True),
 )
+FAILS = ("label noise", "imperfect teacher")  # the cases where (C) fails: ST moves the end point
 
 
 def teacher_weights(case: Case, w_star: torch.Tensor, angle: float, rng: Stream | int, k: int):
@@ -151,4 +155,57 @@ def closed_form_path(task: Task, n_train: int, lams, rng: Stream | int, seeds, a
             dist = (w - w_base).norm(dim=(-2, -1)) / w_base.norm(dim=(-2, -1))
             rows += [{"case": case.name, "lam": float(lam), "seed": k, "closed_to_base": float(dist[i])}
                      for i, k in enumerate(seeds)]
+    return pd.DataFrame(rows)
+
+
+def simple_estimators(task: Task, n_trains, rng: Stream | int, seeds, n_val: int, budget: int) -> pd.DataFrame:
+    """The yardstick on each case's training sets: one row per (n_train, case, seed).
+
+    Run ``k`` at ``N`` samples uses the sweep's training set (``rng.child("student_data", k, N)``, with the
+    case's labels) and ``n_val`` validation samples of the same kind from ``rng.child("validation", k, N)``.
+    ``ridge``/``ridge_val``: ridge tuned over ``budget`` penalties, 0 among them
+    (:func:`~stlearn.experiments.linear_teacher_knowledge.tuned_ridge`); ``rrr``/``rrr_val``: reduced-rank
+    regression of rank ``h``, the student's width, where it is a bottleneck (``h < min(d, d_y)``; NaN
+    otherwise) -- the base minimizer itself. ``simple`` is the test error of whichever of the two validates
+    better in that run (ties go to reduced-rank regression), ``simple_method`` its name.
+    """
+    rng = as_stream(rng)
+    w_star, cov = task.target.weight, task.inputs.covariance()
+    clean = Task(task.inputs, task.target, task.sigma, 0.0)
+    frames = []
+    for n_train, case in itertools.product(n_trains, CASES):
+        tasks = [task if case.noisy_labels else clean] * len(seeds)
+        data = member_samples(tasks, n_train, [rng.child("student_data", k, n_train) for k in seeds],
+                              dtype=torch.float64)
+        val = member_samples(tasks, n_val, [rng.child("validation", k, n_train) for k in seeds], dtype=torch.float64)
+        ridge_val, ridge = tuned_ridge(data, val, ridge_penalties(budget), w_star, cov, task.sigma)
+        width = task.d if case.wide else target_factors(w_star)[1].shape[0]  # the teacher's, and the student's
+        rrr = rrr_val = np.full(len(seeds), np.nan)
+        if width < min(task.d, task.d_out):
+            w = theory.reduced_rank_regression(data.noisy, data.y, width)
+            rrr = theory.linear_test_error(w, w_star, cov, task.sigma).numpy()
+            rrr_val = (val.y - val.noisy @ w.transpose(-1, -2)).pow(2).sum(-1).mean(-1).numpy()
+        ridge_wins = ~(rrr_val <= ridge_val)  # NaN (no bottleneck): ridge
+        frames.append(pd.DataFrame({
+            "n_train": n_train, "case": case.name, "seed": list(seeds), "ridge": ridge, "ridge_val": ridge_val,
+            "rrr": rrr, "rrr_val": rrr_val, "simple": np.where(ridge_wins, ridge, rrr),
+            "simple_method": np.where(ridge_wins, "ridge", "reduced-rank regression")}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def against_simple(runs: pd.DataFrame, simple: pd.DataFrame) -> pd.DataFrame:
+    """Per (case, lam), the trained students against the stronger simple estimator, paired by run.
+
+    ``runs``: rows of :func:`coincidence_sweep` at one sample size; ``simple``: :func:`simple_estimators`.
+    ``relative gain`` is ``(simple - student) / mean(simple)`` (> 0: the student is better), with its 95%
+    interval over runs; ``ridge share`` the share of runs in which tuned ridge was the stronger simple estimator.
+    """
+    keyed = simple.set_index(["n_train", "case", "seed"])
+    rows = []
+    for (case, lam), g in runs.groupby(["case", "lam"], sort=False):
+        ref = keyed.loc[list(zip(g.n_train, g.case, g.seed))]
+        iv = interval((ref.simple.to_numpy() - g.test_error.to_numpy()) / ref.simple.mean())
+        rows.append({"case": case, "lam": lam, "student": g.test_error.mean(), "simple": ref.simple.mean(),
+                     "ridge share": float((ref.simple_method == "ridge").mean()), "relative gain": iv["gain"],
+                     "relative gain_low": iv["low"], "relative gain_high": iv["high"]})
     return pd.DataFrame(rows)

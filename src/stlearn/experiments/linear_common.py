@@ -1,21 +1,27 @@
-"""Pieces shared by the deep-linear theory chapters: hand-built teachers and per-member data.
+"""Pieces shared by the deep-linear theory chapters: hand-built teachers, per-member data and the yardstick.
 
 A hand-built teacher is a two-layer linear network ``x -> A V x`` whose hidden
 features ``V x`` are chosen exactly (no training), so a chapter controls what
 the teacher knows and how its features are laid out. The random directions
 that tilt or widen a teacher's features come from its own streams,
 ``rng.child("direction", k, TILT)`` and ``rng.child("direction", k, WIDEN)``.
+
+The yardstick every theory chapter states its verdicts against (CONTRIBUTING 4b') is ridge tuned on a
+validation set with the same budget as ST's weights: :func:`ridge_penalties`, :func:`tuned_ridge`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
+from .. import theory
 from ..data import Samples, Task, draw, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import DeepLinear
+from ..protocol import first_lowest
 from ..streams import Stream
 from ..validation import ParameterError, check_float
 
@@ -78,3 +84,27 @@ def member_samples(tasks: Sequence[Task], n: int, rngs: Sequence[Stream], *, lab
         raise ParameterError(f"tasks and rngs must be non-empty lists of one length; got {len(tasks)} and {len(rngs)}")
     return Samples.stack([draw(t, n, r, label_noise=label_noise, device=device, dtype=dtype)
                           for t, r in zip(tasks, rngs)])
+
+
+# ------------------------------------------------------------------------------- the yardstick
+def ridge_penalties(budget: int) -> list[float]:
+    """``budget`` ridge penalties: 0 (least squares) and a log grid from 1e-3 to 1e2 (inputs of unit scale)."""
+    return [0.0, *np.geomspace(1e-3, 1e2, budget - 1).tolist()]
+
+
+def tuned_ridge(train_set, val, penalties, w_star, cov, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per member, ridge ``W = Y^T X (X^T X + N mu I)^{-1}`` at the penalty with the lowest validation error
+    (ties within rounding: the first): its validation error and its exact test error."""
+    x, y = train_set.noisy, train_set.y
+    n, d = x.shape[-2:]
+    gram, cross = x.transpose(-1, -2) @ x, x.transpose(-1, -2) @ y
+    val_err, test_err = [], []
+    for mu in penalties:
+        w = (theory.min_norm_interpolator(x, y) if mu == 0 else
+             torch.linalg.solve(gram + n * mu * torch.eye(d, dtype=x.dtype), cross).transpose(-1, -2))
+        val_err.append((val.y - val.noisy @ w.transpose(-1, -2)).pow(2).sum(-1).mean(-1).numpy())
+        test_err.append(theory.linear_test_error(w, w_star, cov, sigma).numpy())
+    val_err, test_err = np.stack(val_err), np.stack(test_err)  # (penalties, members)
+    pick = [first_lowest(val_err[:, e]) for e in range(val_err.shape[1])]
+    members = np.arange(val_err.shape[1])
+    return val_err[pick, members], test_err[pick, members]

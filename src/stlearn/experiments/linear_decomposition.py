@@ -26,7 +26,9 @@ network experiments (rotation, re-mixing, content); the closed-form run ``k`` wi
 :func:`rotation_check` is ``rng.child("rotation")``, the re-mixing of run ``k``
 ``rng.child("rotation", k)`` (the same for every condition number); the content
 teachers' tilt and extra directions are ``rng.child("direction", 0, TILT)`` and
-``rng.child("direction", 0, WIDEN)`` (one set of teachers for every run).
+``rng.child("direction", 0, WIDEN)`` (one set of teachers for every run). The yardstick
+(:func:`simple_estimators`) is fitted on the same training sets and tuned on validation sets of the runs' own,
+``rng.child("validation", k, N)`` (closed form) and ``rng.child("validation", k)`` (trained networks).
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ from .. import theory
 from ..data import draw_members, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import DeepLinear
+from ..protocol import interval
 from ..streams import Stream, as_stream
 from ..train import TrainConfig, train
-from .linear_common import TILT, WIDEN, linear_teacher, target_factors, tilted, widened
+from .linear_common import TILT, WIDEN, linear_teacher, ridge_penalties, target_factors, tilted, tuned_ridge, widened
 from .linear_early_stopping import curvature
 
 
@@ -246,3 +249,58 @@ def content_networks(task, n_train: int, extras, lams, rng: Stream | int, seeds,
             "base_min": theory.linear_test_error(theory.min_norm_interpolator(x, y), w_star, cov, task.sigma).numpy(),
             "rate": rates, "grad_ratio": grad_ratio, "steps": done}))
     return pd.concat(frames, ignore_index=True)
+
+
+def simple_estimators(task, sizes, ks, rng: Stream | int, seeds, n_val: int, budget: int,
+                      networks: bool = False) -> pd.DataFrame:
+    """The yardstick for students of each width ``k`` in ``ks``: one row per (n_student, k, seed).
+
+    Run ``k`` at ``N`` samples uses the training set of :func:`content_sweep` (``rng.child("student_data", k, N)``)
+    and ``n_val`` noisy validation samples with labels from ``rng.child("validation", k, N)``; with ``networks``,
+    ``sizes`` is ``[n_train]`` and the sets are those of the trained networks, ``rng.child("student_data", k)``
+    and ``rng.child("validation", k)``. ``ridge``/``ridge_val``: ridge tuned over ``budget`` penalties, 0
+    (least squares) among them (:func:`~stlearn.experiments.linear_teacher_knowledge.tuned_ridge`);
+    ``rrr``/``rrr_val``: reduced-rank regression of rank ``k`` where ``k < min(d, d_y)`` (a bottleneck; NaN
+    otherwise); ``simple``: the test error of whichever validates better (ties: reduced-rank regression);
+    ``ols``: least squares' test error (the base, as in :func:`content_sweep`).
+    """
+    rng = as_stream(rng)
+    w_star, cov = task.target.weight, task.inputs.covariance()
+    frames = []
+    for n in sizes:
+        idx = [(k,) if networks else (k, n) for k in seeds]
+        data = draw_members(task, n, [rng.child("student_data", *i) for i in idx], dtype=torch.float64)
+        val = draw_members(task, n_val, [rng.child("validation", *i) for i in idx], dtype=torch.float64)
+        ridge_val, ridge = tuned_ridge(data, val, ridge_penalties(budget), w_star, cov, task.sigma)
+        ols = theory.linear_test_error(theory.min_norm_interpolator(data.noisy, data.y), w_star, cov, task.sigma)
+        for width in ks:
+            rrr = rrr_val = np.full(len(seeds), np.nan)
+            if width < min(task.d, task.d_out):
+                w = theory.reduced_rank_regression(data.noisy, data.y, width)
+                rrr = theory.linear_test_error(w, w_star, cov, task.sigma).numpy()
+                rrr_val = (val.y - val.noisy @ w.transpose(-1, -2)).pow(2).sum(-1).mean(-1).numpy()
+            ridge_wins = ~(rrr_val <= ridge_val)  # NaN (no bottleneck): ridge
+            frames.append(pd.DataFrame({
+                "n_student": n, "k": width, "seed": list(seeds), "ols": ols.numpy(), "ridge": ridge,
+                "ridge_val": ridge_val,
+                "rrr": rrr, "rrr_val": rrr_val, "simple": np.where(ridge_wins, ridge, rrr),
+                "simple_method": np.where(ridge_wins, "ridge", "reduced-rank regression")}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def against_simple(students: pd.DataFrame, simple: pd.DataFrame, by, error: str) -> pd.DataFrame:
+    """Per group of ``by``, the students' ``error`` against the stronger simple estimator of the same run and width.
+
+    ``students`` has columns ``n_student`` (or a single size), ``k`` and ``seed``; ``gain`` is
+    ``(simple - student) / mean(simple)`` (> 0: the student is better) with its 95% interval over runs.
+    """
+    keyed = simple.set_index(["n_student", "k", "seed"])
+    rows = []
+    for key, g in students.groupby(list(by)):
+        g = g.dropna(subset=[error])
+        ref = keyed.loc[list(zip(g.n_student, g.k, g.seed))]
+        iv = interval((ref.simple.to_numpy() - g[error].to_numpy()) / ref.simple.mean())
+        rows.append({**dict(zip(by, key)), "student": g[error].mean(), "simple": ref.simple.mean(),
+                     "ridge share": float((ref.simple_method == "ridge").mean()), "relative gain": iv["gain"],
+                     "relative gain_low": iv["low"], "relative gain_high": iv["high"]})
+    return pd.DataFrame(rows)

@@ -33,10 +33,9 @@ from tqdm import tqdm
 
 from .. import theory, theory_finite
 from ..data import Task, draw, draw_members
-from ..protocol import first_lowest
 from ..streams import Stream, as_stream
 from ..validation import ParameterError
-from .linear_common import TILT, complement, target_factors
+from .linear_common import TILT, complement, ridge_penalties, target_factors, tuned_ridge
 
 
 def fitted_teacher(task: Task, rank: int, n_teacher: int, rng: Stream | int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,29 +174,6 @@ def probe(task: Task, missing, n_students, rng: Stream | int, seeds) -> tuple[pd
             rows.append({"n_student": n_s, "seed": k, **{c: float(v[i]) for c, v in out.items()},
                          **{f"kappa_m{m}": theory.knowledge_deficit(w_star, q) for m, q in qs.items()}})
     return pd.DataFrame(rows), qs
-
-
-def ridge_penalties(budget: int) -> list[float]:
-    """``budget`` ridge penalties: 0 (least squares) and a log grid from 1e-3 to 1e2 (inputs of unit scale)."""
-    return [0.0, *np.geomspace(1e-3, 1e2, budget - 1).tolist()]
-
-
-def tuned_ridge(train_set, val, penalties, w_star, cov, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per member, ridge ``W = Y^T X (X^T X + N mu I)^{-1}`` at the penalty with the lowest validation error
-    (ties within rounding: the first): its validation error and its exact test error."""
-    x, y = train_set.noisy, train_set.y
-    n, d = x.shape[-2:]
-    gram, cross = x.transpose(-1, -2) @ x, x.transpose(-1, -2) @ y
-    val_err, test_err = [], []
-    for mu in penalties:
-        w = (theory.min_norm_interpolator(x, y) if mu == 0 else
-             torch.linalg.solve(gram + n * mu * torch.eye(d, dtype=x.dtype), cross).transpose(-1, -2))
-        val_err.append((val.y - val.noisy @ w.transpose(-1, -2)).pow(2).sum(-1).mean(-1).numpy())
-        test_err.append(theory.linear_test_error(w, w_star, cov, sigma).numpy())
-    val_err, test_err = np.stack(val_err), np.stack(test_err)  # (penalties, members)
-    pick = [first_lowest(val_err[:, e]) for e in range(val_err.shape[1])]
-    members = np.arange(val_err.shape[1])
-    return val_err[pick, members], test_err[pick, members]
 
 
 def strongest_simple(paths: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,9 @@ teacher-feature terms and the weights, and training lasts as long as the fit tak
 
 After training, each member's end-to-end map is compared with the min-norm
 interpolator of its noisy training inputs, and the two exact identities of the
-theorem are checked.
+theorem are checked. The yardstick (:func:`ridge_yardstick`) is ridge regression on
+the same training sets, its penalty tuned on a noisy validation set of run ``k``'s own,
+``rng.child("validation", k)``.
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ from ..data import Samples, Task, draw, draw_members
 from ..fast.functions import input_grad, weight_grad
 from ..losses import FrozenTeacher
 from ..models import DeepLinear
+from ..protocol import by_sign, interval
 from ..streams import Stream, as_stream
 from ..teachers import clean_view
 from ..train import TrainingDiverged, log_rows, log_schedule
 from ..validation import ParameterError, check_float, check_int
+from .linear_common import ridge_penalties, tuned_ridge
 
 Tensor = torch.Tensor
 
@@ -627,3 +631,65 @@ def member_rows(model: DeepLinear, w1_init: Tensor, train_set: Samples, task: Ta
         "test_error": theory.linear_test_error(w_end, w_star, cov, task.sigma).numpy(),
         "test_error_min_norm": theory.linear_test_error(w_mn, w_star, cov, task.sigma).numpy(),
     })
+
+
+# --------------------------------------------------------------------------- the yardstick
+def ridge_yardstick(task: Task, n_train: int, n_val: int, hidden: int, rng: Stream | int, seeds,
+                    budget: int) -> pd.DataFrame:
+    """Ridge tuned on validation, on the runs' own training sets: one row per run ``k`` in ``seeds``.
+
+    Run ``k``'s training set is the sweep's (``rng.child("student_data", k)``, drawn again: the same samples);
+    its ``n_val`` noisy validation samples with their labels come from ``rng.child("validation", k)``. The
+    penalty is the one of ``budget`` (:func:`~stlearn.experiments.linear_teacher_knowledge.ridge_penalties`, 0
+    among them: the min-norm interpolator) with the lowest validation error. Columns: ``ridge`` and
+    ``ridge_val`` (its exact test error and its validation error), ``min_norm`` (the min-norm interpolator's
+    test error) and ``rrr_gap``: the relative distance of reduced-rank regression of rank
+    ``min(hidden, d_out)`` to the min-norm interpolator (zero when the labels have rank at most ``hidden``,
+    as here: the student's width is no bottleneck on its training labels).
+    """
+    rng = as_stream(rng)
+    train_set = draw_members(task, n_train, [rng.child("student_data", k) for k in seeds], dtype=torch.float64)
+    val = draw_members(task, n_val, [rng.child("validation", k) for k in seeds], dtype=torch.float64)
+    cov, w_star = task.inputs.covariance(), task.target.weight
+    ridge_val, ridge_test = tuned_ridge(train_set, val, ridge_penalties(budget), w_star, cov, task.sigma)
+    w_mn = theory.min_norm_interpolator(train_set.noisy, train_set.y)
+    w_rrr = theory.reduced_rank_regression(train_set.noisy, train_set.y, min(hidden, task.d_out))
+    return pd.DataFrame({"seed": list(seeds), "ridge": ridge_test, "ridge_val": ridge_val,
+                         "min_norm": theory.linear_test_error(w_mn, w_star, cov, task.sigma).numpy(),
+                         "rrr_gap": _relative(w_rrr, w_mn).numpy()})
+
+
+def against_yardstick(students: pd.DataFrame, ridge: pd.DataFrame) -> pd.DataFrame:
+    """Per (depth, lam), the students' test error against tuned ridge on the same data, paired by run.
+
+    ``students``: the sweep's rows at one init scale; ``ridge``: :func:`ridge_yardstick`. ``gain`` is
+    ridge's error minus the student's (> 0: the student is better), with its 95% interval over runs;
+    the first row is the shared end point itself, the min-norm interpolator (``trained`` False);
+    ``verdict`` is the sign of the interval (``student``, ``ridge`` or ``neither``).
+    """
+    r = ridge.set_index("seed")
+    rows = [("min-norm interpolator", False, r.min_norm)]
+    for (depth, lam), g in students.groupby(["depth", "lam"]):
+        name = f"depth {depth}, " + ("base (lambda = 0)" if lam == 0 else f"ST, lambda = {lam:g}")
+        rows.append((name, True, g.set_index("seed").test_error))
+    out = []
+    for name, trained, err in rows:
+        iv = interval((r.ridge - err.reindex(r.index)).to_numpy())
+        out.append({"student": name, "trained": trained, "test error": float(err.mean()),
+                    "tuned ridge": float(r.ridge.mean()), "gain": iv["gain"], "gain_low": iv["low"],
+                    "gain_high": iv["high"], "verdict": by_sign(iv, "student", "ridge", "neither")})
+    return pd.DataFrame(out)
+
+
+def yardstick_verdict(table: pd.DataFrame) -> str:
+    """One sentence for the trained rows of :func:`against_yardstick` (every depth and lam)."""
+    counts = table[table.trained].verdict.value_counts()
+    n = int(counts.sum())
+    if counts.get("ridge", 0) == n:
+        return "tuned ridge beats every interpolating student, base and ST, at every depth and weight"
+    if counts.get("student", 0) == n:
+        return "every interpolating student, base and ST, beats tuned ridge"
+    if counts.get("neither", 0) == n:
+        return "no resolvable difference between any interpolating student and tuned ridge"
+    return (f"of the {n} interpolating students, tuned ridge beats {counts.get('ridge', 0)}, "
+            f"{counts.get('student', 0)} beat it, and {counts.get('neither', 0)} show no resolvable difference")
