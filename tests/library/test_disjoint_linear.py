@@ -173,3 +173,14 @@ def test_stream_runs_are_unchanged_by_other_runs_and_roles():
     base_a, st_a = ltk.errors(task_k, [q0, q0], 7, students)
     base_b, st_b = ltk.errors(task_k, [q0, q1], 7, students)
     assert np.array_equal(base_a, base_b) and st_a[0] == st_b[0] and st_a[1] != st_b[1]
+
+
+def test_disjoint_yardstick_validation_sets():
+    """The yardstick refits each run's own training set and tunes on a validation set of its own."""
+    rng = st.Stream(4)
+    task = _linear_task(rng, 8, 2, input_rank=3, label_noise=0.3)
+    log = streams.audit()
+    ridge = zl.ridge_yardstick(task, 5, 6, 2, rng, [0, 1], budget=4)
+    _assert_pairwise_disjoint(log, ["seed 4 / student_data[0]", "seed 4 / student_data[1]",
+                                    "seed 4 / validation[0]", "seed 4 / validation[1]"])
+    assert list(ridge.seed) == [0, 1] and (ridge.ridge_val >= 0).all()

@@ -164,7 +164,7 @@ def simple_estimators(task: Task, n_trains, rng: Stream | int, seeds, n_val: int
     Run ``k`` at ``N`` samples uses the sweep's training set (``rng.child("student_data", k, N)``, with the
     case's labels) and ``n_val`` validation samples of the same kind from ``rng.child("validation", k, N)``.
     ``ridge``/``ridge_val``: ridge tuned over ``budget`` penalties, 0 among them
-    (:func:`~stlearn.experiments.linear_teacher_knowledge.tuned_ridge`); ``rrr``/``rrr_val``: reduced-rank
+    (:func:`~stlearn.experiments.linear_common.tuned_ridge`); ``rrr``/``rrr_val``: reduced-rank
     regression of rank ``h``, the student's width, where it is a bottleneck (``h < min(d, d_y)``; NaN
     otherwise) -- the base minimizer itself. ``simple`` is the test error of whichever of the two validates
     better in that run (ties go to reduced-rank regression), ``simple_method`` its name.

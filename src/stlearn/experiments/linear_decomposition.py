@@ -259,7 +259,7 @@ def simple_estimators(task, sizes, ks, rng: Stream | int, seeds, n_val: int, bud
     and ``n_val`` noisy validation samples with labels from ``rng.child("validation", k, N)``; with ``networks``,
     ``sizes`` is ``[n_train]`` and the sets are those of the trained networks, ``rng.child("student_data", k)``
     and ``rng.child("validation", k)``. ``ridge``/``ridge_val``: ridge tuned over ``budget`` penalties, 0
-    (least squares) among them (:func:`~stlearn.experiments.linear_teacher_knowledge.tuned_ridge`);
+    (least squares) among them (:func:`~stlearn.experiments.linear_common.tuned_ridge`);
     ``rrr``/``rrr_val``: reduced-rank regression of rank ``k`` where ``k < min(d, d_y)`` (a bottleneck; NaN
     otherwise); ``simple``: the test error of whichever validates better (ties: reduced-rank regression);
     ``ols``: least squares' test error (the base, as in :func:`content_sweep`).

@@ -640,7 +640,7 @@ def ridge_yardstick(task: Task, n_train: int, n_val: int, hidden: int, rng: Stre
 
     Run ``k``'s training set is the sweep's (``rng.child("student_data", k)``, drawn again: the same samples);
     its ``n_val`` noisy validation samples with their labels come from ``rng.child("validation", k)``. The
-    penalty is the one of ``budget`` (:func:`~stlearn.experiments.linear_teacher_knowledge.ridge_penalties`, 0
+    penalty is the one of ``budget`` (:func:`~stlearn.experiments.linear_common.ridge_penalties`, 0
     among them: the min-norm interpolator) with the lowest validation error. Columns: ``ridge`` and
     ``ridge_val`` (its exact test error and its validation error), ``min_norm`` (the min-norm interpolator's
     test error) and ``rrr_gap``: the relative distance of reduced-rank regression of rank
