@@ -190,10 +190,14 @@ def test_pool_by_noise_level_and_simple_method_words():
                            dict(n_train="pooled", sigma="pooled", strongest="per condition", gain=-0.1, low=-0.2,
                                 high=-0.05)])
     words = tk.where_beaten(simple, "ST")
-    assert "beats ST at n = 10, σ = 0.5 (weight decay)" in words and "matches it" in words
+    assert "beats ST at n = 10, σ = 0.5 (weight decay)" in words
+    assert "no resolvable difference between ST and a simple method at n = 20, σ = 0.5" in words
+    assert "matches" not in words and "as well as" not in words
     augmented = simple.assign(strongest=None)
     advice = tk.practice(simple, augmented, {"gain": 0.0, "low": -0.1, "high": 0.1}, "50 samples")
     assert advice.startswith("Try the simple methods first: in 1 of the 2 conditions one of them beats ST with the "
-                             "50-sample teacher, and in the other 1 one does as well.")
+                             "50-sample teacher, and in the other 1 there is no resolvable difference from one of "
+                             "them.")
     assert "noise augmentation beats ST with the 50-sample teacher too" in advice
-    assert "a random teacher did as well" in advice
+    assert "no resolvable difference between a knowledgeable teacher and a random one (+0.000 [-0.100, 0.100])" \
+        in advice and "as well" not in advice

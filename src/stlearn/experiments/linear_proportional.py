@@ -15,7 +15,7 @@ import torch
 from scipy.special import stdtrit  # the Student-t quantile
 
 from .. import proportional as pr
-from .. import theory
+from .. import theory, theory_finite
 from ..data import GaussianInputs, LinearTarget, Task, draw, random_orthonormal
 from ..stats import mean_ci
 from ..streams import Stream
@@ -253,12 +253,17 @@ def best_ridge_penalty(gamma: float, d_out: int, sigma: float, label_noise: floa
     return pr.optimal_ridge(gamma, p["r2"], p["noise"])[0] / p["c"]
 
 
-def ridge_map_runs(d: int, d_out: int, missing: int, sigma: float, points, runs: int, rng: Stream) -> pd.DataFrame:
+def ridge_map_runs(d: int, d_out: int, missing: int, sigma: float, points, runs: int, rng: Stream,
+                   lams=()) -> pd.DataFrame:
     """Two-stage ST against ridge at its best penalty (from the limit), per run and map point.
 
     ``points`` lists ``(gamma, label_noise)`` pairs. Run ``k`` draws its target and teacher once
     (``rng.child("target", k)``) and, at point ``i``, ``n = gamma d`` samples from ``rng.child("student_data", k, i)``;
-    both estimators fit the same samples, so ``gap`` (ridge minus ST: positive where ST wins) is paired.
+    both estimators fit the same samples, so ``gap`` (ridge minus ST: positive where ST wins) is paired. With
+    ``lams``, the closed-form ST minimizer of a student of the teacher's width at each weight
+    (:func:`stlearn.theory_finite.st_minimizer`) on the same samples: ``finite_gap`` is ridge minus the best of
+    them by *test* error (an oracle over the grid: an upper bound on what tuning ``lam`` can reach) and
+    ``best_lam`` that weight.
     """
     rows = []
     eye = torch.eye(d, dtype=DTYPE)
@@ -272,8 +277,15 @@ def ridge_map_runs(d: int, d_out: int, missing: int, sigma: float, points, runs:
             e_st = float(theory.linear_test_error(theory.two_stage_estimator(data.noisy, data.clean @ q.T, data.y),
                                                   w_star, eye, sigma))
             e_ridge = float(theory.linear_test_error(ridge_map(data.noisy, data.y, lam), w_star, eye, sigma))
-            rows.append({"run": k, "point": i, "gamma": gamma, "label_noise": label_noise, "n": n, "st": e_st,
-                         "ridge": e_ridge, "gap": e_ridge - e_st})
+            row = {"run": k, "point": i, "gamma": gamma, "label_noise": label_noise, "n": n, "st": e_st,
+                   "ridge": e_ridge, "gap": e_ridge - e_st}
+            if len(lams):
+                e_finite = [float(theory.linear_test_error(theory_finite.st_minimizer(
+                    data.noisy, data.clean @ q.T, data.y, float(weight)).end_to_end, w_star, eye, sigma))
+                    for weight in lams]
+                best = int(np.argmin(e_finite))
+                row.update(finite_gap=e_ridge - e_finite[best], best_lam=float(lams[best]))
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -348,4 +360,19 @@ def window_scan(sigmas=(0.25, 0.5, 1.0, 2.0), label_noises=(0.25, 0.5, 1.0, 2.0,
                     rows.append({"sigma": sigma, "label_noise": s, "d_out": d_out, "missed": f,
                                  "low": window[0] if window else np.nan, "high": window[1] if window else np.nan,
                                  "wins": window is not None})
+    return pd.DataFrame(rows)
+
+
+def finite_lambda_evidence(runs: pd.DataFrame, points, d_out: int, sigma: float, missing: int) -> pd.DataFrame:
+    """Per map point: the oracle-best finite weight's gap over tuned ridge (mean, 95% interval over runs; positive:
+    ST at that weight wins) beside the two-stage limit's gap, the evidence for the finite-lambda conjecture."""
+    limit = map_gap_formula(points, d_out, sigma, missing)
+    rows = []
+    for i, g in runs.groupby("point"):
+        gap, low, high = mean_ci(g.finite_gap)
+        rows.append({"rows the teacher misses": missing, "ratio N/d": points[i][0], "label noise": points[i][1],
+                     "best weight (median)": float(g.best_lam.median()), "gap at the best weight": gap,
+                     "gap at the best weight_low": low, "gap at the best weight_high": high,
+                     "gap, two-stage limit": limit(i),
+                     "outside the region, resolvably won": bool(limit(i) < 0 and low > 0)})
     return pd.DataFrame(rows)
