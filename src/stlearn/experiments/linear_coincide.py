@@ -27,7 +27,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -36,7 +35,17 @@ from .. import theory, theory_finite
 from ..data import Task
 from ..protocol import interval
 from ..streams import Stream, as_stream
-from .linear_common import TILT, WIDEN, member_samples, ridge_penalties, target_factors, tilted, tuned_ridge, widened
+from .linear_common import (
+    TILT,
+    WIDEN,
+    member_samples,
+    ridge_penalties,
+    stronger_simple,
+    target_factors,
+    tilted,
+    tuned_ridge,
+    widened,
+)
 
 
 @dataclass(frozen=True)
@@ -180,16 +189,9 @@ def simple_estimators(task: Task, n_trains, rng: Stream | int, seeds, n_val: int
         val = member_samples(tasks, n_val, [rng.child("validation", k, n_train) for k in seeds], dtype=torch.float64)
         ridge_val, ridge = tuned_ridge(data, val, ridge_penalties(budget), w_star, cov, task.sigma)
         width = task.d if case.wide else target_factors(w_star)[1].shape[0]  # the teacher's, and the student's
-        rrr = rrr_val = np.full(len(seeds), np.nan)
-        if width < min(task.d, task.d_out):
-            w = theory.reduced_rank_regression(data.noisy, data.y, width)
-            rrr = theory.linear_test_error(w, w_star, cov, task.sigma).numpy()
-            rrr_val = (val.y - val.noisy @ w.transpose(-1, -2)).pow(2).sum(-1).mean(-1).numpy()
-        ridge_wins = ~(rrr_val <= ridge_val)  # NaN (no bottleneck): ridge
         frames.append(pd.DataFrame({
             "n_train": n_train, "case": case.name, "seed": list(seeds), "ridge": ridge, "ridge_val": ridge_val,
-            "rrr": rrr, "rrr_val": rrr_val, "simple": np.where(ridge_wins, ridge, rrr),
-            "simple_method": np.where(ridge_wins, "ridge", "reduced-rank regression")}))
+            **stronger_simple(data, val, width, ridge, ridge_val, w_star, cov, task.sigma)}))
     return pd.concat(frames, ignore_index=True)
 
 

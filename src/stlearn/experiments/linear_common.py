@@ -108,3 +108,19 @@ def tuned_ridge(train_set, val, penalties, w_star, cov, sigma: float) -> tuple[n
     pick = [first_lowest(val_err[:, e]) for e in range(val_err.shape[1])]
     members = np.arange(val_err.shape[1])
     return val_err[pick, members], test_err[pick, members]
+
+
+def stronger_simple(train_set, val, width: int, ridge: np.ndarray, ridge_val: np.ndarray, w_star, cov,
+                    sigma: float) -> dict:
+    """Reduced-rank regression of rank ``width`` where it is a bottleneck (``width < min(d, d_y)``; NaN otherwise)
+    beside tuned ridge (:func:`tuned_ridge`'s ``ridge``, ``ridge_val``), and per member the one that validates
+    better (ties go to reduced-rank regression): columns ``rrr``, ``rrr_val``, ``simple``, ``simple_method``."""
+    d_out, d = w_star.shape
+    rrr = rrr_val = np.full(len(ridge), np.nan)
+    if width < min(d, d_out):
+        w = theory.reduced_rank_regression(train_set.noisy, train_set.y, width)
+        rrr = theory.linear_test_error(w, w_star, cov, sigma).numpy()
+        rrr_val = (val.y - val.noisy @ w.transpose(-1, -2)).pow(2).sum(-1).mean(-1).numpy()
+    ridge_wins = ~(rrr_val <= ridge_val)  # NaN (no bottleneck): ridge
+    return {"rrr": rrr, "rrr_val": rrr_val, "simple": np.where(ridge_wins, ridge, rrr),
+            "simple_method": np.where(ridge_wins, "ridge", "reduced-rank regression")}

@@ -47,7 +47,17 @@ from ..models import DeepLinear
 from ..protocol import interval
 from ..streams import Stream, as_stream
 from ..train import TrainConfig, train
-from .linear_common import TILT, WIDEN, linear_teacher, ridge_penalties, target_factors, tilted, tuned_ridge, widened
+from .linear_common import (
+    TILT,
+    WIDEN,
+    linear_teacher,
+    ridge_penalties,
+    stronger_simple,
+    target_factors,
+    tilted,
+    tuned_ridge,
+    widened,
+)
 from .linear_early_stopping import curvature
 
 
@@ -274,17 +284,10 @@ def simple_estimators(task, sizes, ks, rng: Stream | int, seeds, n_val: int, bud
         ridge_val, ridge = tuned_ridge(data, val, ridge_penalties(budget), w_star, cov, task.sigma)
         ols = theory.linear_test_error(theory.min_norm_interpolator(data.noisy, data.y), w_star, cov, task.sigma)
         for width in ks:
-            rrr = rrr_val = np.full(len(seeds), np.nan)
-            if width < min(task.d, task.d_out):
-                w = theory.reduced_rank_regression(data.noisy, data.y, width)
-                rrr = theory.linear_test_error(w, w_star, cov, task.sigma).numpy()
-                rrr_val = (val.y - val.noisy @ w.transpose(-1, -2)).pow(2).sum(-1).mean(-1).numpy()
-            ridge_wins = ~(rrr_val <= ridge_val)  # NaN (no bottleneck): ridge
             frames.append(pd.DataFrame({
                 "n_student": n, "k": width, "seed": list(seeds), "ols": ols.numpy(), "ridge": ridge,
                 "ridge_val": ridge_val,
-                "rrr": rrr, "rrr_val": rrr_val, "simple": np.where(ridge_wins, ridge, rrr),
-                "simple_method": np.where(ridge_wins, "ridge", "reduced-rank regression")}))
+                **stronger_simple(data, val, width, ridge, ridge_val, w_star, cov, task.sigma)}))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -155,6 +155,12 @@ def _errors(w: torch.Tensor, samples: Samples) -> torch.Tensor:
     return (pred - samples.y).pow(2).sum(-1).mean(-1)
 
 
+def _noise_levels(pairs):
+    """``(sigma, member indices)`` per noise level of ``pairs`` (``(sigma, lam, seed)`` per member), in order."""
+    sig = np.array([s for s, _, _ in pairs])
+    return [(s, np.flatnonzero(sig == s)) for s in np.unique(sig)]
+
+
 def one_layer_runs(x_noisy, y, val: Samples, test: Samples, pairs, steps: int, log_points: int,
                    rate_fraction: float) -> pd.DataFrame:
     """Run table of the one-layer estimators, per member: GD on least squares along the step grid, and ridge.
@@ -167,10 +173,8 @@ def one_layer_runs(x_noisy, y, val: Samples, test: Samples, pairs, steps: int, l
     n = x_noisy.shape[-2]
     grid = [t for t in log_schedule(steps, log_points) if t > 0]
     s2 = torch.linalg.matrix_norm(x_noisy, ord=2) ** 2
-    sig = np.array([s for s, _, _ in pairs])
     rows = []
-    for s in np.unique(sig):
-        idx = np.flatnonzero(sig == s)
+    for s, idx in _noise_levels(pairs):
         rate = rate_fraction * 2.0 * n / float(s2[idx].max())
         path = theory.gd_regression_path(x_noisy[idx], y[idx], rate, grid)  # (T, E, d_y, d)
         sub_val, sub_test = _members(val, idx), _members(test, idx)
@@ -227,10 +231,8 @@ def st_limit_runs(x_noisy, features, y, val: Samples, test: Samples, pairs, step
     n = x_noisy.shape[-2]
     grid = [t for t in log_schedule(steps, log_points) if t > 0]
     t2 = torch.linalg.matrix_norm(features, ord=2) ** 2
-    sig = np.array([s for s, _, _ in pairs])
     rows = []
-    for s in np.unique(sig):
-        idx = np.flatnonzero(sig == s)
+    for s, idx in _noise_levels(pairs):
         rate = rate_fraction * 2.0 * n / float(t2[idx].max())
         path = st_limit_path(x_noisy[idx], features[idx], y[idx], rate, grid)  # (T, E, d_y, d)
         v, te = _errors(path, _members(val, idx)), _errors(path, _members(test, idx))
