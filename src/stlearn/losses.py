@@ -11,6 +11,23 @@ where ``t_l(x_i)`` is the frozen teacher's feature of layer ``l`` on the
 *clean* input. With ``lam = 0`` the total is exactly the task loss (the feature
 term is still reported, so every run logs the same named terms).
 
+**The scale of lam** (:data:`FEATURE_SCALES`). On the ``"sum"`` scale (the
+linear theory's, and the default) ``lam`` multiplies the feature term as
+written: it sums over units, so with wide layers the feature term can be
+hundreds of times the task term. On the ``"relative"`` scale (the experiment
+chapters') the weight applied is
+
+    weight = lam * task(0) / feature(0)
+
+with ``task(0)`` the task loss of the zero output on the training labels
+(``(1/2n) sum_i ||y_i||^2``, or ``log C`` for ``C`` classes) and
+``feature(0) = (1/2n) sum_l sum_i ||t_l(x_i)||^2`` the teacher's feature energy
+on the clean training inputs, each measured once per member (per teacher)
+before training (:func:`feature_weight`). So ``lam = 1`` means: at a student
+whose output and features are zero, the feature term and the task term are of
+one size; ``lam = 0.01`` and ``lam = 10`` put the feature term a hundredth and
+ten times the task term.
+
 Every term is a tensor of shape ``(E,)`` (or ``()`` for a single network);
 summing over members before ``backward`` gives each member exactly its own
 gradient, since members share no parameters.
@@ -29,6 +46,7 @@ from .validation import ParameterError, check_choice
 
 Tensor = torch.Tensor
 TASK_LOSSES = ("mse", "ce")
+FEATURE_SCALES = ("sum", "relative")  # what lam = 1 means: see "The scale of lam" above
 
 
 class FrozenTeacher:
@@ -114,6 +132,26 @@ def feature_loss(student_features: Mapping[str, Tensor], teacher_features: Mappi
         term = half_mean_squared_distance(student_features[l], teacher_features[l])
         total = term if total is None else total + term
     return total
+
+
+@torch.no_grad()
+def feature_weight(lam: Tensor | float, scale: str, output: Tensor, y: Tensor,
+                   teacher_features: Mapping[str, Tensor] | None, layers: Sequence[str],
+                   task: str = "mse") -> Tensor | float:
+    """The weight that multiplies the feature term for ``lam`` on ``scale`` (see "The scale of lam" above).
+
+    ``output`` is the student's output on the training inputs (only its shape is read: the zero output's
+    task loss), ``teacher_features`` the teacher's on the clean training inputs; one weight per member.
+    """
+    check_choice("feature_scale", scale, FEATURE_SCALES)
+    if scale == "sum" or teacher_features is None or not layers:
+        return lam
+    task_zero = task_loss(torch.zeros_like(output), y, task)
+    energy = feature_loss({l: torch.zeros_like(teacher_features[l]) for l in layers}, teacher_features, layers)
+    if not bool((energy > 0).all()):
+        raise ParameterError("feature_scale='relative' needs a teacher whose matched features are not all zero "
+                             "on the clean training inputs; use feature_scale='sum' or another layer")
+    return lam * task_zero / energy
 
 
 def student_teacher_loss(output: Tensor, student_features: Mapping[str, Tensor], y: Tensor,

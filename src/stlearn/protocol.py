@@ -26,7 +26,8 @@ configuration, which chapters extend with their own knobs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -60,14 +61,27 @@ def lowest_label(values: pd.Series):
 class Run:
     """One configuration (``config``) of one method for run index ``seed``: an ensemble member's knobs.
 
-    Chapters subclass it with their own knobs, each with a default.
+    Chapters subclass it with their own knobs, each with a default, and name in ``INERT`` the knobs that
+    do nothing while another is 0 (the matched layer and the teacher while ``lam = 0``).
     """
+
+    INERT: ClassVar[dict[str, tuple[str, ...]]] = {}  # knob -> the knobs it switches off when it is 0
 
     method: str
     config: str
     seed: int
     lam: float = 0.0  # weight of the feature term
     weight_decay: float = 0.0
+
+    def trains_as(self) -> tuple:
+        """What this run trains with: its knobs but its labels, each inert knob at its default.
+
+        The one rule by which runs are shared: ST at ``lam = 0`` is the base run, whichever teacher or
+        layer its configuration names, and trains once (:func:`stlearn.study.run_study`).
+        """
+        inert = {k for switch, knobs in self.INERT.items() if getattr(self, switch) == 0 for k in knobs}
+        return tuple((f.name, f.default if f.name in inert else getattr(self, f.name)) for f in fields(self)
+                     if f.name not in ("method", "config"))
 
 
 def stop_on_validation(history: pd.DataFrame, by: Sequence[str], test: str = "test_noisy",

@@ -25,7 +25,7 @@ from . import fast
 from .data import Samples
 from .device import retain_freed_memory
 from .fast import fused, optim
-from .losses import TASK_LOSSES, FrozenTeacher, student_teacher_loss
+from .losses import FEATURE_SCALES, TASK_LOSSES, FrozenTeacher, feature_weight, student_teacher_loss
 from .models import FeatureNet
 from .protocol import TIE
 from .streams import Stream, as_stream
@@ -79,7 +79,8 @@ def curvature_rates(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher 
 
     with fast.disabled():
         output, student_feats = model(data.noisy, return_features=True)
-        total = student_teacher_loss(output, student_feats, data.y, feats, lam_t, list(layers), config.task)["total"]
+        weight = feature_weight(lam_t, config.feature_scale, output, data.y, feats, list(layers), config.task)
+        total = student_teacher_loss(output, student_feats, data.y, feats, weight, list(layers), config.task)["total"]
         grads = torch.autograd.grad(total.sum(), params, create_graph=True)
         v = [g.detach() for g in grads]
         flat = per_member(v) == 0  # a member at a stationary point starts from ones instead
@@ -118,6 +119,9 @@ class TrainConfig:
     ``seed`` is the stream (or integer seed) of the minibatch order and of
     the fresh input noise of noise augmentation. ``weight_decay`` is one number,
     or one per ensemble member (a tuple), so that a grid of decays trains as one ensemble.
+    ``feature_scale`` says what ``lam`` means (:data:`stlearn.losses.FEATURE_SCALES`): ``"sum"``, the
+    weight of the feature term as written; ``"relative"``, a ratio to the task term (``lam = 1``: the two
+    terms of one size at a zero student; :func:`stlearn.losses.feature_weight`).
     """
 
     steps: int = 1000
@@ -134,6 +138,7 @@ class TrainConfig:
     seed: Stream | int = 0
     progress: bool = True
     fast: bool = True
+    feature_scale: str = "sum"
 
     def __post_init__(self):
         check_int("steps", self.steps, low=1)
@@ -148,6 +153,7 @@ class TrainConfig:
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size, low=1)
         check_choice("task", self.task, TASK_LOSSES)
+        check_choice("feature_scale", self.feature_scale, FEATURE_SCALES)
         check_int("log_points", self.log_points, low=2)
         if self.patience is not None:
             check_int("patience", self.patience, low=1)
@@ -325,6 +331,10 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
     param = next(model.parameters())
     lam_t = _as_member_tensor("lam", lam, model.members, param)
     teacher_feats = teacher.features(data.clean, layers) if layers else None
+    if config.feature_scale != "sum":  # the weight of the feature term, measured once (stlearn.losses.feature_weight)
+        with torch.no_grad():
+            lam_t = feature_weight(lam_t, config.feature_scale, model(data.noisy), data.y, teacher_feats, layers,
+                                   config.task)
     params = list(model.parameters())
     opt = make_optimizer(params, config, lr_scale, model.members)
     member_lr = config.lr if lr_scale is None else [config.lr * float(r) for r in lr_scale]
@@ -362,6 +372,9 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
     if best is not None:
         best.restore()
     history = diverged.mark(pd.DataFrame(rows))
+    if config.feature_scale != "sum":  # the weight each member's feature term had: lam on the "sum" scale
+        weights = torch.as_tensor(lam_t).reshape(-1).cpu().numpy()
+        member_info = {**(member_info or {}), "feature_weight": np.broadcast_to(weights, (model.members or 1,))}
     history = _add_member_info(history, model.members, lam, member_info)
     best_step = best.step.numpy() if best is not None else np.array([])
     return TrainResult(history, best_step, stopped_at)

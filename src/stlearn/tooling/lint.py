@@ -18,6 +18,23 @@ from . import chapters as ch
 
 CODE = ["src", "tests", "benchmarks", "book/_ext"]
 EXPORT = Path("_build") / "lint"
+MAX_VISIBLE_LINES = 15  # a visible code cell is a call plus a table or a figure; analysis lives in the library
+HIDDEN = {"remove-cell", "remove-input", "hide-input", "hide-cell", "parameters"}
+
+
+def long_cells(root: Path) -> list[str]:
+    """Every visible code cell of more than :data:`MAX_VISIBLE_LINES` non-blank lines, as ``chapter: cell N``."""
+    import jupytext
+
+    found = []
+    for name, path in ch.chapters(root).items():
+        code = [c for c in jupytext.read(path).cells if c.cell_type == "code"]
+        for i, c in enumerate(code, 1):
+            lines = [l for l in c.source.splitlines() if l.strip()]
+            if not HIDDEN & set(c.metadata.get("tags", [])) and len(lines) > MAX_VISIBLE_LINES:
+                found.append(f"{name}: code cell {i} shows {len(lines)} lines (at most {MAX_VISIBLE_LINES}: "
+                             f"move the analysis into the library, or hide it), starting {lines[0][:60]!r}")
+    return found
 
 
 def export_chapters(root: Path) -> Path:
@@ -42,4 +59,7 @@ def lint(fix: bool = False, root: Path | None = None) -> int:
     status = subprocess.run([*cmd, *(["--fix"] if fix else [])], cwd=root, check=False).returncode
     status |= subprocess.run([sys.executable, "-m", "ruff", "check", str(scripts.relative_to(root))], cwd=root,
                              check=False).returncode
+    for finding in long_cells(root):
+        print(finding)
+        status |= 1
     return status

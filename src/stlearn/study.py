@@ -1,0 +1,263 @@
+"""One study runner for every experiment chapter: the protocol of :mod:`stlearn.protocol`, declared once.
+
+A :class:`Study` declares the methods (each a grid of configurations), the runs and the comparisons, named
+in three families before any result (``CONTRIBUTING.md``, 4b):
+
+1. **same information** (the fixed clean/noisy pairs and the teacher, no noise model): ST against the
+   strongest, on validation, of the simple methods that use no more (base, weight decay, distillation,
+   the teacher as it is, the fine-tuned teacher). The primary comparison.
+2. **ST as a complement**: ST + weight decay against weight decay, ST from the teacher's weights against
+   the fine-tuned teacher.
+3. **with a noise model**: noise augmentation against the winner of family 1, and ST + noise
+   augmentation against noise augmentation.
+
+:func:`run_study` does everything but the training: it checks the equal budgets before any computation,
+trains each distinct run once (:meth:`stlearn.protocol.Run.trains_as`: the lambda = 0 run of an ST method
+*is* the base run), reads each trained run at its validation stop, selects per method and run on
+validation, and computes the comparisons. An experiment module supplies only ``execute(group, runs)``,
+which trains (or measures) one group of runs and returns their rows (see :func:`run_study`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import protocol
+from .validation import ParameterError
+
+SAME_INFORMATION, COMPLEMENT, NOISE_MODEL = "same information", "ST as a complement", "with a noise model"
+FAMILIES = (SAME_INFORMATION, COMPLEMENT, NOISE_MODEL)
+# the simple methods of family 1, by the names every chapter uses (a chapter has those it can run)
+SIMPLE_SAME_INFORMATION = ("base", "weight decay", "output distillation", "logit distillation", "teacher as is",
+                           "fine-tuned teacher", "denoise-then-teacher")
+
+
+def lam_grid(points: int = 6, low: float = 0.01, high: float = 10.0) -> list[float]:
+    """``0`` and ``points`` log-spaced weights from ``low`` to ``high`` (two significant digits), for the
+    relative scale of :mod:`stlearn.losses` (``lam = 1``: feature and task terms of one size)."""
+    if points < 2 or not 0 < low < high:
+        raise ParameterError(f"lam_grid needs points >= 2 and 0 < low < high; got {points}, {low}, {high}")
+    return [0.0, *(float(f"{v:.2g}") for v in np.geomspace(low, high, points))]
+
+
+def check_lam_grid(lams: Sequence[float], name: str = "lams") -> list[float]:
+    """``lams`` starts with 0 (the base loss) and then increases: the grid every ST method tunes over."""
+    lams = [float(v) for v in lams]
+    if len(lams) < 2 or lams[0] != 0.0 or any(b <= a for a, b in zip(lams, lams[1:])):
+        raise ParameterError(f"{name} must start with 0 (the base loss) and then increase; got {lams}")
+    return lams
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method: its name, its configurations (knob dicts, each with its ``config`` label) and what it needs.
+
+    ``family`` is :data:`SAME_INFORMATION` (the fixed pairs and the teacher) or :data:`NOISE_MODEL`;
+    ``measured`` methods are applied, not trained (the teacher as it is, denoise-then-teacher).
+    """
+
+    name: str
+    configs: tuple[dict, ...]
+    family: str = SAME_INFORMATION
+    measured: bool = False
+
+    def __post_init__(self):
+        if self.family not in (SAME_INFORMATION, NOISE_MODEL):
+            raise ParameterError(f"a method's family must be {SAME_INFORMATION!r} or {NOISE_MODEL!r}; "
+                                 f"got {self.family!r}")
+        labels = [c.get("config") for c in self.configs]
+        if not labels or None in labels or len(set(labels)) != len(labels):
+            raise ParameterError(f"{self.name}: every configuration needs its own 'config' label; got {labels}")
+
+    @property
+    def tuned(self) -> bool:
+        return len(self.configs) > 1
+
+
+def grid(name: str, knob: str, values: Sequence, label: Callable[[Any], str] | None = None, **fixed) -> Method:
+    """A method tuned over one knob: ``grid("weight decay", "weight_decay", [0, 1e-3])``."""
+    label = label or (lambda v: f"{knob}={v:g}")
+    family = fixed.pop("family", SAME_INFORMATION)
+    return Method(name, tuple({"config": label(v), knob: v, **fixed} for v in values), family)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``method`` against ``reference`` in a named family; a tuple reference is the strongest of its methods on
+    validation (:func:`stlearn.protocol.strongest`)."""
+
+    family: str
+    method: str
+    reference: str | tuple[str, ...]
+
+
+def standard_comparisons(methods: Sequence[str]) -> list[Comparison]:
+    """The three families of ``CONTRIBUTING.md`` 4b over the methods a chapter runs (absent ones are skipped)."""
+    have = set(methods)
+    simple = tuple(m for m in SIMPLE_SAME_INFORMATION if m in have)
+    out = [Comparison(SAME_INFORMATION, "ST", simple)] if "ST" in have and simple else []
+    out += [Comparison(COMPLEMENT, m, r) for m, r in (("ST + weight decay", "weight decay"),
+                                                      ("ST from the teacher's weights", "fine-tuned teacher"))
+            if {m, r} <= have]
+    if "noise augmentation" in have and "ST" in have:
+        out.append(Comparison(NOISE_MODEL, "noise augmentation", ("ST", *simple)))
+    if {"ST + noise augmentation", "noise augmentation"} <= have:
+        out.append(Comparison(NOISE_MODEL, "ST + noise augmentation", "noise augmentation"))
+    return out
+
+
+@dataclass(frozen=True)
+class Study:
+    """What a chapter runs: ``methods`` on each run index of ``seeds``, compared by ``comparisons``
+    (default: :func:`standard_comparisons`). ``run_type`` is the chapter's :class:`stlearn.protocol.Run`."""
+
+    methods: tuple[Method, ...]
+    seeds: tuple[int, ...]
+    run_type: type = protocol.Run
+    comparisons: tuple[Comparison, ...] = field(default=())
+
+    def __post_init__(self):
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names):
+            raise ParameterError(f"method names must differ; got {names}")
+        if len(self.seeds) < 2:
+            raise ParameterError(f"a study needs at least 2 runs for its intervals; got {len(self.seeds)}")
+        object.__setattr__(self, "comparisons", tuple(self.comparisons or standard_comparisons(names)))
+        for c in self.comparisons:
+            unknown = {c.method, *([c.reference] if isinstance(c.reference, str) else c.reference)} - set(names)
+            if unknown:
+                raise ParameterError(f"comparison {c.method} vs {c.reference}: unknown methods {sorted(unknown)}")
+
+    def budget(self) -> int:
+        """The tuned methods' common number of configurations; raises before any computation unless equal."""
+        counts = {m.name: len(m.configs) for m in self.methods if m.tuned}
+        if len(set(counts.values())) > 1:
+            raise ParameterError(f"the tuned methods must have equal tuning budgets; got {counts}")
+        return next(iter(counts.values()), 1)
+
+    def runs(self) -> list:
+        return [self.run_type(method=m.name, seed=int(k), **c) for m in self.methods for c in m.configs
+                for k in self.seeds]
+
+    def method(self, name: str) -> Method:
+        return next(m for m in self.methods if m.name == name)
+
+
+@dataclass
+class StudyResult:
+    """A study's outcome: the run table (one row per method, configuration and run, read at its validation
+    stop), the selection, the trained paths, what each group's ``execute`` returned beside its rows
+    (``models``), where each run was trained (``where``: run -> (group, member)), and the comparisons."""
+
+    study: Study
+    table: pd.DataFrame
+    selected: pd.DataFrame
+    history: pd.DataFrame
+    models: dict
+    where: dict
+    budget: int
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def compare(self, method: str, reference: str) -> dict[str, float]:
+        return protocol.compare(self.selected, method, reference)
+
+    def family(self, name: str) -> pd.DataFrame:
+        return self.comparisons[self.comparisons.family == name]
+
+    def primary(self) -> dict:
+        """The first comparison of family 1 as a dict (``method``, ``reference``, ``gain``, ``low``, ...)."""
+        return self.family(SAME_INFORMATION).iloc[0].to_dict()
+
+
+def run_study(study: Study, execute: Callable[[Hashable, list], Any],
+              group_of: Callable[[Any], Hashable] = lambda run: None) -> StudyResult:
+    """Run ``study``: each distinct run once, in the groups of ``group_of``, by ``execute(group, runs)``.
+
+    ``execute`` returns a table with a ``member`` column (the position in ``runs``), or that table and
+    anything to keep (``models[group]``, e.g. the trained ensemble). A table with a ``step`` column is a
+    training history (read at each member's validation stop, :func:`stlearn.protocol.stop_on_validation`);
+    otherwise it holds each member's ``val_error`` and ``test_error`` (a measured method).
+    """
+    budget = study.budget()
+    runs = study.runs()
+    measured = {m.name for m in study.methods if m.measured}
+
+    def key(r) -> tuple:  # a measured method shares nothing: the teacher as it is is not the base run
+        return (r.method, r.config, r.seed) if r.method in measured else r.trains_as()
+
+    distinct: dict[tuple, Any] = {}
+    for r in runs:
+        distinct.setdefault(key(r), r)
+    groups: dict[Hashable, list] = {}
+    for r in distinct.values():
+        groups.setdefault(group_of(r), []).append(r)
+    stops, paths, models, member = [], [], {}, {}
+    for g, reps in groups.items():
+        out = execute(g, reps)
+        rows, models[g] = out if isinstance(out, tuple) else (out, None)
+        keys = [key(r) for r in reps]
+        if "step" in rows:
+            paths.append(rows.assign(_key=rows.member.map(keys.__getitem__)))
+            rows = protocol.stop_on_validation(rows, ["member"])
+        stops.append(rows.assign(_key=rows.member.map(keys.__getitem__)))
+        member.update({k: (g, e) for e, k in enumerate(keys)})
+    labels = pd.DataFrame({"_key": [key(r) for r in runs], "method": [r.method for r in runs],
+                           "config": [r.config for r in runs], "seed": [r.seed for r in runs]})
+    table = _label(pd.concat(stops, ignore_index=True), labels)
+    history = _label(pd.concat(paths, ignore_index=True), labels) if paths else pd.DataFrame()
+    selected = protocol.select(table)
+    result = StudyResult(study, table, selected, history, models, {r: member[key(r)] for r in runs}, budget)
+    result.comparisons = comparisons(selected, study.comparisons)
+    return result
+
+
+def _label(rows: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Rows keyed by what a run trains with, repeated once per (method, config, seed) that trains so."""
+    drop = [c for c in ("member", "method", "config", "seed") if c in rows]
+    out = labels.merge(rows.drop(columns=drop), on="_key", how="left", sort=False).drop(columns="_key")
+    first = ["method", "config", "seed"]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def comparisons(selected: pd.DataFrame, wanted: Sequence[Comparison]) -> pd.DataFrame:
+    """One row per comparison: family, method, reference (the strongest, where a tuple), the paired gain of
+    method over reference with its 95% interval, and its words (:func:`sentence`)."""
+    rows = []
+    for c in wanted:
+        reference = c.reference if isinstance(c.reference, str) else protocol.strongest(selected, c.reference)
+        if reference == c.method:  # family 3's "winner of family 1" may be ST itself; never a self-comparison
+            pool = [m for m in c.reference if m != c.method]
+            reference = protocol.strongest(selected, pool)
+        gain = protocol.compare(selected, c.method, reference)
+        rows.append({"family": c.family, "method": c.method, "reference": reference, **gain,
+                     "verdict": sentence(gain, c.method, reference)})
+    return pd.DataFrame(rows, columns=["family", "method", "reference", "gain", "low", "high", "runs", "verdict"])
+
+
+def sentence(comparison: dict, method: str, reference: str, digits: int = 3) -> str:
+    """``method`` against ``reference`` in words and numbers: who wins, or no resolvable difference."""
+    words = protocol.by_sign(comparison, f"{method} beats {reference}", f"{reference} beats {method}",
+                             f"no resolvable difference between {method} and {reference}")
+    return f"{words} ({protocol.interval_text(comparison, digits)})"
+
+
+def family_verdict(table: pd.DataFrame, family: str, digits: int = 3) -> str:
+    """A family's comparisons as one sentence (gain of the first method named, 95% interval)."""
+    rows = table[table.family == family]
+    if rows.empty:
+        return f"not run here ({family})"
+    text = "; ".join(sentence(row, row["method"], row["reference"], digits) for row in rows.to_dict("records"))
+    return text[0].upper() + text[1:] + "."
+
+
+def start_ratio(history: pd.DataFrame, selected: pd.DataFrame, method: str = "ST") -> pd.Series:
+    """Per run, the feature-to-task ratio at the start of ``method``'s selected configuration
+    (``feature_weight * train_feature / train_task`` at step 0; 0 where lambda = 0 was chosen)."""
+    chosen = selected[selected.method == method][["method", "config", "seed"]]
+    start = history[history.step == 0].merge(chosen, on=["method", "config", "seed"])
+    return (start.feature_weight * start.train_feature / start.train_task).set_axis(start.seed).sort_index()
