@@ -167,6 +167,38 @@ def closed_form_path(task: Task, n_train: int, lams, rng: Stream | int, seeds, a
     return pd.DataFrame(rows)
 
 
+def end_points(under: pd.DataFrame, holds_below: float = 1e-8) -> dict:
+    """Where the trained under-parameterized students end, by whether (C) holds (``gap_C < holds_below``).
+
+    ``base_max``: the base students' largest distance to the base minimizer; ``hold_by_lam``, ``hold_max``: the
+    ST students' largest distance to it where (C) holds (by lambda, and over all); ``fail_min``: their smallest
+    distance to it where (C) fails, by lambda; ``closed_max``: the ST students' largest distance to the
+    closed-form ST minimizer; ``fail_ratio``: where (C) fails, the smallest ratio of the distance to the base
+    minimizer over that to the ST minimizer; ``apart``: whether each student where (C) fails is told apart from
+    the base minimizer (see :func:`check_end_points`).
+    """
+    positive = under[under.lam > 0]
+    hold_by_lam = positive[positive.gap_C < holds_below].groupby("lam").distance.max()
+    fails = positive[positive.gap_C >= holds_below]
+    # where (C) fails, the ST minimizer is off the base minimizer by an amount that depends on lambda and the data
+    # (below 1e-2 at lambda = 1 at some root seeds), so each trained student is told apart from the base minimizer
+    # by comparison with its own distance to the closed-form ST minimizer, not by a fixed threshold
+    apart = (fails.distance > 100 * fails.distance_closed) & (fails.closed_to_base > 1e-6)
+    return {"base_max": under[under.lam == 0].distance.max(), "hold_by_lam": hold_by_lam,
+            "hold_max": hold_by_lam.max(), "fail_min": fails.groupby("lam").distance.min(),
+            "closed_max": positive.distance_closed.max(),
+            "fail_ratio": (fails.distance / fails.distance_closed).min(), "apart": bool(apart.all())}
+
+
+def check_end_points(ends: dict) -> None:
+    """Raise AssertionError unless :func:`end_points` match the corollary: base and ST students at their
+    closed-form minimizers, ST students at the base minimizer exactly where (C) holds."""
+    assert ends["base_max"] < 1e-3, "gradient descent on the base loss did not reach the base minimizer"
+    assert ends["closed_max"] < 1e-3, "a converged ST student is not at the closed-form ST minimizer"
+    assert (ends["hold_by_lam"] < 1e-3).all() and ends["apart"], \
+        "ST students under (C) are not at the base minimizer, or the others are"
+
+
 def simple_estimators(task: Task, n_trains, rng: Stream | int, seeds, n_val: int, budget: int) -> pd.DataFrame:
     """The yardstick on each case's training sets: one row per (n_train, case, seed).
 

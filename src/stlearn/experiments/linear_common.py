@@ -124,3 +124,40 @@ def stronger_simple(train_set, val, width: int, ridge: np.ndarray, ridge_val: np
     ridge_wins = ~(rrr_val <= ridge_val)  # NaN (no bottleneck): ridge
     return {"rrr": rrr, "rrr_val": rrr_val, "simple": np.where(ridge_wins, ridge, rrr),
             "simple_method": np.where(ridge_wins, "ridge", "reduced-rank regression")}
+
+
+# ------------------------------------------------------------------------------- the setting's checks
+def simulated_test_error(maps: torch.Tensor, test: Samples, w_star: torch.Tensor, cov: torch.Tensor,
+                         sigma: float) -> dict:
+    """Each linear map's test error in closed form and by Monte Carlo on ``test`` (clean labels), to check the
+    closed form: keys ``closed``, ``simulated`` (per map), ``rel_err`` (largest relative gap) and ``z`` (largest
+    gap in standard errors of the Monte Carlo mean)."""
+    closed = theory.linear_test_error(maps, w_star, cov, sigma)
+    squared = (test.y - test.noisy @ maps.transpose(-1, -2)).pow(2).sum(-1)
+    simulated, std_error = squared.mean(-1), squared.std(-1) / test.y.shape[-2] ** 0.5
+    return {"closed": closed, "simulated": simulated,
+            "rel_err": ((simulated - closed).abs() / closed).max().item(),
+            "z": ((simulated - closed).abs() / std_error).max().item()}
+
+
+def perfect_teacher_check(task: Task, n: int, rng: Stream, lams: Sequence[float] = (0.0, 1.0, 10.0)) -> dict:
+    """A perfect teacher (features ``B x``, head ``A``, ``A B = W*``) on ``n`` training samples drawn from ``rng``,
+    once with clean labels and once with label noise 1: how far its two-stage estimator is from least squares
+    (``gaps``, relative, keyed by the label noise) and, with clean labels, the largest norm of the ST loss's
+    gradient at ``(T X~^+, A)`` over ``lams`` (``grad_max``). Without label noise both vanish (to rounding)."""
+    a_t, v_t = target_factors(task.target.weight)
+    gaps, grad_max = {}, None
+    for s_label in (0.0, 1.0):
+        data = draw(Task(task.inputs, task.target, sigma=task.sigma, label_noise=s_label), n, rng,
+                    dtype=torch.float64)
+        t_feat = data.clean @ v_t.T  # rows: the teacher's features on the clean inputs
+        w_ls = theory.min_norm_interpolator(data.noisy, data.y)  # least squares (n > d)
+        w_two = theory.two_stage_estimator(data.noisy, t_feat, data.y)
+        gaps[s_label] = ((w_two - w_ls).norm() / w_ls.norm()).item()
+        if s_label == 0.0:
+            h = data.noisy @ theory.min_norm_interpolator(data.noisy, t_feat).T  # features of T X~^+ (in rows)
+            resid = h @ a_t.T - data.y
+            grads = [(a_t.T @ resid.T @ data.noisy / n + lam * (h - t_feat).T @ data.noisy / n).norm().item()
+                     for lam in lams]
+            grad_max = max(grads + [(resid.T @ h / n).norm().item()])
+    return {"gaps": gaps, "grad_max": grad_max}

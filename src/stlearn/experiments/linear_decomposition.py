@@ -185,6 +185,42 @@ def mixing_sweep(task, n_train: int, conditions, lams, rng: Stream | int, seeds,
                          "grad_ratio": grad_ratio, "steps": done})
 
 
+def mixing_table(mixed: pd.DataFrame) -> pd.DataFrame:
+    """Per (condition, lam), the mean test error of the trained students and of the two-stage limit, the mean
+    rate and the largest final gradient ratio: the re-mixing sweep at a glance (every run, converged or not)."""
+    return mixed.groupby(["condition", "lam"]).agg(error=("error", "mean"), two_stage=("two_stage", "mean"),
+                                                    rate=("rate", "mean"), grad_ratio=("grad_ratio", "max"))
+
+
+def drop_unconverged(runs: pd.DataFrame, grad_tol: float) -> tuple[pd.DataFrame, int, float]:
+    """``runs`` with the test error of every run whose final gradient ratio is not below ``grad_tol`` set to NaN
+    (a run that did not converge says nothing about the minimizer it heads for), how many such runs there were,
+    and the largest final gradient ratio of the others."""
+    late = runs.grad_ratio >= grad_tol
+    out = runs.copy()
+    out.loc[late, "error"] = np.nan
+    return out, int(late.sum()), runs.grad_ratio[~late].max()
+
+
+def remixing_effect(mixed: pd.DataFrame) -> tuple[float, pd.Series, pd.DataFrame]:
+    """How much an invertible re-mixing of the teacher's features moves the students, against the rotation
+    (condition number 1) of the same run and lambda.
+
+    Returns the largest spread of the two-stage limit over the re-mixings of one run (zero: the limit depends on
+    the features' span only), the largest relative change of a finite-lambda trained error by condition number,
+    and per (condition > 1, lambda > 0) the paired relative change with its interval and its smallest size.
+    """
+    two_stage_spread = mixed.groupby(["lam", "seed"]).two_stage.agg(lambda v: v.max() - v.min()).max()
+    rel_change = (mixed.set_index(["condition", "lam", "seed"]).error.unstack("condition")
+                  .pipe(lambda t: t.sub(t[1.0], axis=0).div(t[1.0], axis=0)))
+    finite = rel_change[rel_change.index.get_level_values("lam") > 0].abs().max().drop(1.0)
+    rows = []
+    for (c, lam), g in rel_change.stack().rename("change").reset_index().groupby(["condition", "lam"]):
+        if c != 1.0 and lam > 0:
+            rows.append({"condition": c, "lam": lam, **interval(g.change), "smallest |change|": g.change.abs().min()})
+    return two_stage_spread, finite, pd.DataFrame(rows)
+
+
 def content_teachers(w_star: torch.Tensor, extras, angles, rng: Stream | int):
     """``{(k_extra, angle): features}``: the target's row space (tilted by ``angle``) plus ``k_extra`` directions.
 
@@ -226,6 +262,39 @@ def content_sweep(task, n_students, extras, angles, rng: Stream | int, seeds) ->
     return pd.DataFrame(rows)
 
 
+def content_summary(content: pd.DataFrame, d: int, rank: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`content_sweep`'s rows with the gain of ST over least squares (``gain``) and the teacher's
+    compactness ``(d - k) / (d - r)`` (1: carries the target's directions only, 0: all of x), and per
+    (n_student, angle, extra) their means beside the predicted gain."""
+    content = content.assign(gain=content.base - content.st, compactness=(d - content.k) / (d - rank))
+    summary = content.groupby(["n_student", "angle", "extra"]).agg(
+        k=("k", "first"), compactness=("compactness", "first"), kappa=("kappa", "mean"),
+        gain=("gain", "mean"), pred_gain=("pred_gain", "first")).reset_index()
+    return content, summary
+
+
+def check_content(content: pd.DataFrame, summary: pd.DataFrame, d: int) -> None:
+    """Raise AssertionError unless features that carry all of x give exactly least squares and, for teachers that
+    carry the target exactly (no tilt), each extra direction lowers the mean gain at every sample size."""
+    exact = content[(content.k == d)]
+    assert exact.gain.abs().max() < 1e-8, "features that carry all of x did not give exactly least squares"
+    for _, g in summary[summary.angle == 0].groupby("n_student"):
+        assert g.sort_values("k").gain.is_monotonic_decreasing, "more extra directions did not mean less gain"
+
+
+def compactness_slopes(summary: pd.DataFrame) -> tuple[float, float]:
+    """The measured and the predicted gain per unit compactness (least-squares slopes), for the untilted teachers
+    at the largest sample size."""
+    big = summary[(summary.angle == 0) & (summary.n_student == summary.n_student.max())]
+    return np.polyfit(big.compactness, big.gain, 1)[0], np.polyfit(big.compactness, big.pred_gain, 1)[0]
+
+
+def gain_gaps(summary: pd.DataFrame, d: int) -> pd.Series:
+    """Relative gap between the measured and the predicted gain, for every teacher that does not carry all of x
+    (whose gain is zero)."""
+    return ((summary.gain - summary.pred_gain).abs() / summary.pred_gain.abs().clip(lower=1e-12))[summary.k < d]
+
+
 def content_networks(task, n_train: int, extras, lams, rng: Stream | int, seeds, steps: int, rate_fraction: float,
                      momentum: float, grad_tol: float | None = None, device=None,
                      dtype=torch.float64) -> pd.DataFrame:
@@ -259,6 +328,16 @@ def content_networks(task, n_train: int, extras, lams, rng: Stream | int, seeds,
             "base_min": theory.linear_test_error(theory.min_norm_interpolator(x, y), w_star, cov, task.sigma).numpy(),
             "rate": rates, "grad_ratio": grad_ratio, "steps": done}))
     return pd.concat(frames, ignore_index=True)
+
+
+def compact_vs_wide(nets: pd.DataFrame) -> pd.DataFrame:
+    """Per lambda > 0, the trained students' gain with the most compact teacher minus that with the least compact
+    one, paired by seed, with its 95% interval."""
+    rows = []
+    for lam in [l for l in nets.lam.unique() if l > 0]:
+        g = nets[nets.lam == lam].pivot(index="seed", columns="extra", values="gain")
+        rows.append({"lam": lam, **interval(g[nets.extra.min()] - g[nets.extra.max()])})
+    return pd.DataFrame(rows)
 
 
 def simple_estimators(task, sizes, ks, rng: Stream | int, seeds, n_val: int, budget: int,

@@ -163,3 +163,100 @@ def against_yardstick(stops: pd.DataFrame, yardstick: float) -> pd.DataFrame:
         rows.append({"lam": lam, "best error along the path": g.best_error.mean(), "yardstick minus it": gap,
                      "low": low, "high": high})
     return pd.DataFrame(rows).set_index("lam")
+
+
+# ------------------------------------------------------------------------------- checks against the closed forms
+def closed_form_gaps(u, ode, saxe, s) -> tuple[float, float]:
+    """From the aligned start (``u``: ``(lams, modes, times)``, the base loss first), the largest gap, relative to
+    each mode's strength, of the base student to Saxe's closed form ``saxe`` and of every student to the integrated
+    mode equations ``ode``: the trainer follows the mode model."""
+    s = np.asarray(s, dtype=float)
+    return float((np.abs(u[0] - saxe) / s[:, None]).max()), float((np.abs(u - ode) / s[None, :, None]).max())
+
+
+def end_point_gaps(u, s, n_signal: int) -> tuple[float, float]:
+    """At the last reading of an aligned-start path ``u`` (base loss first), the largest relative gap to its end
+    point ``s`` of every base mode and of every taught mode under ST: whether the horizon is long enough."""
+    s = np.asarray(s, dtype=float)
+    return float(np.abs(u[0, :, -1] / s - 1).max()), float(np.abs(u[1:, :n_signal, -1] / s[:n_signal] - 1).max())
+
+
+def noise_bound_holds(times, ode, u, s, lams, n_signal: int, u0: float) -> bool:
+    """Whether every mode the teacher does not carry stays below its growth bound (eq. noise-bound),
+    ``u0 (1 + q)^2 / (4 q) exp(2 mu t)`` with ``mu`` the escape rate and ``q = s / mu``, at every lambda: on the
+    integrated equations ``ode`` to rounding, on the trainer's path ``u`` within 5%."""
+    ok = True
+    for j, lam in enumerate(lams):
+        for i in range(n_signal, len(s)):
+            mu = dy.escape_rate(s[i], lam)
+            q = s[i] / mu
+            bound = u0 * (1 + q) ** 2 / (4 * q) * np.exp(2 * mu * times)
+            ok &= bool((ode[j, i] <= bound * (1 + 1e-6)).all() and (u[j, i] <= bound * 1.05 + 1e-12).all())
+    return ok
+
+
+def reduced_flow_gaps(times, ode, s, n_signal: int, tau: float, lams, u0: float, start: float = 1.0) -> dict:
+    """Per lambda > 0, the largest gap from time ``start`` on between the taught modes of the integrated
+    equations ``ode`` and the reduced flow (the limit lambda -> infinity), which should shrink as lambda grows."""
+    late = times >= start
+    reduced = dy.reduced_flow(times[late], math.sqrt(u0), np.asarray(s)[:n_signal, None], tau)
+    return {lam: float(np.abs(ode[j, :n_signal][:, late] - reduced).max()) for j, lam in enumerate(lams) if lam > 0}
+
+
+def linearized_gap(times, ode, s, tau_modes, lams, u0: float, until: float = 0.2) -> float:
+    """The largest gap, up to time ``until`` and over every mode and lambda > 0, between the linearized escape
+    phase (:func:`stlearn.dynamics.linearized`) and the integrated equations ``ode``."""
+    early = times <= until
+    gap = 0.0
+    for j, lam in enumerate(lams):
+        if lam <= 0:
+            continue
+        for i in range(len(s)):
+            a_lin, b_lin = dy.linearized(times[early], math.sqrt(u0), math.sqrt(u0), s[i], tau_modes[i], lam)
+            gap = max(gap, float(np.abs(a_lin * b_lin - ode[j, i, early]).max()))
+    return gap
+
+
+def escape_from_origin_gap(end: float, s_taught, tau: float, lams, n_grid: int = 40001) -> float:
+    """The largest relative gap, over the taught modes and the ``lams`` (all > 0), between the half time from
+    ``u0 = 1e-8`` and that from the origin (the limit u0 -> 0 of the corollary), on a fine grid up to ``end``.
+
+    Raises AssertionError if a taught mode started at the origin does not cross ``s/2`` transversally by ``end``.
+    """
+    fine = np.linspace(0.0, end, n_grid)
+    gap = 0.0
+    for lam in lams:
+        a0_path, b0_path = dy.integrate_modes(fine, 0.0, 0.0, s_taught, tau, lam)
+        t_zero = dy.half_time(fine, a0_path * b0_path, s_taught)
+        i_cross = np.searchsorted(fine, t_zero)
+        rate = [a0_path[i, k] * b0_path[i, k] - a0_path[i, k - 1] * b0_path[i, k - 1] for i, k in enumerate(i_cross)]
+        assert np.isfinite(t_zero).all() and min(rate) > 0, (
+            f"a taught mode started at the origin (lambda = {lam:g}) does not cross s/2 transversally by the horizon")
+        a_tiny, b_tiny = dy.integrate_modes(fine, 1e-4, 1e-4, s_taught, tau, lam)  # u0 = 1e-8
+        gap = max(gap, float(np.abs(dy.half_time(fine, a_tiny * b_tiny, s_taught) / t_zero - 1).max()))
+    return gap
+
+
+def far_reduced_gaps(times, s_taught, tau: float, u0: float, lams=(10.0, 100.0, 1000.0),
+                     start: float = 1.0) -> dict:
+    """Per large lambda, the largest gap from time ``start`` on between the taught modes of the integrated
+    equations and the reduced flow: the approach to the reduced flow, which should be O(1/lambda)."""
+    late = times >= start
+    gaps = {}
+    for lam in lams:
+        a_far, b_far = dy.integrate_modes(times, math.sqrt(u0), math.sqrt(u0), s_taught, tau, lam)
+        gaps[lam] = float(np.abs((a_far * b_far)[:, late]
+                                 - dy.reduced_flow(times[late], math.sqrt(u0), s_taught[:, None], tau)).max())
+    return gaps
+
+
+def error_windows(times, u, lams, target, level: float) -> pd.DataFrame:
+    """Per run and ``lam``: the first time the mode-model error is at most ``level`` (``inf``: never) and the last
+    (NaN: never), from paths ``u`` of shape ``(runs, lams, modes, times)``: the window of early stopping."""
+    rows = []
+    for k in range(u.shape[0]):
+        for j, lam in enumerate(lams):
+            inside = times[mode_error(u[k, j], target) <= level]
+            rows.append({"run": k, "lam": lam, "enter": inside.min() if inside.size else np.inf,
+                         "leave": inside.max() if inside.size else np.nan})
+    return pd.DataFrame(rows)

@@ -98,6 +98,59 @@ def against_formula(sim: pd.DataFrame, formula, label: str, d: int, z: float, co
     return table
 
 
+class FormulaChecks:
+    """The chapter's formula checks (:func:`against_formula` at ``d`` and ``z``), every one kept in ``tables``: the
+    family of checks is sized in advance (``z`` is :func:`z_limit` for their number), so the chapter counts them
+    and reports the largest share of its allowance that any point needed."""
+
+    def __init__(self, d: int, z: float):
+        self.d, self.z, self.tables = d, z, []
+
+    def full(self, sim: pd.DataFrame, formula, label: str, **kw) -> pd.DataFrame:
+        """One check, kept: the whole table of :func:`against_formula` (with its tolerances)."""
+        table = against_formula(sim, formula, label, self.d, self.z, **kw)
+        self.tables.append(table)
+        return table
+
+    def __call__(self, sim: pd.DataFrame, formula, label: str, **kw) -> pd.DataFrame:
+        """One check, kept; per point the mean and standard error against the formula, and whether it is within."""
+        return self.full(sim, formula, label, **kw)[["simulated", "se", "formula", "within"]]
+
+
+def noisy_formulas(p: dict, lam_star: dict, t_star: dict) -> dict:
+    """The limits on noisy isotropic inputs (``p``: :func:`stlearn.proportional.noisy_inputs`) of min-norm least
+    squares, ridge at the penalty ``lam_star[gamma]`` and gradient flow stopped at ``t_star[gamma]``, each a
+    function of the ratio ``gamma``."""
+    return {
+        "min-norm": lambda g: p["mmse"] + pr.min_norm_risk(g, p["r2"], p["noise"]),
+        "ridge": lambda g: p["mmse"] + pr.ridge_risk(g, p["c"] * lam_star[g], p["r2"], p["noise"]),
+        "flow": lambda g: p["mmse"] + pr.flow_risk(g, t_star[g] / p["c"], p["r2"], p["noise"]),
+    }
+
+
+def ridge_penalty_is_best(p: dict, lam_star: dict, factors=(0.5, 2.0)) -> bool:
+    """Whether, at every ratio of ``lam_star``, ridge at half and at twice the penalty ``lam_star[gamma]`` has a
+    higher limiting risk than at it (``mu* = q nu / (c |W*|^2)`` is the best penalty)."""
+    return all(pr.ridge_risk(g, p["c"] * lam_star[g] * f, p["r2"], p["noise"])
+               > pr.ridge_risk(g, p["c"] * lam_star[g], p["r2"], p["noise"]) for g in lam_star for f in factors)
+
+
+def gain_intervals(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per ratio, the mean gain of two-stage ST over least squares with its 95% interval over runs (``gamma``,
+    ``gain``, ``low``, ``high``)."""
+    return pd.DataFrame([dict(zip(("gamma", "gain", "low", "high"), (g, *mean_ci(grp.gain))))
+                         for g, grp in runs.groupby("gamma")])
+
+
+def interval_sides(gains: pd.DataFrame) -> str:
+    """Which side of zero each ratio's 95% interval of the gain lies on (:func:`gain_intervals`), as a clause:
+    a verdict per ratio, computed."""
+    sides = {"above zero (ST helps)": gains[gains.low > 0].gamma,
+             "below zero (least squares wins)": gains[gains.high < 0].gamma,
+             "around zero (no resolvable difference)": gains[(gains.low <= 0) & (gains.high >= 0)].gamma}
+    return "; ".join(f"{side} at γ = " + ", ".join(f"{g:g}" for g in gs) for side, gs in sides.items() if len(gs))
+
+
 def crossing(gains: pd.Series, tolerance: pd.Series) -> tuple[float, float, float]:
     """Where the mean gain changes sign, interpolated linearly in ``x = 1 / (gamma - 1)`` (the two-stage
     gain is affine in ``x`` in the limit), and the range of crossings allowed by ``tolerance``.

@@ -33,6 +33,8 @@ from tqdm import tqdm
 
 from .. import theory, theory_finite
 from ..data import Task, draw, draw_members
+from ..protocol import interval, lowest_label
+from ..stats import mean_ci
 from ..streams import Stream, as_stream
 from ..validation import ParameterError
 from .linear_common import TILT, complement, ridge_penalties, target_factors, tuned_ridge
@@ -253,3 +255,167 @@ def trained_check(task: Task, rank: int, n_student: int, n_teacher: int, lams, r
                          "distance": ((w - closed).norm(dim=(-2, -1)) / closed.norm(dim=(-2, -1))).numpy(),
                          "trained": theory.linear_test_error(w, w_star, cov, task.sigma).numpy(),
                          "closed_form": theory.linear_test_error(closed, w_star, cov, task.sigma).numpy()})
+
+
+# ------------------------------------------------------------------------------- the chapter's tables
+def cell_means(grid: pd.DataFrame) -> pd.DataFrame:
+    """Per (sigma, n_teacher, n_student) of :func:`knowledge_grid`: the mean errors and predictions, with the
+    relative gap of least squares (``base_rel``) and of the two-stage estimator (``st_rel``) to their forms."""
+    cells = grid.groupby(["sigma", "n_teacher", "n_student"])[
+        ["base", "pred_base", "st", "pred_st", "pred_st_leading", "kappa"]].mean()
+    cells["base_rel"] = cells.base / cells.pred_base - 1
+    cells["st_rel"] = cells.st / cells.pred_st - 1
+    return cells
+
+
+def base_check(task: Task, sigmas, n_students, rng: Stream | int, runs: int) -> pd.DataFrame:
+    """Least squares on its own, with ``runs`` Monte Carlo runs (:func:`base_errors`), against its exact expected
+    error, per noise level and student size ``N`` with ``2 d <= N <= 20 d`` (its error is heavy-tailed for ``N``
+    near ``d``): columns ``pred``, and ``mean``, ``low``, ``high`` over runs."""
+    d, w_star = task.d, task.target.weight
+    return pd.DataFrame([{"sigma": s, "n_student": n, "pred": theory.base_error(w_star, s, task.label_noise, n),
+                          **dict(zip(["mean", "low", "high"], mean_ci(base_errors(task.with_noise(s), n, rng, runs))))}
+                         for s in sigmas for n in n_students if 2 * d <= n <= 20 * d])
+
+
+def gain_cells(grid: pd.DataFrame) -> pd.DataFrame:
+    """Per (sigma, n_teacher, n_student): the mean relative gain of ST over least squares ``1 - st / base``, the
+    teacher's deficit, the predicted crossover and the teacher's clean error."""
+    return grid.assign(gain=1 - grid.st / grid.base).groupby(["sigma", "n_teacher", "n_student"]).agg(
+        gain=("gain", "mean"), kappa=("kappa", "mean"), pred=("pred_crossover", "mean"),
+        teacher_clean_error=("teacher_clean_error", "mean")).reset_index()
+
+
+def crossovers(grid: pd.DataFrame, d: int, rank: int, label_noise: float) -> pd.DataFrame:
+    """Per (sigma, n_teacher): the teacher's deficit (measured, and its approximation ``s^2 r (d - r) /
+    (N_t - d - 1)``), its clean error, and the crossover N* where ST stops beating least squares, measured
+    (:func:`measured_crossover`), predicted by the finite-sample forms and at leading order, with the ratio of
+    measured to predicted."""
+    rows = []
+    for (s, n_t), g in grid.groupby(["sigma", "n_teacher"]):
+        rows.append({"sigma": s, "n_teacher": n_t, "kappa": g.kappa.mean(),
+                     "teacher clean error": g.teacher_clean_error.mean(),
+                     "kappa approx": label_noise**2 * rank * (d - rank) / (n_t - d - 1) if n_t > d + 1 else np.nan,
+                     "measured N*": measured_crossover(g), "predicted N*": g.pred_crossover.mean(),
+                     "leading-order N*": g.pred_crossover_leading.mean()})
+    cross = pd.DataFrame(rows)
+    cross["ratio"] = cross["measured N*"] / cross["predicted N*"]
+    return cross
+
+
+def scalar_table(sigmas, n_students, d: int, rank: int, rng: Stream | int, runs: int = 100) -> pd.DataFrame:
+    """Monte Carlo means and 95% intervals of the exact form's two scalars ``tau`` and ``alpha``
+    (:func:`stlearn.theory_finite.two_stage_scalars`, ``runs`` draws from ``rng.child("reference", 1, N)``) per
+    noise level and student size, with their rescalings ``N tau / k`` (limit 1) and ``N (alpha - 1) / k``
+    (conjectured limit ``1 - sigma^2``)."""
+    rng = as_stream(rng)
+    rows = []
+    for s_ in sigmas:
+        for n in n_students:
+            tau, alpha = theory_finite.two_stage_scalars(n, d, rank, s_, runs, rng.child("reference", 1, n))
+            rows.append({"sigma": s_, "n_student": n, **dict(zip(["tau", "tau_low", "tau_high"], mean_ci(tau))),
+                         **dict(zip(["alpha", "alpha_low", "alpha_high"], mean_ci(alpha)))})
+    scalars = pd.DataFrame(rows)
+    scalars["N tau / k"] = scalars.n_student * scalars.tau / rank
+    scalars["N (alpha - 1) / k"] = scalars.n_student * (scalars.alpha - 1) / rank
+    scalars["1 - sigma^2"] = 1 - scalars.sigma**2
+    return scalars
+
+
+def probe_slopes(probe_runs: pd.DataFrame, probe_qs: dict, task: Task, missing: int, rank: int,
+                 rng: Stream | int, runs: int = 100) -> pd.DataFrame:
+    """Per student size of the probe (:func:`probe`, with ``diff`` = weaker minus perfect teacher): the slope of
+    the gain in the deficit, measured (with its 95% interval) and by the exact form (Monte Carlo scalars from
+    ``rng.child("reference", 2, N)``), the finite form and at leading order; and the mean errors of least squares,
+    the perfect and the weaker teacher, the latter also by its exact and finite forms."""
+    rng = as_stream(rng)
+    d, sigma, w_star = task.d, task.sigma, task.target.weight
+    kappa = float(probe_runs[f"kappa_m{missing}"].iloc[0])
+    psc = {n: theory_finite.two_stage_scalars(n, d, rank, sigma, runs, rng.child("reference", 2, n))
+           for n in sorted(probe_runs.n_student.unique())}
+    rows = []
+    for n, g in probe_runs.groupby("n_student"):
+        iv = interval(-g["diff"] / kappa)
+        tau_n, alpha_n = float(psc[n][0].mean()), float(psc[n][1].mean())
+        rows.append({"n_student": n, "slope": iv["gain"], "low": iv["low"], "high": iv["high"],
+                     "exact (MC scalars)": theory_finite.knowledge_slope(d, rank, sigma, n, tau=tau_n, alpha=alpha_n),
+                     "finite form": theory_finite.knowledge_slope(d, rank, sigma, n),
+                     "leading order": theory_finite.knowledge_slope(d, rank, sigma, n, finite_sample=False),
+                     "ls": g.base.mean(), "perfect": g.st_m0.mean(), "weaker": g[f"st_m{missing}"].mean(),
+                     "weaker (exact form)": theory_finite.two_stage_error_exact(w_star, probe_qs[missing], sigma, 0.0,
+                                                                                n, tau_n, alpha_n),
+                     "weaker (finite form)": theory.two_stage_error(w_star, probe_qs[missing], sigma, 0.0, n)})
+    return pd.DataFrame(rows)
+
+
+def sign_change(ns, values) -> float:
+    """Where ``values`` (along increasing ``ns``) first turns from positive to non-positive (log-linear)."""
+    for i in range(len(ns) - 1):
+        if values[i] > 0 >= values[i + 1]:
+            f = values[i] / (values[i] - values[i + 1])
+            return float(np.exp(np.log(ns[i]) + f * (np.log(ns[i + 1]) - np.log(ns[i]))))
+    return float("nan")
+
+
+def check_probe(probe_runs: pd.DataFrame, slopes: pd.DataFrame, window, zero_measured: float,
+                zero_exact: float) -> None:
+    """Raise AssertionError unless the probe agrees with the knowledge window: without label noise the perfect
+    teacher is least squares; inside the window (``N < 0.8 N_w``) the weaker teacher resolvably helps more, well
+    outside it (``N > 1.5 N_w``) resolvably less; the slope changes sign within 15% of where the exact form says;
+    and the measured slope is within its interval (plus 5% of its largest size) of the exact slope."""
+    assert (probe_runs.st_m0 - probe_runs.base).abs().max() < 1e-8 * probe_runs.base.max(), \
+        "without label noise the perfect teacher is not least squares"
+    inside = slopes[slopes.n_student < 0.8 * window[1]]
+    outside = slopes[slopes.n_student > 1.5 * window[1]]
+    assert len(inside) >= 1 and (inside.low > 0).all(), "inside the window the weaker teacher does not help more"
+    assert abs(zero_measured / zero_exact - 1) < 0.15, "the slope changes sign away from where the exact form says"
+    assert (outside.high < 0).all(), "well outside the window the weaker teacher still helps more"
+    slope_margin = (slopes.high - slopes.low) + 0.05 * slopes.slope.abs().max()
+    assert ((slopes.slope - slopes["exact (MC scalars)"]).abs() <= slope_margin).all(), \
+        "the measured slope misses the exact slope"
+
+
+def best_lambdas(paths: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """The mean test error per (n_teacher, n_student, lam) of :func:`lam_path`, and the best lambda on the grid
+    per n_student (rows) and n_teacher (columns): idxmin with ties within rounding broken toward the smaller
+    lambda (the same on every processor)."""
+    mean_err = paths.groupby(["n_teacher", "n_student", "lam"]).test_error.mean()
+    lam_star = mean_err.groupby(["n_teacher", "n_student"]).agg(lowest_label).map(lambda ix: ix[2]).unstack("n_teacher")
+    return mean_err, lam_star
+
+
+def tuning_table(paths: pd.DataFrame, mean_err: pd.Series, lam_star: pd.DataFrame) -> pd.DataFrame:
+    """Per (n_teacher, n_student): ST with lambda chosen on validation against the base student (relative gain,
+    95% interval, share of runs lost) and against the stronger simple estimator (:func:`strongest_simple`), the
+    best lambda, and what the oracle lambda gains over base and base over least squares."""
+    chosen = paths.loc[paths.groupby(["n_teacher", "n_student", "seed"]).val_error.agg(lowest_label)]
+    key = ["n_teacher", "n_student", "seed"]
+    base_w = paths[paths.lam == 0].set_index(key).test_error.sort_index()
+    tuned = chosen.set_index(key).test_error.sort_index()
+    simple = strongest_simple(paths)  # per run: reduced-rank regression or tuned ridge, whichever validates better
+    rows = []
+    for (n_t, n), g in (base_w - tuned).groupby(["n_teacher", "n_student"]):
+        iv = interval(g.to_numpy() / base_w.loc[(n_t, n)].mean())
+        best = simple.loc[(n_t, n)]
+        vs_simple = interval((best.test_error - tuned.loc[(n_t, n)]).to_numpy() / best.test_error.mean())
+        ols = paths[(paths.n_teacher == n_t) & (paths.n_student == n) & (paths.lam == 0)].ols
+        rows.append({"n_teacher": n_t, "n_student": n, "lam*": lam_star.loc[n, n_t],
+                     "tuned vs base": iv["gain"], "low": iv["low"], "high": iv["high"],
+                     "tuned vs best simple": vs_simple["gain"], "simple low": vs_simple["low"],
+                     "simple high": vs_simple["high"],
+                     "ridge chosen (share of runs)": float((best.method == "ridge").mean()),
+                     "lost (share of runs)": float((g < 0).mean()),
+                     "oracle vs base": 1 - mean_err.loc[(n_t, n)].min() / mean_err.loc[(n_t, n, 0.0)],
+                     "base vs least squares": 1 - mean_err.loc[(n_t, n, 0.0)] / ols.mean()})
+    return pd.DataFrame(rows)
+
+
+def check_best_lambdas(lam_star: pd.DataFrame, n_t_pair) -> None:
+    """Raise AssertionError unless the best lambda falls as the student's data grow, for each teacher, and the
+    more knowledgeable teacher (``n_t_pair[1]``) earns a larger best lambda in at least 60% of the sizes
+    (an infinite lambda counts as 1e12)."""
+    for n_t in n_t_pair:
+        ls = lam_star[n_t].replace(np.inf, 1e12)
+        assert ls.iloc[-1] < ls.iloc[0], "the best lambda does not fall as the student's data grow"
+    assert (lam_star[n_t_pair[1]].replace(np.inf, 1e12) >= lam_star[n_t_pair[0]].replace(np.inf, 1e12)).mean() >= 0.6, \
+        "the more knowledgeable teacher does not earn a larger best lambda"

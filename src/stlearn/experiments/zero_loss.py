@@ -693,3 +693,24 @@ def yardstick_verdict(table: pd.DataFrame) -> str:
         return "no resolvable difference between any interpolating student and tuned ridge"
     return (f"of the {n} interpolating students, tuned ridge beats {counts.get('ridge', 0)}, "
             f"{counts.get('student', 0)} beat it, and {counts.get('neither', 0)} show no resolvable difference")
+
+
+def theorem_gaps(summary: pd.DataFrame, task: Task) -> dict[str, float]:
+    """The largest, over every run of the sweep, of each quantity the Lemma and the Theorem say is (near) zero:
+    ``invariance`` (the first layer's move outside the span of the data), ``identity`` (end-to-end map minus
+    min-norm + residual + init term), ``fit`` (training loss over the zero predictor's, ``E ||y||^2 / 2`` on
+    clean inputs) and ``residual_share`` (residual term over the distance to the min-norm interpolator)."""
+    zero_train_loss = 0.5 * task.target.weight.pow(2).sum().item()
+    return {"invariance": summary.invariance_gap.max(), "identity": summary.identity_gap.max(),
+            "fit": (summary.train_task / zero_train_loss).max(),
+            "residual_share": (summary.residual_term / summary.distance).max()}
+
+
+def check_theorem_gaps(gaps: dict[str, float]) -> None:
+    """Raise AssertionError unless :func:`theorem_gaps` are as small as the exact identities and the stopping
+    rule promise (rounding for the identities, the stopping rule's tolerances for the fit)."""
+    assert gaps["invariance"] < 1e-8, "the first layer moved outside the span of the data"
+    assert gaps["identity"] < 1e-8, "the end-to-end map is not min-norm + residual + init term"
+    assert gaps["fit"] < 1e-5, "some runs did not reach zero training loss although the stopping rule let them stop"
+    assert gaps["residual_share"] < 0.25, \
+        "the residual term is not small against the init term at the stopping rule"
