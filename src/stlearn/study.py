@@ -21,17 +21,19 @@ which trains (or measures) one group of runs and returns their rows (see :func:`
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from . import protocol
+from .stats import format_ci
 from .validation import ParameterError
 
 SAME_INFORMATION, COMPLEMENT, NOISE_MODEL = "same information", "ST as a complement", "with a noise model"
 FAMILIES = (SAME_INFORMATION, COMPLEMENT, NOISE_MODEL)
+NEEDS = {SAME_INFORMATION: "the pairs and the teacher", NOISE_MODEL: "the noise model"}  # a method's family
 # the simple methods of family 1, by the names every chapter uses (a chapter has those it can run)
 SIMPLE_SAME_INFORMATION = ("base", "weight decay", "output distillation", "logit distillation", "teacher as is",
                            "fine-tuned teacher", "denoise-then-teacher")
@@ -58,18 +60,26 @@ class Method:
     """A method: its name, its configurations (knob dicts, each with its ``config`` label) and what it needs.
 
     ``family`` is :data:`SAME_INFORMATION` (the fixed pairs and the teacher) or :data:`NOISE_MODEL`;
-    ``measured`` methods are applied, not trained (the teacher as it is, denoise-then-teacher).
+    ``measured`` methods are applied, not trained (the teacher as it is, denoise-then-teacher). A method
+    that ``follows`` another takes, in each run, the values of the knobs ``inherits`` from the configuration
+    the other chose on validation in that run: "ST + weight decay" tunes lambda at the decay that weight decay
+    chose, so it is the feature term added to tuned weight decay (a two-stage selection, on validation only).
     """
 
     name: str
     configs: tuple[dict, ...]
     family: str = SAME_INFORMATION
     measured: bool = False
+    follows: str = ""  # a method whose validation choice, per run, sets the knobs ``inherits`` of this one
+    inherits: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.family not in (SAME_INFORMATION, NOISE_MODEL):
             raise ParameterError(f"a method's family must be {SAME_INFORMATION!r} or {NOISE_MODEL!r}; "
                                  f"got {self.family!r}")
+        if bool(self.follows) != bool(self.inherits):
+            raise ParameterError(f"{self.name}: follows and inherits go together; got {self.follows!r}, "
+                                 f"{self.inherits!r}")
         labels = [c.get("config") for c in self.configs]
         if not labels or None in labels or len(set(labels)) != len(labels):
             raise ParameterError(f"{self.name}: every configuration needs its own 'config' label; got {labels}")
@@ -79,11 +89,13 @@ class Method:
         return len(self.configs) > 1
 
 
-def grid(name: str, knob: str, values: Sequence, label: Callable[[Any], str] | None = None, **fixed) -> Method:
-    """A method tuned over one knob: ``grid("weight decay", "weight_decay", [0, 1e-3])``."""
+def grid(name: str, knob: str, values: Sequence, label: Callable[[Any], str] | None = None, *,
+         family: str = SAME_INFORMATION, follows: str = "", inherits: Sequence[str] = (), **fixed) -> Method:
+    """A method tuned over one knob: ``grid("weight decay", "weight_decay", [0, 1e-3])``; ``fixed`` knobs are
+    the same in every configuration (see :class:`Method` for ``follows`` and ``inherits``)."""
     label = label or (lambda v: f"{knob}={v:g}")
-    family = fixed.pop("family", SAME_INFORMATION)
-    return Method(name, tuple({"config": label(v), knob: v, **fixed} for v in values), family)
+    return Method(name, tuple({"config": label(v), knob: v, **fixed} for v in values), family, False, follows,
+                  tuple(inherits))
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,9 @@ class Study:
         if len(self.seeds) < 2:
             raise ParameterError(f"a study needs at least 2 runs for its intervals; got {len(self.seeds)}")
         object.__setattr__(self, "comparisons", tuple(self.comparisons or standard_comparisons(names)))
+        for m in self.methods:
+            if m.follows and (m.follows not in names or self.method(m.follows).follows):
+                raise ParameterError(f"{m.name} follows {m.follows!r}, which must be a method that follows none")
         for c in self.comparisons:
             unknown = {c.method, *([c.reference] if isinstance(c.reference, str) else c.reference)} - set(names)
             if unknown:
@@ -140,9 +155,12 @@ class Study:
             raise ParameterError(f"the tuned methods must have equal tuning budgets; got {counts}")
         return next(iter(counts.values()), 1)
 
-    def runs(self) -> list:
-        return [self.run_type(method=m.name, seed=int(k), **c) for m in self.methods for c in m.configs
-                for k in self.seeds]
+    def runs(self, leading: bool = False) -> list:
+        """Every run (with ``leading``: of the methods that follow none; followers' inherited knobs at defaults)."""
+        return [r for m in self.methods if not (leading and m.follows) for r in self.runs_of(m)]
+
+    def runs_of(self, method: Method) -> list:
+        return [self.run_type(method=method.name, seed=int(k), **c) for c in method.configs for k in self.seeds]
 
     def method(self, name: str) -> Method:
         return next(m for m in self.methods if m.name == name)
@@ -169,6 +187,21 @@ class StudyResult:
     def family(self, name: str) -> pd.DataFrame:
         return self.comparisons[self.comparisons.family == name]
 
+    def method_table(self, digits: int = 4) -> pd.DataFrame:
+        """Per method, best first: its family, the test error of its selected runs (mean [95% interval]), the
+        mean validation error the selection was made on, and the configurations chosen (most often first)."""
+        family = {m.name: m.family for m in self.study.methods}
+        s = protocol.summary(self.selected, [m.name for m in self.study.methods]).sort_values("test_error")
+        return pd.DataFrame({"method": s.method, "needs": s.method.map(family).map(NEEDS),
+                             "test error [95% interval]": [format_ci(self.selected[self.selected.method == m]
+                                                                     .test_error, digits) for m in s.method],
+                             "validation error": s.val_error.round(digits),
+                             "configurations chosen (most often first)": s.chosen}).reset_index(drop=True)
+
+    def family_table(self, digits: int = 3) -> pd.DataFrame:
+        """The three families' comparisons in words (:func:`words_table`)."""
+        return words_table(self.comparisons, digits)
+
     def primary(self) -> dict:
         """The first comparison of family 1 as a dict (``method``, ``reference``, ``gain``, ``low``, ...)."""
         return self.family(SAME_INFORMATION).iloc[0].to_dict()
@@ -182,38 +215,66 @@ def run_study(study: Study, execute: Callable[[Hashable, list], Any],
     anything to keep (``models[group]``, e.g. the trained ensemble). A table with a ``step`` column is a
     training history (read at each member's validation stop, :func:`stlearn.protocol.stop_on_validation`);
     otherwise it holds each member's ``val_error`` and ``test_error`` (a measured method).
+
+    Methods that follow another (:attr:`Method.follows`) run second, each run with the knobs the followed
+    method chose on validation in that run; their runs that equal one already trained are not trained again
+    (their lambda = 0 configuration *is* the followed method's choice). Their groups are kept as
+    ``(group, "follows")`` in ``models`` and ``where``.
     """
     budget = study.budget()
-    runs = study.runs()
     measured = {m.name for m in study.methods if m.measured}
 
     def key(r) -> tuple:  # a measured method shares nothing: the teacher as it is is not the base run
         return (r.method, r.config, r.seed) if r.method in measured else r.trains_as()
 
-    distinct: dict[tuple, Any] = {}
-    for r in runs:
-        distinct.setdefault(key(r), r)
-    groups: dict[Hashable, list] = {}
-    for r in distinct.values():
-        groups.setdefault(group_of(r), []).append(r)
     stops, paths, models, member = [], [], {}, {}
-    for g, reps in groups.items():
-        out = execute(g, reps)
-        rows, models[g] = out if isinstance(out, tuple) else (out, None)
-        keys = [key(r) for r in reps]
-        if "step" in rows:
-            paths.append(rows.assign(_key=rows.member.map(keys.__getitem__)))
-            rows = protocol.stop_on_validation(rows, ["member"])
-        stops.append(rows.assign(_key=rows.member.map(keys.__getitem__)))
-        member.update({k: (g, e) for e, k in enumerate(keys)})
-    labels = pd.DataFrame({"_key": [key(r) for r in runs], "method": [r.method for r in runs],
-                           "config": [r.config for r in runs], "seed": [r.seed for r in runs]})
-    table = _label(pd.concat(stops, ignore_index=True), labels)
-    history = _label(pd.concat(paths, ignore_index=True), labels) if paths else pd.DataFrame()
+
+    def train(runs: list, stage: str | None) -> None:
+        groups: dict[Hashable, list] = {}
+        for r in runs:
+            if key(r) not in member:  # trained before: in the first stage, or shared with it
+                groups.setdefault(group_of(r), []).append(r)
+        for g, reps in groups.items():
+            name = g if stage is None else (g, stage)
+            out = execute(g, _distinct(reps, key))
+            rows, models[name] = out if isinstance(out, tuple) else (out, None)
+            keys = [key(r) for r in _distinct(reps, key)]
+            if "step" in rows:
+                paths.append(rows.assign(_key=rows.member.map(keys.__getitem__)))
+                rows = protocol.stop_on_validation(rows, ["member"])
+            stops.append(rows.assign(_key=rows.member.map(keys.__getitem__)))
+            member.update({k: (name, e) for e, k in enumerate(keys)})
+
+    runs = study.runs(leading=True)
+    train(runs, None)
+    later = [m for m in study.methods if m.follows]
+    if later:
+        chosen = protocol.select(_label(pd.concat(stops, ignore_index=True), _labels(runs, key)))
+        pick = {(r.method, r.config, r.seed): r for r in runs}
+        choice = {(row.method, row.seed): pick[row.method, row.config, row.seed]
+                  for row in chosen.itertuples(index=False)}
+        followers = [replace(r, **{k: getattr(choice[m.follows, r.seed], k) for k in m.inherits})
+                     for m in later for r in study.runs_of(m)]
+        train(followers, "follows")
+        runs = runs + followers
+    table = _label(pd.concat(stops, ignore_index=True), _labels(runs, key))
+    history = _label(pd.concat(paths, ignore_index=True), _labels(runs, key)) if paths else pd.DataFrame()
     selected = protocol.select(table)
     result = StudyResult(study, table, selected, history, models, {r: member[key(r)] for r in runs}, budget)
     result.comparisons = comparisons(selected, study.comparisons)
     return result
+
+
+def _distinct(runs: list, key) -> list:
+    seen: dict = {}
+    for r in runs:
+        seen.setdefault(key(r), r)
+    return list(seen.values())
+
+
+def _labels(runs: list, key) -> pd.DataFrame:
+    return pd.DataFrame({"_key": [key(r) for r in runs], "method": [r.method for r in runs],
+                         "config": [r.config for r in runs], "seed": [r.seed for r in runs]})
 
 
 def _label(rows: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
@@ -237,6 +298,15 @@ def comparisons(selected: pd.DataFrame, wanted: Sequence[Comparison]) -> pd.Data
         rows.append({"family": c.family, "method": c.method, "reference": reference, **gain,
                      "verdict": sentence(gain, c.method, reference)})
     return pd.DataFrame(rows, columns=["family", "method", "reference", "gain", "low", "high", "runs", "verdict"])
+
+
+def words_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Comparisons (:func:`comparisons`) for readers: family, what is compared, the paired gain [95% interval],
+    the verdict."""
+    return pd.DataFrame({"family": table.family, "comparison": table.method + " vs " + table.reference,
+                         "gain of the first [95% interval]": [protocol.interval_text(r, digits)
+                                                              for r in table.to_dict("records")],
+                         "verdict": [v.rsplit(" (", 1)[0] for v in table.verdict]})
 
 
 def sentence(comparison: dict, method: str, reference: str, digits: int = 3) -> str:

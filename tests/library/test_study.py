@@ -36,7 +36,7 @@ def error_of(run) -> float:
     return 1.0 - gain + 0.01 * run.seed
 
 
-def execute(calls):
+def execute(calls, error_of=error_of):
     def run(group, runs):
         calls.append((group, len(runs)))
         if group == "measured":
@@ -113,3 +113,29 @@ def test_trains_as_resets_only_inert_knobs():
     b = Knobs(method="base", config="-", seed=1)
     c = Knobs(method="ST", config="lam=1", seed=1, lam=1.0, teacher="own")
     assert a.trains_as() == b.trains_as() != c.trains_as()
+
+
+def test_a_follower_tunes_lam_at_the_knob_its_leader_chose_and_shares_its_choice():
+    s = toy_study()
+    lams = study.lam_grid(3)
+    follower = study.grid("ST + weight decay", "lam", lams, follows="weight decay", inherits=["weight_decay"])
+    methods = tuple(m for m in s.methods if m.name != "ST + weight decay") + (follower,)
+    plan = study.Study(methods, s.seeds, Knobs)
+    # weight decay only hurts: it chooses 0, so the follower is ST itself, every run shared, nothing trained again
+    calls = []
+    result = study.run_study(plan, execute(calls), group_of)
+    assert not any(isinstance(g, tuple) for g in result.models)
+    rows = {m: result.table[result.table.method == m].test_error.to_numpy() for m in ("ST", "ST + weight decay")}
+    np.testing.assert_array_equal(rows["ST"], rows["ST + weight decay"])
+    # a decay of 0.01 helps: the follower trains at it, and its lam = 0 run is weight decay's choice
+    helps = lambda r: error_of(r) - (0.05 if r.weight_decay == 0.01 else 0.0)  # noqa: E731
+    calls = []
+    result = study.run_study(plan, execute(calls, helps), group_of)
+    assert (result.selected[result.selected.method == "weight decay"].config == "weight_decay=0.01").all()
+    assert calls[-1] == (("fixed"), 3 * len(s.seeds)) and ("fixed", "follows") in result.models
+    assert {r.weight_decay for r in result.where if r.method == "ST + weight decay"} == {0.01}
+    lam0 = result.table[(result.table.method == "ST + weight decay") & (result.table.config == "lam=0")]
+    chosen = result.selected[result.selected.method == "weight decay"]
+    np.testing.assert_array_equal(lam0.test_error.to_numpy(), chosen.test_error.to_numpy())
+    with pytest.raises(ParameterError, match="follows 'nothing'"):
+        study.Study((*methods, study.grid("x", "lam", lams, follows="nothing", inherits=["lam"])), s.seeds, Knobs)

@@ -65,3 +65,54 @@ def test_length_verdict_reads_each_interval():
     assert text == ("validation-stopped, the gain of ST over base is positive; at matched training loss it is not "
                     "resolvably different from zero; trained on to (near) zero loss it is negative")
     assert cl.length_verdict(r, end="after the continuation").endswith("after the continuation it is negative")
+
+
+def _families(primary, complement=AROUND, st_aug=AROUND):
+    from stlearn import study
+    rows = [(study.SAME_INFORMATION, "ST", "fine-tuned teacher", primary),
+            (study.COMPLEMENT, "ST + weight decay", "weight decay", complement),
+            (study.NOISE_MODEL, "noise augmentation", "fine-tuned teacher", BELOW),
+            (study.NOISE_MODEL, "ST + noise augmentation", "noise augmentation", st_aug)]
+    return pd.DataFrame([{"family": f, "method": m, "reference": r, **c, "runs": 10,
+                          "verdict": study.sentence(c, m, r)} for f, m, r, c in rows])
+
+
+@pytest.mark.parametrize("primary, complement, st_aug, pieces", [
+    (ABOVE, AROUND, AROUND, ["ST is worth its teacher here: it beats fine-tuned teacher."]),
+    (BELOW, AROUND, AROUND, ["start from fine-tuned teacher: fine-tuned teacher is better than ST."]),
+    (AROUND, ABOVE, AROUND, ["no resolvable difference between ST and fine-tuned teacher",
+                             "As a complement the feature term does help: ST + weight decay beats weight decay "
+                             "(+0.100 [0.020, 0.180])."]),
+    (BELOW, BELOW, ABOVE, ["It hurts on top of weight decay.", "ST + noise augmentation beats noise augmentation"]),
+])
+def test_early_stopping_practice_follows_the_families(primary, complement, st_aug, pieces):
+    from stlearn.experiments import nonlinear_early_stopping as es
+    text = es.practice(_families(primary, complement, st_aug))
+    for piece in pieces:
+        assert piece in text
+    assert text.endswith("stop on a labelled noisy validation set.")
+    assert "as well as" not in text and "matches" not in text
+
+
+@pytest.mark.parametrize("zero_gains, phrase", [
+    ([[0.1, 0.2, 0.15], [0.1, 0.12, 0.2]], "keep a resolvable gain at zero training loss"),
+    ([[-0.1, -0.2, -0.15], [-0.1, -0.12, -0.2]], "every ST student ends resolvably worse"),
+    ([[-0.1, -0.2, -0.15], [-0.1, 0.3, -0.2]], "no ST student keeps a gain and some end resolvably worse"),
+    ([[-0.1, 0.2, 0.0], [-0.1, 0.3, -0.2]], "no ST student keeps a resolvable gain, as the linear theorem"),
+])
+def test_early_stopping_claim_reads_each_interval(zero_gains, phrase):
+    from stlearn.experiments import nonlinear_early_stopping as es
+    gains = pd.DataFrame([{"config": f"lam={i}", "seed": k, "gain_zero_loss_test": g}
+                          for i, row in enumerate(zero_gains) for k, g in enumerate(row)])
+    text = es.claim_verdict(ABOVE, gains, _families(BELOW))
+    assert text.startswith("Early stopped on validation, ST beats the base student; ")
+    assert phrase in text
+    assert text.endswith("fine-tuned teacher beats ST (-0.100 [-0.180, -0.020]).")
+
+
+def test_early_stopping_shrink_verdict_groups_the_configurations():
+    from stlearn.experiments import nonlinear_early_stopping as es
+    text = es.shrink_verdict({"lam=1": ABOVE, "lam=3": BELOW, "lam=10": AROUND})
+    assert text == ("resolvably above 0 for lam=1; resolvably below 0 for lam=3; "
+                    "not resolvably different from 0 for lam=10")
+    assert es.shrink_verdict({"lam=1": ABOVE}).endswith("smaller than where validation stops it")

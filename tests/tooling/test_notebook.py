@@ -83,3 +83,13 @@ print(net.layers[0].weight.dtype, st.draw(task, 3, 0).noisy.dtype,
     env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "OMP_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env).stdout
     assert out.split() == ["torch.float64", "torch.float64", "[]"], out
+
+
+def test_glue_interval_glues_the_books_interval_text(monkeypatch):
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.update({name: value}))
+    notebook.glue_interval(gain={"gain": 0.0321, "low": 0.0031, "high": 0.0612},
+                           loss={"gain": -0.5, "low": -1, "high": 0})
+    assert glued == {"gain": "+0.032 [0.003, 0.061]", "loss": "-0.500 [-1.000, 0.000]"}

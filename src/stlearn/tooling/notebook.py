@@ -72,6 +72,17 @@ def glue_numbers(digits: int = 3, **values: float) -> None:
         glue(name, rounded(value, digits), display=False)
 
 
+def glue_interval(digits: int = 3, **comparisons: dict) -> None:
+    """Glue each paired comparison as the book prints one, ``"+0.032 [0.003, 0.061]"`` (mean gain [95% interval],
+    :func:`stlearn.protocol.interval_text`), under its name: the one way an interval reaches the prose."""
+    from myst_nb import glue
+
+    from ..protocol import interval_text
+
+    for name, comparison in comparisons.items():
+        glue(name, interval_text(comparison, digits), display=False)
+
+
 def glue_figure(name: str, fig) -> None:
     """Glue a figure for a ``{glue:figure}`` directive (shown once, where the prose places it)."""
     import matplotlib.pyplot as plt
