@@ -58,27 +58,25 @@ def test_disjoint_early_stopping_teacher_students_validation_test():
 
 
 def test_disjoint_early_stopping_protocol_methods():
-    """Every method of the early-stopping chapter: the large teachers' sets are their own, the own-samples
-    teachers train on exactly the students' training sets (the same set, counted once), nothing else is shared."""
+    """Every method of the early-stopping chapter, on the study runner: the large teachers' sets are their own,
+    the own-samples teachers train on exactly the students' training sets (the same set, counted once), nothing
+    else is shared, and runs of equal knobs (base = ST at lam 0 = weight decay 0 ...) train once."""
     rng = st.Stream(1)
     task = nl.relu_task(D, UNITS, 0.5, rng)
     log = streams.audit()
-    runs = [0, 1]
+    runs = (0, 1)
     nets = es.teachers(task, WIDTH, N_TEACHER, N_TRAIN, rng, runs, steps=3)
-    members = es.members(es.method_grid([0.0, 1.0], [0.0, 0.1], [0.0, 1.0], [0.5, 1.0], 0.5), runs)
-    fixed = [m for m in members if m.fresh_noise is None]
-    fresh = [m for m in members if m.fresh_noise is not None]
-    trained = es.train_ensemble(task, fixed, nets, N_TRAIN, N_VAL, N_TEST, CONFIG, rng, runs)
-    es.train_ensemble(task, fresh, nets, N_TRAIN, N_VAL, N_TEST, CONFIG, rng, runs)
-    es.teacher_as_is(task, nets, N_VAL, N_TEST, rng, runs)
-    es.continue_at_zero_lam(task, trained, [m for m in fixed if m.method == "ST"], N_TRAIN, N_VAL, N_TEST, CONFIG,
-                            rng)
-    history = trained.history
+    plan = es.study([0.0, 1.0], [0.0, 0.1], [0.0, 1.0], [0.5, 1.0], 0.5, runs)
+    setting = es.Setting(task, nets, N_TRAIN, N_VAL, N_TEST, CONFIG, rng, runs)
+    result = es.run(setting, plan)
+    es.continue_at_zero_lam(setting, result)
     assert streams.assert_disjoint() == 2 + 3 * 2  # teacher_data per run, and each run's train/val/test
     _assert_pairwise_disjoint(_roles(log), ["seed 1 / teacher_data[0]", "seed 1 / teacher_data[1]",
                                             *_run_names("seed 1", runs)])
-    assert set(history.method) == {m.method for m in fixed}
-    assert trained.model.members < len(fixed)  # runs of equal knobs (base = ST at lam 0 = ...) train once
+    history = result.history
+    assert set(result.table.method) == {m.name for m in plan.methods}
+    fixed = [m for m in plan.runs() if es.group_of(m) == "fixed"]
+    assert result.models["fixed"].members < len(fixed)  # runs of equal knobs train once
     base, st0 = (history[(history.method == m) & (history.config == c)].sort_values(["seed", "step"])
                  for m, c in (("base", "-"), ("ST", "lam=0")))
     np.testing.assert_array_equal(base.test_noisy.to_numpy(), st0.test_noisy.to_numpy())

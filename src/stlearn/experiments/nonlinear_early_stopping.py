@@ -1,31 +1,31 @@
-"""Chapter "Early stopping in wide ReLU networks", under the book's protocol (:mod:`stlearn.protocol`).
+"""Chapter "Early stopping in wide ReLU networks", on the study runner (:mod:`stlearn.study`).
 
 Run ``k`` (the ``seed`` column) has its own training, validation and test sets
 and its own two teachers: teacher ``k`` trained on ``n_teacher`` clean samples
 of its own (``"large"``), and a teacher trained on the clean inputs of run
 ``k``'s own training set (``"own"``, from ``rng.child("teacher_init", k, 1)``).
-Every method is a grid of configurations; each configuration of each method is
-one member of an ensemble trained at once, stopped on validation, and each
-method keeps per run the configuration with the lowest validation error.
+Every method is a grid of configurations (:func:`study`); the runner trains each
+distinct run once, stops it on validation, keeps per method and run the
+configuration of lowest validation error and compares the three families.
+This module only trains a group of runs (:func:`executor`).
 
-The methods (their knobs are the fields of :class:`Member`):
+The methods (their knobs are the fields of :class:`Member`; lambda on the relative
+scale of :mod:`stlearn.losses`, ``lam = 1``: feature and task terms of one size):
 
-* ``base``: the plain student, the base loss on the fixed noisy inputs;
-* ``weight decay``: L2 weight decay;
-* ``output distillation``: the task loss plus ``lam`` times the squared distance
-  of the output to the large teacher's output on the clean input, trained as
-  the base loss on blended targets (:func:`stlearn.distill.blended_targets`);
-* ``fine-tuned teacher``: the base loss from the large teacher's weights (its
-  validation-chosen step may be 0: the teacher as it is);
-* ``ST``: the feature term on ``h1`` with the large teacher;
-* ``ST, own-samples teacher``: the same with the teacher of the run's own samples;
-* ``ST from the teacher's weights``: ST started from the large teacher's weights, i.e. ST combined
-  with the strongest simple method of this chapter, the fine-tuned teacher;
-* ``noise augmentation``: fresh noise on the clean training inputs at every
-  step (needs the noise model, which the methods above do not);
-* ``ST + noise augmentation``.
-
-The clean teacher applied as it is (``teacher as is``) is measured, not trained.
+* family 1, the same information (the fixed pairs and the large teacher):
+  ``base``, ``weight decay``, ``output distillation`` (the task loss plus ``lam``
+  times the squared distance of the output to the teacher's output on the clean
+  input, trained as the base loss on blended targets,
+  :func:`stlearn.distill.blended_targets`), ``fine-tuned teacher`` (the base loss
+  from the teacher's weights), ``teacher as is`` (measured), and ``ST`` (the
+  feature term on ``h1``);
+* family 2, ST as a complement: ``ST + weight decay`` (lambda tuned at the decay
+  weight decay chose in the run) and ``ST from the teacher's weights`` (at the
+  fine-tuned teacher's decay);
+* family 3, with a noise model: ``noise augmentation`` (fresh noise on the clean
+  training inputs at every step) and ``ST + noise augmentation`` (at the level
+  augmentation chose);
+* secondary: ``ST, own-samples teacher`` (the teacher of the run's own clean inputs).
 """
 
 from __future__ import annotations
@@ -36,26 +36,24 @@ import numpy as np
 import pandas as pd
 
 from .. import protocol
+from .. import study as studies
 from ..data import Samples, Task, draw_members
 from ..distill import blended_targets
 from ..losses import FrozenTeacher
 from ..models import MLP, overwrite_members, select_members, stack_members
-from ..stats import ci_high, ci_low
+from ..stats import ci_high, ci_low, interval_table
 from ..streams import Stream
 from ..teachers import fit_teacher
 from ..train import TrainConfig, evaluate
 from ..validation import ParameterError
 from .nonlinear import RATE_FRACTION, run_sets, teacher_config, train_at_curvature_rates, validation_samples
 
-FIXED_PAIRS = ("base", "weight decay", "output distillation", "fine-tuned teacher", "teacher as is")
-NOISE_MODEL = ("noise augmentation",)
-TUNED = ("weight decay", "output distillation", "fine-tuned teacher", "ST", "ST, own-samples teacher",
-         "ST from the teacher's weights", "noise augmentation", "ST + noise augmentation")
-
 
 @dataclass(frozen=True)
 class Member(protocol.Run):
     """A run of the chapter: the protocol's knobs (``lam`` on ``h1``, ``weight_decay``) and these."""
+
+    INERT = {"lam": ("teacher",)}  # at lam = 0 the feature term, and so its teacher, does nothing
 
     blend: float = 0.0  # output distillation: weight of the teacher's output in the targets
     fresh_noise: float | None = None  # noise augmentation: the level of the fresh noise (None: fixed inputs)
@@ -63,35 +61,42 @@ class Member(protocol.Run):
     teacher: str = "large"  # whose h1 the feature term matches: "large" or "own"
 
 
-def check_grids(lams, decays, blends, aug_levels) -> None:
-    """Equal budgets: every tuned method's grid has as many points as ``lams``, whose first point is 0 (base)."""
-    if not lams or lams[0] != 0.0 or len(lams) < 2:
-        raise ParameterError(f"lams must start with 0 (the base loss) and hold at least one ST weight; got {lams}")
-    for name, grid in (("decays", decays), ("blends", blends), ("aug_levels", aug_levels)):
-        if len(grid) != len(lams):
-            raise ParameterError(f"{name} must have as many points as lams ({len(lams)}: equal tuning budgets); "
-                                 f"got {len(grid)}")
+def study(lams, decays, blends, aug_levels, sigma: float, seeds) -> studies.Study:
+    """Every method of the chapter with its grid; every tuned method has ``len(lams)`` configurations.
 
-
-def method_grid(lams, decays, blends, aug_levels, sigma: float) -> list[dict]:
-    """Every (method, configuration) of the chapter, as the knobs of :class:`Member` (without ``seed``).
-
-    ``lams`` must start with 0: its first point is the base student, so ST's grid holds the base.
+    The ST variants of family 2 and 3 tune lambda at what their partner chose on validation in the same run:
+    ST + weight decay at weight decay's decay, ST from the teacher's weights at the fine-tuned teacher's decay,
+    ST + noise augmentation at augmentation's noise level (:attr:`stlearn.study.Method.follows`).
     """
-    grid = [dict(method="base", config="-")]
-    grid += [dict(method="weight decay", config=f"wd={w:g}", weight_decay=w) for w in decays]
-    grid += [dict(method="output distillation", config=f"lam={b:g}", blend=b) for b in blends]
-    grid += [dict(method="fine-tuned teacher", config=f"wd={w:g}", weight_decay=w, init="teacher") for w in decays]
-    grid += [dict(method="ST", config=f"lam={l:g}", lam=l) for l in lams]
-    grid += [dict(method="ST, own-samples teacher", config=f"lam={l:g}", lam=l, teacher="own") for l in lams]
-    grid += [dict(method="ST from the teacher's weights", config=f"lam={l:g}", lam=l, init="teacher") for l in lams]
-    grid += [dict(method="noise augmentation", config=f"s={a:g}sigma", fresh_noise=a * sigma) for a in aug_levels]
-    grid += [dict(method="ST + noise augmentation", config=f"lam={l:g}", lam=l, fresh_noise=sigma) for l in lams]
-    return grid
+    lams = studies.check_lam_grid(lams)
+    for name, values in (("decays", decays), ("blends", blends), ("aug_levels", aug_levels)):
+        if len(values) != len(lams):
+            raise ParameterError(f"{name} must have as many points as lams ({len(lams)}: equal tuning budgets); "
+                                 f"got {len(values)}")
+    lam = dict(knob="lam", values=lams)
+    noise = studies.NOISE_MODEL
+    methods = (studies.Method("base", ({"config": "-"},)),
+               studies.grid("weight decay", "weight_decay", decays, lambda w: f"wd={w:g}"),
+               studies.grid("output distillation", "blend", blends, lambda b: f"lam={b:g}"),
+               studies.grid("fine-tuned teacher", "weight_decay", decays, lambda w: f"wd={w:g}", init="teacher"),
+               studies.Method("teacher as is", ({"config": "-"},), measured=True),
+               studies.grid("ST", **lam),
+               studies.grid("ST + weight decay", **lam, follows="weight decay", inherits=["weight_decay"]),
+               studies.grid("ST from the teacher's weights", **lam, init="teacher", follows="fine-tuned teacher",
+                            inherits=["weight_decay"]),
+               studies.grid("ST, own-samples teacher", **lam, teacher="own"),
+               studies.grid("noise augmentation", "fresh_noise", [a * sigma for a in aug_levels],
+                            lambda s: f"s={s / sigma:g}sigma", family=noise),
+               studies.grid("ST + noise augmentation", **lam, fresh_noise=sigma, family=noise,
+                            follows="noise augmentation", inherits=["fresh_noise"]))
+    return studies.Study(methods, tuple(int(k) for k in seeds), Member)
 
 
-def members(grid: list[dict], seeds) -> list[Member]:
-    return [Member(seed=int(k), **g) for g in grid for k in seeds]
+def group_of(m: Member) -> str:
+    """The ensemble a run trains in: fixed noisy inputs or fresh noise; the teacher as it is is measured."""
+    if m.method == "teacher as is":
+        return "measured"
+    return "fixed" if m.fresh_noise is None else "fresh"
 
 
 def teachers(task: Task, width: int, n_teacher: int, n_train: int, rng: Stream, seeds, steps: int,
@@ -118,87 +123,142 @@ def _blended(data: Samples, teacher: MLP, index: list[int], blends: list[float])
     return Samples(data.clean, data.noisy, blended_targets(data.y, out, blends))
 
 
-def knobs(m: Member) -> tuple:
-    """What a member trains with: members of equal knobs are the same run (e.g. ST at lam = 0 and base)."""
-    return (m.seed, m.lam, m.weight_decay, m.blend, m.fresh_noise, m.init, m.teacher if m.lam > 0 else "large")
+@dataclass(frozen=True)
+class Setting:
+    """What every group of the chapter trains with: the task, teachers, set sizes and training config."""
+
+    task: Task
+    nets: dict
+    n_train: int
+    n_val: int
+    n_test: int
+    config: TrainConfig
+    rng: Stream
+    seeds: tuple
+    device: object = None
+    rate_fraction: float = RATE_FRACTION
 
 
-@dataclass
-class Trained:
-    """An ensemble with one member per distinct run of ``runs``; ``history`` has a row set per run."""
+def executor(setting: Setting):
+    """``execute(group, runs)`` for :func:`stlearn.study.run_study`: trains or measures one group."""
+    def execute(group: str, runs: list[Member]):
+        if group == "measured":
+            return teacher_as_is(setting, [m.seed for m in runs])
+        return train_ensemble(setting, runs)
+    return execute
 
-    model: MLP
-    history: pd.DataFrame
-    member_of: dict  # Member -> its member in ``model``
 
-
-def train_ensemble(task: Task, runs: list[Member], nets: dict[str, MLP], n_train: int, n_val: int, n_test: int,
-                   config: TrainConfig, rng: Stream, seeds, device=None,
-                   rate_fraction: float = RATE_FRACTION) -> Trained:
-    """Train ``runs`` as one ensemble, each distinct run (:func:`knobs`) once, each at its own curvature rate
+def train_ensemble(s: Setting, runs: list[Member]) -> tuple[pd.DataFrame, MLP]:
+    """Train the distinct ``runs`` as one ensemble, each at its own curvature rate
     (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`; the history's ``rate`` column).
 
-    The members must all see the fixed noisy inputs (``fresh_noise`` None) or all fresh noise.
+    The members must all see the fixed noisy inputs (``fresh_noise`` None) or all fresh noise. Returns the
+    history (a ``member`` column: the position in ``runs``) and the trained ensemble.
     """
-    distinct = list(dict.fromkeys(knobs(m) for m in runs))
-    member_of = {m: distinct.index(knobs(m)) for m in runs}
-    reps = [next(m for m in runs if knobs(m) == key) for key in distinct]
-    width = nets["large"].widths[1]
-    slot = {k: i for i, k in enumerate(seeds)}
-    index = [slot[m.seed] for m in reps]
-    data = run_sets(task, n_train, [rng.child("student_data", m.seed) for m in reps], device=device)
-    data = _blended(data, nets["large"], index, [m.blend for m in reps])
-    test = run_sets(task, n_test, [rng.child("test", m.seed) for m in reps], label_noise=False, device=device)
-    students = MLP([task.d, width, task.d_out], members=len(reps), device=device,
-                   rng=[rng.child("student_init", m.seed) for m in reps])
-    from_teacher = [e for e, m in enumerate(reps) if m.init == "teacher"]
-    overwrite_members(students, from_teacher, nets["large"], [index[e] for e in from_teacher])
-    both = stack_members([nets["large"], nets["own"]])
-    teacher = FrozenTeacher(select_members(both, [index[e] + (len(seeds) if m.teacher == "own" else 0)
-                                                  for e, m in enumerate(reps)]))
-    lams = [m.lam for m in reps]
-    noise = [m.fresh_noise for m in reps]
-    config = replace(config, weight_decay=tuple(m.weight_decay for m in reps))
-    val = validation_samples(task, n_val, rng, [m.seed for m in reps], device)
-    result = train_at_curvature_rates(students, data, config, rate_fraction, teacher=teacher, lam=lams,
-                                      layers=["h1"], eval_sets={"test": test, "val": val},
+    task, rng = s.task, s.rng
+    width = s.nets["large"].widths[1]
+    slot = {k: i for i, k in enumerate(s.seeds)}
+    index = [slot[m.seed] for m in runs]
+    data = run_sets(task, s.n_train, [rng.child("student_data", m.seed) for m in runs], device=s.device)
+    data = _blended(data, s.nets["large"], index, [m.blend for m in runs])
+    test = run_sets(task, s.n_test, [rng.child("test", m.seed) for m in runs], label_noise=False, device=s.device)
+    students = MLP([task.d, width, task.d_out], members=len(runs), device=s.device,
+                   rng=[rng.child("student_init", m.seed) for m in runs])
+    from_teacher = [e for e, m in enumerate(runs) if m.init == "teacher"]
+    overwrite_members(students, from_teacher, s.nets["large"], [index[e] for e in from_teacher])
+    both = stack_members([s.nets["large"], s.nets["own"]])
+    teacher = FrozenTeacher(select_members(both, [index[e] + (len(s.seeds) if m.teacher == "own" else 0)
+                                                  for e, m in enumerate(runs)]))
+    noise = [m.fresh_noise for m in runs]
+    config = replace(s.config, weight_decay=tuple(m.weight_decay for m in runs), feature_scale="relative")
+    val = validation_samples(task, s.n_val, rng, [m.seed for m in runs], s.device)
+    result = train_at_curvature_rates(students, data, config, s.rate_fraction, teacher=teacher,
+                                      lam=[m.lam for m in runs], layers=["h1"], eval_sets={"test": test, "val": val},
                                       fresh_noise=None if noise[0] is None else noise)
-    labels = pd.DataFrame({"member": [member_of[m] for m in runs], "method": [m.method for m in runs],
-                           "config": [m.config for m in runs], "seed": [m.seed for m in runs]})
-    history = result.history.drop(columns=["lam"]).merge(labels, on="member")  # a row set per run
-    return Trained(students, history, member_of)
+    return result.history, students
 
 
-def teacher_as_is(task: Task, nets: dict[str, MLP], n_val: int, n_test: int, rng: Stream, seeds,
-                  device=None) -> pd.DataFrame:
+def teacher_as_is(s: Setting, seeds) -> pd.DataFrame:
     """The large teacher applied to the noisy validation and test inputs of each run, as it is."""
-    val = validation_samples(task, n_val, rng, seeds, device)
-    test = run_sets(task, n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
-    v, t = evaluate(nets["large"], val)["noisy"], evaluate(nets["large"], test)
-    return pd.DataFrame({"method": "teacher as is", "config": "-", "seed": list(seeds),
-                         "val_error": v.cpu().numpy(), "test_error": t["noisy"].cpu().numpy(),
-                         "clean_test_error": t["clean"].cpu().numpy()})
+    slot = {k: i for i, k in enumerate(s.seeds)}
+    teacher = select_members(s.nets["large"], [slot[k] for k in seeds])
+    val = validation_samples(s.task, s.n_val, s.rng, seeds, s.device)
+    test = run_sets(s.task, s.n_test, [s.rng.child("test", k) for k in seeds], label_noise=False, device=s.device)
+    v, t = evaluate(teacher, val)["noisy"], evaluate(teacher, test)
+    return pd.DataFrame({"member": range(len(seeds)), "val_error": v.cpu().numpy(),
+                         "test_error": t["noisy"].cpu().numpy(), "clean_test_error": t["clean"].cpu().numpy()})
 
 
-def continue_at_zero_lam(task: Task, trained: Trained, runs: list[Member], n_train: int, n_val: int, n_test: int,
-                         config: TrainConfig, rng: Stream, device=None,
-                         rate_fraction: float = RATE_FRACTION) -> pd.DataFrame:
-    """Continue the members of ``runs`` in ``trained`` with the base loss (lam = 0), each at the curvature rate
-    of the base loss where it ends its first phase.
+def run(setting: Setting, plan: studies.Study) -> studies.StudyResult:
+    """The chapter's study: every method trained (or measured), stopped and selected on validation, compared."""
+    return studies.run_study(plan, executor(setting), group_of)
+
+
+def continue_at_zero_lam(s: Setting, result: studies.StudyResult, method: str = "ST") -> pd.DataFrame:
+    """Continue every run of ``method`` with the base loss (lam = 0), each at the curvature rate of the base loss
+    where it ends its first phase.
 
     The ST students are thus trained on to (near) zero task loss; the history's steps continue after
     ``config.steps``, and its ``lam`` column is the run's lam before.
     """
-    student = select_members(trained.model, [trained.member_of[m] for m in runs])
-    data = run_sets(task, n_train, [rng.child("student_data", m.seed) for m in runs], device=device)
-    test = run_sets(task, n_test, [rng.child("test", m.seed) for m in runs], label_noise=False, device=device)
-    val = validation_samples(task, n_val, rng, [m.seed for m in runs], device)
-    result = train_at_curvature_rates(student, data, config, rate_fraction, eval_sets={"test": test, "val": val},
-                                      member_info={k: [getattr(m, k) for m in runs]
-                                                   for k in ("method", "config", "seed", "lam")})
-    history = result.history[result.history.step > 0].copy()
-    history["step"] += config.steps
+    runs = [m for m in result.where if m.method == method]
+    group = {result.where[m][0] for m in runs}
+    if group != {"fixed"}:
+        raise ParameterError(f"{method} must train on the fixed noisy inputs to be continued; got groups {group}")
+    student = select_members(result.models["fixed"], [result.where[m][1] for m in runs])
+    data = run_sets(s.task, s.n_train, [s.rng.child("student_data", m.seed) for m in runs], device=s.device)
+    test = run_sets(s.task, s.n_test, [s.rng.child("test", m.seed) for m in runs], label_noise=False,
+                    device=s.device)
+    val = validation_samples(s.task, s.n_val, s.rng, [m.seed for m in runs], s.device)
+    trained = train_at_curvature_rates(student, data, s.config, s.rate_fraction, eval_sets={"test": test, "val": val},
+                                       member_info={k: [getattr(m, k) for m in runs]
+                                                    for k in ("method", "config", "seed", "lam")})
+    history = trained.history[trained.history.step > 0].copy()
+    history["step"] += s.config.steps
     return history
+
+
+@dataclass
+class ZeroLoss:
+    """The training-length readout: ST's paths on to zero loss and its gains over base along them."""
+
+    path: pd.DataFrame  # every ST run's path, first phase then continuation (a ``lam`` column)
+    gains: pd.DataFrame  # per lam > 0 and run: the gain over base validation-stopped, at matched and at zero loss
+    shrink: dict  # per config: validation-stopped gain minus the gain at matched loss (an interval)
+    zero_loss: float  # the zero predictor's task loss
+    threshold: float  # the matched-loss level
+    worst_fit: float  # the largest final training loss, relative to the zero predictor's
+    phase_one: pd.Series  # the ST students' (lam > 0) training loss at the end of the first phase, relative
+
+    def table(self) -> pd.DataFrame:
+        names = {"gain_test_error": "validation-stopped", "gain_at_threshold": "at matched loss (1%)",
+                 "gain_zero_loss_test": "at zero loss"}
+        table = interval_table(self.gains, "config", list(names), digits=4).rename(columns=names)
+        order = table.config.str.removeprefix("lam=").astype(float).argsort()
+        return table.iloc[order].rename(columns={"config": "ST's lambda"}).reset_index(drop=True)
+
+
+def zero_loss_readout(s: Setting, result: studies.StudyResult, level: float = 1e-2) -> ZeroLoss:
+    """Continue ST's runs to zero loss (:func:`continue_at_zero_lam`) and read each lam's gain over base (the lam = 0
+    run) at its validation stop, where its training loss first falls below ``level`` of the zero predictor's, and at
+    the end."""
+    continued = continue_at_zero_lam(s, result)
+    path = pd.concat([result.history[result.history.method == "ST"], continued], ignore_index=True)
+    path["lam"] = path.config.str.removeprefix("lam=").astype(float)
+    zero_loss = 0.5 * zero_predictor_error(s.task, s.n_test, s.rng, s.device)
+    threshold = level * zero_loss
+    end = continued[continued.step == continued.step.max()][["config", "seed", "test_noisy", "train_task"]]
+    at_loss = first_below(path, threshold).merge(
+        end.rename(columns={"test_noisy": "zero_loss_test", "train_task": "zero_loss_train"}), on=["config", "seed"])
+    table = result.table
+    at_loss = at_loss.merge(table[table.method == "ST"][["config", "seed", "test_error"]], on=["config", "seed"])
+    base_rows = at_loss[at_loss.config == "lam=0"].set_index("seed")
+    for column in ("test_error", "at_threshold", "zero_loss_test"):
+        at_loss[f"gain_{column}"] = base_rows[column].reindex(at_loss.seed).to_numpy() - at_loss[column]
+    gains = at_loss[at_loss.config != "lam=0"]
+    shrink = {c: protocol.interval(g.gain_test_error - g.gain_at_threshold) for c, g in gains.groupby("config")}
+    phase_one = table[(table.method == "ST") & (table.config != "lam=0")].end_train_task / zero_loss
+    return ZeroLoss(path, gains, shrink, zero_loss, threshold, at_loss.zero_loss_train.max() / zero_loss, phase_one)
 
 
 def first_below(history: pd.DataFrame, threshold: float, by=("method", "config", "seed")) -> pd.DataFrame:
@@ -208,15 +268,10 @@ def first_below(history: pd.DataFrame, threshold: float, by=("method", "config",
     return first.rename(columns={"step": "reached_at", "test_noisy": "at_threshold"})
 
 
-def selected_summary(selected: pd.DataFrame, methods) -> pd.DataFrame:
-    """Per method: mean and 95% interval of the validation-selected test error, and the configurations chosen."""
-    return protocol.summary(selected, methods)
-
-
-def protocol_check(runs: pd.DataFrame) -> int:
-    """The tuned methods' equal budget (configurations per method)."""
-    return protocol.check_equal_budgets(runs, TUNED)
-
+def lam_curve(result: studies.StudyResult, methods=("ST", "ST + noise augmentation")) -> pd.DataFrame:
+    """Test error against lambda (every configuration, each read at its validation stop) for ``methods``."""
+    rows = result.table[result.table.method.isin(list(methods))]
+    return rows.assign(lam=rows.config.str.removeprefix("lam=").astype(float))
 
 
 def zero_predictor_error(task: Task, n: int, rng: Stream, device=None) -> float:
@@ -257,12 +312,12 @@ def shrink_verdict(shrink: dict) -> str:
     return text
 
 
-def claim_verdict(st_over_base: dict, zero_gains: pd.DataFrame, primary: dict, strongest: str) -> str:
+def claim_verdict(st_over_base: dict, zero_gains: pd.DataFrame, families: pd.DataFrame) -> str:
     """The answer to "does the paper's first claim hold here?", from the intervals.
 
     ``st_over_base``: the paired comparison of validation-selected ST with the base student;
-    ``zero_gains``: per (config, seed) the gain at zero loss (``gain_zero_loss_test``); ``primary``: ST
-    against the strongest fixed-pairs method ``strongest``.
+    ``zero_gains``: per (config, seed) the gain at zero loss (``gain_zero_loss_test``); ``families``: the
+    study's comparisons (:attr:`stlearn.study.StudyResult.comparisons`), whose first row is the primary.
     """
     early = "Early stopped on validation, ST " + protocol.by_sign(
         st_over_base, "beats the base student", "is worse than the base student",
@@ -279,17 +334,29 @@ def claim_verdict(st_over_base: dict, zero_gains: pd.DataFrame, primary: dict, s
                 "student, so the advice not to train to zero loss holds with force")
     else:
         zero = "trained on to zero loss, no ST student keeps a resolvable gain, as the linear theorem predicts"
-    simple = protocol.by_sign(primary, f"ST beats it ({strongest})", f"{strongest} beats ST",
-                              protocol.no_difference(primary, "ST", strongest))
-    return f"{early}; {zero}. Against the strongest simple method of the same information, {simple}."
+    primary = families[families.family == studies.SAME_INFORMATION].iloc[0]
+    return (f"{early}; {zero}. Against the strongest method of the same information: "
+            f"{studies.sentence(primary, primary.method, primary.reference)}.")
 
 
-def practice(primary: dict, strongest: str) -> str:
-    """The chapter's advice, from the primary comparison."""
-    if primary["low"] > 0:
-        head = "ST is worth its teacher here: it beats every simple method of the fixed-pairs setting."
+def practice(families: pd.DataFrame) -> str:
+    """The chapter's advice, from the three families: ST as a replacement, as a complement, with a noise model."""
+    rows = {(r.family, r.method): r for r in families.itertuples(index=False)}
+    primary = next(r for (f, _), r in rows.items() if f == studies.SAME_INFORMATION)
+    if primary.low > 0:
+        head = f"With only the pairs and the teacher, ST is worth its teacher here: it beats {primary.reference}."
     else:
-        found = (f"{strongest} is better than ST" if primary["high"] < 0
-                 else protocol.no_difference(primary, "ST", strongest) + ", which leaves room for either to be better")
-        head = f"Before adopting ST for a task like this one, try the simple methods of the table: here {found}."
+        found = (f"{primary.reference} is better than ST" if primary.high < 0
+                 else f"there is no resolvable difference between ST and {primary.reference}")
+        head = f"With only the pairs and the teacher, start from {primary.reference}: {found}."
+    helps = [r for (f, _), r in rows.items() if f != studies.SAME_INFORMATION and r.method.startswith("ST")
+             and r.low > 0]
+    hurts = [r for (f, _), r in rows.items() if f != studies.SAME_INFORMATION and r.method.startswith("ST")
+             and r.high < 0]
+    if helps:
+        head += (" On top of another method the feature term does help: "
+                 + "; ".join(f"{r.method} beats {r.reference} ({protocol.interval_text(r._asdict())})"
+                             for r in helps) + ".")
+    if hurts:
+        head += (" It hurts on top of " + ", ".join(r.reference for r in hurts) + ".")
     return head + " Whatever is used, stop on a labelled noisy validation set."
