@@ -81,8 +81,8 @@ def _families(primary, complement=AROUND, st_aug=AROUND):
     (ABOVE, AROUND, AROUND, ["ST is worth its teacher here: it beats fine-tuned teacher."]),
     (BELOW, AROUND, AROUND, ["start from fine-tuned teacher: fine-tuned teacher is better than ST."]),
     (AROUND, ABOVE, AROUND, ["no resolvable difference between ST and fine-tuned teacher",
-                             "On top of another method the feature term does help: ST + weight decay beats weight decay "
-                             "(+0.100 [0.020, 0.180])."]),
+                             "On top of another method the feature term does help: "
+                             "ST + weight decay beats weight decay (+0.100 [0.020, 0.180])."]),
     (BELOW, BELOW, ABOVE, ["It hurts on top of weight decay.", "ST + noise augmentation beats noise augmentation"]),
 ])
 def test_early_stopping_practice_follows_the_families(primary, complement, st_aug, pieces):
