@@ -34,6 +34,7 @@ import pandas as pd
 
 from .stats import ci_columns, mean_ci
 from .validation import ParameterError, TrainingDiverged
+from .verdicts import by_sign, interval_text, no_difference, verdict  # noqa: F401  (the words: stlearn.verdicts)
 
 RUN_COLUMNS = ("method", "config", "seed", "val_error", "test_error")
 # Validation errors within this relative distance of the lowest tie, and the first of them is kept (the earliest
@@ -189,29 +190,3 @@ def summary(selected: pd.DataFrame, methods: Sequence[str], base: str | None = N
             row.update(ci_columns("gain", gain))
         rows.append({**row, "val_error": g.val_error.mean(), "chosen": ", ".join(g.config.value_counts().index[:3])})
     return pd.DataFrame(rows)
-
-
-def interval_text(comparison: dict[str, float], digits: int = 3) -> str:
-    """A paired comparison as the book prints it: ``"+0.032 [0.003, 0.061]"`` (mean gain, 95% interval)."""
-    return (f"{comparison['gain']:+.{digits}f} [{comparison['low']:.{digits}f}, "
-            f"{comparison['high']:.{digits}f}]")
-
-
-def no_difference(comparison: dict[str, float], first: str, second: str, digits: int = 3) -> str:
-    """The words for an interval that includes 0: never "as well as", always the interval that allows more."""
-    return f"no resolvable difference between {first} and {second} ({interval_text(comparison, digits)})"
-
-
-def by_sign(comparison: dict[str, float], above, below, neither):
-    """``above`` if the interval of ``comparison`` lies above 0, ``below`` if below, else ``neither``."""
-    if comparison["low"] > 0:
-        return above
-    if comparison["high"] < 0:
-        return below
-    return neither
-
-
-def verdict(comparison: dict[str, float], method: str, reference: str) -> str:
-    """Words for a paired comparison: which is better, or that the interval includes zero."""
-    return by_sign(comparison, f"{method} beats {reference}", f"{reference} beats {method}",
-                   f"no resolvable difference between {method} and {reference}")

@@ -30,8 +30,9 @@ import pandas as pd
 from . import protocol
 from .stats import format_ci
 from .validation import ParameterError
+from .verdicts import SAME_INFORMATION, family_verdict, sentence  # noqa: F401  (the words: stlearn.verdicts)
 
-SAME_INFORMATION, COMPLEMENT, NOISE_MODEL = "same information", "ST as a complement", "with a noise model"
+COMPLEMENT, NOISE_MODEL = "ST as a complement", "with a noise model"
 FAMILIES = (SAME_INFORMATION, COMPLEMENT, NOISE_MODEL)
 NEEDS = {SAME_INFORMATION: "the pairs and the teacher", NOISE_MODEL: "the noise model"}  # a method's family
 # the simple methods of family 1, by the names every chapter uses (a chapter has those it can run)
@@ -307,22 +308,6 @@ def words_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
                          "gain of the first [95% interval]": [protocol.interval_text(r, digits)
                                                               for r in table.to_dict("records")],
                          "verdict": [v.rsplit(" (", 1)[0] for v in table.verdict]})
-
-
-def sentence(comparison: dict, method: str, reference: str, digits: int = 3) -> str:
-    """``method`` against ``reference`` in words and numbers: who wins, or no resolvable difference."""
-    words = protocol.by_sign(comparison, f"{method} beats {reference}", f"{reference} beats {method}",
-                             f"no resolvable difference between {method} and {reference}")
-    return f"{words} ({protocol.interval_text(comparison, digits)})"
-
-
-def family_verdict(table: pd.DataFrame, family: str, digits: int = 3) -> str:
-    """A family's comparisons as one sentence (gain of the first method named, 95% interval)."""
-    rows = table[table.family == family]
-    if rows.empty:
-        return f"not run here ({family})"
-    text = "; ".join(sentence(row, row["method"], row["reference"], digits) for row in rows.to_dict("records"))
-    return text[0].upper() + text[1:] + "."
 
 
 def start_ratio(history: pd.DataFrame, selected: pd.DataFrame, method: str = "ST") -> pd.Series:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stlearn import verdicts
 from stlearn.experiments import classification as cl
 from stlearn.experiments import nonlinear_decomposition as nd
 
@@ -86,8 +87,7 @@ def _families(primary, complement=AROUND, st_aug=AROUND):
     (BELOW, BELOW, ABOVE, ["It hurts on top of weight decay.", "ST + noise augmentation beats noise augmentation"]),
 ])
 def test_early_stopping_practice_follows_the_families(primary, complement, st_aug, pieces):
-    from stlearn.experiments import nonlinear_early_stopping as es
-    text = es.practice(_families(primary, complement, st_aug))
+    text = verdicts.early_stopping_practice(_families(primary, complement, st_aug))
     for piece in pieces:
         assert piece in text
     assert text.endswith("stop on a labelled noisy validation set.")
@@ -101,18 +101,16 @@ def test_early_stopping_practice_follows_the_families(primary, complement, st_au
     ([[-0.1, 0.2, 0.0], [-0.1, 0.3, -0.2]], "no ST student keeps a resolvable gain, as the linear theorem"),
 ])
 def test_early_stopping_claim_reads_each_interval(zero_gains, phrase):
-    from stlearn.experiments import nonlinear_early_stopping as es
     gains = pd.DataFrame([{"config": f"lam={i}", "seed": k, "gain_zero_loss_test": g}
                           for i, row in enumerate(zero_gains) for k, g in enumerate(row)])
-    text = es.claim_verdict(ABOVE, gains, _families(BELOW))
+    text = verdicts.early_stopping_claim(ABOVE, gains, _families(BELOW))
     assert text.startswith("Early stopped on validation, ST beats the base student; ")
     assert phrase in text
     assert text.endswith("fine-tuned teacher beats ST (-0.100 [-0.180, -0.020]).")
 
 
 def test_early_stopping_shrink_verdict_groups_the_configurations():
-    from stlearn.experiments import nonlinear_early_stopping as es
-    text = es.shrink_verdict({"lam=1": ABOVE, "lam=3": BELOW, "lam=10": AROUND})
+    text = verdicts.shrink_verdict({"lam=1": ABOVE, "lam=3": BELOW, "lam=10": AROUND})
     assert text == ("resolvably above 0 for lam=1; resolvably below 0 for lam=3; "
                     "not resolvably different from 0 for lam=10")
-    assert es.shrink_verdict({"lam=1": ABOVE}).endswith("smaller than where validation stops it")
+    assert verdicts.shrink_verdict({"lam=1": ABOVE}).endswith("smaller than where validation stops it")

@@ -41,7 +41,7 @@ from ..data import Samples, Task, draw_members
 from ..distill import blended_targets
 from ..losses import FrozenTeacher
 from ..models import MLP, overwrite_members, select_members, stack_members
-from ..stats import ci_high, ci_low, interval_table
+from ..stats import interval_table
 from ..streams import Stream
 from ..teachers import fit_teacher
 from ..train import TrainConfig, evaluate
@@ -297,66 +297,3 @@ def loss_binned(history: pd.DataFrame, zero_loss: float, bins: int = 12) -> pd.D
         rows += [{"lam": lam, "seed": seed, "rel_train_loss": 10**c, "test_noisy": v}
                  for c, v in zip(centres[inside], values)]
     return pd.DataFrame(rows)
-
-
-def shrink_verdict(shrink: dict) -> str:
-    """Words for the validation-stopped gain minus the gain at matched training loss, one interval per config."""
-    groups = {"resolvably above 0": [c for c, v in shrink.items() if v["low"] > 0],
-              "resolvably below 0": [c for c, v in shrink.items() if v["high"] < 0],
-              "not resolvably different from 0": [c for c, v in shrink.items() if v["low"] <= 0 <= v["high"]]}
-    parts = [f"{words} for {'every lambda' if len(configs) == len(shrink) else ', '.join(configs)}"
-             for words, configs in groups.items() if configs]
-    text = "; ".join(parts)
-    if len(groups["resolvably above 0"]) == len(shrink):
-        text += ": at equal training loss the teacher's gain is smaller than where validation stops it"
-    return text
-
-
-def claim_verdict(st_over_base: dict, zero_gains: pd.DataFrame, families: pd.DataFrame) -> str:
-    """The answer to "does the paper's first claim hold here?", from the intervals.
-
-    ``st_over_base``: the paired comparison of validation-selected ST with the base student;
-    ``zero_gains``: per (config, seed) the gain at zero loss (``gain_zero_loss_test``); ``families``: the
-    study's comparisons (:attr:`stlearn.study.StudyResult.comparisons`), whose first row is the primary.
-    """
-    early = "Early stopped on validation, ST " + protocol.by_sign(
-        st_over_base, "beats the base student", "is worse than the base student",
-        "does not resolvably beat the base student")
-    highs = zero_gains.groupby("config").gain_zero_loss_test.agg(ci_high)
-    lows = zero_gains.groupby("config").gain_zero_loss_test.agg(ci_low)
-    if (lows > 0).any():
-        zero = "some ST students keep a resolvable gain at zero training loss, unlike the linear theorem"
-    elif (highs < 0).all():
-        zero = ("trained on to zero loss, every ST student ends resolvably worse than the base student, so the "
-                "advice not to train to zero loss holds with force")
-    elif (highs < 0).any():
-        zero = ("trained on to zero loss, no ST student keeps a gain and some end resolvably worse than the base "
-                "student, so the advice not to train to zero loss holds with force")
-    else:
-        zero = "trained on to zero loss, no ST student keeps a resolvable gain, as the linear theorem predicts"
-    primary = families[families.family == studies.SAME_INFORMATION].iloc[0]
-    return (f"{early}; {zero}. Against the strongest method of the same information: "
-            f"{studies.sentence(primary, primary.method, primary.reference)}.")
-
-
-def practice(families: pd.DataFrame) -> str:
-    """The chapter's advice, from the three families: ST as a replacement, as a complement, with a noise model."""
-    rows = {(r.family, r.method): r for r in families.itertuples(index=False)}
-    primary = next(r for (f, _), r in rows.items() if f == studies.SAME_INFORMATION)
-    if primary.low > 0:
-        head = f"With only the pairs and the teacher, ST is worth its teacher here: it beats {primary.reference}."
-    else:
-        found = (f"{primary.reference} is better than ST" if primary.high < 0
-                 else f"there is no resolvable difference between ST and {primary.reference}")
-        head = f"With only the pairs and the teacher, start from {primary.reference}: {found}."
-    helps = [r for (f, _), r in rows.items() if f != studies.SAME_INFORMATION and r.method.startswith("ST")
-             and r.low > 0]
-    hurts = [r for (f, _), r in rows.items() if f != studies.SAME_INFORMATION and r.method.startswith("ST")
-             and r.high < 0]
-    if helps:
-        head += (" On top of another method the feature term does help: "
-                 + "; ".join(f"{r.method} beats {r.reference} ({protocol.interval_text(r._asdict())})"
-                             for r in helps) + ".")
-    if hurts:
-        head += (" It hurts on top of " + ", ".join(r.reference for r in hurts) + ".")
-    return head + " Whatever is used, stop on a labelled noisy validation set."
