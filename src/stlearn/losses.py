@@ -17,20 +17,17 @@ written: it sums over units, so with wide layers the feature term can be
 hundreds of times the task term. On the ``"relative"`` scale (the experiment
 chapters') the weight applied is
 
-    weight = lam * task(0) / feature(0)
+    weight = lam * task(start) / feature(start)
 
-with ``task(0)`` the task loss of the zero output on the training labels
-(``(1/2n) sum_i ||y_i||^2``, or ``log C`` for ``C`` classes) and
-``feature(0) = (1/2n) sum_l sum_i ||t_l(x_i)||^2`` the teacher's feature energy
-on the clean training inputs, each measured once per member (per teacher)
-before training (:func:`feature_weight`). So ``lam = 1`` means: at a student
-whose output and features are zero, the feature term and the task term are of
-one size; ``lam = 0.01`` and ``lam = 10`` put the feature term a hundredth and
-ten times the task term.
-
-Every term is a tensor of shape ``(E,)`` (or ``()`` for a single network);
-summing over members before ``backward`` gives each member exactly its own
-gradient, since members share no parameters.
+with ``task(start)`` and ``feature(start)`` the two terms of the student where
+its training starts, on the whole training set (the noisy inputs, and the
+teacher's features on the clean ones), measured once per member before the
+first step (:func:`feature_weight`). So ``lam = 1`` means the feature term and
+the task term are of one size where training starts; ``lam = 0.01`` and
+``lam = 10`` put the feature term at a hundredth and at ten times the task
+term there. The scale follows each student's own start: a residual denoiser
+whose untrained output is already close to its target, or a student started
+from the teacher's weights, has a small task term and gets a small weight.
 """
 
 from __future__ import annotations
@@ -136,22 +133,21 @@ def feature_loss(student_features: Mapping[str, Tensor], teacher_features: Mappi
 
 @torch.no_grad()
 def feature_weight(lam: Tensor | float, scale: str, output: Tensor, y: Tensor,
-                   teacher_features: Mapping[str, Tensor] | None, layers: Sequence[str],
-                   task: str = "mse") -> Tensor | float:
+                   student_features: Mapping[str, Tensor], teacher_features: Mapping[str, Tensor] | None,
+                   layers: Sequence[str], task: str = "mse") -> Tensor | float:
     """The weight that multiplies the feature term for ``lam`` on ``scale`` (see "The scale of lam" above).
 
-    ``output`` is the student's output on the training inputs (only its shape is read: the zero output's
-    task loss), ``teacher_features`` the teacher's on the clean training inputs; one weight per member.
+    ``output`` and ``student_features`` are the student's on the training inputs where training starts,
+    ``teacher_features`` the teacher's on the clean training inputs; one weight per member.
     """
     check_choice("feature_scale", scale, FEATURE_SCALES)
     if scale == "sum" or teacher_features is None or not layers:
         return lam
-    task_zero = task_loss(torch.zeros_like(output), y, task)
-    energy = feature_loss({l: torch.zeros_like(teacher_features[l]) for l in layers}, teacher_features, layers)
-    if not bool((energy > 0).all()):
-        raise ParameterError("feature_scale='relative' needs a teacher whose matched features are not all zero "
-                             "on the clean training inputs; use feature_scale='sum' or another layer")
-    return lam * task_zero / energy
+    start = feature_loss(student_features, teacher_features, layers)
+    if not bool((start > 0).all()):
+        raise ParameterError("feature_scale='relative' needs a student whose matched features differ from the "
+                             "teacher's where training starts; use feature_scale='sum'")
+    return lam * task_loss(output, y, task) / start
 
 
 def student_teacher_loss(output: Tensor, student_features: Mapping[str, Tensor], y: Tensor,

@@ -42,7 +42,8 @@ SIMPLE_SAME_INFORMATION = ("base", "weight decay", "output distillation", "logit
 
 def lam_grid(points: int = 6, low: float = 0.01, high: float = 10.0) -> list[float]:
     """``0`` and ``points`` log-spaced weights from ``low`` to ``high`` (two significant digits), for the
-    relative scale of :mod:`stlearn.losses` (``lam = 1``: feature and task terms of one size)."""
+    relative scale of :mod:`stlearn.losses` (``lam = 1``: feature and task terms of one size where training
+    starts)."""
     if points < 2 or not 0 < low < high:
         raise ParameterError(f"lam_grid needs points >= 2 and 0 < low < high; got {points}, {low}, {high}")
     return [0.0, *(float(f"{v:.2g}") for v in np.geomspace(low, high, points))]
@@ -232,14 +233,14 @@ def run_study(study: Study, execute: Callable[[Hashable, list], Any],
 
     def train(runs: list, stage: str | None) -> None:
         groups: dict[Hashable, list] = {}
-        for r in runs:
-            if key(r) not in member:  # trained before: in the first stage, or shared with it
+        for r in _distinct(runs, key):  # one run per key, whatever group its other names would put it in
+            if key(r) not in member:  # not trained before (in the first stage)
                 groups.setdefault(group_of(r), []).append(r)
         for g, reps in groups.items():
             name = g if stage is None else (g, stage)
-            out = execute(g, _distinct(reps, key))
+            out = execute(g, reps)
             rows, models[name] = out if isinstance(out, tuple) else (out, None)
-            keys = [key(r) for r in _distinct(reps, key)]
+            keys = [key(r) for r in reps]
             if "step" in rows:
                 paths.append(rows.assign(_key=rows.member.map(keys.__getitem__)))
                 rows = protocol.stop_on_validation(rows, ["member"])

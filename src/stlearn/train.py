@@ -79,7 +79,8 @@ def curvature_rates(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher 
 
     with fast.disabled():
         output, student_feats = model(data.noisy, return_features=True)
-        weight = feature_weight(lam_t, config.feature_scale, output, data.y, feats, list(layers), config.task)
+        weight = feature_weight(lam_t, config.feature_scale, output, data.y, student_feats, feats, list(layers),
+                                config.task)
         total = student_teacher_loss(output, student_feats, data.y, feats, weight, list(layers), config.task)["total"]
         grads = torch.autograd.grad(total.sum(), params, create_graph=True)
         v = [g.detach() for g in grads]
@@ -121,7 +122,7 @@ class TrainConfig:
     or one per ensemble member (a tuple), so that a grid of decays trains as one ensemble.
     ``feature_scale`` says what ``lam`` means (:data:`stlearn.losses.FEATURE_SCALES`): ``"sum"``, the
     weight of the feature term as written; ``"relative"``, a ratio to the task term (``lam = 1``: the two
-    terms of one size at a zero student; :func:`stlearn.losses.feature_weight`).
+    terms of one size where training starts; :func:`stlearn.losses.feature_weight`).
     """
 
     steps: int = 1000
@@ -333,7 +334,8 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
     teacher_feats = teacher.features(data.clean, layers) if layers else None
     if config.feature_scale != "sum":  # the weight of the feature term, measured once (stlearn.losses.feature_weight)
         with torch.no_grad():
-            lam_t = feature_weight(lam_t, config.feature_scale, model(data.noisy), data.y, teacher_feats, layers,
+            output, student_feats = model(data.noisy, return_features=True)
+            lam_t = feature_weight(lam_t, config.feature_scale, output, data.y, student_feats, teacher_feats, layers,
                                    config.task)
     params = list(model.parameters())
     opt = make_optimizer(params, config, lr_scale, model.members)

@@ -2,7 +2,8 @@
 
 Teachers, students, validation and test sets never share an input (the audit of
 :mod:`stlearn.streams`), and changing one role's index leaves the other roles'
-draws unchanged (``stlearn.experiments.nonlinear`` and ``nonlinear_decomposition``).
+draws unchanged (``stlearn.experiments.nonlinear``; the decomposition and teacher-knowledge studies:
+``test_nonlinear_study_streams.py``).
 """
 
 from __future__ import annotations
@@ -106,26 +107,6 @@ def _teachers(rng, seeds, thetas=(0.0, 1.0), deep_steps=3):
     teachers = nd.make_teachers(task, WIDTH, N_TEACHER, 5, rng, seeds, list(thetas), [2], deep_steps, x_fit,
                                 clean_test, match)
     return task, teachers, x_fit
-
-
-def test_disjoint_decomposition_teachers_and_students():
-    """Every method of the decomposition chapter (post-ReLU, pre-activation and connector students, weight
-    decay, the teacher as is): the teachers' sets are their own, each run's sets are shared by its members."""
-    rng = st.Stream(1)
-    log = streams.audit()
-    task, teachers, x_fit = _teachers(rng, [0, 1])
-    methods = nd.st_methods(teachers, "rot1")
-    runs = nd.members(nd.method_grid([0.0, 1.0], [0.0, 0.1], methods), [0, 1])
-    history = nd.train_members(task, teachers, nd.trained(runs), WIDTH, N_TRAIN, N_VAL, N_TEST, CONFIG, rng)
-    nd.teacher_as_is(task, teachers, N_VAL, N_TEST, rng, [0, 1])
-    streams.assert_disjoint()
-    # the shallow, deep and matched teachers of run k train on the same set, teacher_data[k]: one set each
-    expected = ["seed 1 / reference[0]", "seed 1 / reference[1]", "seed 1 / reference[2]",
-                "seed 1 / teacher_data[0]", "seed 1 / teacher_data[1]", *_run_names("seed 1", [0, 1])]
-    _assert_pairwise_disjoint(_roles(log), expected)
-    assert len(log.sets) == len(expected)
-    assert nd.function_gap(teachers, x_fit[:20]) < 1e-4
-    assert set(history.method) == {m.method for m in nd.trained(runs)}
 
 
 def test_stream_changing_one_run_index_leaves_the_other_runs_unchanged():

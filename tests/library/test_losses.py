@@ -87,3 +87,19 @@ def test_unknown_layer_and_task_are_clear_errors():
         teacher.features(x, ["h7"])
     with pytest.raises(ParameterError, match="task must be one of"):
         st.task_loss(y, y, "hinge")
+
+
+def test_relative_scale_makes_the_terms_lam_to_one_where_training_starts():
+    import stlearn as st
+    from stlearn.experiments import nonlinear as nl
+
+    rng = st.Stream(4)
+    task = nl.relu_task(5, 3, 0.5, rng)
+    teacher = nl.clean_teacher(task, 16, 50, rng, steps=20)
+    config = st.TrainConfig(steps=2, lr=0.01, log_points=2, feature_scale="relative", progress=False)
+    history = nl.train_members(task, 16, 30, 20, 10, [0.0, 0.1, 1.0, 10.0], [0, 0, 1, 1], teacher, config, rng)
+    start = history[history.step == 0].sort_values("member")
+    ratio = (start.feature_weight * start.train_feature / start.train_task).to_numpy()
+    torch.testing.assert_close(torch.tensor(ratio), torch.tensor([0.0, 0.1, 1.0, 10.0], dtype=torch.float64))
+    with pytest.raises(ParameterError, match="feature_scale must be one of"):
+        st.TrainConfig(feature_scale="mean")

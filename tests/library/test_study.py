@@ -139,3 +139,13 @@ def test_a_follower_tunes_lam_at_the_knob_its_leader_chose_and_shares_its_choice
     np.testing.assert_array_equal(lam0.test_error.to_numpy(), chosen.test_error.to_numpy())
     with pytest.raises(ParameterError, match="follows 'nothing'"):
         study.Study((*methods, study.grid("x", "lam", lams, follows="nothing", inherits=["lam"])), s.seeds, Knobs)
+
+
+def test_a_run_shared_across_groups_trains_once():
+    """ST at lam = 0 trains as base even where its method's other runs would go to another group."""
+    s = toy_study()
+    calls = []
+    odd_group = lambda r: "own" if r.method == "ST, own teacher" else group_of(r)  # noqa: E731
+    result = study.run_study(s, execute(calls), odd_group)
+    assert dict(calls)["own"] == 3 * len(s.seeds)  # its lam = 0 run is base's, trained in "fixed"
+    assert len(result.table) == len(s.runs())

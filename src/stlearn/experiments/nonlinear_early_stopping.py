@@ -10,7 +10,7 @@ configuration of lowest validation error and compares the three families.
 This module only trains a group of runs (:func:`executor`).
 
 The methods (their knobs are the fields of :class:`Member`; lambda on the relative
-scale of :mod:`stlearn.losses`, ``lam = 1``: feature and task terms of one size):
+scale of :mod:`stlearn.losses`, ``lam = 1``: feature and task terms of one size where training starts):
 
 * family 1, the same information (the fixed pairs and the large teacher):
   ``base``, ``weight decay``, ``output distillation`` (the task loss plus ``lam``
