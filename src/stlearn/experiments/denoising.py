@@ -13,12 +13,15 @@ Streams below the chapter's root ``rng`` (:mod:`stlearn.streams`):
   fresh noise from ``rng.child("noise", FRESH, r)`` and its minibatches from the ``("batch", r)`` child of the
   minibatch stream.
 
-Methods. Every trained method runs as ensemble members of :class:`stlearn.denoisers.Denoiser`, one member per
-(configuration, noise level, run index), trained by the library trainer with minibatch Adam and early
-stopping on the noisy validation tiles; a member whose validation gain still came largely in its last third
-trains on until it meets the stopping criterion or reaches a cap (:func:`train_until_met`). Each method's
-configuration (weight decay for base and noise augmentation, ``lam`` for ST, ``0`` included) is then chosen per
-(level, run) on the validation error alone.
+Methods. The chapter declares its methods as a :class:`stlearn.study.Study` (:func:`primary_study`,
+:func:`sweep_study`) and the study runner does the rest: equal budgets, one training per distinct run,
+selection on validation and the three families. This module supplies only how one group of runs trains
+(:class:`Execute`): every trained run is a member of one :class:`stlearn.denoisers.Denoiser` ensemble per
+(noise level, noise model, initialization, teacher, layer), trained by the library trainer with minibatch Adam
+and early stopping on the noisy validation tiles; a member whose validation gain still came largely in its last
+third trains on until it meets the stopping criterion or reaches a cap (:func:`train_until_met`). A run's
+validation error is minus its mean validation PSNR (dB) on the whole validation crops, its test error minus
+its mean test PSNR, so that every gain is in dB of test PSNR.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import pandas as pd
 import torch
 
 from .. import photos as ph
+from .. import protocol, study
 from ..data import Samples
 from ..denoisers import Denoiser, blur, select_members
 from ..losses import FrozenTeacher
@@ -40,7 +44,8 @@ from ..train import TrainConfig, evaluate, train
 from ..validation import ParameterError, check_float
 
 PARTS = {"train": 0, "val": 1, "test": 2, "fresh": 3, "poisson": 4}
-METHOD_COLORS = {"base": "#6c6c6c", "noise aug.": "#0173b2", "ST": "#029e73", "teacher as is": "#cc78bc",
+METHOD_COLORS = {"base": "#6c6c6c", "weight decay": "#949494", "noise augmentation": "#0173b2", "ST": "#029e73",
+                 "ST + noise augmentation": "#56b4e9", "teacher as is": "#cc78bc", "fine-tuned teacher": "#fbafe4",
                  "TV": "#ca9161", "wavelet": "#949494", "NLM": "#de8f05", "BM3D": "#d55e00"}
 
 
@@ -86,12 +91,15 @@ def grid(sigmas: Sequence[float], seeds: Sequence[int], **columns) -> pd.DataFra
 
 def adam(steps: int, lr: float, batch: int, log_points: int, monitor: str = "val_noisy",
          rng: Stream | int = 0) -> TrainConfig:
-    """Minibatch Adam on the half squared error with early stopping on ``monitor`` (weights of the best log point).
+    """Minibatch Adam on the half squared error with early stopping on ``monitor`` (weights of the best log point),
+    ``lam`` on the relative scale (:mod:`stlearn.losses`: ``lam = 1``, feature and task terms of one size where
+    training starts).
 
     No progress bar (as for the other chapters: executed chapters and their references carry no stderr).
     """
     return TrainConfig(steps=steps, lr=lr, optimizer="adam", batch_size=batch, task="mse", log_points=log_points,
-                       early_stopping=True, monitor=monitor, seed=as_stream(rng).child("batch"), progress=False)
+                       early_stopping=True, monitor=monitor, seed=as_stream(rng).child("batch"), progress=False,
+                       feature_scale="relative")
 
 
 def adam_rate(data: PhotoData, sigma: float, channels: int, fraction: float, rng: Stream) -> tuple[float, float]:
@@ -198,41 +206,50 @@ def clean_psnr(model: Denoiser, images: torch.Tensor) -> np.ndarray:
     return ph.psnr(out if model.members else out[None], images).mean(axis=-1)
 
 
-def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int], rng: Stream, channels: int,
-                 bottleneck: int, config: TrainConfig, *, weight_decays: Sequence[float] = (0.0,), fresh: bool = False,
-                 lams: Sequence[float] = (), layers: Sequence[str] = (), teachers: Denoiser | None = None,
-                 rows: torch.Tensor | None = None, test: torch.Tensor | None = None,
-                 device=None, tolerance: float | None = None, cap: int | None = None) -> tuple[Denoiser, pd.DataFrame]:
-    """One ensemble: a member per (configuration, sigma, seed), configuration-major then level-major.
+def fit_members(data: PhotoData, members: pd.DataFrame, rng: Stream, channels: int, bottleneck: int,
+                config: TrainConfig, *, fresh: bool = False, layers: Sequence[str] = (),
+                teachers: Denoiser | None = None, init: Denoiser | None = None, rows: torch.Tensor | None = None,
+                test: torch.Tensor | None = None, device=None, tolerance: float | None = None,
+                cap: int | None = None) -> tuple[Denoiser, pd.DataFrame]:
+    """One ensemble: a member per row of ``members`` (columns ``sigma``, ``seed``, ``lam``, ``weight_decay``).
 
-    The configurations are one per weight decay in ``weight_decays`` (``lam = 0``), then one per ``lam`` in
-    ``lams`` (weight decay 0; ``lam > 0`` needs ``teachers``, teacher ``k`` guiding the members of run ``k``, and
-    ``layers``). ``fresh``: noise augmentation (fresh noise on the clean patches at every minibatch), else one
-    fixed noisy copy per patch. ``rows``: the clean training patches (default: all of ``data.train``).
-    ``test``: clean crops whose noisy copies (noise part ``"test"``) are logged along training as the eval set
-    ``test`` (read only for the training-length factor, never for a choice). With ``tolerance``, a member that
-    does not meet the stopping criterion trains on up to ``cap`` steps (:func:`train_until_met`).
+    Member ``e`` sees the noise of run ``seed`` at level ``sigma``; ``lam > 0`` needs ``teachers`` (teacher ``k``,
+    the ``k``-th member, guides the members of run ``k``) and ``layers``. ``fresh``: noise augmentation (fresh
+    noise on the clean patches at every minibatch), else one fixed noisy copy per patch. ``init``: an ensemble
+    whose member ``k`` is the starting point of the members of run ``k`` (the teacher's weights); default, the
+    run's own initialization ``rng.child("student_init", k)``. ``rows``: the clean training patches (default: all
+    of ``data.train``). ``test``: clean crops whose noisy copies (noise part ``"test"``) are logged along training
+    as the eval set ``test`` (read only for the training-length factor, never for a choice). With ``tolerance``,
+    a member that does not meet the stopping criterion trains on up to ``cap`` steps (:func:`train_until_met`).
 
-    Returns the model (best validation weights restored) and one row per member: its configuration and the
-    columns of :func:`stopping_columns` (the best validation MSE per pixel ``val``, its step, ``val_early``,
-    ``val_start``, the steps trained and the final training MSE per pixel). The full history is
-    ``model.history``.
+    Returns the model (best validation weights restored) and ``members`` with the columns of
+    :func:`stopping_columns` and ``member``. The full history is ``model.history``.
     """
     rows = data.train if rows is None else rows
-    configs = [(0.0, float(w)) for w in weight_decays] + [(float(l), 0.0) for l in lams]
-    if not configs:
-        raise ParameterError("fit_students needs at least one weight decay or lam")
-    members = grid(sigmas, seeds)
-    table = pd.concat([members.assign(lam=l, weight_decay=w) for l, w in configs], ignore_index=True)
-    E, C = len(table), len(configs)
-    dev = torch.device(device) if device is not None else None
-    model = Denoiser(channels, bottleneck, members=E,
-                     rng=[rng.child("student_init", int(k)) for k in table.seed], device=dev)
+    table = members[["sigma", "seed", "lam", "weight_decay"]].reset_index(drop=True).astype(
+        {"sigma": float, "seed": int, "lam": float, "weight_decay": float})
+    if table.empty:
+        raise ParameterError("fit_members needs at least one member")
+    E = len(table)
+    seeds = sorted(set(table.seed))
+    if init is None:
+        model = Denoiser(channels, bottleneck, members=E, rng=[rng.child("student_init", int(k)) for k in table.seed],
+                         device=torch.device(device) if device is not None else None)
+    else:
+        model = select_members(init, table.seed.tolist())
     dev = model.weights[0].device
     ref = model.weights[0]  # the network's device and dtype
     clean = rows.to(ref).expand(E, *rows.shape)
     sig = torch.tensor(table.sigma.to_numpy(), dtype=ref.dtype, device=dev).reshape(E, 1, 1)
-    noisy = noise(rows, sigmas, seeds, rng, "train").to(ref).repeat(C, 1, 1)
+
+    def noisy_of(images: torch.Tensor, part: str) -> torch.Tensor:
+        """Each member's noisy copy ``(E, ...)``: the draw of its run (:func:`noise`) at its level."""
+        draws = noise(images, [1.0], seeds, rng, part) - images.double()  # (S, ...) standard normal / 255
+        pick = torch.as_tensor([seeds.index(int(k)) for k in table.seed])
+        level = torch.tensor(table.sigma.to_numpy(float)).reshape(-1, *[1] * images.dim())
+        return images.double() + level * draws[pick]
+
+    noisy = noisy_of(rows, "train").to(ref)
     if fresh:
         samples = ph.FreshNoise(clean, clean, sig, rng.child("noise", PARTS["fresh"]), noisy)
     else:
@@ -240,17 +257,17 @@ def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int],
 
     def eval_set(images: torch.Tensor, part: str) -> Samples:
         c = ph.tiles(images, data.patch).to(ref)
-        n = ph.tiles(noise(images, sigmas, seeds, rng, part), data.patch).to(ref)
-        return Samples(c.expand(E, *c.shape), n.repeat(C, 1, 1), c.expand(E, *c.shape))
+        n = torch.stack([ph.tiles(x, data.patch) for x in noisy_of(images, part)]).to(ref)
+        return Samples(c.expand(E, *c.shape), n, c.expand(E, *c.shape))
 
     eval_sets = {"val": eval_set(data.val, "val")}
     if test is not None:
         eval_sets["test"] = eval_set(test, "test")
     teacher = None
-    if any(l > 0 for l in table.lam):
+    if (table.lam > 0).any():
         if teachers is None or not layers:
             raise ParameterError("lams > 0 need teachers and layers to match")
-        teacher = FrozenTeacher(select_members(teachers, [list(seeds).index(k) for k in table.seed]))
+        teacher = FrozenTeacher(select_members(teachers, table.seed.tolist()))
     decay = tuple(table.weight_decay) if table.weight_decay.any() and E > 1 else float(table.weight_decay[0])
     cfg = TrainConfig(**{**config.__dict__, "weight_decay": decay})
     result = train(model, samples, teacher=teacher, lam=table.lam.tolist() if E > 1 else table.lam[0],
@@ -265,8 +282,7 @@ def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int],
                                  pick(noisy))
         else:
             part = Samples(pick(clean), pick(noisy), pick(clean))
-        own = None if teacher is None else FrozenTeacher(
-            select_members(teachers, [list(seeds).index(int(table.seed[e])) for e in members]))
+        own = None if teacher is None else FrozenTeacher(select_members(teachers, table.seed[members].tolist()))
         return ({"data": part, "eval_sets": {k: v.map(pick) for k, v in eval_sets.items()}, "teacher": own,
                  "lam": [float(table.lam[e]) for e in members], "layers": layers if own else ()},
                 tuple(float(table.weight_decay[e]) for e in members))
@@ -282,6 +298,20 @@ def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int],
     table["member"] = np.arange(E)
     model.history = h
     return model, table
+
+
+def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int], rng: Stream, channels: int,
+                 bottleneck: int, config: TrainConfig, *, weight_decays: Sequence[float] = (0.0,),
+                 lams: Sequence[float] = (), **kwargs) -> tuple[Denoiser, pd.DataFrame]:
+    """:func:`fit_members` on a grid: a member per (configuration, sigma, seed), configuration-major then
+    level-major; the configurations are one per weight decay in ``weight_decays`` (``lam = 0``), then one per
+    ``lam`` in ``lams`` (weight decay 0). ``kwargs`` go to :func:`fit_members`."""
+    configs = [(0.0, float(w)) for w in weight_decays] + [(float(l), 0.0) for l in lams]
+    if not configs:
+        raise ParameterError("fit_students needs at least one weight decay or lam")
+    members = grid(sigmas, seeds)
+    table = pd.concat([members.assign(lam=l, weight_decay=w) for l, w in configs], ignore_index=True)
+    return fit_members(data, table, rng, channels, bottleneck, config, **kwargs)
 
 
 def stopping_columns(history: pd.DataFrame, pixels: int) -> pd.DataFrame:
@@ -329,25 +359,259 @@ def train_until_met(model: Denoiser, history: pd.DataFrame, problem: Callable[[l
         history = pd.concat([history, h], ignore_index=True)
 
 
-def select(table: pd.DataFrame, by: Sequence[str] = ("sigma", "seed")) -> pd.DataFrame:
-    """The row of lowest validation MSE in each group of ``by``: each method's validation-only choice."""
-    return table.loc[table.groupby(list(by)).val.idxmin()].reset_index(drop=True)
+# --------------------------------------------------------------------------- the study: methods, runs, execution
+TEACHERS = ("full", "weak", "untrained", "rotated")  # the teachers a run's ST term may match (see the chapter)
+LAYERS = ("h1", "h2", "h3")
 
 
-def chosen_outputs(models: dict, chosen: pd.DataFrame, noisy: dict[float, torch.Tensor],
-                   seeds: Sequence[int]) -> np.ndarray:
-    """Denoised test crops of the chosen members: ``(len(chosen), n, C, C)``.
+@dataclass(frozen=True)
+class DenoisingRun(protocol.Run):
+    """A run of the chapter: ``sigma`` (0-255 scale), ``fresh`` (noise augmentation), ``init`` (``"random"`` or
+    ``"teacher"``: the student starts from its teacher's weights) and, for ``lam > 0``, which ``teacher`` and
+    ``layer`` the feature term matches (inert at ``lam = 0``: ST at ``lam = 0`` is the base run)."""
 
-    ``models`` maps a configuration key (the ``key`` column of ``chosen``) to its ensemble; ``noisy[sigma]``
-    holds the noisy test crops of every seed ``(S, n, C, C)``.
+    INERT = {"lam": ("teacher", "layer")}
+    sigma: float = 25.0
+    fresh: bool = False
+    init: str = "random"
+    teacher: str = "full"
+    layer: str = "h2"
+
+
+def _lam(v: float) -> str:
+    return f"λ = {v:g}"
+
+
+def _wd(v: float) -> str:
+    return f"weight decay {v:g}"
+
+
+FACTOR_VARIANTS = {  # secondary methods of the factor section: (teacher, layer) at the fixed factor_lam
+    "ST at the fixed λ": ("full", "h2"),
+    "teacher on few photographs": ("weak", "h2"),
+    "untrained teacher": ("untrained", "h2"),
+    "layer h1": ("full", "h1"),
+    "rotated teacher": ("rotated", "h2"),
+}
+
+
+def primary_study(sigma: float, seeds: Sequence[int], lams: Sequence[float], weight_decays: Sequence[float],
+                  st_weight_decay: float, factor_lam: float | None = None,
+                  from_teacher: bool = True) -> study.Study:
+    """The study at the level of the primary comparison: the three families and, with ``factor_lam``, the
+    factor variants (:data:`FACTOR_VARIANTS`, one configuration each: ST at ``factor_lam`` with another
+    teacher or layer).
+
+    Family 1: ST (``lams``) against the strongest of base, weight decay (``weight_decays``), the teacher as it
+    is and the fine-tuned teacher (the teacher's weights trained on the noisy pairs). Family 2: ST + weight
+    decay (``lams`` at ``st_weight_decay``) against weight decay and, with ``from_teacher``, ST from the
+    teacher's weights against the fine-tuned teacher. Family 3: noise augmentation (tuned over
+    ``weight_decays``) against the winner of family 1, ST + noise augmentation against noise augmentation.
     """
+    lams = study.check_lam_grid(lams)
+    if len(weight_decays) != len(lams) or sorted(set(weight_decays)) != list(weight_decays) or weight_decays[0]:
+        raise ParameterError(f"weight_decays must start with 0, increase and have one value per lam (equal tuning "
+                             f"budgets: {len(lams)}); got {list(weight_decays)}")
+    check_float("st_weight_decay", st_weight_decay, low=0.0, low_open=True)
+    at = {"sigma": float(sigma)}
+    one = lambda name, **knobs: study.Method(name, ({"config": "-", **at, **knobs},))  # noqa: E731
+    methods = [one("base"), study.grid("weight decay", "weight_decay", weight_decays, label=_wd, **at),
+               study.Method("teacher as is", ({"config": "-", **at},), measured=True),
+               one("fine-tuned teacher", init="teacher"),
+               study.grid("ST", "lam", lams, label=_lam, **at),
+               study.grid("ST + weight decay", "lam", lams, label=_lam, weight_decay=st_weight_decay, **at)]
+    if from_teacher:
+        methods.append(study.grid("ST from the teacher's weights", "lam", lams, label=_lam, init="teacher", **at))
+    methods += [study.grid("noise augmentation", "weight_decay", weight_decays, label=_wd, fresh=True,
+                           family=study.NOISE_MODEL, **at),
+                study.grid("ST + noise augmentation", "lam", lams, label=_lam, fresh=True, family=study.NOISE_MODEL,
+                           **at)]
+    if factor_lam is not None:
+        check_float("factor_lam", factor_lam, low=0.0, low_open=True)
+        methods += [study.Method(name, ({"config": _lam(factor_lam), "lam": factor_lam, "teacher": t, "layer": l,
+                                         **at},)) for name, (t, l) in FACTOR_VARIANTS.items()]
+    return study.Study(tuple(methods), tuple(int(k) for k in seeds), DenoisingRun)
+
+
+def sweep_study(sigma: float, seeds: Sequence[int], lams: Sequence[float]) -> study.Study:
+    """The study at another noise level, reduced to base, ST (``lams``), noise augmentation (weight decay 0,
+    untuned: this can only favour ST) and the teacher as it is."""
+    at = {"sigma": float(sigma)}
+    methods = (study.Method("base", ({"config": "-", **at},)),
+               study.Method("teacher as is", ({"config": "-", **at},), measured=True),
+               study.grid("ST", "lam", study.check_lam_grid(lams), label=_lam, **at),
+               study.Method("noise augmentation", ({"config": _wd(0.0), "fresh": True, **at},),
+                            family=study.NOISE_MODEL))
+    return study.Study(methods, tuple(int(k) for k in seeds), DenoisingRun)
+
+
+def group_of(run: DenoisingRun) -> tuple:
+    """One ensemble per (level, noise model, initialization, teacher, layer) of what the run trains as; the
+    teacher as it is (measured) per level."""
+    knobs = dict(run.trains_as())
+    if run.method == "teacher as is":
+        return ("measured", knobs["sigma"])
+    return ("trained", knobs["sigma"], knobs["fresh"], knobs["init"], knobs["teacher"], knobs["layer"])
+
+
+@dataclass
+class Execute:
+    """How one group of runs trains (or, for the teacher as it is, is measured): ``execute(group, runs)`` for
+    :func:`stlearn.study.run_study`.
+
+    ``teachers`` maps each name of :data:`TEACHERS` in use to its ensemble (member ``k``: teacher of run ``k``).
+    Returns one row per run (``member``, ``val_error`` = minus the mean validation PSNR of its whole
+    validation crops, ``test_error`` = minus its mean test PSNR, and the columns of :func:`stopping_columns`)
+    and ``(model, history)``: the ensemble (member ``e`` is run ``e``, the teacher as it is included) and its
+    training history (``None`` when measured).
+    """
+
+    data: PhotoData
+    rng: Stream
+    teachers: dict
+    channels: int
+    bottleneck: int
+    config: TrainConfig
+    tolerance: float | None = None
+    cap: int | None = None
+    device: object = None
+
+    def __call__(self, group: tuple, runs: list) -> tuple[pd.DataFrame, tuple]:
+        members = pd.DataFrame({"sigma": [r.sigma for r in runs], "seed": [r.seed for r in runs],
+                                "lam": [r.lam for r in runs], "weight_decay": [r.weight_decay for r in runs]})
+        if group[0] == "measured":
+            model, table, history = select_members(self.teachers["full"], members.seed.tolist()), members, None
+        else:
+            _, sigma, fresh, init, teacher, layer = group
+            model, table = fit_members(self.data, members, self.rng, self.channels, self.bottleneck, self.config,
+                                       fresh=fresh, layers=[layer], teachers=self.teachers[teacher],
+                                       init=self.teachers["full"] if init == "teacher" else None,
+                                       device=self.device, tolerance=self.tolerance, cap=self.cap)
+            history = model.history
+        seeds = members.seed.tolist()
+        table = table.assign(member=np.arange(len(runs)),
+                             val_error=-denoised_psnr(model, self.data.val, members.sigma, seeds, self.rng, "val"),
+                             test_error=-denoised_psnr(model, self.data.test, members.sigma, seeds, self.rng, "test"))
+        return table.drop(columns=["sigma", "seed", "lam", "weight_decay"]), (model, history)
+
+
+def member_noise(images: torch.Tensor, sigmas: Sequence[float], seeds: Sequence[int], rng: Stream,
+                 part: str) -> torch.Tensor:
+    """Noisy copies ``(E, n, H, W)``: copy ``e`` has level ``sigmas[e]`` and the draw of run ``seeds[e]``
+    (:func:`noise`, part ``part``)."""
+    runs = sorted(set(int(k) for k in seeds))
+    draws = noise(images, [1.0], runs, rng, part) - images.double()
+    pick = torch.as_tensor([runs.index(int(k)) for k in seeds])
+    return images.double() + torch.tensor(np.asarray(sigmas, float)).reshape(-1, 1, 1, 1) * draws[pick]
+
+
+def denoised_psnr(model: Denoiser, clean: torch.Tensor, sigmas: Sequence[float], seeds: Sequence[int],
+                  rng: Stream, part: str) -> np.ndarray:
+    """Per member ``e``: the mean PSNR of its output on the crops ``clean`` with the noise of run ``seeds[e]``
+    at level ``sigmas[e]`` (noise part ``part``)."""
+    out = model.denoise(member_noise(clean, sigmas, seeds, rng, part)).cpu().double()
+    return ph.psnr(out, clean).mean(axis=-1)
+
+
+def locate(result: study.StudyResult) -> dict:
+    """``(method, config, seed) -> (model, member)`` for every run of a study's result."""
+    return {(r.method, r.config, r.seed): (result.models[g][0], e) for r, (g, e) in result.where.items()}
+
+
+def outputs(result: study.StudyResult, rows: pd.DataFrame, noisy: torch.Tensor) -> np.ndarray:
+    """The outputs ``(len(rows), n, H, W)`` of the runs named by ``rows`` (``method``, ``config``, ``seed``) on
+    ``noisy[seed]`` (``(runs, n, H, W)``, indexed by run)."""
+    where = locate(result)
     out = []
-    for _, r in chosen.iterrows():
-        model = models[r.key]
-        one = select_members(model, [int(r.member)])
-        x = noisy[r.sigma][list(seeds).index(int(r.seed))][None]
-        out.append(one.denoise(x)[0].cpu().double().numpy())
+    for r in rows.itertuples():
+        model, e = where[(r.method, r.config, r.seed)]
+        out.append(select_members(model, [e]).denoise(noisy[int(r.seed)][None])[0].cpu().double().numpy())
     return np.stack(out)
+
+
+def history_of(result: study.StudyResult) -> pd.DataFrame:
+    """Every trained run's history labelled with its method, configuration and run (for
+    :func:`stlearn.study.start_ratio`)."""
+    parts = []
+    for r, (g, e) in result.where.items():
+        history = result.models[g][1]
+        if history is not None:
+            parts.append(history[history.member == e].assign(method=r.method, config=r.config, seed=r.seed))
+    return pd.concat(parts, ignore_index=True)
+
+
+def stopping_table(result: study.StudyResult, planned: int) -> pd.DataFrame:
+    """Each distinct trained run once (named by the first of the runs that train as it), with the columns of
+    :func:`stopping_columns` and the steps it ``planned``."""
+    first: dict = {}
+    for r, place in result.where.items():
+        first.setdefault(place, r)
+    keys = pd.DataFrame([(r.method, r.config, r.seed) for r in first.values()], columns=["method", "config", "seed"])
+    sigma = float(result.study.methods[0].configs[0]["sigma"])
+    return result.table.merge(keys).dropna(subset=["val"]).assign(planned=planned, sigma=sigma)
+
+
+def test_scores(result: study.StudyResult, methods: Sequence[str], clean: torch.Tensor, noisy: torch.Tensor,
+                sigma: float) -> pd.DataFrame:
+    """PSNR and SSIM of the selected runs of ``methods`` on the test crops (``noisy``: per run)."""
+    rows = result.selected[result.selected.method.isin(list(methods))].reset_index(drop=True)
+    psnr, ssim = scores(outputs(result, rows, noisy), clean)
+    return rows[["method", "seed"]].assign(sigma=float(sigma), psnr=psnr, ssim=ssim)
+
+
+def references(data: PhotoData, sigma: float, seeds: Sequence[int], rng: Stream, budget: int,
+               with_bm3d: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The noisy input and the classical denoisers at ``sigma``: each one's strength factor chosen on the
+    validation crops (noise of run 0) from ``budget`` values, then applied to every run's test crops.
+
+    Returns the test scores (``method``, ``sigma``, ``seed``, ``psnr``, ``ssim``) and the tuned factors
+    (``method``, ``sigma``, ``factor``, ``val_psnr``)."""
+    test = noise(data.test, [sigma], seeds, rng, "test").numpy()
+    val = noise(data.val, [sigma], [0], rng, "val")[0].numpy()
+    scores_ = [pd.DataFrame({"method": "noisy input", "seed": list(seeds),
+                             **dict(zip(("psnr", "ssim"), scores(test, data.test)))})]
+    tuned = []
+    for name, method in ph.CLASSICAL.items():
+        if name == "BM3D" and not with_bm3d:
+            continue
+        c, v = ph.tune_classical(method, val, data.val.numpy(), sigma, budget)
+        tuned.append({"method": name, "sigma": float(sigma), "factor": c, "val_psnr": v})
+        scores_.append(pd.DataFrame({"method": name, "seed": list(seeds),
+                                     **dict(zip(("psnr", "ssim"), scores(method(test, sigma, c), data.test)))}))
+    return pd.concat(scores_, ignore_index=True).assign(sigma=float(sigma)), pd.DataFrame(tuned)
+
+
+def family_table(result: study.StudyResult) -> pd.DataFrame:
+    """The comparisons of the three families in words: gain of the method over its reference in test PSNR (dB)."""
+    c = result.comparisons
+    return pd.DataFrame({"family": c.family, "method": c.method, "against": c.reference,
+                         "gain (dB)": [protocol.interval_text(r, 2) for r in c.to_dict("records")],
+                         "verdict": [protocol.by_sign(r, "better", "worse", "no resolvable difference")
+                                     for r in c.to_dict("records")]})
+
+
+def lam_curve(result: study.StudyResult, methods: Sequence[str] = ("ST", "ST + noise augmentation")) -> pd.DataFrame:
+    """Test PSNR (dB) of every lambda of ``methods`` per run (``lam``: 0 is the method without the feature term)."""
+    t = result.table[result.table.method.isin(list(methods))]
+    lam = t.config.str.replace("λ = ", "", regex=False).astype(float)
+    return t[["method", "seed"]].assign(lam=lam.to_numpy(), psnr=-t.test_error.to_numpy())
+
+
+def chosen_lams(result: study.StudyResult, method: str = "ST") -> str:
+    """How often each configuration of ``method`` was chosen on validation, in words (most often first)."""
+    counts = result.selected[result.selected.method == method].config.value_counts()
+    return ", ".join(f"{c} in {n} of {counts.sum()} runs" for c, n in counts.items())
+
+
+def factor_table(result: study.StudyResult, knowledge: dict[str, float]) -> pd.DataFrame:
+    """Per factor variant: its gain over base (test PSNR, dB, paired by run) and its teacher's clean PSNR."""
+    rows = []
+    for name, (teacher, _) in FACTOR_VARIANTS.items():
+        g = result.compare(name, "base")
+        rows.append({"variant": name, "gain over base (dB)": protocol.interval_text(g, 2),
+                     "teacher's clean PSNR (dB)": f"{knowledge[teacher]:.2f}", "gain": g["gain"], "low": g["low"],
+                     "high": g["high"]})
+    return pd.DataFrame(rows)
 
 
 def scores(denoised: np.ndarray, clean: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -395,3 +659,190 @@ def stopping_summary(table: pd.DataFrame, tolerance: float, planned) -> tuple[pd
         text += f"; still short of it at the cap: {named}"
     return met, text
 
+# --------------------------------------------------------------------------- the chapter's steps and readouts
+def make_teachers(data: PhotoData, seeds: Sequence[int], rng: Stream, channels: int, bottleneck: int,
+                  config: TrainConfig, teacher_photos: int, tolerance: float | None = None, cap: int | None = None,
+                  device=None) -> dict[str, Denoiser]:
+    """The teachers of :data:`TEACHERS`, member ``k`` for run ``k``: ``full`` (trained clean -> clean on every
+    training patch), ``weak`` (on the patches of ``teacher_photos`` training photographs, :func:`few_photo_rows`),
+    ``untrained`` (the full teachers' initializations) and ``rotated`` (the full teachers with their code
+    rotated, :func:`rotate_code`: the same function)."""
+    full = fit_teachers(data, data.train, channels, bottleneck, seeds, rng, config, device=device,
+                        tolerance=tolerance, cap=cap)
+    few = [few_photo_rows(data, teacher_photos, k, rng) for k in seeds]
+    weak = fit_teachers(data, few, channels, bottleneck, seeds, rng, config, device=device, tolerance=tolerance,
+                        cap=cap)
+    untrained = fit_teachers(data, data.train, channels, bottleneck, seeds, rng, config, train_model=False,
+                             device=device)
+    return {"full": full, "weak": weak, "untrained": untrained, "rotated": rotate_code(full, rng)}
+
+
+def teacher_summary(teachers: dict[str, Denoiser], data: PhotoData) -> pd.DataFrame:
+    """Each teacher's clean validation PSNR (its knowledge of clean images), beside the blur path alone."""
+    from ..stats import format_ci
+
+    blur_psnr = ph.psnr(blur(data.val[:, None].to(torch.get_default_dtype()))[:, 0].double(), data.val).mean()
+    rows = [{"teacher": name, "clean validation PSNR (dB)": format_ci(clean_psnr(t, data.val), 2)}
+            for name, t in teachers.items()]
+    return pd.DataFrame([*rows, {"teacher": "the blur path alone", "clean validation PSNR (dB)": f"{blur_psnr:.2f}"}])
+
+
+def run_sweep(sigmas: Sequence[float], seeds: Sequence[int], lams: Sequence[float],
+              execute: Execute) -> dict[float, study.StudyResult]:
+    """:func:`sweep_study` at each level of ``sigmas``, run by the study runner."""
+    return {float(s): study.run_study(sweep_study(s, seeds, lams), execute, group_of) for s in sigmas}
+
+
+def level_scores(results: dict[float, study.StudyResult], data: PhotoData, seeds: Sequence[int], rng: Stream,
+                 classical_grid: int, bm3d_at: Sequence[float] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Test PSNR and SSIM per (method, level, run): every selected method of each level's study and the
+    references (:func:`references`; BM3D only at the levels ``bm3d_at``); and the classical factors tuned."""
+    scores_, tuned = [], []
+    for s, result in results.items():
+        noisy = noise(data.test, [s], seeds, rng, "test")
+        scores_.append(test_scores(result, [m.name for m in result.study.methods], data.test, noisy, s))
+        ref, t = references(data, s, seeds, rng, classical_grid, s in set(map(float, bm3d_at)))
+        scores_.append(ref)
+        tuned.append(t)
+    return pd.concat(scores_, ignore_index=True), pd.concat(tuned, ignore_index=True)
+
+
+def score_table(scores_: pd.DataFrame, sigma: float, order: Sequence[str]) -> pd.DataFrame:
+    """Test PSNR and SSIM (mean [95% interval] over runs) at ``sigma``, methods in ``order``."""
+    from ..stats import interval_table
+
+    at = scores_[scores_.sigma == sigma]
+    table = interval_table(at, "method", ["psnr"], digits=2).merge(interval_table(at, "method", ["ssim"], digits=3))
+    table["method"] = pd.Categorical(table.method, [m for m in order if m in set(table.method)])
+    return table.dropna(subset=["method"]).sort_values("method").rename(
+        columns={"psnr": "test PSNR (dB)", "ssim": "test SSIM"}).set_index("method")
+
+
+def level_table(scores_: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """Test PSNR (dB, mean [95% interval]) of ``methods`` (rows) at each noise level (columns)."""
+    from ..stats import interval_table
+
+    t = interval_table(scores_[scores_.method.isin(list(methods))], ["method", "sigma"], ["psnr"], digits=2)
+    t = t.pivot(index="method", columns="sigma", values="psnr").rename(columns=lambda s: f"σ = {s:g}")
+    return t.reindex([m for m in methods if m in t.index])
+
+
+def level_verdicts(primary: study.StudyResult, sweep: dict[float, study.StudyResult]) -> pd.DataFrame:
+    """At each level: ST against the strongest simple method there (family 1), noise augmentation against the
+    winner (family 3)."""
+    rows = []
+    levels = {**sweep, float(primary.study.methods[0].configs[0]["sigma"]): primary}
+    for s, result in sorted(levels.items()):
+        for c in result.comparisons.to_dict("records"):
+            if c["method"] in ("ST", "noise augmentation"):
+                rows.append({"σ": f"{s:g}", "method": c["method"], "against": c["reference"],
+                             "gain (dB)": protocol.interval_text(c, 2), "gain": c["gain"], "low": c["low"],
+                             "high": c["high"]})
+    return pd.DataFrame(rows)
+
+
+def classical_gap(scores_: pd.DataFrame, tuned: pd.DataFrame, sigma: float, method: str = "ST") -> tuple[str, dict]:
+    """The classical method best on validation at ``sigma`` and ``method`` minus it, paired by run (dB)."""
+    at = tuned[tuned.sigma == sigma]
+    best = str(at.loc[at.val_psnr.idxmax(), "method"])
+    wide = scores_[scores_.sigma == sigma].pivot(index="seed", columns="method", values="psnr")
+    return best, protocol.interval(wide[method] - wide[best])
+
+
+def training_length(data: PhotoData, seeds: Sequence[int], rng: Stream, channels: int, bottleneck: int,
+                    config: TrainConfig, teachers: dict[str, Denoiser], n_small: int, long_steps: int, lam: float,
+                    sigma: float, device=None) -> tuple[pd.DataFrame, pd.DataFrame, study.StudyResult]:
+    """The training-length factor on the study runner: base and ST (``lam``) on the first ``n_small`` training
+    patches, full batch for ``long_steps`` steps, the noisy test tiles logged along the way (read only here).
+
+    Returns the test PSNR per (method, run) at the validation stop and at the end of training (of the mean
+    squared error over the test tiles), the paired gain of ST there, and the study's result."""
+    small = data.train[:n_small]  # a subset of the training patches (no new draw)
+    long_config = replace(config, steps=long_steps, batch_size=None)
+    methods = (study.Method("base", ({"config": "-", "sigma": float(sigma)},)),
+               study.Method("ST", ({"config": _lam(lam), "lam": float(lam), "sigma": float(sigma)},)))
+
+    def execute(group, runs):
+        members = pd.DataFrame({"sigma": [r.sigma for r in runs], "seed": [r.seed for r in runs],
+                                "lam": [r.lam for r in runs], "weight_decay": 0.0})
+        model, _ = fit_members(data, members, rng, channels, bottleneck, long_config, layers=["h2"],
+                               teachers=teachers["full"], rows=small, test=data.test, device=device)
+        return model.history, (model, model.history)
+
+    result = study.run_study(study.Study(methods, tuple(seeds), DenoisingRun), execute)
+    pixels = data.patch**2
+    to_psnr = lambda mse: -10 * np.log10(mse / pixels)  # noqa: E731
+    t = result.table
+    psnr = pd.concat([t.assign(point=p, psnr=to_psnr(t[c])) for p, c in
+                      (("validation-stopped", "test_error"), ("end of training", "end_test"))], ignore_index=True)
+    wide = psnr.pivot_table(index=["point", "seed"], columns="method", values="psnr").reset_index()
+    gains = {p: protocol.interval(g.ST - g.base) for p, g in wide.groupby("point")}
+    from ..stats import interval_table
+
+    table = interval_table(psnr, ["point", "method"], ["psnr"], digits=2).pivot(index="point", columns="method",
+                                                                                  values="psnr")
+    table["ST - base"] = [protocol.interval_text(gains[p], 2) for p in table.index]
+    return table, pd.DataFrame(gains).T, result
+
+
+def stress_test(primary: study.StudyResult, data: PhotoData, seeds: Sequence[int], rng: Stream, peak: float,
+                tuned: pd.DataFrame, methods: Sequence[str], with_bm3d: bool) -> pd.DataFrame:
+    """Test PSNR under Poisson noise of ``peak`` photons at white: the selected runs of ``methods`` and the
+    classical denoisers with their strength chosen at the primary level, unchanged."""
+    sigma = float(primary.study.methods[0].configs[0]["sigma"])
+    pois = torch.stack([ph.poisson_noise(data.test, peak, rng.child("noise", PARTS["poisson"], k)) for k in seeds])
+    rows = primary.selected[primary.selected.method.isin(list(methods))].reset_index(drop=True)
+    out = [rows[["method", "seed"]].assign(psnr=scores(outputs(primary, rows, pois), data.test)[0])]
+    for name, method in ph.CLASSICAL.items():
+        if name == "BM3D" and not with_bm3d:
+            continue
+        c = tuned[(tuned.method == name) & (tuned.sigma == sigma)].factor.item()
+        out.append(pd.DataFrame({"method": name, "seed": list(seeds),
+                                 "psnr": scores(method(pois.numpy(), sigma, c), data.test)[0]}))
+    out.append(pd.DataFrame({"method": "noisy input", "seed": list(seeds), "psnr": scores(pois.numpy(), data.test)[0]}))
+    return pd.concat(out, ignore_index=True)
+
+
+def levels_sentence(by_level: pd.DataFrame, skip: float | None = None) -> str:
+    """The comparisons of :func:`level_verdicts` at every level but ``skip``, in words."""
+    parts = []
+    for s, g in by_level.groupby("σ", sort=False):
+        if skip is not None and float(s) == float(skip):
+            continue
+        words = "; ".join(study.sentence(r, r["method"], r["against"], 2) for r in g.to_dict("records"))
+        parts.append(f"at σ = {s}, {words}")
+    return ("; ".join(parts) + ".") if parts else "none were run."
+
+
+def advice(comparisons: pd.DataFrame) -> str:
+    """The practical reading of the three families (computed from their verdicts, never typed)."""
+    rows = comparisons.set_index("method")
+    out = []
+    if "ST" in rows.index:
+        r = rows.loc["ST"]
+        out.append(protocol.by_sign(
+            r, f"with only the clean/noisy pairs and the teacher, use ST: it beats {r.reference}",
+            f"with only the clean/noisy pairs and the teacher, {r.reference} beats ST",
+            f"with only the clean/noisy pairs and the teacher, ST and {r.reference} are not told apart")
+            + f" ({protocol.interval_text(r, 2)} dB)")
+    for m in ("ST + weight decay", "ST from the teacher's weights"):
+        if m in rows.index:
+            r = rows.loc[m]
+            out.append(protocol.by_sign(r, f"as a complement, the feature term adds to {r.reference}",
+                                        f"as a complement, the feature term hurts {r.reference}",
+                                        f"as a complement to {r.reference}, the feature term gains nothing "
+                                        "resolvable") + f" ({protocol.interval_text(r, 2)} dB)")
+    if "noise augmentation" in rows.index:
+        r = rows.loc["noise augmentation"]
+        out.append(protocol.by_sign(r, f"with a noise model, train with fresh noise: noise augmentation beats "
+                                       f"{r.reference}", f"even with a noise model, {r.reference} beats noise "
+                                                         "augmentation",
+                                    f"with a noise model, noise augmentation and {r.reference} are not told apart")
+                   + f" ({protocol.interval_text(r, 2)} dB)")
+    if "ST + noise augmentation" in rows.index:
+        r = rows.loc["ST + noise augmentation"]
+        out.append(protocol.by_sign(r, "and ST adds to noise augmentation", "and ST hurts noise augmentation",
+                                    "and ST adds nothing resolvable to noise augmentation")
+                   + f" ({protocol.interval_text(r, 2)} dB)")
+    text = "; ".join(out)
+    return text[0].upper() + text[1:] + "."
