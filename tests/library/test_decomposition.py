@@ -10,7 +10,6 @@ import pytest
 import torch
 
 import stlearn as st
-from stlearn import protocol
 from stlearn.experiments import nonlinear as nl
 from stlearn.experiments import nonlinear_decomposition as nd
 from stlearn.fast import fused
@@ -130,11 +129,6 @@ def _teachers(rng, seeds, deep_steps=40):
     return task, teachers, x_fit
 
 
-def _run(task, teachers, runs, rng, steps=10):
-    config = st.TrainConfig(steps=steps, lr=0.05, momentum=0.9, log_points=4, progress=False)
-    return nd.train_members(task, teachers, runs, WIDTH, 20, 10, 30, config, rng)
-
-
 def test_permuting_the_teachers_units_is_permuting_the_students_init():
     """The null control: matching P h from an init equals matching h from the init relabelled by P^T."""
     rng = st.Stream(3)
@@ -209,28 +203,44 @@ def test_fit_to_error_stops_each_member_where_it_reaches_its_target():
             assert steps[0] == 1 and errors[1] > 0
 
 
-def test_run_table_copies_the_base_run_into_every_grid_and_budgets_are_equal():
+def test_the_study_shares_the_base_run_and_checks_budgets_first():
     rng = st.Stream(7)
     task, teachers, _ = _teachers(rng, [0, 1], deep_steps=0)
     methods = nd.st_methods(teachers, "rot1")
     names = [m[0] for m in methods]
-    assert names == ["units", "permuted units", "rot1", "mix2", "pre-activation: units", "pre-activation: rot1",
+    assert names == ["ST", "permuted units", "rot1", "mix2", "pre-activation: units", "pre-activation: rot1",
                      "connector: units", "connector: rot1"]
-    runs = nd.members(nd.method_grid([0.0, 1.0], [0.0, 0.1], methods), [0, 1])
-    todo = nd.trained(runs)
-    assert len(todo) == 2 + 2 + 2 * len(methods)  # base, one decay, one lam > 0 per method, per run
-    history = _run(task, teachers, todo, rng)
-    table = nd.run_table(history, runs)
-    assert protocol.check_equal_budgets(table, ["weight decay", *names]) == 2
+    assert nd.method_of("units") == "ST" and nd.method_of("rot1") == "rot1"
+    config = st.TrainConfig(steps=10, lr=0.05, momentum=0.9, log_points=4, progress=False, feature_scale="relative")
+    s = nd.the_study([0.0, 1.0], [0.0, 0.1], methods, 0.5, [1.0, 1.5], [0, 1])
+    result = nd.run_students(task, teachers, s, WIDTH, 20, 10, 30, config, rng)
+    table = result.table
+    assert result.budget == 2
+    # each run trains once: base, one decay, one lam > 0 per ST method; two augmentation levels and one ST +
+    # augmentation with fresh noise; the teacher as is, measured
+    trained = pd.Series([g for g, _ in set(result.where.values())]).value_counts().to_dict()
+    assert trained == {"post": 2 * (2 + 4), "pre": 2 * 2, "connector": 2 * 2, "post, fresh noise": 2 * 3,
+                       "measured": 2}
     base = table[table.method == "base"].set_index("seed")
     for name in ["weight decay", *names]:
         zero = table[(table.method == name) & table.config.isin(["lam=0", "wd=0"])].set_index("seed")
         pd.testing.assert_series_equal(zero.test_error, base.test_error)
-    with pytest.raises(st.ParameterError, match="every member once"):
-        nd.run_table(history[history.method != "units"], runs)
-    for lams, decays in (([1.0, 3.0], [0.0, 0.1]), ([0.0, 1.0], [0.0]), ([0.0, 0.0], [0.0, 1.0])):
+    aug = table[table.config == "s=1σ"].set_index("seed").test_error
+    both = table[(table.method == "ST + noise augmentation") & (table.config == "lam=0")].set_index("seed")
+    pd.testing.assert_series_equal(both.test_error, aug)
+    families = result.comparisons.set_index("method")
+    assert families.reference["ST + noise augmentation"] == "noise augmentation"
+    assert families.reference["ST"] in ("base", "weight decay", "teacher as is")
+    assert list(nd.lam_curve(table).columns) == ["λ", "ST", "ST + noise augmentation"]
+    words = nd.practice(result.comparisons, "weight decay", {"low": -1.0, "high": 1.0, "gain": 0.0})
+    assert words.startswith("Match a layer") and "With a noise model" in words and "as well as" not in words
+    for lams, decays, aug in (([1.0, 3.0], [0.0, 0.1], []), ([0.0, 1.0], [0.0, 0.0], []),
+                              ([0.0, 1.0], [0.0, 0.1], [0.5, 1.5])):
         with pytest.raises(st.ParameterError):
-            nd.method_grid(lams, decays, methods)
+            nd.the_study(lams, decays, methods, 0.5, aug, [0, 1])
+    with pytest.raises(st.ParameterError, match="equal tuning budgets"):  # before any computation
+        nd.run_students(task, teachers, nd.the_study([0.0, 1.0], [0.0, 0.1, 0.2], methods, 0.5, [], [0, 1]), WIDTH,
+                        20, 10, 30, config, rng)
 
 
 def test_verdicts_follow_the_intervals():

@@ -1,5 +1,5 @@
 """The experiment module of ``nonlinear_teacher_knowledge``: teachers per run and knowledge level, probes,
-the methods grid with equal budgets, selection and the paired analyses."""
+the methods on the study runner (equal budgets, one base run, the families) and the paired analyses."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ import pytest
 import torch
 
 import stlearn as st
-from stlearn import protocol
+from stlearn import protocol, study
 from stlearn.experiments import nonlinear as nl
 from stlearn.experiments import nonlinear_teacher_knowledge as tk
 
 D, UNITS, WIDTH = 4, 3, 6
 N_TRAIN, N_TEST, N_VAL = 20, 30, 10
 CONFIG = st.TrainConfig(steps=8, lr=0.05, momentum=0.9, log_points=4, progress=False)
-LAMS, DECAYS, AUG = [0.0, 1.0], [0.0, 0.1], [0.5, 1.0]
+LAMS, DECAYS, AUG = [0.0, 1.0], [0.0, 0.1], [1.0, 1.5]
+CONFIG = st.TrainConfig(steps=8, lr=0.05, momentum=0.9, log_points=4, progress=False, feature_scale="relative")
 
 
 def _teachers(rng, seeds, sizes=(5, 20)):
@@ -28,11 +29,19 @@ def test_levels_and_grids():
     assert tk.level_names([15, 1000]) == ["untrained", "wrong target", "15 samples", "1000 samples"]
     assert tk.teacher_phrase("1000 samples") == "the 1000-sample teacher"
     assert tk.teacher_phrase(tk.WRONG) == "the wrong-target teacher"
-    tk.check_grids(LAMS, DECAYS, AUG, [5, 20])
-    for bad in ([[1.0, 2.0], DECAYS, AUG, [5]], [LAMS, [0.0], AUG, [5]], [LAMS, [0.1, 0.2], AUG, [5]],
-                [LAMS, DECAYS, [1.0], [5]], [LAMS, DECAYS, AUG, [20, 5]]):
+    where = ([10, 20], [0.5], 10, 0.5)
+    tk.check_grids(LAMS, DECAYS, AUG, [5, 20], *where)
+    for bad in ([[1.0, 2.0], DECAYS, AUG, [5]], [[0.0, 1.0, 0.5], DECAYS, AUG, [5]], [LAMS, [0.1, 0.2], AUG, [5]],
+                [LAMS, DECAYS, [0.5, 1.5], [5]], [LAMS, DECAYS, AUG, [20, 5]]):
         with pytest.raises(st.ParameterError):
-            tk.check_grids(*bad)
+            tk.check_grids(*bad, *where)
+    with pytest.raises(st.ParameterError, match="main_n_train"):
+        tk.check_grids(LAMS, DECAYS, AUG, [5], [10, 20], [0.5], 30, 0.5)
+    levels = tk.level_names([5, 20])
+    assert tk.st_names(levels) == {"untrained": "ST, untrained", "wrong target": "ST, wrong target",
+                                   "5 samples": "ST, 5 samples", "20 samples": "ST"}
+    with pytest.raises(st.ParameterError, match="equal tuning budgets"):  # before any computation
+        tk.the_study(levels, LAMS, [0.0, 0.1, 0.2], AUG, 0.5, [0, 1]).budget()
 
 
 def test_untrained_teacher_is_its_init_and_wrong_teacher_learns_another_target():
@@ -85,24 +94,37 @@ def test_knowledge_ranks_a_trained_teacher_above_an_untrained_one():
 
 def _condition(rng, seeds=(0, 1)):
     task, teachers = _teachers(rng, list(seeds))
-    table = tk.run_condition(task, teachers, N_TRAIN, 0.5, LAMS, DECAYS, AUG, N_VAL, N_TEST, CONFIG, rng)
-    return teachers, table
+    result = tk.run_condition(task, teachers, N_TRAIN, 0.5, LAMS, DECAYS, AUG, N_VAL, N_TEST, CONFIG, rng)
+    return teachers, result
 
 
 def test_run_condition_budgets_and_the_base_point_of_every_grid():
-    teachers, table = _condition(st.Stream(3))
-    assert tk.check_budgets(table, teachers.levels) == len(LAMS)
+    teachers, result = _condition(st.Stream(3))
+    table, selected, families = tk.combined({(N_TRAIN, 0.5): result}, teachers.levels)
+    assert result.budget == len(LAMS)
     base = table[table.method == "base"].set_index("seed").test_error
-    for method in ["weight decay", *[tk.st_method(l) for l in teachers.levels]]:
+    names = list(tk.st_names(teachers.levels).values())
+    for method in ["weight decay", *names]:
         zero = table[(table.method == method) & table.config.isin(["lam=0", "wd=0"])].set_index("seed").test_error
         pd.testing.assert_series_equal(zero.sort_index(), base.sort_index(), check_names=False)
+    aug = table[table.config == "s=1σ"].set_index("seed").test_error
+    both = table[(table.method == "ST + noise augmentation") & (table.lam == 0)].set_index("seed").test_error
+    pd.testing.assert_series_equal(both.sort_index(), aug.sort_index(), check_names=False)
     assert set(table.method) == {"base", "weight decay", "teacher as is", "noise augmentation",
-                                 *[tk.st_method(l) for l in teachers.levels]}
-    selected = tk.select_all(table)
+                                 "ST + noise augmentation", *names}
+    # trained once per run: base, one decay, one lam > 0 per teacher; two augmentation levels, one ST + augmentation
+    trained = pd.Series([g for g, _ in set(result.where.values())]).value_counts().to_dict()
+    assert trained == {"fixed noise": 2 * (2 + len(names)), "fresh noise": 2 * 3, "measured": 2}
     assert len(selected) == 2 * table.method.nunique()
+    assert set(families.method) == {"ST", "noise augmentation", "ST + noise augmentation"}
+    assert families.set_index("method").reference["ST + noise augmentation"] == "noise augmentation"
+    ratio = study.start_ratio(result.history, result.selected)  # lam on the relative scale: the weight is logged
+    assert len(ratio) == 2 and (ratio >= 0).all()
     gains = tk.lambda_gains(table, teachers.levels)
     assert (gains[gains.lam == 0].gain == 0).all()
     assert (gains[gains.level == tk.UNTRAINED].over_untrained == 0).all()
+    curve = tk.lam_curve(table)
+    assert list(curve.columns) == ["λ", "ST", "ST + noise augmentation"] and len(curve) == len(LAMS)
 
 
 def test_level_gains_are_paired_differences_and_pool_averages_conditions():
@@ -110,7 +132,7 @@ def test_level_gains_are_paired_differences_and_pool_averages_conditions():
     for n, s, shift in ((10, 0.5, 0.0), (20, 1.0, 0.2)):
         for k in range(3):
             for method, err in (("base", 1.0), ("ST, untrained", 0.9), ("ST, wrong target", 0.95),
-                                ("ST, 5 samples", 0.7 + 0.01 * k)):
+                                ("ST", 0.7 + 0.01 * k)):
                 rows.append(dict(method=method, config="-", seed=k, val_error=err, test_error=err + shift,
                                  n_train=n, sigma=s))
     selected = pd.DataFrame(rows)
@@ -120,8 +142,6 @@ def test_level_gains_are_paired_differences_and_pool_averages_conditions():
     assert len(pooled) == 3 * 3 and pooled[pooled.level == "untrained"].over_base.to_numpy() == pytest.approx(0.1)
     with pytest.raises(st.ParameterError):
         tk.pool(per.iloc[1:], ["level"], ["over_base"])
-    comp = tk.comparisons(selected, "ST, 5 samples", "base")
-    assert list(comp.n_train) == [10, 20, "pooled"] and comp.gain.iloc[-1] == pytest.approx(0.29)
 
 
 def test_crossover_and_sign_pattern():
@@ -141,13 +161,14 @@ def test_crossover_and_sign_pattern():
 
 
 def test_selection_never_reads_test_errors():
-    teachers, table = _condition(st.Stream(4))
+    _, result = _condition(st.Stream(4))
+    table = result.table
     shuffled = table.assign(test_error=np.random.default_rng(0).permutation(table.test_error.to_numpy()))
-    keys = ["n_train", "sigma", "method", "seed", "config"]
-    a = tk.select_all(table).sort_values(keys)[keys].reset_index(drop=True)
-    b = tk.select_all(shuffled).sort_values(keys)[keys].reset_index(drop=True)
+    keys = ["method", "seed", "config"]
+    a = protocol.select(table).sort_values(keys)[keys].reset_index(drop=True)
+    b = protocol.select(shuffled).sort_values(keys)[keys].reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
-    assert protocol.check_equal_budgets(table, tk.tuned_methods(teachers.levels)) == len(LAMS)
+    pd.testing.assert_frame_equal(a, result.selected.sort_values(keys)[keys].reset_index(drop=True))
 
 
 def _gains(truth, keys=(("n_train", 10), ("sigma", 0.5))):
@@ -185,19 +206,29 @@ def test_pool_by_noise_level_and_simple_method_words():
     by = tk.pool_by(per, "sigma", ["over_untrained"])
     means = by.groupby(["sigma", "level"]).over_untrained.mean()
     assert means[(0.5, "50 samples")] == pytest.approx(0.3) and means[(1.0, "50 samples")] == pytest.approx(0.0)
-    simple = pd.DataFrame([dict(n_train=10, sigma=0.5, strongest="weight decay", gain=-0.2, low=-0.3, high=-0.1),
-                           dict(n_train=20, sigma=0.5, strongest="teacher as is", gain=0.0, low=-0.1, high=0.1),
-                           dict(n_train="pooled", sigma="pooled", strongest="per condition", gain=-0.1, low=-0.2,
-                                high=-0.05)])
-    words = tk.where_beaten(simple, "ST")
-    assert "beats ST at n = 10, σ = 0.5 (weight decay)" in words
-    assert "no resolvable difference between ST and a simple method at n = 20, σ = 0.5" in words
-    assert "matches" not in words and "as well as" not in words
-    augmented = simple.assign(strongest=None)
-    advice = tk.practice(simple, augmented, {"gain": 0.0, "low": -0.1, "high": 0.1}, "50 samples")
-    assert advice.startswith("Try the simple methods first: in 1 of the 2 conditions one of them beats ST with the "
-                             "50-sample teacher, and in the other 1 there is no resolvable difference from one of "
-                             "them.")
-    assert "noise augmentation beats ST with the 50-sample teacher too" in advice
+    families = pd.DataFrame([
+        dict(family="same information", method="ST", reference="weight decay", gain=-0.2, low=-0.3, high=-0.1,
+             n_train=10, sigma=0.5),
+        dict(family="same information", method="ST", reference="teacher as is", gain=0.0, low=-0.1, high=0.1,
+             n_train=20, sigma=0.5),
+        dict(family="with a noise model", method="noise augmentation", reference="weight decay", gain=0.2, low=0.1,
+             high=0.3, n_train=10, sigma=0.5),
+        dict(family="with a noise model", method="noise augmentation", reference="ST", gain=0.2, low=0.1,
+             high=0.3, n_train=20, sigma=0.5),
+        dict(family="with a noise model", method="ST + noise augmentation", reference="noise augmentation",
+             gain=0.05, low=0.01, high=0.09, n_train=10, sigma=0.5),
+        dict(family="with a noise model", method="ST + noise augmentation", reference="noise augmentation",
+             gain=0.0, low=-0.1, high=0.1, n_train=20, sigma=0.5)])
+    assert tk.counted(families, "ST") == {"wins": 0, "losses": 1, "ties": 1, "of": 2}
+    words = tk.count_words(families, "ST", "the strongest simple method")
+    assert words == ("ST beats the strongest simple method in 0 of the 2 conditions, the strongest simple method "
+                     "beats it in 1, and in 1 there is no resolvable difference")
+    advice = tk.practice(families, {"gain": 0.0, "low": -0.1, "high": 0.1}, "50 samples")
+    assert advice.startswith("Without a noise model, try the simple methods first: the strongest of them on "
+                             "validation beats ST with the 50-sample teacher in 1 of the 2 conditions, and in the "
+                             "other 1 there is no resolvable difference.")
+    assert "ST complements it: ST + noise augmentation beats noise augmentation in 1 of the 2 conditions" in advice
     assert "no resolvable difference between a knowledgeable teacher and a random one (+0.000 [-0.100, 0.100])" \
-        in advice and "as well" not in advice
+        in advice and "as well" not in advice and "matches" not in advice
+    shown = tk.family_rows(families)
+    assert shown["gain [95% interval]"].iloc[0] == "-0.200 [-0.300, -0.100]"

@@ -33,7 +33,7 @@ from ..models import MLP, select_members, stack_members
 from ..protocol import stop_on_validation
 from ..streams import Stream, as_stream
 from ..teachers import fit_clean_teacher
-from ..train import TrainConfig, TrainResult, curvature_rates, train
+from ..train import TrainConfig, TrainResult, curvature_rates, evaluate, train
 
 RATE_FRACTION = 0.4  # the chapters' default fraction of the stability limit
 MAX_RATE = 1.0  # the largest rate a member gets, whatever its curvature (a nearly flat start)
@@ -98,6 +98,20 @@ def validation_samples(task: Task, n_val: int, rng: Stream | int, runs: Sequence
     """A labelled noisy validation set per member: run ``k``'s from ``rng.child("validation", k)``."""
     rng = as_stream(rng)
     return run_sets(task, n_val, [rng.child("validation", k) for k in runs], device=device)
+
+
+def teacher_rows(net, task: Task, seeds: Sequence[int], n_val: int, n_test: int, rng: Stream | int,
+                 device=None) -> pd.DataFrame:
+    """A measured method's rows for the study runner (:func:`stlearn.study.run_study`): member ``e`` of the
+    ensemble ``net`` applied as it is to run ``seeds[e]``'s noisy validation and test inputs (the teacher as
+    it is). Columns ``member``, ``val_error``, ``test_error``, ``clean_test_error``."""
+    rng = as_stream(rng)
+    seeds = [int(k) for k in seeds]
+    val = validation_samples(task, n_val, rng, seeds, device)
+    test = run_sets(task, n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
+    v, t = evaluate(net, val)["noisy"], evaluate(net, test)
+    return pd.DataFrame({"member": range(len(seeds)), "val_error": v.cpu().numpy(),
+                         "test_error": t["noisy"].cpu().numpy(), "clean_test_error": t["clean"].cpu().numpy()})
 
 
 def train_members(task: Task, width: int, n_train: int, n_test: int, n_val: int, member_lams: Sequence[float],

@@ -31,7 +31,9 @@ shallow and the deep teacher of ``k`` on the same set, apart from every student'
 ``theta``), the permutation ``rng.child("rotation", k, 1)`` and the mix of ``j >= 2`` units
 ``rng.child("rotation", k, j)``. Student run ``k`` trains on ``rng.child("student_data", k)`` from
 ``rng.child("student_init", k)`` (its connector from ``rng.child("student_init", k, 1)``), and is
-measured on ``rng.child("validation", k)`` and ``rng.child("test", k)``.
+measured on ``rng.child("validation", k)`` and ``rng.child("test", k)``; the fresh noise of noise
+augmentation comes from ``rng.child("noise")``. The methods (:func:`methods`) run on the study runner
+(:func:`run_students`, :mod:`stlearn.study`), lam on the relative scale of :mod:`stlearn.losses`.
 
 All post-ReLU and connector targets are stored as two-hidden-layer networks and read through
 ``FrozenTeacher(source={layer: "h2"}, transform={layer: T})`` with one ``T`` per student member: the
@@ -51,21 +53,20 @@ import scipy.stats
 import torch
 from torch import nn
 
-from .. import protocol
+from .. import protocol, study
 from ..data import Samples, draw_members, random_orthonormal
-from ..fast import fused
 from ..losses import FrozenTeacher
 from ..models import MLP, FeatureNet, member, member_normal, select_members, stack_members
-from ..stats import mean_ci
+from ..stats import format_ci, mean_ci
 from ..streams import Stream, as_stream, as_streams
 from ..teachers import fit_clean_teacher
-from ..train import TrainConfig, evaluate, make_optimizer
+from ..train import TrainConfig, autograd_gradients, evaluate, make_optimizer
 from ..validation import ParameterError
 from . import nonlinear as nl
 
 Tensor = torch.Tensor
 MATCHINGS = ("post", "pre", "connector")
-BASELINES = ("base", "weight decay", "teacher as is")  # the same-information baselines
+PRIMARY = "ST"  # post-ReLU ST with the teacher's own units: the method of the book's families
 BASELINE_NAMES = {"base": "the base student", "weight decay": "weight decay",
                   "teacher as is": "the teacher applied as it is"}
 
@@ -140,7 +141,7 @@ def fit_to_error(model: MLP, data: Samples, reference: Samples, target: Tensor, 
     step_kept = torch.zeros_like(target, dtype=torch.long)
     for step in range(1, max_steps + 1):
         opt.zero_grad()
-        fused.st_gradients(model, clean, None, 0.0, [], "mse")
+        autograd_gradients(model, clean, None, 0.0, [], "mse")
         opt.step()
         if step % every and step != max_steps:
             continue
@@ -330,6 +331,29 @@ def check_matched(ratio: float, tolerance: float, where: str) -> None:
                              f"teachers meet {met:g}) or deep_steps, so that the deep teacher gets closer")
 
 
+def teacher_checks(teachers: Teachers, clean_test: Samples, x: Tensor) -> dict:
+    """What the reader is told about the teachers: the zero predictor's clean error, the largest change of a
+    teacher's output under its re-decomposition on ``x`` (``gap``), the deep and the matched teachers' mean
+    clean errors (ratio on the test set, ``match_ratio``; on the matching set, ``matched_on``), in how many runs
+    the deep teacher reached the shallow one's error (``reached``), and all of it in words (``text``)."""
+    errors = teachers.errors
+    out = {"zero_error": clean_test.y.pow(2).sum(-1).mean().item(), "gap": function_gap(teachers, x)}
+    text = ("clean test error of each target's teachers (mean over runs): "
+            + ", ".join(f"{name} {err:.4f}" for name, err in teachers.clean_error.items())
+            + f"; zero predictor {out['zero_error']:.4f}")
+    if "deep_clean" in errors:
+        out.update(match_ratio=float(errors.deep_clean.mean() / errors.matched_clean.mean()),
+                   matched_on=float(errors.deep_match.mean() / errors.matched_match.mean()),
+                   run_gap=float((errors.deep_clean / errors.matched_clean - 1).abs().max()),
+                   reached=int((errors.deep_match <= errors.shallow_match).sum()))
+        text += (f"\ndeep teacher / matched shallow teacher, mean clean errors: {out['matched_on']:.3f} on the "
+                 f"matching set, {out['match_ratio']:.3f} on the test set (largest gap in one run "
+                 f"{out['run_gap']:.2f}); the deep teacher reached the shallow one's error in {out['reached']} of "
+                 f"{len(errors)} runs")
+    out["text"] = text + f"\nlargest change of a teacher's output under its re-decomposition: {out['gap']:.1e}"
+    return out
+
+
 def function_gap(teachers: Teachers, x: Tensor) -> float:
     """Largest ``|f_T(x) - f(x)|`` over the transformed teachers, ``f_T = (W2 T^-1)(T h) + b2``: zero up to rounding."""
     gap = 0.0
@@ -339,17 +363,6 @@ def function_gap(teachers: Teachers, x: Tensor) -> float:
         f_t = (last_hidden(model, x) @ trans.T) @ torch.linalg.inv(trans).T @ head.T + bias
         gap = max(gap, (f_t - model(x).double()).abs().max().item())
     return gap
-
-
-def teacher_as_is(task, teachers: Teachers, n_val: int, n_test: int, rng: Stream, seeds: Sequence[int],
-                  variant: str = "units", method: str = "teacher as is", device=None) -> pd.DataFrame:
-    """A teacher (``variant``'s network) applied as it is to each run's noisy validation and test inputs."""
-    net = select_members(teachers.models, [teachers.index[variant, k] for k in seeds])
-    val = nl.validation_samples(task, n_val, rng, seeds, device)
-    test = nl.run_sets(task, n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
-    v, t = evaluate(net, val)["noisy"], evaluate(net, test)
-    return pd.DataFrame({"method": method, "config": "-", "seed": list(seeds), "val_error": v.cpu().numpy(),
-                         "test_error": t["noisy"].cpu().numpy(), "clean_test_error": t["clean"].cpu().numpy()})
 
 
 # --------------------------------------------------------------------------- complexity of a feature
@@ -449,119 +462,131 @@ class MatchingStudent(FeatureNet):
 
 @dataclass(frozen=True)
 class Member(protocol.Run):
-    """A run of the chapter: the protocol's knobs and which target is matched, and how."""
+    """A run of the chapter: the protocol's knobs, which target is matched and how, and noise augmentation.
 
+    While ``lam = 0`` the target and the matching do nothing: every ST method's ``lam = 0`` run is the base
+    run (:meth:`stlearn.protocol.Run.trains_as`), trained once by the study runner.
+    """
+
+    INERT = {"lam": ("target", "matching")}
     target: str = "units"    # the teacher variant whose features are matched
     matching: str = "post"   # "post", "pre" or "connector"
+    fresh_noise: float | None = None
 
-    @property
-    def is_base(self) -> bool:
-        """Whether this member trains exactly as the base student (no feature term, no decay)."""
-        return self.lam == 0 and self.weight_decay == 0
+
+def method_of(variant: str) -> str:
+    """The post-ReLU ST method that matches ``variant``'s features (the units': :data:`PRIMARY`)."""
+    return PRIMARY if variant == "units" else variant
 
 
 def st_methods(teachers: Teachers, full: str, connector_targets: Sequence[str] = ("units",)) -> list[tuple]:
-    """The ST methods, ``(name, target, matching)``: every post-ReLU variant, and the pre-activation and
-    connector controls for the units and the rotation ``full`` (plus ``connector_targets``)."""
-    methods = [(name, name, "post") for name in teachers.names]
+    """The ST methods, ``(name, target, matching)``: every post-ReLU variant (the units' is ``ST``, the
+    method the book's families compare), and the pre-activation and connector controls for the units and the
+    rotation ``full`` (plus ``connector_targets``)."""
+    methods = [(method_of(name), name, "post") for name in teachers.names]
     methods += [(f"pre-activation: {t}", t, "pre") for t in ("units", full)]
     methods += [(f"connector: {t}", t, "connector") for t in dict.fromkeys([*connector_targets, full])]
     return methods
 
 
-def method_grid(lams: Sequence[float], decays: Sequence[float], methods: Sequence[tuple]) -> list[dict]:
-    """Every (method, configuration) of the chapter as the knobs of :class:`Member` (without ``seed``).
+def methods(lams: Sequence[float], decays: Sequence[float], st: Sequence[tuple], sigma: float,
+            aug_levels: Sequence[float] = ()) -> tuple[study.Method, ...]:
+    """The chapter's methods for the study runner: base, weight decay over ``decays``, the teacher as is
+    (measured), every ST method of ``st`` over ``lams`` and, with ``aug_levels``, noise augmentation at
+    ``aug_levels`` x ``sigma`` and ST + noise augmentation (the units, fresh noise at ``sigma``) over ``lams``."""
+    check_grids(lams, decays, aug_levels)
+    lam = dict(label=lambda v: f"lam={v:g}")
+    out = [study.Method("base", ({"config": "-"},)),
+           study.grid("weight decay", "weight_decay", [float(w) for w in decays], label=lambda v: f"wd={v:g}"),
+           study.Method("teacher as is", ({"config": "-"},), measured=True)]
+    out += [study.grid(name, "lam", lams, target=target, matching=matching, **lam) for name, target, matching in st]
+    if aug_levels:
+        out += [study.grid("noise augmentation", "fresh_noise", [a * sigma for a in aug_levels],
+                           label=lambda v: f"s={v / sigma:g}σ", family=study.NOISE_MODEL),
+                study.grid("ST + noise augmentation", "lam", lams, fresh_noise=sigma, family=study.NOISE_MODEL, **lam)]
+    return tuple(out)
 
-    Every tuned method has as many configurations as ``lams`` (equal budgets), and ``lams`` holds 0, so each
-    ST method's grid holds the base student.
+
+def check_grids(lams: Sequence[float], decays: Sequence[float], aug_levels: Sequence[float] = ()) -> None:
+    """``lams`` the ST grid (0 first, increasing); ``decays`` distinct; ``aug_levels`` empty or holding 1
+    (ST + noise augmentation's level). Equal budgets: :meth:`stlearn.study.Study.budget`."""
+    study.check_lam_grid(lams)
+    if len(set(decays)) != len(decays):
+        raise ParameterError(f"decays must be distinct; got {list(decays)}")
+    if len(aug_levels) and 1.0 not in aug_levels:
+        raise ParameterError(f"aug_levels must be empty or hold 1 (fresh noise at sigma); got {list(aug_levels)}")
+
+
+def the_study(lams, decays, st, sigma: float, aug_levels, seeds) -> study.Study:
+    """:func:`methods` on the runs ``seeds``, compared in the book's three families."""
+    return study.Study(methods(lams, decays, st, sigma, aug_levels), tuple(int(k) for k in seeds), Member)
+
+
+@dataclass
+class Students:
+    """How to train (or measure) one group of the chapter's runs, for :func:`stlearn.study.run_study`.
+
+    Post-ReLU students train on the fast path; pre-activation and connector students
+    (:class:`MatchingStudent`) by autograd; every member at its own curvature rate
+    (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`). Members of one run index share
+    their data, validation and test sets and init; fresh noise comes from ``rng.child("noise")``.
     """
-    check_grids(lams, decays)
-    grid = [dict(method="base", config="-")]
-    grid += [dict(method="weight decay", config=f"wd={w:g}", weight_decay=float(w)) for w in decays]
-    grid += [dict(method=name, config=f"lam={l:g}", lam=float(l), target=target, matching=matching)
-             for name, target, matching in methods for l in lams]
-    return grid
+
+    task: object
+    teachers: Teachers
+    width: int
+    n_train: int
+    n_val: int
+    n_test: int
+    config: TrainConfig
+    rng: Stream
+    device: object = None
+    rate_fraction: float = nl.RATE_FRACTION
+
+    @staticmethod
+    def group_of(run: Member) -> str:
+        """The ensemble a run trains in, from what it trains with (:meth:`Member.trains_as`): every run at
+        ``lam = 0`` is a post-ReLU student, whatever matching its method names."""
+        if run.method == "teacher as is":
+            return "measured"
+        knobs = dict(run.trains_as())
+        return knobs["matching"] + (", fresh noise" if knobs["fresh_noise"] is not None else "")
+
+    def execute(self, group: str, runs: Sequence[Member]) -> pd.DataFrame:
+        rng, task, device, teachers = self.rng, self.task, self.device, self.teachers
+        seeds = [m.seed for m in runs]
+        if group == "measured":  # the shallow teacher applied as it is
+            net = select_members(teachers.models, [teachers.index["units", k] for k in seeds])
+            return nl.teacher_rows(net, task, seeds, self.n_val, self.n_test, rng, device)
+        data = nl.run_sets(task, self.n_train, [rng.child("student_data", k) for k in seeds], device=device)
+        test = nl.run_sets(task, self.n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
+        val = nl.validation_samples(task, self.n_val, rng, seeds, device)
+        widths, inits = [task.d, self.width, task.d_out], [rng.child("student_init", k) for k in seeds]
+        targets, matching = [(m.target, m.seed) for m in runs], group.split(",", 1)[0]
+        if matching == "post":
+            model = MLP(widths, members=len(runs), rng=inits, device=device)
+            teacher, layer = teachers.frozen(targets), "h1"
+        elif matching == "pre":
+            model = MatchingStudent(widths, members=len(runs), rng=inits, device=device)
+            teacher, layer = teachers.frozen_pre(targets), "z1"
+        else:
+            model = MatchingStudent(widths, connector=True, members=len(runs), rng=inits, device=device,
+                                    connector_rng=[rng.child("student_init", k, 1) for k in seeds])
+            teacher, layer = teachers.frozen(targets, "c1"), "c1"
+        config = replace(self.config, weight_decay=tuple(m.weight_decay for m in runs), seed=rng.child("noise"))
+        fresh = [m.fresh_noise for m in runs] if "fresh noise" in group else None
+        return nl.train_at_curvature_rates(model, data, config, self.rate_fraction, teacher=teacher,
+                                           lam=[m.lam for m in runs], layers=[layer], fresh_noise=fresh,
+                                           eval_sets={"test": test, "val": val}).history
 
 
-def check_grids(lams: Sequence[float], decays: Sequence[float]) -> None:
-    if len(lams) < 2 or 0.0 not in lams or len(set(lams)) != len(lams):
-        raise ParameterError(f"lams must hold 0 (the base loss) and at least one ST weight, without repeats; "
-                             f"got {list(lams)}")
-    if len(decays) != len(lams) or len(set(decays)) != len(decays):
-        raise ParameterError(f"decays must hold as many distinct points as lams ({len(lams)}: equal tuning "
-                             f"budgets); got {list(decays)}")
-
-
-def members(grid: list[dict], seeds: Sequence[int]) -> list[Member]:
-    return [Member(seed=int(k), **g) for g in grid for k in seeds]
-
-
-def trained(runs: Sequence[Member]) -> list[Member]:
-    """The members that must be trained: ``base``, and every other member that is not the base student."""
-    return [m for m in runs if m.method == "base" or not m.is_base]
-
-
-def train_members(task, teachers: Teachers, runs: Sequence[Member], width: int, n_train: int, n_val: int,
-                  n_test: int, config: TrainConfig, rng: Stream | int, device=None,
-                  rate_fraction: float = nl.RATE_FRACTION) -> pd.DataFrame:
-    """Train ``runs``: one ensemble per matching (post-ReLU on the fast path; pre-activation and connector
-    students, :class:`MatchingStudent`, by autograd), every member at its own curvature rate
-    (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`). Returns the tidy history with
-    ``method``, ``config``, ``seed`` and ``rate`` columns. Members of one run index share their data,
-    validation and test sets and init."""
-    rng = as_stream(rng)
-    histories = []
-    for matching in MATCHINGS:
-        group = [m for m in runs if m.matching == matching]
-        if group:
-            histories.append(_train_group(task, teachers, group, matching, width, n_train, n_val, n_test, config,
-                                          rng, device, rate_fraction))
-    return pd.concat(histories, ignore_index=True)
-
-
-def _train_group(task, teachers, group, matching, width, n_train, n_val, n_test, config, rng, device, rate_fraction):
-    seeds = [m.seed for m in group]
-    data = nl.run_sets(task, n_train, [rng.child("student_data", k) for k in seeds], device=device)
-    test = nl.run_sets(task, n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
-    val = nl.validation_samples(task, n_val, rng, seeds, device)
-    widths = [task.d, width, task.d_out]
-    inits = [rng.child("student_init", k) for k in seeds]
-    targets = [(m.target, m.seed) for m in group]
-    if matching == "post":
-        model = MLP(widths, members=len(group), rng=inits, device=device)
-        teacher, layer = teachers.frozen(targets), "h1"
-    elif matching == "pre":
-        model = MatchingStudent(widths, members=len(group), rng=inits, device=device)
-        teacher, layer = teachers.frozen_pre(targets), "z1"
-    else:
-        model = MatchingStudent(widths, connector=True, members=len(group), rng=inits, device=device,
-                                connector_rng=[rng.child("student_init", k, 1) for k in seeds])
-        teacher, layer = teachers.frozen(targets, "c1"), "c1"
-    result = nl.train_at_curvature_rates(
-        model, data, replace(config, weight_decay=tuple(m.weight_decay for m in group)), rate_fraction,
-        teacher=teacher, lam=[m.lam for m in group], layers=[layer], eval_sets={"test": test, "val": val},
-        member_info={k: [getattr(m, k) for m in group] for k in ("method", "config", "seed")})
-    return result.history
-
-
-def run_table(history: pd.DataFrame, runs: Sequence[Member]) -> pd.DataFrame:
-    """One row per (method, config, seed) of ``runs``, stopped on validation
-    (:func:`stlearn.protocol.stop_on_validation`).
-
-    A configuration that is the base student (``lam = 0`` and no decay) gets the base run's row: it is
-    the same computation, trained once.
-    """
-    stopped = protocol.stop_on_validation(history, ["method", "config", "seed"])
-    base = stopped[stopped.method == "base"].set_index("seed")
-    shared = [m for m in runs if m.is_base and m.method != "base"]
-    copies = pd.DataFrame([{**base.loc[m.seed].to_dict(), "method": m.method, "config": m.config, "seed": m.seed}
-                           for m in shared])
-    table = pd.concat([stopped, copies], ignore_index=True)
-    expected = {(m.method, m.config, m.seed) for m in runs}
-    got = set(zip(table.method, table.config, table.seed))
-    if got != expected:
-        raise ParameterError(f"the run table must hold every member once; missing {sorted(expected - got)[:3]}")
-    return table
+def run_students(task, teachers: Teachers, s: study.Study, width: int, n_train: int, n_val: int, n_test: int,
+                 config: TrainConfig, rng: Stream | int, device=None,
+                 rate_fraction: float = nl.RATE_FRACTION) -> study.StudyResult:
+    """The study ``s`` (:func:`the_study`) by the study runner: budgets checked first, each distinct run
+    trained once (one ensemble per matching and noise), stopped and selected on validation, compared."""
+    students = Students(task, teachers, width, n_train, n_val, n_test, config, as_stream(rng), device, rate_fraction)
+    return study.run_study(s, students.execute, students.group_of)
 
 
 # --------------------------------------------------------------------------- comparisons and verdicts
@@ -569,6 +594,25 @@ def selected_summary(selected: pd.DataFrame, methods: Sequence[str]) -> pd.DataF
     """Per method: the mean and 95% interval of the validation-selected test error, the gain over base
     (paired by run), the mean validation error and the configurations chosen (most often first)."""
     return protocol.summary(selected, methods, base="base")
+
+
+def results_table(selected: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """:func:`selected_summary` for the reader: test error and gain over base as ``mean [95% interval]``."""
+    return pd.DataFrame({"method": results.method,
+                         "test error [95% interval]": [format_ci(selected[selected.method == m].test_error, 4)
+                                                       for m in results.method],
+                         "gain over base [95% interval]": [f"{g:.4f} [{lo:.4f}, {hi:.4f}]" for g, lo, hi in
+                                                           results[["gain", "gain_low", "gain_high"]].to_numpy()],
+                         "validation error": results.val_error.round(4),
+                         "configurations chosen (most often first)": results.chosen})
+
+
+def lam_curve(table: pd.DataFrame, methods=(PRIMARY, "ST + noise augmentation")) -> pd.DataFrame:
+    """Test error (mean [95% interval] over runs) of ``methods`` at each fixed lam, validation-stopped."""
+    rows = table[table.method.isin(list(methods))]
+    rows = rows.assign(lam=rows.config.str.removeprefix("lam=").astype(float))
+    out = rows.groupby(["lam", "method"]).test_error.apply(lambda v: format_ci(v, 4)).unstack("method")
+    return out.reindex(columns=[m for m in methods if m in out]).rename_axis("λ").reset_index()
 
 
 def equivalent(comparison: dict, margin: float) -> bool:
@@ -614,6 +658,29 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     out = np.empty_like(p)
     out[order] = adjusted
     return out
+
+
+def control_methods(full: str) -> tuple[str, str, str, str]:
+    """The control methods' names: pre-activation and connector ST with the units and with ``full``."""
+    return "pre-activation: units", f"pre-activation: {full}", "connector: units", f"connector: {full}"
+
+
+def control_rows(full: str) -> tuple[dict[str, str], list[tuple]]:
+    """The controls' comparisons for :func:`comparison_table`, and their names by key."""
+    pre_units, pre_full, conn_units, conn_full = control_methods(full)
+    names = {"perm": "null: units over permuted units",
+             "conn": f"null: through a connector, units over {full}",
+             "pre": f"pre-activations: units over {full}",
+             "less_pre": "rotation's cost, post-ReLU minus pre-activation",
+             "less_conn": "rotation's cost, post-ReLU minus connector",
+             "direct": "units: post-ReLU over through a connector",
+             "pre_units": "units: pre-activation over post-ReLU",
+             "deep": "matched shallow units over the deep teacher"}
+    rows = [(names["perm"], (PRIMARY, "permuted units")), (names["conn"], (conn_units, conn_full)),
+            (names["pre"], (pre_units, pre_full)), (names["less_pre"], (PRIMARY, full), (pre_units, pre_full)),
+            (names["less_conn"], (PRIMARY, full), (conn_units, conn_full)), (names["direct"], (PRIMARY, conn_units)),
+            (names["pre_units"], (pre_units, PRIMARY)), (names["deep"], ("matched units", "deep"))]
+    return names, rows
 
 
 def comparison_table(selected: pd.DataFrame, rows: Sequence[tuple]) -> pd.DataFrame:
@@ -694,15 +761,25 @@ def claim_verdict(primary: dict, deep_vs_matched: dict, mechanism: str) -> str:
     return f"{head}, and {deep}. {mechanism}"
 
 
-def practice(units_vs_strongest: dict, strongest: str, pre_vs_units: dict) -> str:
-    """The chapter's advice, from the comparisons with the strongest baseline and with pre-activations."""
+def practice(families: pd.DataFrame, strongest: str, pre_vs_units: dict) -> str:
+    """The chapter's advice, from the book's families (:attr:`stlearn.study.StudyResult.comparisons`; family 1
+    against ``strongest``, in words) and the comparison of pre-activations with post-ReLU units."""
+    rows = families.set_index("method")
     text = ("Match a layer whose units the student can adopt one by one (same architecture, same layer, no "
             "mixing between teacher and student), and expect less from features that are mixtures of units, "
             "whatever the teacher's accuracy.")
     if pre_vs_units["low"] > 0:
         text += " Matching the pre-activations of those units did better still than matching them after the ReLU."
-    if units_vs_strongest["low"] <= 0:
-        found = (f"{strongest} does better than ST with the teacher's units" if units_vs_strongest["high"] < 0 else
-                 protocol.no_difference(units_vs_strongest, "ST with the teacher's units", strongest))
-        text += f" But try the simple methods first: here {found}."
+    one = rows.loc[PRIMARY]
+    if one.low <= 0:
+        found = (f"{strongest} does better than ST with the teacher's units" if one.high < 0 else
+                 protocol.no_difference(one, "ST with the teacher's units", strongest))
+        text += f" But without a noise model try the simple methods first: here {found}."
+    if "ST + noise augmentation" in rows.index:
+        both = rows.loc["ST + noise augmentation"]
+        text += protocol.by_sign(
+            both, " With a noise model, add ST to noise augmentation: ST + noise augmentation beats noise "
+            "augmentation alone here.", " With a noise model, use noise augmentation alone: adding ST made it worse "
+            "here.", " With a noise model, use noise augmentation; " + protocol.no_difference(
+                both, "ST + noise augmentation", "noise augmentation alone") + " here.")
     return text

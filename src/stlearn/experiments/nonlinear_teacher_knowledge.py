@@ -14,16 +14,19 @@ Teacher ``(k, j)`` starts from ``rng.child("teacher_init", k, j)`` and trains on
 fitted on clean reference inputs: how much of the target (``probe_r2``) and of the target's hidden units
 (``unit_r2``) is a linear function of the teacher's ``h1``.
 
-Methods, for one (student sample size, noise level) configuration; each is a set of ensemble members
-(:class:`Member`) and every tuned method has ``len(lams)`` configurations:
+Methods, for one (student sample size, noise level) condition (:func:`methods`), run by the study runner
+(:mod:`stlearn.study`); every tuned method has ``len(lams)`` configurations and lam is on the relative scale
+(``lam = 1``: feature and task terms of one size where training starts):
 
 * ``base``: the plain student, stopped on validation;
 * ``weight decay``: the grid ``decays`` (its first point, 0, is the base student);
-* ``ST, <level>``: the feature term on ``h1`` with the run's teacher of that level, ``lam`` in ``lams``
-  (the first 0: the base student, so a useless teacher can be switched off on validation);
+* ``ST`` (the most knowledgeable teacher) and ``ST, <level>``: the feature term on ``h1`` with the run's
+  teacher of that level, ``lam`` in ``lams`` (the first 0: the base student, so a useless teacher can be
+  switched off on validation);
 * ``teacher as is``: the most knowledgeable teacher applied to noisy inputs (measured, not trained);
-* ``noise augmentation``: fresh noise on the clean inputs at every step, levels ``aug_levels`` x sigma
-  (it needs the noise model, which the others do not).
+* ``noise augmentation``: fresh noise on the clean inputs at every step, levels ``aug_levels`` x sigma, and
+  ``ST + noise augmentation``: ST with the most knowledgeable teacher and fresh noise at sigma (both need
+  the noise model, which the others do not).
 """
 
 from __future__ import annotations
@@ -34,30 +37,25 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import protocol
+from .. import protocol, study
 from ..data import Task, draw, draw_members, gaussian_inputs, relu_target
 from ..losses import FrozenTeacher
 from ..models import MLP, select_members, stack_members
-from ..stats import ci_high, ci_low, mean_ci
+from ..stats import ci_high, ci_low, format_ci, mean_ci
 from ..streams import Stream
 from ..teachers import fit_teacher
 from ..train import TrainConfig, evaluate
 from ..validation import ParameterError
+from . import nonlinear as nl
 from .nonlinear import RATE_FRACTION, run_sets, teacher_config, train_at_curvature_rates, validation_samples
 
 UNTRAINED, WRONG = "untrained", "wrong target"
-SAME_INFORMATION = ("base", "weight decay", "teacher as is")  # what ST's information also allows
-NOISE_MODEL = ("noise augmentation",)
 Tensor = torch.Tensor
 
 
 def level_names(teacher_sizes) -> list[str]:
     """The knowledge levels in order: untrained, wrong target, then one per teacher sample size."""
     return [UNTRAINED, WRONG, *[f"{n} samples" for n in teacher_sizes]]
-
-
-def st_method(level: str) -> str:
-    return f"ST, {level}"
 
 
 def teacher_phrase(level: str) -> str:
@@ -67,18 +65,20 @@ def teacher_phrase(level: str) -> str:
     return f"the {level.removesuffix(' samples')}-sample teacher"
 
 
-def check_grids(lams, decays, aug_levels, teacher_sizes) -> None:
-    """Equal budgets (every tuned grid as long as ``lams``); ``lams`` and ``decays`` start at 0 (the base)."""
-    if not lams or lams[0] != 0.0 or len(lams) < 2:
-        raise ParameterError(f"lams must start with 0 (the base loss) and hold at least one ST weight; got {lams}")
+def check_grids(lams, decays, aug_levels, teacher_sizes, n_trains, sigmas, main_n_train, main_sigma) -> None:
+    """``lams`` the ST grid (0 first, increasing), ``decays`` starting at 0 (the base), the teacher sizes
+    increasing, and the main condition one of the conditions. Equal budgets: :meth:`stlearn.study.Study.budget`."""
+    study.check_lam_grid(lams)
     if not decays or decays[0] != 0.0:
         raise ParameterError(f"decays must start with 0 (the base student); got {decays}")
-    for name, grid in (("decays", decays), ("aug_levels", aug_levels)):
-        if len(grid) != len(lams):
-            raise ParameterError(f"{name} must have as many points as lams ({len(lams)}: equal tuning budgets); "
-                                 f"got {len(grid)}")
+    if not aug_levels or 1.0 not in aug_levels:
+        raise ParameterError(f"aug_levels must hold 1 (fresh noise at sigma, the level of ST + noise augmentation); "
+                             f"got {aug_levels}")
     if len(set(teacher_sizes)) != len(teacher_sizes) or list(teacher_sizes) != sorted(teacher_sizes):
         raise ParameterError(f"teacher_sizes must be increasing and distinct; got {teacher_sizes}")
+    if main_n_train not in n_trains or main_sigma not in sigmas:
+        raise ParameterError(f"main_n_train and main_sigma must be among n_trains {n_trains} and sigmas {sigmas}; "
+                             f"got {main_n_train}, {main_sigma}")
 
 
 # --------------------------------------------------------------------------- teachers
@@ -184,101 +184,136 @@ def input_probe_r2(task: Task, n_probe: int, n_ref: int, rng: Stream, ridge: flo
 # --------------------------------------------------------------------------- students
 @dataclass(frozen=True)
 class Member(protocol.Run):
-    """A run of the chapter: the protocol's knobs, whose teacher is matched and noise augmentation."""
+    """A run of the chapter: the protocol's knobs, whose teacher is matched (or applied) and noise augmentation.
 
-    level: int = 0  # whose h1 the feature term matches (ignored at lam = 0)
+    While ``lam = 0`` the teacher does nothing: ST at ``lam = 0`` with any teacher is the base run
+    (:meth:`stlearn.protocol.Run.trains_as`), trained once by the study runner.
+    """
+
+    INERT = {"lam": ("level",)}
+    level: int = 0  # whose h1 the feature term matches (the teacher as is: whose output is read)
     fresh_noise: float | None = None
 
 
-def method_grid(levels, lams, decays, aug_levels, sigma: float) -> list[dict]:
-    """Every trained (method, configuration), as :class:`Member` knobs without ``seed``.
-
-    The base student is trained once per run: it is the ``lam = 0`` point of every ST grid and the
-    ``wd = 0`` point of weight decay (:func:`run_table` copies it there), so those grids skip it.
-    """
-    grid = [dict(method="base", config="-")]
-    grid += [dict(method="weight decay", config=f"wd={w:g}", weight_decay=w) for w in decays[1:]]
-    grid += [dict(method=st_method(name), config=f"lam={l:g}", lam=l, level=j)
-             for j, name in enumerate(levels) for l in lams[1:]]
-    grid += [dict(method="noise augmentation", config=f"s={a:g}sigma", fresh_noise=a * sigma) for a in aug_levels]
-    return grid
+def st_names(levels) -> dict[str, str]:
+    """Level -> method name: ``ST`` with the most knowledgeable teacher (the study's primary ST), ``ST, <level>``
+    with the others."""
+    return {name: "ST" if name == levels[-1] else f"ST, {name}" for name in levels}
 
 
-def members(grid: list[dict], seeds) -> list[Member]:
-    return [Member(seed=int(k), **g) for g in grid for k in seeds]
+def methods(levels, lams, decays, aug_levels, sigma: float) -> tuple[study.Method, ...]:
+    """The chapter's methods at noise level ``sigma`` (module docstring): the simple methods of the same
+    information, ST with every teacher, and, with the noise model, noise augmentation at ``aug_levels`` x
+    sigma and ST + noise augmentation (the best teacher, fresh noise at sigma) over ``lams``."""
+    best = len(levels) - 1
+    lam = dict(label=lambda v: f"lam={v:g}")
+    out = [study.Method("base", ({"config": "-"},)),
+           study.grid("weight decay", "weight_decay", [float(w) for w in decays], label=lambda v: f"wd={v:g}"),
+           study.Method("teacher as is", ({"config": "-", "level": best},), measured=True)]
+    out += [study.grid(name, "lam", lams, level=j, **lam) for j, name in enumerate(st_names(levels).values())]
+    out += [study.grid("noise augmentation", "fresh_noise", [a * sigma for a in aug_levels],
+                       label=lambda v: f"s={v / sigma:g}σ", family=study.NOISE_MODEL),
+            study.grid("ST + noise augmentation", "lam", lams, level=best, fresh_noise=sigma,
+                       family=study.NOISE_MODEL, **lam)]
+    return tuple(out)
 
 
-def train_configuration(task: Task, runs: list[Member], teachers: Teachers, n_train: int, n_val: int, n_test: int,
-                        config: TrainConfig, rng: Stream, device=None, rate_fraction: float = RATE_FRACTION
-                        ) -> pd.DataFrame:
-    """Train ``runs`` at one (sample size, noise level): one ensemble with fixed noisy inputs, one with fresh noise.
+@dataclass
+class Condition:
+    """One (student sample size, noise level): how to train or measure one group of its runs.
 
     Run ``k`` trains on ``rng.child("student_data", k, n_train)`` (the noise levels share it) from
     ``rng.child("student_init", k)`` and is measured on ``rng.child("validation", k)`` and
     ``rng.child("test", k)``. The fresh noise of noise augmentation is drawn from
     ``rng.child("noise", n_train)`` (the noise levels share it, scaled). Every member trains at its own
-    curvature rate (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`). Returns the tidy
-    history with ``method``, ``config``, ``seed`` and ``rate`` columns.
+    curvature rate (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`), lam on the relative
+    scale of ``config``.
     """
-    histories = []
-    for fresh in (False, True):
-        part = [m for m in runs if (m.fresh_noise is not None) == fresh]
-        if not part:
-            continue
-        width = teachers.model.widths[1]
-        data = run_sets(task, n_train, [rng.child("student_data", m.seed, n_train) for m in part], device=device)
-        test = run_sets(task, n_test, [rng.child("test", m.seed) for m in part], label_noise=False, device=device)
-        val = validation_samples(task, n_val, rng, [m.seed for m in part], device)
-        students = MLP([task.d, width, task.d_out], members=len(part), device=device,
-                       rng=[rng.child("student_init", m.seed) for m in part])
-        result = train_at_curvature_rates(
-            students, data, replace(config, seed=rng.child("noise", n_train),
-                                    weight_decay=tuple(m.weight_decay for m in part)), rate_fraction,
-            teacher=teachers.frozen([m.level for m in part], [m.seed for m in part]), lam=[m.lam for m in part],
-            layers=["h1"], eval_sets={"test": test, "val": val},
-            member_info={k: [getattr(m, k) for m in part] for k in ("method", "config", "seed")},
-            fresh_noise=[m.fresh_noise for m in part] if fresh else None)
-        histories.append(result.history)
-    return pd.concat(histories, ignore_index=True)
+
+    task: Task  # with the condition's noise level
+    teachers: Teachers
+    n_train: int
+    n_val: int
+    n_test: int
+    config: TrainConfig
+    rng: Stream
+    device: object = None
+    rate_fraction: float = RATE_FRACTION
+
+    @staticmethod
+    def group_of(run: Member) -> str:
+        if run.method == "teacher as is":
+            return "measured"
+        return "fresh noise" if run.fresh_noise is not None else "fixed noise"
+
+    def execute(self, group: str, runs: list[Member]) -> pd.DataFrame:
+        """Train (or, the teacher as is, measure) ``runs`` as one ensemble; rows with a ``member`` column."""
+        seeds = [m.seed for m in runs]
+        teacher = self.teachers.frozen([m.level for m in runs], seeds)
+        if group == "measured":
+            return nl.teacher_rows(teacher.model, self.task, seeds, self.n_val, self.n_test, self.rng, self.device)
+        task, rng, device = self.task, self.rng, self.device
+        data = run_sets(task, self.n_train, [rng.child("student_data", k, self.n_train) for k in seeds], device=device)
+        test = run_sets(task, self.n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
+        students = MLP([task.d, self.teachers.model.widths[1], task.d_out], members=len(runs), device=device,
+                       rng=[rng.child("student_init", k) for k in seeds])
+        config = replace(self.config, seed=rng.child("noise", self.n_train),
+                         weight_decay=tuple(m.weight_decay for m in runs))
+        fresh = [m.fresh_noise for m in runs] if group == "fresh noise" else None
+        return train_at_curvature_rates(students, data, config, self.rate_fraction, teacher=teacher,
+                                        lam=[m.lam for m in runs], layers=["h1"], fresh_noise=fresh,
+                                        eval_sets={"test": test, "val": validation_samples(task, self.n_val, rng,
+                                                                                           seeds, device)}).history
 
 
-def run_table(history: pd.DataFrame, levels, lams, decays) -> pd.DataFrame:
-    """Every trained run stopped on validation (:func:`stlearn.protocol.stop_on_validation`), with its learning
-    rate, and the base student's rows copied in as the ``lam = 0`` point of each ST grid and the ``wd = 0``
-    point of weight decay."""
-    keys = ["method", "config", "seed"]
-    table = protocol.stop_on_validation(history, keys).merge(history.groupby(keys).rate.first().reset_index(),
-                                                             on=keys)
-    base = table[table.method == "base"]
-    copies = [base.assign(method="weight decay", config=f"wd={decays[0]:g}")]
-    copies += [base.assign(method=st_method(name), config=f"lam={lams[0]:g}") for name in levels]
-    table = pd.concat([table, *copies], ignore_index=True)
-    table["lam"] = np.where(table.method.str.startswith("ST, "),
-                            table.config.str.removeprefix("lam=").where(table.method.str.startswith("ST, "), "0")
-                            .astype(float), np.nan)
-    return table
+def the_study(levels, lams, decays, aug_levels, sigma: float, seeds) -> study.Study:
+    """The study of one condition: :func:`methods` on the runs ``seeds``, the three standard families."""
+    return study.Study(methods(levels, lams, decays, aug_levels, sigma), tuple(int(k) for k in seeds), Member)
 
 
-def teacher_as_is(task: Task, teachers: Teachers, level: int, n_val: int, n_test: int, rng: Stream,
-                  device=None) -> pd.DataFrame:
-    """Run ``k``'s teacher of ``level`` applied as it is to the run's noisy validation and test inputs."""
-    seeds = teachers.seeds
-    net = teachers.frozen([level] * len(seeds), seeds).model
-    val = validation_samples(task, n_val, rng, seeds, device)
-    test = run_sets(task, n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
-    v, t = evaluate(net, val)["noisy"], evaluate(net, test)["noisy"]
-    return pd.DataFrame({"method": "teacher as is", "config": "-", "seed": seeds,
-                         "val_error": v.cpu().numpy(), "test_error": t.cpu().numpy()})
+def run_condition(task: Task, teachers: Teachers, n_train: int, sigma: float, lams, decays, aug_levels, n_val: int,
+                  n_test: int, config: TrainConfig, rng: Stream, device=None,
+                  rate_fraction: float = RATE_FRACTION) -> study.StudyResult:
+    """Every method at one (student sample size, noise level), by the study runner
+    (:func:`stlearn.study.run_study`): equal budgets checked first, each distinct run trained once, stopped
+    and selected on validation, the three families compared."""
+    s = the_study(teachers.levels, lams, decays, aug_levels, sigma, teachers.seeds)
+    cond = Condition(task.with_noise(sigma), teachers, n_train, n_val, n_test, config, rng, device, rate_fraction)
+    return study.run_study(s, cond.execute, cond.group_of)
+
+
+def run_all(task: Task, teachers: Teachers, n_trains, sigmas, lams, decays, aug_levels, n_val: int, n_test: int,
+            config: TrainConfig, rng: Stream, device=None, rate_fraction: float = RATE_FRACTION) -> dict:
+    """:func:`run_condition` for every (sample size, noise level), keyed by it."""
+    return {(n, s): run_condition(task, teachers, n, s, lams, decays, aug_levels, n_val, n_test, config, rng, device,
+                                  rate_fraction) for n in n_trains for s in sigmas}
+
+
+def combined(results: dict, levels) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The conditions' run tables, selections and family comparisons, each with ``n_train`` and ``sigma``
+    columns; the tables also with each run's ``lam`` and, for ST with one teacher, its ``level`` name."""
+    level_of = {m: name for name, m in st_names(levels).items()}
+    tables, selections, families = [], [], []
+    for (n, s), r in results.items():
+        knobs = pd.DataFrame([{"method": m.method, "config": m.config, "seed": m.seed, "lam": m.lam}
+                              for m in r.study.runs()])
+        keys = dict(n_train=n, sigma=s)
+        tables.append(r.table.merge(knobs, on=["method", "config", "seed"]).assign(**keys))
+        selections.append(r.selected.assign(**keys))
+        families.append(r.comparisons.assign(**keys))
+    table = pd.concat(tables, ignore_index=True)
+    table["level"] = table.method.map(level_of)
+    return table, pd.concat(selections, ignore_index=True), pd.concat(families, ignore_index=True)
 
 
 # --------------------------------------------------------------------------- analysis
 def lambda_gains(table: pd.DataFrame, levels) -> pd.DataFrame:
     """Per (level, lam, seed): the gain of ST at that fixed lam (validation-stopped; lam not selected) over
     the base student of the same run (``gain``) and over ST with the run's untrained teacher at the same lam
-    (``over_untrained``). Positive: the teacher helps."""
+    (``over_untrained``). Positive: the teacher helps. ``table`` has the ``lam`` and ``level`` columns of
+    :func:`combined` (one condition)."""
     base = table[table.method == "base"].set_index("seed").test_error
-    rows = table[table.method.isin([st_method(n) for n in levels])].copy()
-    rows["level"] = rows.method.str.removeprefix("ST, ")
+    rows = table[table.level.isin(list(levels))].copy()
     rows["gain"] = base.reindex(rows.seed).to_numpy() - rows.test_error.to_numpy()
     untrained = rows[rows.level == UNTRAINED].set_index(["lam", "seed"]).test_error
     rows["over_untrained"] = untrained.reindex(pd.MultiIndex.from_frame(rows[["lam", "seed"]])).to_numpy() \
@@ -288,10 +323,10 @@ def lambda_gains(table: pd.DataFrame, levels) -> pd.DataFrame:
 
 def level_gains(selected: pd.DataFrame, levels) -> pd.DataFrame:
     """Per level and seed: validation-selected ST's gain over base and over ST with the untrained teacher."""
-    rows = []
+    rows, name_of = [], st_names(levels)
     for name in levels:
-        over_base = protocol.paired(selected, st_method(name), "base")
-        over_untrained = protocol.paired(selected, st_method(name), st_method(UNTRAINED))
+        over_base = protocol.paired(selected, name_of[name], "base")
+        over_untrained = protocol.paired(selected, name_of[name], name_of[UNTRAINED])
         rows += [{"level": name, "seed": k, "over_base": over_base[k], "over_untrained": over_untrained[k]}
                  for k in over_base.index]
     return pd.DataFrame(rows)
@@ -350,38 +385,7 @@ def describe_crossover(c: dict, what: str) -> str:
     return f"{what} is not resolvably different from zero for any teacher"
 
 
-# --------------------------------------------------------------------------- one condition, and all of them
-def run_condition(task: Task, teachers: Teachers, n_train: int, sigma: float, lams, decays, aug_levels, n_val: int,
-                  n_test: int, config: TrainConfig, rng: Stream, device=None,
-                  rate_fraction: float = RATE_FRACTION) -> pd.DataFrame:
-    """Every method at one (student sample size, noise level): the run table (one row per method, config, run),
-    stopped on validation, with the most knowledgeable teacher applied as it is, and the condition's columns."""
-    noisy = task.with_noise(sigma)
-    runs = members(method_grid(teachers.levels, lams, decays, aug_levels, sigma), teachers.seeds)
-    history = train_configuration(noisy, runs, teachers, n_train, n_val, n_test, config, rng, device, rate_fraction)
-    table = run_table(history, teachers.levels, lams, decays)
-    as_is = teacher_as_is(noisy, teachers, len(teachers.levels) - 1, n_val, n_test, rng, device)
-    return pd.concat([table, as_is], ignore_index=True).assign(n_train=n_train, sigma=sigma)
-
-
-def tuned_methods(levels) -> list[str]:
-    return ["weight decay", "noise augmentation", *[st_method(n) for n in levels]]
-
-
-def check_budgets(table: pd.DataFrame, levels) -> int:
-    """Every tuned method has the same number of configurations in every condition; returns it."""
-    counts = {protocol.check_equal_budgets(g, tuned_methods(levels)) for _, g in table.groupby(["n_train", "sigma"])}
-    if len(counts) != 1:
-        raise ParameterError(f"the conditions must have equal tuning budgets; got {sorted(counts)}")
-    return counts.pop()
-
-
-def select_all(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`stlearn.protocol.select` in each condition (validation only)."""
-    return pd.concat([protocol.select(g.drop(columns=["n_train", "sigma"])).assign(n_train=n, sigma=s)
-                      for (n, s), g in table.groupby(["n_train", "sigma"])], ignore_index=True)
-
-
+# --------------------------------------------------------------------------- pooled over the conditions
 def all_level_gains(selected: pd.DataFrame, levels) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`level_gains` per condition, plus the ``pooled`` rows: per run, the mean over the conditions."""
     per = pd.concat([level_gains(g, levels).assign(n_train=n, sigma=s)
@@ -404,45 +408,6 @@ def all_lambda_gains(table: pd.DataFrame, levels) -> tuple[pd.DataFrame, pd.Data
     return per, pool(per, ["level", "lam"], ["gain", "over_untrained"])
 
 
-def comparisons(selected: pd.DataFrame, method: str, reference: str) -> pd.DataFrame:
-    """``protocol.compare(method, reference)`` in each condition, and pooled (per run, mean over conditions)."""
-    rows = []
-    for (n, s), g in selected.groupby(["n_train", "sigma"]):
-        rows.append({"n_train": n, "sigma": s, **protocol.compare(g, method, reference)})
-    diffs = pd.concat([protocol.paired(g, method, reference).rename("d").reset_index()
-                       for _, g in selected.groupby(["n_train", "sigma"])])
-    rows.append({"n_train": "pooled", "sigma": "pooled", **interval(diffs.groupby("seed").d.mean())})
-    return pd.DataFrame(rows)
-
-
-def against_strongest(selected: pd.DataFrame, method: str, candidates) -> pd.DataFrame:
-    """Per condition: the strongest of ``candidates`` on validation, and the paired gain of ``method`` over it;
-    the last row (``pooled``) is the gain over each condition's strongest, per run the mean over the conditions."""
-    rows, diffs = [], []
-    for (n, s), g in selected.groupby(["n_train", "sigma"]):
-        best = protocol.strongest(g, candidates)
-        rows.append({"n_train": n, "sigma": s, "strongest": best, **protocol.compare(g, method, best)})
-        diffs.append(protocol.paired(g, method, best).rename("d").reset_index())
-    pooled = interval(pd.concat(diffs).groupby("seed").d.mean())
-    return pd.DataFrame([*rows, {"n_train": "pooled", "sigma": "pooled", "strongest": "per condition", **pooled}])
-
-
-def where_beaten(rows: pd.DataFrame, method: str) -> str:
-    """Words: in which conditions the reference of each row matches or beats ``method`` (from the intervals)."""
-    rows = rows[rows.n_train != "pooled"]
-    beats = [f"n = {r.n_train}, σ = {r.sigma:g} ({r.strongest})" for r in rows.itertuples() if r.high < 0]
-    ties = [f"n = {r.n_train}, σ = {r.sigma:g} ({r.strongest})" for r in rows.itertuples() if r.low <= 0 <= r.high]
-    wins = [f"n = {r.n_train}, σ = {r.sigma:g}" for r in rows.itertuples() if r.low > 0]
-    parts = []
-    if beats:
-        parts.append(f"a simple method beats {method} at {'; '.join(beats)}")
-    if ties:
-        parts.append(f"no resolvable difference between {method} and a simple method at {'; '.join(ties)}")
-    if wins:
-        parts.append(f"{method} beats the strongest simple method at {'; '.join(wins)}")
-    return "; ".join(parts)
-
-
 def knowledge_summary(know: pd.DataFrame) -> pd.DataFrame:
     """Per level: mean and 95% interval over the runs' teachers of each knowledge measure."""
     know = know.assign(unexplained=1 - know.probe_r2)
@@ -454,6 +419,47 @@ def knowledge_summary(know: pd.DataFrame) -> pd.DataFrame:
             row.update({c: m, f"{c}_low": lo, f"{c}_high": hi})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def knowledge_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`knowledge_summary` for the reader: per level, each measure as ``mean [95% interval]``."""
+    return pd.DataFrame({"level": summary.level} | {
+        name: [f"{m:.4f} [{lo:.4f}, {hi:.4f}]" for m, lo, hi in
+               zip(summary[c], summary[f"{c}_low"], summary[f"{c}_high"])]
+        for name, c in [("clean test error", "clean_error"), ("h1 probe: unexplained", "unexplained"),
+                        ("hidden-unit probe R2", "unit_r2")]})
+
+
+def error_table(selected: pd.DataFrame, methods) -> pd.DataFrame:
+    """Test error (mean [95% interval] over runs) of each method's selected runs, one column per condition."""
+    errors = (selected.groupby(["method", "n_train", "sigma"]).test_error.apply(lambda v: format_ci(v, 4))
+              .unstack(["n_train", "sigma"]).reindex(list(methods)))
+    errors.columns = [f"n={n}, σ={s:g}" for n, s in errors.columns]
+    return errors.rename_axis("method")
+
+
+def level_tables(level_per: pd.DataFrame, level_pooled: pd.DataFrame, levels) -> dict[str, pd.DataFrame]:
+    """The gains of validation-selected ST with each teacher, over the base student and over ST with the
+    untrained teacher: per condition and pooled, ``mean [95% interval]``, keyed by a caption."""
+    groups = [(f"n={n}, σ={s:g}", g) for (n, s), g in level_per.groupby(["n_train", "sigma"])]
+    groups.append(("pooled", level_pooled))
+    out = {}
+    for column, what in (("over_base", "over the base student"), ("over_untrained", "over ST with the untrained "
+                                                                                     "teacher")):
+        shown = pd.DataFrame({name: [format_ci(g[g.level == l][column], 4) for l in levels] for name, g in groups},
+                             index=pd.Index(list(levels), name="teacher"))
+        out[f"gain of validation-selected ST {what}"] = shown
+    return out
+
+
+def half_widths(level_per: pd.DataFrame, level_pooled: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Half-widths of the 95% intervals of the trained teachers' gains over the untrained one: per condition
+    and level, and pooled per level (how small a difference the search resolves)."""
+    def half(v):
+        return (ci_high(v) - ci_low(v)) / 2
+    per = level_per[level_per.level != UNTRAINED].groupby(["n_train", "sigma", "level"]).over_untrained.agg(half)
+    pooled = level_pooled[level_pooled.level != UNTRAINED].groupby("level").over_untrained.agg(half)
+    return per, pooled
 
 
 def sign_pattern(gains: pd.DataFrame, column: str, order) -> str:
@@ -550,28 +556,70 @@ def _hurting(gains: pd.DataFrame, column: str, by_lam: bool = False) -> list[str
     return found
 
 
-def practice(simple: pd.DataFrame, augmented: pd.DataFrame, primary: dict, best: str) -> str:
-    """The chapter's advice, from the comparisons with the simple methods and the primary comparison."""
-    simple = simple[simple.n_train != "pooled"]
-    beaten, matched = int((simple.high < 0).sum()), int(((simple.low <= 0) & (simple.high >= 0)).sum())
-    conditions = len(simple)
+def counted(families: pd.DataFrame, method: str) -> dict[str, int]:
+    """Over the conditions, how often ``method``'s comparison in ``families`` (:func:`combined`) is won, lost
+    or unresolved: ``{"wins", "losses", "ties", "of"}``."""
+    rows = families[families.method == method]
+    return {"wins": int((rows.low > 0).sum()), "losses": int((rows.high < 0).sum()),
+            "ties": int(((rows.low <= 0) & (rows.high >= 0)).sum()), "of": len(rows)}
+
+
+def count_words(families: pd.DataFrame, method: str, reference: str) -> str:
+    """Words for :func:`counted`: in how many conditions ``method`` beats ``reference``, loses, or neither."""
+    c = counted(families, method)
+    return (f"{method} beats {reference} in {c['wins']} of the {c['of']} conditions, {reference} beats it in "
+            f"{c['losses']}, and in {c['ties']} there is no resolvable difference")
+
+
+def practice(families: pd.DataFrame, primary: dict, best: str) -> str:
+    """The chapter's advice, from the three families in every condition (:func:`combined`) and the primary
+    comparison of teachers."""
     who = f"ST with {teacher_phrase(best)}"
-    if beaten + matched == conditions:
-        head = (f"Try the simple methods first: in {beaten} of the {conditions} conditions one of them beats {who}"
-                + (f", and in the other {matched} there is no resolvable difference from one of them." if matched
-                   else "."))
+    one, aug, both = (counted(families, m) for m in ("ST", "noise augmentation", "ST + noise augmentation"))
+    if one["wins"] == 0:
+        head = (f"Without a noise model, try the simple methods first: the strongest of them on validation beats "
+                f"{who} in {one['losses']} of the {one['of']} conditions"
+                + (f", and in the other {one['ties']} there is no resolvable difference." if one["ties"] else "."))
     else:
-        head = (f"{who} beats the strongest simple method of the same information in "
-                f"{conditions - beaten - matched} of the {conditions} conditions.")
-    pooled = augmented[augmented.n_train == "pooled"].iloc[0]
-    aug = (f" Where a noise model exists, noise augmentation beats {who} too." if pooled.high < 0 else "")
+        head = (f"Without a noise model, {who} beats the strongest simple method of the same information in "
+                f"{one['wins']} of the {one['of']} conditions (and loses to it in {one['losses']}).")
+    text = head
+    if aug["of"]:
+        text += (f" With a noise model, noise augmentation beats the strongest method without one in "
+                 f"{aug['wins']} of the {aug['of']} conditions")
+        if both["wins"]:
+            text += (f", and ST complements it: ST + noise augmentation beats noise augmentation in {both['wins']} "
+                     f"of the {both['of']} conditions (worse in {both['losses']}).")
+        else:
+            text += (f"; adding ST to it beats it in no condition (worse in {both['losses']} of the {both['of']}, "
+                     "no resolvable difference in the others).")
     if primary["low"] > 0:
-        teacher = (" If ST is used, a teacher that knows the target is worth having (it beats a random one), and "
-                   "λ should be chosen on a labelled validation set, 0 included.")
+        text += (" If ST is used, a teacher that knows the target is worth having (it beats a random one), and "
+                 "λ should be chosen on a labelled validation set, 0 included.")
     else:
-        teacher = (" If ST is used: " + protocol.no_difference(primary, "a knowledgeable teacher", "a random one")
-                   + " here; choose λ on a labelled validation set, 0 included.")
-    return head + aug + teacher
+        text += (" If ST is used: " + protocol.no_difference(primary, "a knowledgeable teacher", "a random one")
+                 + " here; choose λ on a labelled validation set, 0 included.")
+    return text
+
+
+def family_rows(families: pd.DataFrame) -> pd.DataFrame:
+    """The families per condition, for the reader: family, comparison, condition, gain [95% interval]."""
+    return pd.DataFrame({"family": families.family, "comparison": families.method + " vs " + families.reference,
+                         "condition": [f"n = {n}, σ = {s:g}" for n, s in zip(families.n_train, families.sigma)],
+                         "gain [95% interval]": [protocol.interval_text(r) for r in families.to_dict("records")]})
+
+
+def lam_curve(table: pd.DataFrame, methods=("ST", "ST + noise augmentation")) -> pd.DataFrame:
+    """Test error (mean [95% interval] over runs) of ``methods`` at each fixed lam, validation-stopped."""
+    rows = table[table.method.isin(list(methods))]
+    out = rows.groupby(["lam", "method"]).test_error.apply(lambda v: format_ci(v, 4)).unstack("method")
+    return out.reindex(columns=list(methods)).rename_axis("λ").reset_index()
+
+
+def chosen_lams(selected: pd.DataFrame, method: str = "ST") -> pd.Series:
+    """How often each lam was selected for ``method`` (over runs and conditions), most often first."""
+    picked = selected[selected.method == method].config.str.removeprefix("lam=").astype(float)
+    return picked.value_counts()
 
 
 def pool_by(per: pd.DataFrame, by: str, columns) -> pd.DataFrame:
