@@ -122,7 +122,9 @@ class TrainConfig:
     or one per ensemble member (a tuple), so that a grid of decays trains as one ensemble.
     ``feature_scale`` says what ``lam`` means (:data:`stlearn.losses.FEATURE_SCALES`): ``"sum"``, the
     weight of the feature term as written; ``"relative"``, a ratio to the task term (``lam = 1``: the two
-    terms of one size where training starts; :func:`stlearn.losses.feature_weight`).
+    terms of one size where training starts; :func:`stlearn.losses.feature_weight`). With
+    ``clean_metrics=False`` the eval sets are scored on their noisy inputs only (no ``{name}_clean`` columns):
+    a study that selects and reports on noisy inputs saves a forward pass per set and log point.
     """
 
     steps: int = 1000
@@ -140,6 +142,7 @@ class TrainConfig:
     progress: bool = True
     fast: bool = True
     feature_scale: str = "sum"
+    clean_metrics: bool = True
 
     def __post_init__(self):
         check_int("steps", self.steps, low=1)
@@ -159,8 +162,9 @@ class TrainConfig:
         if self.patience is not None:
             check_int("patience", self.patience, low=1)
         as_stream(self.seed, "seed")
-        if not isinstance(self.fast, bool):
-            raise ParameterError(f"fast must be True or False; got {self.fast!r}")
+        for name in ("fast", "clean_metrics"):
+            if not isinstance(getattr(self, name), bool):
+                raise ParameterError(f"{name} must be True or False; got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -186,14 +190,15 @@ def _as_member_tensor(name: str, value, members: int | None, like: Tensor) -> Te
 
 
 @torch.no_grad()
-def evaluate(model: FeatureNet, samples: Samples, task: str = "mse") -> dict[str, Tensor]:
-    """Test error on noisy and on clean inputs, per member.
+def evaluate(model: FeatureNet, samples: Samples, task: str = "mse",
+             kinds: Sequence[str] = ("noisy", "clean")) -> dict[str, Tensor]:
+    """Test error on noisy and on clean inputs (``kinds``), per member.
 
     Regression: mean squared distance ``mean_i ||f(x) - y_i||^2``.
     Classification: the misclassification rate.
     """
     out = {}
-    for kind in ("noisy", "clean"):
+    for kind in kinds:
         pred = model(getattr(samples, kind))
         if task == "mse":
             out[kind] = (pred - samples.y).pow(2).sum(-1).mean(-1)
@@ -498,14 +503,17 @@ def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, div
     output, feats = model(data.noisy, return_features=True)
     terms = student_teacher_loss(output, feats, data.y, teacher_feats, lam_t, layers, config.task)
     diverged.check(terms["total"], step)
-    return log_rows(model, {f"train_{k}": v for k, v in terms.items()}, eval_sets, config.task, step)
+    return log_rows(model, {f"train_{k}": v for k, v in terms.items()}, eval_sets, config.task, step,
+                    ("noisy", "clean") if config.clean_metrics else ("noisy",))
 
 
-def log_rows(model, metrics: dict[str, Tensor], eval_sets: Mapping[str, Samples], task: str, step: int) -> list[dict]:
-    """One history row per member: ``metrics`` plus each eval set's ``{name}_noisy`` and ``{name}_clean`` errors."""
+def log_rows(model, metrics: dict[str, Tensor], eval_sets: Mapping[str, Samples], task: str, step: int,
+             kinds: Sequence[str] = ("noisy", "clean")) -> list[dict]:
+    """One history row per member: ``metrics`` plus each eval set's ``{name}_noisy`` and ``{name}_clean`` errors
+    (those of ``kinds``)."""
     metrics = dict(metrics)
     for name, samples in eval_sets.items():
-        for kind, value in evaluate(model, samples, task).items():
+        for kind, value in evaluate(model, samples, task, kinds).items():
             metrics[f"{name}_{kind}"] = value
     members = getattr(model, "members", None) or 1
     values = {k: v.detach().reshape(-1).expand(members).cpu().numpy() for k, v in metrics.items()}

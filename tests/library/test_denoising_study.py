@@ -33,12 +33,10 @@ def test_lam_zero_trains_as_base_whatever_its_teacher_and_layer():
 
 def test_grids_are_checked_before_any_computation():
     with pytest.raises(st.ParameterError, match="weight_decays"):
-        dn.primary_study(25.0, [0, 1], [0.0, 0.1, 1.0], [0.0, 0.01], 0.01)
+        dn.primary_study(25.0, [0, 1], [0.0, 0.1, 1.0], [0.0, 0.01])
     with pytest.raises(st.ParameterError, match="lams must start with 0"):
-        dn.primary_study(25.0, [0, 1], [0.1, 1.0], [0.0, 0.01], 0.01)
-    with pytest.raises(st.ParameterError, match="st_weight_decay"):
-        dn.primary_study(25.0, [0, 1], [0.0, 1.0], [0.0, 0.01], 0.0)
-    s = dn.primary_study(25.0, [0, 1], [0.0, 1.0], [0.0, 0.01], 0.01, factor_lam=1.0, from_teacher=True)
+        dn.primary_study(25.0, [0, 1], [0.1, 1.0], [0.0, 0.01])
+    s = dn.primary_study(25.0, [0, 1], [0.0, 1.0], [0.0, 0.01], factor_lam=1.0, from_teacher=True)
     assert s.budget() == 2
     fams = {(c.family, c.method) for c in s.comparisons}
     assert (study.COMPLEMENT, "ST from the teacher's weights") in fams
@@ -56,7 +54,7 @@ def test_member_noise_is_the_chapter_noise_of_each_run():
 
 def test_the_study_runs_every_family_with_psnr_errors(tiny):
     data, rng, cfg, teachers = tiny
-    s = dn.primary_study(25.0, [0, 1], [0.0, 1.0], [0.0, 0.01], 0.01, factor_lam=1.0, from_teacher=True)
+    s = dn.primary_study(25.0, [0, 1], [0.0, 1.0], [0.0, 0.01], factor_lam=1.0, from_teacher=True)
     execute = dn.Execute(data, rng, teachers, 4, 2, cfg)
     result = study.run_study(s, execute, dn.group_of)
     assert len(result.table) == len(s.runs()) and np.isfinite(result.table.val_error).all()

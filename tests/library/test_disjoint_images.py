@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stlearn import streams
 from stlearn.experiments import classification as cl
 from stlearn.streams import Stream
 from stlearn.train import TrainConfig
@@ -47,28 +46,7 @@ def _config(steps=2):
                        progress=False)
 
 
-@pytest.mark.parametrize("dataset, inputs", [("digits", 64), ("mnist1d", 40)])
-def test_disjoint_sets_of_a_chapter_run(dataset, inputs, teacher_inputs):
-    """The sets drawn by the helpers the chapters call, a whole (tiny) run of every method included."""
-    streams.audit()
-    rng = Stream(3)
-    factory = cl.mlp_factory(inputs, [8])
-    data = cl.run_splits(dataset, N_TRAIN, N_VAL, 0.3, rng, SEEDS)
-    grids = cl.Grids([0.0, 1.0], ["h1"], [0.0, 0.01], [1.0, 2.0], [0.5], [4.0], [4, 8])
-    out = cl.run_architecture(factory, data, rng, SEEDS, 0.3, grids, [0, 1, 2], ["untrained", "brief"],
-                              _config(), _config(1))
-    assert set(out.selected.seed) == set(SEEDS) and set(cl.SIMPLE) <= set(out.selected.method)
-    assert streams.assert_disjoint() == 3 * len(SEEDS)  # a split (train, validation, test) per run
-
-    assert len(teacher_inputs) == 2  # the staged training of the teachers (levels 1 and 2)
-    for i, _ in enumerate(SEEDS):
-        train, val, test = (rows(getattr(data, part).clean[i]) for part in ("train", "val", "test"))
-        assert (len(train), len(val)) == (N_TRAIN, N_VAL)
-        assert not train & val and not train & test and not val & test
-        for seen in teacher_inputs:
-            teacher = rows(seen[i])
-            assert teacher == train, "run k's teacher trains on run k's clean training inputs, by design"
-    assert rows(data.train.clean[0]) != rows(data.train.clean[1])  # each run its own split
+# the sets of a whole chapter run on the study runner: tests/library/test_classification_disjoint.py
 
 
 def test_stream_roles_are_independent():

@@ -1,6 +1,9 @@
-"""Classification of noisy real inputs under the protocol: the chapters "Real images" and "MNIST-1D".
+"""Classification of noisy real inputs on the study runner: the chapters "Real images" and "MNIST-1D".
 
-One module for both chapters (``CONTRIBUTING.md``, the experiments protocol; :mod:`stlearn.protocol`).
+One module for both chapters (``CONTRIBUTING.md``, the experiments protocol). The methods, their grids,
+the equal budgets, the shared runs, the selection on validation and the three families of comparisons
+are :mod:`stlearn.study`'s; this module says only how to train or measure one group of runs
+(:class:`Executor`) and reads the chapter-specific results (training length, knowledge, lambda).
 
 **Runs.** Run ``k`` (the ``seed`` column) has its own stratified train/validation/test split of the
 dataset (``rng.child("split", k)``), its own pixel noise (``rng.child("noise", k)``, one child stream
@@ -14,23 +17,28 @@ noise of augmentation come from ``rng.child("batch")``.
 ``teacher_steps[j]`` Adam steps (0: the untrained teacher), in stages, each level continuing from the
 one before (a fresh optimizer per stage).
 
-**Methods.** One grid per tuned method, each with the same number of configurations
-(:func:`method_grid`); every trained run is read at its step of lowest noisy validation error
-(:func:`stlearn.protocol.stop_on_validation`):
+**Methods** (:func:`methods`; every tuned one has ``len(lams)`` configurations, the study's budget;
+every trained run is read at its step of lowest noisy validation error). Family 1, the same
+information (the fixed noisy/clean pairs and the teacher):
 
 * ``base``: cross-entropy on the noisy training inputs (stopping only);
-* ``weight decay``: the same with L2 weight decay;
-* ``noise augmentation``: the clean training inputs with fresh noise at every step (needs the noise model);
+* ``weight decay``: the same with L2 weight decay (grid ``decays``);
 * ``logit distillation``: cross-entropy mixed with the KL divergence to the clean teacher's softened
   outputs (weight ``alpha``, temperature ``T``; ``alpha = 0`` is the base loss);
+* ``teacher as is``: the clean teacher on noisy inputs (measured, no configuration);
 * ``denoise-then-teacher``: a PCA denoiser fitted on run ``k``'s clean training inputs (the
-  projection on their top ``r`` principal components), then the clean teacher; nothing is trained;
-* ``teacher as is``: the clean teacher on noisy inputs (no configuration);
-* ``ST``: cross-entropy plus ``lam`` times the feature term on one hidden layer, ``(lam, layer)``
-  chosen on validation (``lam = 0`` is the base loss); ``ST, <level> teacher`` the same with a
-  teacher of another knowledge level.
+  projection on their top ``r`` principal components), then the clean teacher (measured, grid ``ranks``);
+* ``fine-tuned teacher``: the full teacher's weights trained on with the base loss on the noisy
+  inputs (stopping only);
+* ``ST``: cross-entropy plus ``lam`` times the feature term on the matched hidden layer (``lam`` on the
+  relative scale of :mod:`stlearn.losses`; ``lam = 0`` is the base loss).
 
-Members of one input regime and matched layer train as one ensemble (:func:`train_methods`).
+Family 2, ST as a complement: ``ST + weight decay`` (the lam grid at the decay weight decay chose in the run)
+and ``ST from the teacher's weights`` (the lam grid from the fine-tuned teacher's start). Family 3,
+with a noise model: ``noise augmentation`` (the clean training inputs with fresh noise at every step,
+grid ``aug_levels`` times sigma) and ``ST + noise augmentation`` (the lam grid at the fresh-noise
+level augmentation chose in the run). Secondary: ``ST, <level> teacher``, ST with a teacher of less
+knowledge.
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import protocol
+from .. import protocol, study
 from ..conv import ConvNet
 from ..data import Samples
 from ..datasets import CLASSES, LabelledSplit, labelled
@@ -56,19 +64,22 @@ from ..train import TrainConfig, evaluate, train
 from ..validation import ParameterError
 
 ModelFactory = Callable[..., nn.Module]
-SIMPLE = ("base", "weight decay", "noise augmentation", "teacher as is", "logit distillation",
-          "denoise-then-teacher")  # the baselines: no feature term
+MEASURED = ("teacher as is", "denoise-then-teacher")  # applied, not trained
 
 
 @dataclass(frozen=True)
 class Member(protocol.Run):
-    """One run of one method: the protocol's knobs and these."""
+    """One run of one method: the protocol's knobs and these (each inert at its default)."""
 
-    layer: str = ""  # ST: the matched hidden layer ("" without a feature term)
+    INERT = {"lam": ("layer", "level"), "alpha": ("temperature",)}
+
+    layer: str = ""  # ST: the matched hidden layer
     level: int = -1  # ST: the knowledge level of the teacher (-1: the full teacher, the last level)
     fresh_noise: float | None = None  # noise augmentation: the level of the fresh noise
     alpha: float = 0.0  # logit distillation: weight of the KL term
     temperature: float = 1.0  # logit distillation: temperature
+    init: str = "own"  # the student's start: "own" (run k's student init) or "teacher" (the full teacher's weights)
+    rank: int = 0  # denoise-then-teacher: the PCA rank
 
 
 # ----------------------------------------------------------------------------------------- models
@@ -137,152 +148,153 @@ def clean_accuracy(teachers: Sequence[nn.Module], data: LabelledSplit) -> list[n
     return [1 - evaluate(t, data.test, "ce")["clean"].cpu().numpy() for t in teachers]
 
 
-# ------------------------------------------------------------------------------------------ grids
-def check_grids(lams: Sequence[float], layers: Sequence[str], decays, aug_levels, alphas, temperatures,
-                ranks) -> int:
-    """Equal budgets: every tuned method has ``1 + (len(lams) - 1) * len(layers)`` configurations.
-
-    ``lams`` starts with 0 (the base loss, matched nowhere); the distillation grid is ``alpha = 0``
-    plus ``alphas x temperatures``, so ``len(alphas) * len(temperatures)`` must equal
-    ``(len(lams) - 1) * len(layers)``. Returns the budget.
-    """
-    if len(lams) < 2 or lams[0] != 0.0 or any(l <= 0 for l in lams[1:]):
-        raise ParameterError(f"lams must start with 0 (the base loss) and then hold ST weights > 0; got {lams}")
-    if not layers:
-        raise ParameterError("layers must name at least one hidden layer to match; got []")
-    budget = 1 + (len(lams) - 1) * len(layers)
-    for name, grid in (("decays", decays), ("aug_levels", aug_levels), ("ranks", ranks)):
-        if len(grid) != budget:
-            raise ParameterError(f"{name} must have {budget} points (the ST grid's, equal tuning budgets); "
-                                 f"got {len(grid)}")
+# ------------------------------------------------------------------------------------------ methods
+def check_grids(lams: Sequence[float], decays, aug_levels, alphas, temperatures, ranks) -> int:
+    """Equal budgets, named by parameter before any computation: every tuned method has ``len(lams)``
+    configurations (``lams`` starts with 0, the base loss; distillation has ``alpha = 0`` and
+    ``alphas x temperatures``). Returns the budget."""
+    lams = study.check_lam_grid(lams)
+    budget = len(lams)
+    for name, values in (("decays", decays), ("aug_levels", aug_levels), ("ranks", ranks)):
+        if len(values) != budget:
+            raise ParameterError(f"{name} must have {budget} points (the lam grid's, equal tuning budgets); "
+                                 f"got {len(values)}")
     if 1 + len(alphas) * len(temperatures) != budget:
         raise ParameterError(f"1 + len(alphas) * len(temperatures) must be {budget} (equal tuning budgets); "
                              f"got {1 + len(alphas) * len(temperatures)}")
     return budget
 
 
-def st_grid(method: str, lams, layers, level: int = -1) -> list[dict]:
-    grid = [dict(method=method, config="lam=0", level=level)]
-    return grid + [dict(method=method, config=f"lam={l:g} {h}", lam=l, layer=h, level=level)
-                   for h in layers for l in lams[1:]]
+@dataclass(frozen=True)
+class Grids:
+    """The methods' settings: the grids (equal budgets, :func:`check_grids`), the matched ``layer`` and the names
+    of the lower knowledge levels (``ST, <name> teacher``; may be empty). ST + weight decay and ST + noise
+    augmentation tune lam at the decay and the noise level their partner chose in the run
+    (:attr:`stlearn.study.Method.follows`)."""
+
+    lams: Sequence[float]
+    layer: str
+    decays: Sequence[float]
+    aug_levels: Sequence[float]
+    alphas: Sequence[float]
+    temperatures: Sequence[float]
+    ranks: Sequence[int]
+    levels: Sequence[str] = ()
+
+    def check(self) -> int:
+        return check_grids(self.lams, self.decays, self.aug_levels, self.alphas, self.temperatures, self.ranks)
 
 
-def method_grid(lams, layers, decays, aug_levels, alphas, temperatures, sigma: float,
-                levels: Sequence[str] = ()) -> list[dict]:
-    """Every trained (method, configuration) as :class:`Member` knobs (without ``seed``).
-
-    ``levels`` names the teachers of lower knowledge (all but the last, full teacher), for the
-    methods ``ST, <name> teacher``.
-    """
-    grid = [dict(method="base", config="-")]
-    grid += [dict(method="weight decay", config=f"wd={w:g}", weight_decay=w) for w in decays]
-    grid += [dict(method="noise augmentation", config=f"s={a:g}sigma", fresh_noise=a * sigma) for a in aug_levels]
-    grid += [dict(method="logit distillation", config="alpha=0")]
-    grid += [dict(method="logit distillation", config=f"alpha={a:g} T={t:g}", alpha=a, temperature=t)
-             for a in alphas for t in temperatures]
-    grid += st_grid("ST", lams, layers)
-    for j, name in enumerate(levels):
-        grid += st_grid(f"ST, {name} teacher", lams, layers, level=j)
-    return grid
+def lam_label(lam: float) -> str:
+    return f"lam={lam:g}"
 
 
-def members(grid: list[dict], seeds) -> list[Member]:
-    return [Member(seed=int(k), **g) for g in grid for k in seeds]
+def noise_label(level: float) -> str:
+    return f"s={level:g}sigma"
 
 
-def knobs(m: Member) -> tuple:
-    """What a member trains with: members of equal knobs are one run (ST at lam = 0 is the base student)."""
-    kd = (m.alpha, m.temperature) if m.alpha > 0 else (0.0, 1.0)
-    return (m.seed, m.lam, m.layer if m.lam > 0 else "", m.level if m.lam > 0 else -1, m.weight_decay,
-            m.fresh_noise, *kd)
+def methods(grids: Grids, sigma: float) -> tuple[study.Method, ...]:
+    """Every method of a chapter (see the module's docstring), the families' names."""
+    grids.check()
+    lams, layer = list(grids.lams), grids.layer
+    st = dict(label=lam_label, layer=layer)
+    out = [study.Method("base", ({"config": "-"},)),
+           study.grid("weight decay", "weight_decay", grids.decays, label=lambda w: f"wd={w:g}"),
+           study.Method("logit distillation", ({"config": "alpha=0"}, *(
+               {"config": f"alpha={a:g} T={t:g}", "alpha": a, "temperature": t}
+               for a in grids.alphas for t in grids.temperatures))),
+           study.Method("teacher as is", ({"config": "-"},), measured=True),
+           study.Method("denoise-then-teacher", tuple({"config": f"rank={r}", "rank": int(r)} for r in grids.ranks),
+                        measured=True),
+           study.Method("fine-tuned teacher", ({"config": "-", "init": "teacher"},)),
+           study.grid("ST", "lam", lams, **st),
+           study.grid("ST + weight decay", "lam", lams, follows="weight decay", inherits=["weight_decay"], **st),
+           study.grid("ST from the teacher's weights", "lam", lams, init="teacher", **st),
+           study.Method("noise augmentation", tuple({"config": noise_label(a), "fresh_noise": a * sigma}
+                                                    for a in grids.aug_levels), family=study.NOISE_MODEL),
+           study.grid("ST + noise augmentation", "lam", lams, fresh_noise=sigma, family=study.NOISE_MODEL,
+                      follows="noise augmentation", inherits=["fresh_noise"], **st)]
+    out += [study.grid(f"ST, {name} teacher", "lam", lams, level=j, **st) for j, name in enumerate(grids.levels)]
+    return tuple(out)
 
 
-def regime(m: Member) -> tuple:
-    """The ensemble a member trains in: its input regime, loss and matched layer."""
-    if m.alpha > 0:
+def group_of(run: Member) -> tuple[str, str]:
+    """The ensemble a run trains in: measured, distillation, or fixed/fresh-noise inputs with its matched layer.
+
+    Depends only on what the run trains with (:meth:`stlearn.protocol.Run.trains_as`), so shared runs agree."""
+    if run.method in MEASURED:
+        return ("measured", "")
+    if run.alpha > 0:
         return ("distillation", "")
-    if m.fresh_noise is not None:
-        return ("augmentation", "")
-    return ("fixed", m.layer if m.lam > 0 else "")
+    return ("augmentation" if run.fresh_noise is not None else "fixed", run.layer if run.lam > 0 else "")
 
 
 # ---------------------------------------------------------------------------------------- training
-@dataclass
-class Trained:
-    """The ensembles of one architecture and every run's history (a row set per :class:`Member`)."""
+class Executor:
+    """Trains (or measures) one group of runs for :func:`stlearn.study.run_study`.
 
-    models: dict  # regime -> trained ensemble
-    member_of: dict  # Member -> (regime, member index)
-    history: pd.DataFrame
-
-
-def train_methods(factory: ModelFactory, runs: Sequence[Member], teachers: Sequence[nn.Module],
-                  data: LabelledSplit, rng: Stream, seeds: Sequence[int], config: TrainConfig,
-                  device=None) -> Trained:
-    """Train every distinct run (:func:`knobs`) once, one ensemble per :func:`regime`.
-
-    ``teachers`` are the knowledge levels of :func:`fit_teachers` (the last is the full teacher).
+    Every member of a group is one member of a vectorized ensemble: its run's training set, validation
+    and test sets, student initialization (or the full teacher's weights, ``init="teacher"``), teacher
+    (its knowledge level) and knobs. Returns the group's history (or the measured rows) and the
+    trained ensemble.
     """
-    slot = {k: i for i, k in enumerate(seeds)}
-    groups: dict[tuple, list[tuple]] = {}
-    reps: dict[tuple, Member] = {}
-    for m in runs:
-        key = knobs(m)
-        if key not in reps:
-            reps[key] = m
-            groups.setdefault(regime(m), []).append(key)
-    models, where, histories = {}, {}, []
-    for reg, keys in groups.items():
-        rep = [reps[key] for key in keys]
-        index = [slot[m.seed] for m in rep]
-        student = factory(members=len(rep), rng=[rng.child("student_init", m.seed) for m in rep], device=device)
-        sets = {"test": pick(data.test, index), "val": pick(data.val, index)}
-        train_data = pick(data.train, index)
-        levels = [len(teachers) - 1 if m.level < 0 else m.level for m in rep]
-        teacher = FrozenTeacher(gather(factory, teachers, list(zip(levels, index)), device))
-        cfg = replace(config, weight_decay=tuple(m.weight_decay for m in rep))
-        if reg[0] == "distillation":
-            history = train_distilled(student, train_data, teacher, alpha=[m.alpha for m in rep],
-                                      temperature=[m.temperature for m in rep], config=replace(config),
+
+    def __init__(self, factory: ModelFactory, data: LabelledSplit, teachers: Sequence[nn.Module], rng: Stream,
+                 seeds: Sequence[int], config: TrainConfig, device=None):
+        self.factory, self.data, self.teachers, self.rng, self.config, self.device = (factory, data, list(teachers),
+                                                                                      rng, config, device)
+        self.slot = {int(k): i for i, k in enumerate(seeds)}
+
+    def __call__(self, group: tuple[str, str], runs: Sequence[Member]):
+        kind, layer = group
+        index = [self.slot[r.seed] for r in runs]
+        if kind == "measured":
+            return measure(self.teachers[-1], self.data, runs, index)
+        student = self.student(runs, index)
+        sets = {"test": pick(self.data.test, index), "val": pick(self.data.val, index)}
+        levels = [len(self.teachers) - 1 if r.level < 0 else r.level for r in runs]
+        teacher = FrozenTeacher(gather(self.factory, self.teachers, list(zip(levels, index)), self.device))
+        if kind == "distillation":
+            history = train_distilled(student, pick(self.data.train, index), teacher, alpha=[r.alpha for r in runs],
+                                      temperature=[r.temperature for r in runs], config=self.config,
                                       eval_sets=sets)
         else:
-            layer = [reg[1]] if reg[1] else []
-            fresh = [m.fresh_noise for m in rep] if reg[0] == "augmentation" else None
-            history = train(student, train_data, teacher=teacher if layer else None,
-                            lam=[m.lam for m in rep], layers=layer, config=cfg, eval_sets=sets,
-                            fresh_noise=fresh).history.drop(columns=["lam"])
-        models[reg] = student
-        for e, key in enumerate(keys):
-            where[key] = (reg, e)
-        histories.append(history.assign(regime=[reg] * len(history)))
-    member_of = {m: where[knobs(m)] for m in runs}
-    rows = []
-    for h in histories:
-        reg = h.regime.iloc[0]
-        for m, (r, e) in member_of.items():
-            if r == reg:
-                rows.append(h[h.member == e].assign(method=m.method, config=m.config, seed=m.seed))
-    history = pd.concat(rows, ignore_index=True).drop(columns=["regime"])
-    return Trained(models, member_of, history)
+            fresh = [r.fresh_noise for r in runs] if kind == "augmentation" else None
+            cfg = replace(self.config, weight_decay=tuple(r.weight_decay for r in runs))
+            history = train(student, pick(self.data.train, index), teacher=teacher if layer else None,
+                            lam=[r.lam for r in runs], layers=[layer] if layer else [], config=cfg, eval_sets=sets,
+                            fresh_noise=fresh).history
+        return history, student
+
+    def student(self, runs: Sequence[Member], index: Sequence[int]) -> nn.Module:
+        """The group's students: run ``k``'s own initialization, or the full teacher's weights."""
+        model = self.factory(members=len(runs), rng=[self.rng.child("student_init", r.seed) for r in runs],
+                             device=self.device)
+        start = [e for e, r in enumerate(runs) if r.init == "teacher"]
+        if start:
+            full = gather(self.factory, self.teachers, [(len(self.teachers) - 1, k) for k in index], self.device)
+            with torch.no_grad():
+                for dst, src in zip(model.parameters(), full.parameters()):
+                    dst[start] = src[start]
+        return model
 
 
-def measured(teachers: Sequence[nn.Module], data: LabelledSplit, seeds: Sequence[int], ranks) -> pd.DataFrame:
-    """The untrained methods: the full teacher as it is and denoise-then-teacher (PCA of rank ``r``).
-
-    The denoiser of run ``k`` is fitted on run ``k``'s clean training inputs only.
-    """
-    teacher = teachers[-1]
-    rows = []
-    val = evaluate_ce(teacher, data.val.noisy, data.val.y)
-    test = evaluate_ce(teacher, data.test.noisy, data.test.y)
-    rows += [dict(method="teacher as is", config="-", seed=int(k), val_error=val[i], test_error=test[i])
-             for i, k in enumerate(seeds)]
+def measure(teacher: nn.Module, data: LabelledSplit, runs: Sequence[Member], index: Sequence[int]) -> pd.DataFrame:
+    """The measured methods, one row per run: the full teacher as it is, or after the PCA denoiser of rank
+    ``run.rank`` fitted on the run's clean training inputs only."""
     mean, basis = pca(data.train.clean)
-    for r in ranks:
-        val = evaluate_ce(teacher, denoise(data.val.noisy, mean, basis, r), data.val.y)
-        test = evaluate_ce(teacher, denoise(data.test.noisy, mean, basis, r), data.test.y)
-        rows += [dict(method="denoise-then-teacher", config=f"rank={r}", seed=int(k), val_error=val[i],
-                      test_error=test[i]) for i, k in enumerate(seeds)]
+    errors = {}
+    for rank in sorted({r.rank for r in runs}):
+        val, test = data.val.noisy, data.test.noisy
+        if rank > 0:
+            val, test = denoise(val, mean, basis, rank), denoise(test, mean, basis, rank)
+        errors[rank] = (evaluate_ce(teacher, val, data.val.y), evaluate_ce(teacher, test, data.test.y))
+    rows = []
+    for e, (r, k) in enumerate(zip(runs, index)):
+        if r.method not in MEASURED:
+            raise ParameterError(f"measured methods must be among {list(MEASURED)}; got {r.method!r}")
+        val, test = errors[r.rank if r.method == "denoise-then-teacher" else 0]
+        rows.append({"member": e, "val_error": float(val[k]), "test_error": float(test[k])})
     return pd.DataFrame(rows)
 
 
@@ -306,30 +318,21 @@ def denoise(noisy: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor, rank: 
     return mean + torch.matmul(torch.matmul(noisy - mean, u), u.transpose(-1, -2))
 
 
-def run_table(trained: Trained, extra: pd.DataFrame) -> pd.DataFrame:
-    """The protocol's run table: trained runs read at their validation stop, and the measured methods."""
-    stops = protocol.stop_on_validation(trained.history, ["method", "config", "seed"])
-    return pd.concat([stops, extra], ignore_index=True)
-
-
 # ------------------------------------------------------------------------ training length (factor 1)
-def continue_base(factory: ModelFactory, trained: Trained, continued: Sequence[Member], data: LabelledSplit,
+def continue_base(factory: ModelFactory, result: study.StudyResult, continued: Sequence[Member], data: LabelledSplit,
                   seeds: Sequence[int], config: TrainConfig, device=None) -> pd.DataFrame:
-    """Train the members ``continued`` on with the base loss alone (``lam = 0``) for ``config.steps`` steps.
-
-    Their histories' steps continue after the first phase's ``config.steps``.
-    """
-    slot = {k: i for i, k in enumerate(seeds)}
-    nets = list(trained.models.values())
-    position = {reg: j for j, reg in enumerate(trained.models)}
-    picks = [(position[trained.member_of[m][0]], trained.member_of[m][1]) for m in continued]
-    student = gather(factory, nets, picks, device)
+    """Train the runs ``continued`` on from the end of their training with the base loss alone
+    (``lam = 0``) for ``config.steps`` steps. Their histories' steps continue after ``config.steps``."""
+    slot = {int(k): i for i, k in enumerate(seeds)}
+    groups = [g for g, model in result.models.items() if model is not None]  # the trained groups
+    picks = [(groups.index(result.where[m][0]), result.where[m][1]) for m in continued]
+    student = gather(factory, [result.models[g] for g in groups], picks, device)
     index = [slot[m.seed] for m in continued]
     sets = {"test": pick(data.test, index), "val": pick(data.val, index)}
-    result = train(student, pick(data.train, index), config=config, eval_sets=sets,
-                   member_info={"method": [m.method for m in continued], "config": [m.config for m in continued],
-                                "seed": [m.seed for m in continued]})
-    history = result.history[result.history.step > 0].drop(columns=["lam"]).copy()
+    out = train(student, pick(data.train, index), config=config, eval_sets=sets,
+                member_info={"method": [m.method for m in continued], "config": [m.config for m in continued],
+                             "seed": [m.seed for m in continued]})
+    history = out.history[out.history.step > 0].drop(columns=["lam"]).copy()
     history["step"] += config.steps
     return history
 
@@ -362,115 +365,44 @@ def length_gains(first: pd.DataFrame, continued: pd.DataFrame, selected: pd.Data
 
 
 # ---------------------------------------------------------------------------------------- readouts
-def layer_selected(table: pd.DataFrame, method: str, layer: str) -> pd.DataFrame:
-    """``method``'s runs restricted to one matched layer (and lam = 0), selected on validation per run."""
-    rows = table[(table.method == method) & (table.config.str.endswith(f" {layer}") | (table.config == "lam=0"))]
-    return protocol.select(rows.assign(method=f"{method} at {layer}"))
-
-
-def strongest_simple(selected: pd.DataFrame) -> str:
-    return protocol.strongest(selected, SIMPLE)
-
-
 def accuracy_rows(selected: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
     """The per-method summary of :func:`stlearn.protocol.summary` in accuracy (1 - error) terms."""
     s = protocol.summary(selected, methods, base="base")
     return s.assign(accuracy=1 - s.test_error, accuracy_low=1 - s.test_error_high, accuracy_high=1 - s.test_error_low)
 
 
+def methods_table(selected: pd.DataFrame) -> pd.DataFrame:
+    """Every method's validation-selected runs in words, best test accuracy first: accuracy with its
+    interval, the paired gain over base, the mean validation error and the configurations chosen."""
+    rows = accuracy_rows(selected, list(dict.fromkeys(selected.method))).sort_values("accuracy", ascending=False)
+    ci = [protocol.interval_text({"gain": a, "low": lo, "high": hi}) for a, lo, hi in
+          zip(rows.accuracy, rows.accuracy_low, rows.accuracy_high)]
+    return pd.DataFrame({"method": rows.method, "accuracy [95% interval]": [c.lstrip("+") for c in ci],
+                         "gain over base": rows.gain.round(3), "validation error": rows.val_error.round(3),
+                         "configurations chosen": rows.chosen}).reset_index(drop=True)
+
+
+def lam_curve(table: pd.DataFrame, methods: Sequence[str] = ("ST", "ST + noise augmentation")) -> pd.DataFrame:
+    """Per ST method and lam (every run at its validation stop, no selection): the mean test error and its
+    95% interval over runs, and the runs where validation chose that lam."""
+    rows = []
+    for m in methods:
+        g = table[table.method == m]
+        for config, runs in g.groupby("config", sort=False):
+            lam = float(config.split("=")[1])
+            err = protocol.interval(runs.test_error.to_numpy())
+            rows.append({"method": m, "lam": lam, "test_error": err["gain"], "low": err["low"], "high": err["high"]})
+    return pd.DataFrame(rows).sort_values(["method", "lam"], kind="stable").reset_index(drop=True)
+
+
+def chosen_lams(selected: pd.DataFrame, method: str = "ST") -> pd.Series:
+    """How often validation chose each lam for ``method`` (most often first)."""
+    return selected[selected.method == method].config.value_counts()
+
+
 def verdict_text(comparison: dict, method: str, reference: str) -> str:
-    """Words for a gain in error (> 0: ``method`` better), with its interval in accuracy points."""
-    return (f"{protocol.verdict(comparison, method, reference)} (accuracy gain {comparison['gain']:+.3f}, "
-            f"95% interval {comparison['low']:+.3f} to {comparison['high']:+.3f})")
-
-
-def classes(dataset: str) -> int:
-    return CLASSES[dataset]
-
-
-# ------------------------------------------------------------------------------- one architecture
-@dataclass(frozen=True)
-class Grids:
-    """The tuning grids of every method (equal budgets: :func:`check_grids`)."""
-
-    lams: Sequence[float]
-    layers: Sequence[str]
-    decays: Sequence[float]
-    aug_levels: Sequence[float]
-    alphas: Sequence[float]
-    temperatures: Sequence[float]
-    ranks: Sequence[int]
-
-    def check(self) -> int:
-        return check_grids(self.lams, self.layers, self.decays, self.aug_levels, self.alphas, self.temperatures,
-                           self.ranks)
-
-
-@dataclass
-class Outcome:
-    """Everything a chapter reads about one architecture."""
-
-    teacher_accuracy: list  # per knowledge level, each run's clean test accuracy
-    table: pd.DataFrame  # the run table (validation stop of every configuration)
-    selected: pd.DataFrame  # per method and run, the configuration of lowest validation error
-    history: pd.DataFrame  # every trained run's path
-    length: pd.DataFrame  # per run, the ST gain validation-stopped, at matched loss and at zero loss
-    budget: int
-    level_methods: list  # the ST methods of the knowledge levels, untrained first, the full teacher ("ST") last
-
-
-def run_architecture(factory: ModelFactory, data: LabelledSplit, rng: Stream, seeds: Sequence[int], sigma: float,
-                     grids: Grids, teacher_steps: Sequence[int], level_names: Sequence[str],
-                     config: TrainConfig, teacher_config: TrainConfig, device=None) -> Outcome:
-    """Teachers, every method's runs, the protocol's selection and the training-length readout."""
-    budget = grids.check()
-    if len(level_names) != len(teacher_steps) - 1:
-        raise ParameterError(f"level_names must name every teacher but the full one ({len(teacher_steps) - 1}); "
-                             f"got {len(level_names)}")
-    teachers = fit_teachers(factory, data, rng, seeds, teacher_steps, teacher_config, device)
-    grid = method_grid(grids.lams, grids.layers, grids.decays, grids.aug_levels, grids.alphas, grids.temperatures,
-                       sigma, levels=level_names)
-    runs = members(grid, seeds)
-    trained = train_methods(factory, runs, teachers, data, rng, seeds, config, device)
-    table = run_table(trained, measured(teachers, data, seeds, grids.ranks))
-    tuned = ["weight decay", "noise augmentation", "logit distillation", "denoise-then-teacher", "ST",
-             *[f"ST, {n} teacher" for n in level_names]]
-    if protocol.check_equal_budgets(table, tuned) != budget:
-        raise RuntimeError("the run table's budgets differ from the grids'")
-    selected = protocol.select(table)
-    chosen = set(zip(selected.method, selected.config, selected.seed))
-    continued = [m for m in runs if m.method in ("ST", "base") and (m.method, m.config, m.seed) in chosen]
-    later = continue_base(factory, trained, continued, data, seeds, config, device)
-    first = trained.history[trained.history.method.isin(["ST", "base"])]
-    length = length_gains(first, later, selected)
-    return Outcome(clean_accuracy(teachers, data), table, selected, pd.concat([first, later], ignore_index=True),
-                   length, budget, [*[f"ST, {n} teacher" for n in level_names], "ST"])
-
-
-def readouts(out: Outcome, layers: Sequence[str]) -> dict:
-    """The comparisons a chapter reports for one architecture (each ``{"gain", "low", "high", "runs"}``).
-
-    Gains are in error (``reference - method``), that is in accuracy points for ``method``.
-    """
-    sel = out.selected
-    strongest = strongest_simple(sel)
-    r = {"strongest": strongest, "primary": protocol.compare(sel, "ST", strongest),
-         "st_base": protocol.compare(sel, "ST", "base"),
-         "best_simple_base": protocol.compare(sel, strongest, "base")}
-    for name in SIMPLE:
-        r[f"st_vs {name}"] = protocol.compare(sel, "ST", name)
-    full, untrained = out.level_methods[-1], out.level_methods[0]
-    r["knowledge"] = protocol.compare(sel, full, untrained)
-    r["levels_base"] = {m: protocol.compare(sel, m, "base") for m in out.level_methods}
-    by_layer = pd.concat([layer_selected(out.table, "ST", h) for h in layers] + [sel[sel.method == "base"]],
-                         ignore_index=True)
-    r["layers_base"] = {h: protocol.compare(by_layer, f"ST at {h}", "base") for h in layers}
-    if len(layers) > 1:
-        r["layer_pair"] = protocol.compare(by_layer, f"ST at {layers[-1]}", f"ST at {layers[0]}")
-    for point in ("stopped", "matched", "zero_loss"):
-        r[f"length {point}"] = protocol.interval(out.length[point])
-    r["lam0_runs"] = int((sel[sel.method == "ST"].config == "lam=0").sum())  # runs where validation chose no ST term
-    return r
+    """Words for a gain in error (> 0: ``method`` better), with its 95% interval in accuracy points."""
+    return study.sentence(comparison, method, reference)
 
 
 def length_verdict(r: dict, end: str = "trained on to (near) zero loss") -> str:
@@ -484,15 +416,111 @@ def length_verdict(r: dict, end: str = "trained on to (near) zero loss") -> str:
             f"{words['matched']}; {end} it is {words['zero_loss']}")
 
 
-def knowledge_verdict(r: dict, full: str = "the full teacher", untrained: str = "an untrained teacher") -> str:
-    return protocol.by_sign(r["knowledge"], f"ST with {full} beats ST with {untrained}",
-                            f"ST with {untrained} beats ST with {full}",
-                            f"ST with {full} and with {untrained} are not resolvably different")
+def classes(dataset: str) -> int:
+    return CLASSES[dataset]
 
 
-def simple_verdict(r: dict) -> str:
-    """The primary comparison in words: ST wins, the strongest simple method wins, or neither is resolved."""
-    s = r["strongest"]
-    return protocol.by_sign(r["primary"], f"ST beats the strongest simple method ({s})",
-                            f"the strongest simple method ({s}) beats ST",
-                            f"no resolvable difference between ST and the strongest simple method ({s})")
+# ------------------------------------------------------------------------------- one architecture
+@dataclass
+class Outcome:
+    """Everything a chapter reads about one architecture."""
+
+    teacher_accuracy: list  # per knowledge level, each run's clean test accuracy
+    result: study.StudyResult  # the study: run table, selection, histories, families
+    length: pd.DataFrame  # per run, the ST gain validation-stopped, at matched loss and at zero loss
+    paths: pd.DataFrame  # the selected ST and base runs' paths, the continuation included
+    level_methods: list  # the ST methods of the knowledge levels, lower first, the full teacher ("ST") last
+
+    @property
+    def selected(self) -> pd.DataFrame:
+        return self.result.selected
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self.result.table
+
+
+def run_architecture(factory: ModelFactory, data: LabelledSplit, rng: Stream, seeds: Sequence[int], sigma: float,
+                     grids: Grids, teacher_steps: Sequence[int], config: TrainConfig, teacher_config: TrainConfig,
+                     device=None) -> Outcome:
+    """Teachers, every method's runs on the study runner, and the training-length readout."""
+    grids.check()
+    if len(grids.levels) != len(teacher_steps) - 1:
+        raise ParameterError(f"teacher_steps must hold one budget per lower level {list(grids.levels)} and the full "
+                             f"teacher's ({len(grids.levels) + 1}); got {list(teacher_steps)}")
+    plan = study.Study(methods(grids, sigma), tuple(int(k) for k in seeds), Member)
+    plan.budget()  # equal budgets, before the teachers train
+    config = replace(config, feature_scale="relative")
+    teachers = fit_teachers(factory, data, rng, seeds, teacher_steps, teacher_config, device)
+    result = study.run_study(plan, Executor(factory, data, teachers, rng, seeds, config, device), group_of)
+    chosen = set(zip(result.selected.method, result.selected.config, result.selected.seed))
+    continued = [m for m in plan.runs() if m.method in ("ST", "base") and (m.method, m.config, m.seed) in chosen]
+    later = continue_base(factory, result, continued, data, seeds, config, device)
+    first = result.history[result.history.method.isin(["ST", "base"])]
+    first = first.merge(pd.DataFrame([(m.method, m.config, m.seed) for m in continued],
+                                     columns=["method", "config", "seed"]))
+    return Outcome(clean_accuracy(teachers, data), result, length_gains(first, later, result.selected),
+                   pd.concat([first, later], ignore_index=True),
+                   [*[f"ST, {n} teacher" for n in grids.levels], "ST"])
+
+
+def readouts(out: Outcome) -> dict:
+    """The comparisons a chapter reports for one architecture, beside the families
+    (each ``{"gain", "low", "high", "runs"}``; gains in error, ``reference - method``: accuracy points)."""
+    sel, result = out.selected, out.result
+    r = {"primary": result.primary(), "st_base": protocol.compare(sel, "ST", "base"),
+         "families": result.comparisons, "lams": chosen_lams(sel),
+         "lam0_runs": int((sel[sel.method == "ST"].config == "lam=0").sum()),
+         "start_ratio": study.start_ratio(result.history, sel)}
+    r["strongest"] = r["primary"]["reference"]
+    r["levels_base"] = {m: protocol.compare(sel, m, "base") for m in out.level_methods}
+    if len(out.level_methods) > 1:
+        r["knowledge"] = protocol.compare(sel, out.level_methods[-1], out.level_methods[0])
+    for point in ("stopped", "matched", "zero_loss"):
+        r[f"length {point}"] = protocol.interval(out.length[point])
+    return r
+
+
+def family(r: dict, name: str) -> str:
+    """One family's verdict sentence (:func:`stlearn.study.family_verdict`)."""
+    return study.family_verdict(r["families"], name)
+
+
+def comparison(r: dict, method: str) -> dict:
+    """The family comparison whose method is ``method``, as a dict."""
+    return r["families"].set_index("method").loc[method].to_dict()
+
+
+def practice(r: dict) -> str:
+    """The chapter's advice from the three families: with the noise model, without it, and ST as a complement
+    wherever it wins (computed from the intervals, never typed)."""
+    c = r["families"].set_index("method")
+    rows = {m: c.loc[m].to_dict() for m in c.index}
+    words = []
+    if "noise augmentation" in rows:
+        aug, st_aug = rows["noise augmentation"], rows.get("ST + noise augmentation")
+        if st_aug is not None and st_aug["low"] > 0:
+            words.append("With the noise model at hand, train on fresh noise and add the ST term: ST + noise "
+                         "augmentation beats noise augmentation here.")
+        elif aug["low"] > 0:
+            words.append(f"With the noise model at hand, train on fresh noise: noise augmentation beats "
+                         f"{aug['reference']} here" + ("" if st_aug is None else ", and adding the ST term to it "
+                                                         "gives no resolvable gain" if st_aug["high"] >= 0 else
+                                                         ", and adding the ST term to it hurts") + ".")
+        else:
+            words.append(protocol.by_sign(aug, "", f"Even with the noise model at hand, {aug['reference']} beats "
+                                                   f"noise augmentation here.",
+                                          f"Even with the noise model at hand, noise augmentation and "
+                                          f"{aug['reference']} are not resolvably different here; choose between "
+                                          f"them on validation."))
+    first = rows["ST"]
+    words.append(protocol.by_sign(first, f"Without the noise model, use ST: it beats {first['reference']}, the "
+                                         f"strongest method with the same information.",
+                                  f"Without the noise model, use {first['reference']}: it beats ST.",
+                                  f"Without the noise model, ST and {first['reference']} are not resolvably "
+                                  f"different; choose on validation."))
+    helps = [f"{m} beats {rows[m]['reference']}" for m in ("ST + weight decay", "ST from the teacher's weights")
+             if m in rows and rows[m]["low"] > 0]
+    if helps:
+        words.append("As a complement, ST helps: " + " and ".join(helps) + ".")
+    return " ".join(words)

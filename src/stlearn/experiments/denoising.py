@@ -396,7 +396,7 @@ FACTOR_VARIANTS = {  # secondary methods of the factor section: (teacher, layer)
 
 
 def primary_study(sigma: float, seeds: Sequence[int], lams: Sequence[float], weight_decays: Sequence[float],
-                  st_weight_decay: float, factor_lam: float | None = None,
+                  factor_lam: float | None = None,
                   from_teacher: bool = True) -> study.Study:
     """The study at the level of the primary comparison: the three families and, with ``factor_lam``, the
     factor variants (:data:`FACTOR_VARIANTS`, one configuration each: ST at ``factor_lam`` with another
@@ -404,28 +404,29 @@ def primary_study(sigma: float, seeds: Sequence[int], lams: Sequence[float], wei
 
     Family 1: ST (``lams``) against the strongest of base, weight decay (``weight_decays``), the teacher as it
     is and the fine-tuned teacher (the teacher's weights trained on the noisy pairs). Family 2: ST + weight
-    decay (``lams`` at ``st_weight_decay``) against weight decay and, with ``from_teacher``, ST from the
-    teacher's weights against the fine-tuned teacher. Family 3: noise augmentation (tuned over
-    ``weight_decays``) against the winner of family 1, ST + noise augmentation against noise augmentation.
+    decay (``lams`` at the decay weight decay chose in the run) against weight decay and, with
+    ``from_teacher``, ST from the teacher's weights against the fine-tuned teacher. Family 3: noise augmentation
+    (tuned over ``weight_decays``) against the winner of family 1, ST + noise augmentation (at augmentation's
+    chosen decay) against noise augmentation (:attr:`stlearn.study.Method.follows`).
     """
     lams = study.check_lam_grid(lams)
     if len(weight_decays) != len(lams) or sorted(set(weight_decays)) != list(weight_decays) or weight_decays[0]:
         raise ParameterError(f"weight_decays must start with 0, increase and have one value per lam (equal tuning "
                              f"budgets: {len(lams)}); got {list(weight_decays)}")
-    check_float("st_weight_decay", st_weight_decay, low=0.0, low_open=True)
     at = {"sigma": float(sigma)}
     one = lambda name, **knobs: study.Method(name, ({"config": "-", **at, **knobs},))  # noqa: E731
     methods = [one("base"), study.grid("weight decay", "weight_decay", weight_decays, label=_wd, **at),
                study.Method("teacher as is", ({"config": "-", **at},), measured=True),
                one("fine-tuned teacher", init="teacher"),
                study.grid("ST", "lam", lams, label=_lam, **at),
-               study.grid("ST + weight decay", "lam", lams, label=_lam, weight_decay=st_weight_decay, **at)]
+               study.grid("ST + weight decay", "lam", lams, label=_lam, follows="weight decay",
+                          inherits=["weight_decay"], **at)]
     if from_teacher:
         methods.append(study.grid("ST from the teacher's weights", "lam", lams, label=_lam, init="teacher", **at))
     methods += [study.grid("noise augmentation", "weight_decay", weight_decays, label=_wd, fresh=True,
                            family=study.NOISE_MODEL, **at),
                 study.grid("ST + noise augmentation", "lam", lams, label=_lam, fresh=True, family=study.NOISE_MODEL,
-                           **at)]
+                           follows="noise augmentation", inherits=["weight_decay"], **at)]
     if factor_lam is not None:
         check_float("factor_lam", factor_lam, low=0.0, low_open=True)
         methods += [study.Method(name, ({"config": _lam(factor_lam), "lam": factor_lam, "teacher": t, "layer": l,

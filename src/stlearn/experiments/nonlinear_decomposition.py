@@ -493,7 +493,8 @@ def methods(lams: Sequence[float], decays: Sequence[float], st: Sequence[tuple],
             aug_levels: Sequence[float] = ()) -> tuple[study.Method, ...]:
     """The chapter's methods for the study runner: base, weight decay over ``decays``, the teacher as is
     (measured), every ST method of ``st`` over ``lams`` and, with ``aug_levels``, noise augmentation at
-    ``aug_levels`` x ``sigma`` and ST + noise augmentation (the units, fresh noise at ``sigma``) over ``lams``."""
+    ``aug_levels`` x ``sigma`` and ST + noise augmentation (the units, at the level augmentation chose in the run)
+    over ``lams``."""
     check_grids(lams, decays, aug_levels)
     lam = dict(label=lambda v: f"lam={v:g}")
     out = [study.Method("base", ({"config": "-"},)),
@@ -503,7 +504,8 @@ def methods(lams: Sequence[float], decays: Sequence[float], st: Sequence[tuple],
     if aug_levels:
         out += [study.grid("noise augmentation", "fresh_noise", [a * sigma for a in aug_levels],
                            label=lambda v: f"s={v / sigma:g}σ", family=study.NOISE_MODEL),
-                study.grid("ST + noise augmentation", "lam", lams, fresh_noise=sigma, family=study.NOISE_MODEL, **lam)]
+                study.grid("ST + noise augmentation", "lam", lams, fresh_noise=sigma, family=study.NOISE_MODEL,
+                           follows="noise augmentation", inherits=["fresh_noise"], **lam)]
     return tuple(out)
 
 

@@ -25,7 +25,7 @@ Methods, for one (student sample size, noise level) condition (:func:`methods`),
   switched off on validation);
 * ``teacher as is``: the most knowledgeable teacher applied to noisy inputs (measured, not trained);
 * ``noise augmentation``: fresh noise on the clean inputs at every step, levels ``aug_levels`` x sigma, and
-  ``ST + noise augmentation``: ST with the most knowledgeable teacher and fresh noise at sigma (both need
+  ``ST + noise augmentation``: ST with the most knowledgeable teacher, at augmentation's chosen level (both need
   the noise model, which the others do not).
 """
 
@@ -71,9 +71,8 @@ def check_grids(lams, decays, aug_levels, teacher_sizes, n_trains, sigmas, main_
     study.check_lam_grid(lams)
     if not decays or decays[0] != 0.0:
         raise ParameterError(f"decays must start with 0 (the base student); got {decays}")
-    if not aug_levels or 1.0 not in aug_levels:
-        raise ParameterError(f"aug_levels must hold 1 (fresh noise at sigma, the level of ST + noise augmentation); "
-                             f"got {aug_levels}")
+    if not aug_levels:
+        raise ParameterError("aug_levels must hold at least one level (noise augmentation); got []")
     if len(set(teacher_sizes)) != len(teacher_sizes) or list(teacher_sizes) != sorted(teacher_sizes):
         raise ParameterError(f"teacher_sizes must be increasing and distinct; got {teacher_sizes}")
     if main_n_train not in n_trains or main_sigma not in sigmas:
@@ -204,7 +203,8 @@ def st_names(levels) -> dict[str, str]:
 def methods(levels, lams, decays, aug_levels, sigma: float) -> tuple[study.Method, ...]:
     """The chapter's methods at noise level ``sigma`` (module docstring): the simple methods of the same
     information, ST with every teacher, and, with the noise model, noise augmentation at ``aug_levels`` x
-    sigma and ST + noise augmentation (the best teacher, fresh noise at sigma) over ``lams``."""
+    sigma and ST + noise augmentation (the best teacher, at the level augmentation chose in the run) over
+    ``lams``."""
     best = len(levels) - 1
     lam = dict(label=lambda v: f"lam={v:g}")
     out = [study.Method("base", ({"config": "-"},)),
@@ -214,7 +214,7 @@ def methods(levels, lams, decays, aug_levels, sigma: float) -> tuple[study.Metho
     out += [study.grid("noise augmentation", "fresh_noise", [a * sigma for a in aug_levels],
                        label=lambda v: f"s={v / sigma:g}σ", family=study.NOISE_MODEL),
             study.grid("ST + noise augmentation", "lam", lams, level=best, fresh_noise=sigma,
-                       family=study.NOISE_MODEL, **lam)]
+                       family=study.NOISE_MODEL, follows="noise augmentation", inherits=["fresh_noise"], **lam)]
     return tuple(out)
 
 
