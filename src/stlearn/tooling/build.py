@@ -179,7 +179,9 @@ def parameters_table(names) -> str:
                  "paper": f"`{p.default!r}`",
                  **{s: _set_value(p, v) for s, v in sets.items() if s != ch.PAPER}}
                 for p in params.values()]
-        parts.append(f"### `{name}`\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n")
+        # a choice "a | b" stays in its cell: a table's pipes are escaped
+        cells = pd.DataFrame(rows).map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)
+        parts.append(f"### `{name}`\n\n" + cells.to_markdown(index=False) + "\n")
     return "\n".join(parts)
 
 
