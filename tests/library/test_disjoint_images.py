@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from stlearn import streams, study
 from stlearn.experiments import classification as cl
 from stlearn.streams import Stream
 from stlearn.train import TrainConfig
@@ -46,7 +47,29 @@ def _config(steps=2):
                        progress=False)
 
 
-# the sets of a whole chapter run on the study runner: tests/library/test_classification_disjoint.py
+@pytest.mark.parametrize("dataset, inputs", [("digits", 64), ("mnist1d", 40)])
+def test_disjoint_sets_of_a_study_run(dataset, inputs, teacher_inputs):
+    """The sets of a whole (tiny) run of every method of the real-data chapters on the study runner."""
+    streams.audit()
+    rng = Stream(3)
+    factory = cl.mlp_factory(inputs, [8])
+    data = cl.run_splits(dataset, N_TRAIN, N_VAL, 0.3, rng, SEEDS)
+    grids = cl.Grids([0.0, 1.0], "h1", [0.0, 0.01], [1.0, 2.0], [0.5], [4.0], [4, 8],
+                     ["untrained", "brief"])
+    out = cl.run_architecture(factory, data, rng, SEEDS, 0.3, grids, [0, 1, 2], _config(), _config(1))
+    names = {m.name for m in cl.methods(grids, 0.3)}
+    assert set(out.selected.seed) == set(SEEDS) and set(out.selected.method) == names
+    assert set(study.SIMPLE_SAME_INFORMATION) - names == {"output distillation"}  # every family-1 candidate runs
+    assert len(out.result.comparisons) == 5 and out.result.budget == 2
+    assert "feature_weight" in out.result.history  # lam on the relative scale
+    assert streams.assert_disjoint() == 3 * len(SEEDS)  # a split (train, validation, test) per run
+
+    assert len(teacher_inputs) == 2  # the staged training of the teachers (levels 1 and 2)
+    for i, _ in enumerate(SEEDS):
+        train, val, test = (rows(getattr(data, part).clean[i]) for part in ("train", "val", "test"))
+        assert not train & val and not train & test and not val & test
+        for seen in teacher_inputs:
+            assert rows(seen[i]) == train, "run k's teacher trains on run k's clean training inputs, by design"
 
 
 def test_stream_roles_are_independent():
