@@ -44,9 +44,16 @@ from ..models import MLP, overwrite_members, select_members, stack_members
 from ..stats import interval_table
 from ..streams import Stream
 from ..teachers import fit_teacher
-from ..train import TrainConfig, evaluate
+from ..train import TrainConfig
 from ..validation import ParameterError
-from .nonlinear import RATE_FRACTION, run_sets, teacher_config, train_at_curvature_rates, validation_samples
+from .nonlinear import (
+    RATE_FRACTION,
+    run_sets,
+    teacher_config,
+    teacher_rows,
+    train_at_curvature_rates,
+    validation_samples,
+)
 
 
 @dataclass(frozen=True)
@@ -141,10 +148,15 @@ class Setting:
 
 def executor(setting: Setting):
     """``execute(group, runs)`` for :func:`stlearn.study.run_study`: trains or measures one group."""
+    s = setting
+
     def execute(group: str, runs: list[Member]):
-        if group == "measured":
-            return teacher_as_is(setting, [m.seed for m in runs])
-        return train_ensemble(setting, runs)
+        if group == "measured":  # the large teacher of each run, as it is
+            slot = {k: i for i, k in enumerate(s.seeds)}
+            seeds = [m.seed for m in runs]
+            teacher = select_members(s.nets["large"], [slot[k] for k in seeds])
+            return teacher_rows(teacher, s.task, seeds, s.n_val, s.n_test, s.rng, s.device)
+        return train_ensemble(s, runs)
     return execute
 
 
@@ -176,17 +188,6 @@ def train_ensemble(s: Setting, runs: list[Member]) -> tuple[pd.DataFrame, MLP]:
                                       lam=[m.lam for m in runs], layers=["h1"], eval_sets={"test": test, "val": val},
                                       fresh_noise=None if noise[0] is None else noise)
     return result.history, students
-
-
-def teacher_as_is(s: Setting, seeds) -> pd.DataFrame:
-    """The large teacher applied to the noisy validation and test inputs of each run, as it is."""
-    slot = {k: i for i, k in enumerate(s.seeds)}
-    teacher = select_members(s.nets["large"], [slot[k] for k in seeds])
-    val = validation_samples(s.task, s.n_val, s.rng, seeds, s.device)
-    test = run_sets(s.task, s.n_test, [s.rng.child("test", k) for k in seeds], label_noise=False, device=s.device)
-    v, t = evaluate(teacher, val)["noisy"], evaluate(teacher, test)
-    return pd.DataFrame({"member": range(len(seeds)), "val_error": v.cpu().numpy(),
-                         "test_error": t["noisy"].cpu().numpy(), "clean_test_error": t["clean"].cpu().numpy()})
 
 
 def run(setting: Setting, plan: studies.Study) -> studies.StudyResult:
