@@ -38,7 +38,7 @@ import torch
 
 from . import streams
 from .data import Samples
-from .streams import Stream, as_stream
+from .streams import Stream, as_stream, member_normals
 from .validation import ParameterError, check_float, check_int
 
 Tensor = torch.Tensor
@@ -218,21 +218,29 @@ class FreshNoise(Samples):
     """Training samples whose every minibatch gets fresh Gaussian noise: noise augmentation on the clean inputs.
 
     The trainer of :mod:`stlearn.train` draws minibatches with :meth:`rows`; here each call redraws the noise
-    of the rows it returns (``sigma`` per member, 0-255 scale) from the generator of ``rng``. ``noisy`` holds one
-    fixed noisy copy, used only to log the training loss.
+    of the rows it returns (``sigma`` per member, 0-255 scale) from the generator of ``rng``, or, with a list
+    ``rng`` of one stream per member, each member's from its own (a run's noise then does not depend on
+    which runs share its ensemble). ``noisy`` holds one fixed noisy copy, used only to log the training loss.
     """
 
-    def __init__(self, clean: Tensor, y: Tensor, sigma: Tensor, rng: Stream | int, noisy: Tensor):
+    def __init__(self, clean: Tensor, y: Tensor, sigma: Tensor, rng: Stream | int | list, noisy: Tensor):
         object.__setattr__(self, "clean", clean)
         object.__setattr__(self, "noisy", noisy)
         object.__setattr__(self, "y", y)
         object.__setattr__(self, "sigma", sigma)
-        object.__setattr__(self, "generator", as_stream(rng).generator())
+        per_member = isinstance(rng, (list, tuple))
+        if per_member and (clean.dim() < 3 or len(rng) != clean.shape[0]):
+            raise ParameterError(f"rng must be one stream or one per member ({clean.shape[0]}); got {len(rng)}")
+        object.__setattr__(self, "generator", [as_stream(r).generator() for r in rng] if per_member
+                           else as_stream(rng).generator())
 
     def rows(self, idx: Tensor) -> Samples:
         clean = self.clean.index_select(self.clean.dim() - 2, idx)
         y = self.y.index_select(self.y.dim() - 2, idx)
-        e = torch.randn(clean.shape, generator=self.generator, dtype=torch.float64).to(clean)
+        if isinstance(self.generator, list):
+            e = member_normals(self.generator, clean.shape[1:]).to(clean)
+        else:
+            e = torch.randn(clean.shape, generator=self.generator, dtype=torch.float64).to(clean)
         return Samples(clean, clean + (self.sigma / 255.0).to(clean) * e, y)
 
 

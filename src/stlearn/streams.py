@@ -29,12 +29,15 @@ student's, a validation or a test set never overlap. The same set drawn twice
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .validation import ParameterError, check_int
+
+Tensor = torch.Tensor
 
 # Every role a draw can play. A new role is added here (its name, not its position, keys its stream).
 ROLES = {
@@ -126,6 +129,12 @@ def as_streams(rng: Stream | int | list, members: int | None, name: str = "seed"
         return [as_stream(r, name) for r in rng]
     root = as_stream(rng, name)
     return [root] if members is None else root.children("member", members)
+
+
+def member_normals(generators: Sequence[torch.Generator], shape: Sequence[int]) -> Tensor:
+    """One standard normal draw of ``shape`` per member, each from its own generator: ``(E, *shape)`` float64 on
+    the CPU. A member's draws then depend on its own stream alone, never on which members share its ensemble."""
+    return torch.stack([torch.randn(tuple(shape), generator=g, dtype=torch.float64) for g in generators])
 
 
 # --------------------------------------------------------------------------- audit of drawn sets

@@ -28,7 +28,7 @@ from .fast import fused, optim
 from .losses import FEATURE_SCALES, TASK_LOSSES, FrozenTeacher, feature_weight, student_teacher_loss
 from .models import FeatureNet
 from .protocol import TIE
-from .streams import Stream, as_stream
+from .streams import Stream, as_stream, member_normals
 from .validation import ParameterError, TrainingDiverged, check_choice, check_float, check_int
 
 Tensor = torch.Tensor
@@ -44,7 +44,7 @@ def curvature_rates(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher 
     ``L_e`` is the largest eigenvalue (in magnitude) of the Hessian of member ``e``'s training loss
     ``task + lam_e * feature + (wd_e / 2) ||theta||^2`` at its present weights, on the full batch of
     ``data`` (with ``fresh_noise``: the first step's noisy inputs, as :func:`train` draws them from
-    ``config.seed``). Gradient descent on a quadratic of curvature ``L`` is stable iff ``rate * L < 2``;
+    ``config.noise_seeds`` or ``config.seed``). Gradient descent on a quadratic of curvature ``L`` is stable iff ``rate * L < 2``;
     with heavy-ball momentum ``beta`` (``config.momentum``) iff ``rate * L < 2 (1 + beta)``. So
     ``rate_e = min(fraction * 2 (1 + beta) / L_e, max_rate)``; the cap keeps a nearly flat start from
     asking for an enormous step.
@@ -68,7 +68,7 @@ def curvature_rates(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher 
     decay = config.weight_decay if np.ndim(config.weight_decay) == 0 else \
         _as_member_tensor("weight_decay", list(config.weight_decay), members, params[0])
     if fresh_noise is not None:
-        data = _Augmenter(fresh_noise, members, params[0], config.seed)(data)
+        data = _Augmenter(fresh_noise, members, params[0], config)(data)
     feats = teacher.features(data.clean, list(layers)) if layers else None
 
     def per_member(vectors):  # squared norm of each member's block, shaped (E,) or ()
@@ -118,7 +118,9 @@ class TrainConfig:
     :class:`PlainSGD` or :class:`PlainAdam`). Both give the same numbers to rounding.
 
     ``seed`` is the stream (or integer seed) of the minibatch order and of
-    the fresh input noise of noise augmentation. ``weight_decay`` is one number,
+    the fresh input noise of noise augmentation; ``noise_seeds``, one stream per ensemble member, gives each
+    member's fresh noise a stream of its own instead (the ``noise`` child of each), so that a run's noise
+    does not depend on which runs share its ensemble. ``weight_decay`` is one number,
     or one per ensemble member (a tuple), so that a grid of decays trains as one ensemble.
     ``feature_scale`` says what ``lam`` means (:data:`stlearn.losses.FEATURE_SCALES`): ``"sum"``, the
     weight of the feature term as written; ``"relative"``, a ratio to the task term (``lam = 1``: the two
@@ -139,6 +141,7 @@ class TrainConfig:
     patience: int | None = None
     monitor: str = "val_noisy"
     seed: Stream | int = 0
+    noise_seeds: tuple[Stream, ...] | None = None
     progress: bool = True
     fast: bool = True
     feature_scale: str = "sum"
@@ -162,6 +165,8 @@ class TrainConfig:
         if self.patience is not None:
             check_int("patience", self.patience, low=1)
         as_stream(self.seed, "seed")
+        if self.noise_seeds is not None:
+            object.__setattr__(self, "noise_seeds", tuple(as_stream(r, "noise_seeds") for r in self.noise_seeds))
         for name in ("fast", "clean_metrics"):
             if not isinstance(getattr(self, name), bool):
                 raise ParameterError(f"{name} must be True or False; got {getattr(self, name)!r}")
@@ -310,8 +315,8 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
     of an ensemble its own learning rate ``config.lr * lr_scale[e]`` (SGD only).
 
     ``fresh_noise`` is noise augmentation: at every step the student sees
-    ``clean + s * e`` with a fresh ``e ~ N(0, I)`` (from ``config.seed``'s
-    ``noise`` stream) instead of the fixed noisy inputs of ``data``; ``s`` is one
+    ``clean + s * e`` with a fresh ``e ~ N(0, I)`` (from each member's stream of
+    ``config.noise_seeds``, else ``config.seed``'s ``noise`` stream) instead of the fixed noisy inputs of ``data``; ``s`` is one
     level or one per member (``s = 0``: the clean inputs). Unlike ST, it needs
     the noise model.
     """
@@ -349,7 +354,7 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
     gradients = fused.st_gradients if config.fast and fused.supports(model) else autograd_gradients
     schedule = set(log_schedule(config.steps, config.log_points))
     gen = as_stream(config.seed).child("batch").generator()
-    augment = None if fresh_noise is None else _Augmenter(fresh_noise, model.members, param, config.seed)
+    augment = None if fresh_noise is None else _Augmenter(fresh_noise, model.members, param, config)
     best = _BestWeights(model) if config.early_stopping else None
     diverged = _Divergence(model.members, member_lr, member_info, param)
     rows: list[dict] = []
@@ -388,20 +393,31 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
 
 
 class _Augmenter:
-    """Noise augmentation: the batch's clean inputs with fresh noise ``s_e * N(0, I)`` for member ``e``."""
+    """Noise augmentation: the batch's clean inputs with fresh noise ``s_e * N(0, I)`` for member ``e``, from
+    ``config.noise_seeds`` (a stream per member) or else from ``config.seed`` (one draw for the ensemble)."""
 
-    def __init__(self, levels, members: int | None, like: Tensor, seed):
+    def __init__(self, levels, members: int | None, like: Tensor, config: TrainConfig):
         self.levels = _as_member_tensor("fresh_noise", levels, members, like)
         if isinstance(self.levels, Tensor):
             self.levels = self.levels.reshape(-1, 1, 1)
         self.members = members
-        self.gen = as_stream(seed).child("noise").generator()
+        self.gen = as_stream(config.seed).child("noise").generator()
+        self.gens = None
+        if config.noise_seeds is not None:
+            if len(config.noise_seeds) != (members or 1):
+                raise ParameterError(f"noise_seeds must hold one stream per member ({members or 1}); "
+                                     f"got {len(config.noise_seeds)}")
+            self.gens = [r.child("noise").generator() for r in config.noise_seeds]
 
     def __call__(self, batch: Samples) -> Samples:
         clean = batch.clean
-        shape = clean.shape if self.members is None else (self.members, *clean.shape[-2:])
-        noise = torch.randn(shape, generator=self.gen, dtype=torch.float64).to(clean)  # CPU draws: any device agrees
-        return Samples(clean, clean + self.levels * noise, batch.y)
+        if self.gens is not None:
+            noise = member_normals(self.gens, clean.shape[-2:])
+            noise = noise if self.members is not None else noise[0]
+        else:
+            shape = clean.shape if self.members is None else (self.members, *clean.shape[-2:])
+            noise = torch.randn(shape, generator=self.gen, dtype=torch.float64)
+        return Samples(clean, clean + self.levels * noise.to(clean), batch.y)  # CPU draws: any device agrees
 
 
 def autograd_gradients(model, batch: Samples, feats, lam_t, layers, task) -> dict[str, Tensor]:

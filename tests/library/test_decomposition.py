@@ -216,22 +216,30 @@ def test_the_study_shares_the_base_run_and_checks_budgets_first():
     result = nd.run_students(task, teachers, s, WIDTH, 20, 10, 30, config, rng)
     table = result.table
     assert result.budget == 2
-    # each run trains once: base, one decay, one lam > 0 per ST method; two augmentation levels and one ST +
-    # augmentation with fresh noise; the teacher as is, measured
+    # each run trains once: base, one decay, two fine-tuned decays, one lam > 0 per ST method; two augmentation
+    # levels and one ST + augmentation with fresh noise; the teacher as is, measured. The followers train in a
+    # second stage at their partner's choice in each run (ST + weight decay at a chosen decay of 0 *is* ST: once)
     trained = pd.Series([g for g, _ in set(result.where.values())]).value_counts().to_dict()
-    # (ST + augmentation follows augmentation's choice in each run: its lam > 0 run trains in a second stage)
-    assert trained == {"post": 2 * (2 + 4), "pre": 2 * 2, "connector": 2 * 2, "post, fresh noise": 2 * 2,
+    assert 2 <= trained.pop(("post", "follows")) <= 2 * 2
+    assert trained == {"post": 2 * (2 + 2 + 4), "pre": 2 * 2, "connector": 2 * 2, "post, fresh noise": 2 * 2,
                        ("post, fresh noise", "follows"): 2, "measured": 2}
     base = table[table.method == "base"].set_index("seed")
     for name in ["weight decay", *names]:
         zero = table[(table.method == name) & table.config.isin(["lam=0", "wd=0"])].set_index("seed")
         pd.testing.assert_series_equal(zero.test_error, base.test_error)
-    aug = table[table.config == "s=1σ"].set_index("seed").test_error
-    both = table[(table.method == "ST + noise augmentation") & (table.config == "lam=0")].set_index("seed")
-    pd.testing.assert_series_equal(both.test_error, aug)
+    for follower, partner in (("ST + weight decay", "weight decay"), ("ST from the teacher's weights",
+                                                                     "fine-tuned teacher"),
+                              ("ST + noise augmentation", "noise augmentation")):
+        chosen = result.selected[result.selected.method == partner].set_index("seed").test_error
+        at_zero = table[(table.method == follower) & (table.config == "lam=0")].set_index("seed").test_error
+        pd.testing.assert_series_equal(at_zero, chosen, check_names=False)
+    tuned = table[(table.method == "fine-tuned teacher") & (table.config == "wd=0")].set_index("seed")
+    assert not np.allclose(tuned.test_error, base.test_error), "the fine-tuned teacher starts from the teacher"
     families = result.comparisons.set_index("method")
     assert families.reference["ST + noise augmentation"] == "noise augmentation"
-    assert families.reference["ST"] in ("base", "weight decay", "teacher as is")
+    assert families.reference["ST + weight decay"] == "weight decay"
+    assert families.reference["ST from the teacher's weights"] == "fine-tuned teacher"
+    assert families.reference["ST"] in ("base", "weight decay", "fine-tuned teacher", "teacher as is")
     assert list(nd.lam_curve(table).columns) == ["λ", "ST", "ST + noise augmentation"]
     words = nd.practice(result.comparisons, "weight decay", {"low": -1.0, "high": 1.0, "gain": 0.0})
     assert words.startswith("Match a layer") and "With a noise model" in words and "as well as" not in words

@@ -156,3 +156,24 @@ def test_fresh_noise_redraws_the_inputs_every_step(fast):
     assert not torch.allclose(noisy_member, other) and not torch.allclose(noisy_member, fixed)
     with pytest.raises(st.ParameterError, match=r"fresh_noise\[0\] must be a finite number >= 0.0"):
         run([-0.1, 0.1])
+
+
+def test_fresh_noise_per_member_streams_do_not_depend_on_the_ensemble():
+    """With ``noise_seeds`` a member's fresh noise is its own stream's: trained alone or beside another run, and
+    at either position, it ends at the same weights."""
+    task = _task()
+    train = st.draw(task, 10, RNG.child("student_data"), dtype=F64)
+    init, mine, other = RNG.child("student_init"), RNG.child("noise", 3), RNG.child("noise", 4)
+    cfg = st.TrainConfig(steps=25, lr=0.05, progress=False, seed=RNG.child("batch"))
+
+    def run(streams, levels):
+        ens = st.MLP([12, 8, 3], members=len(levels), rng=[init] * len(levels), dtype=F64)
+        st.train(ens, train, config=replace(cfg, noise_seeds=tuple(streams)), fresh_noise=levels)
+        return [torch.cat([p.reshape(-1) for p in st.member(ens, e).parameters()]) for e in range(len(levels))]
+
+    alone = run([mine], [task.sigma])[0]
+    torch.testing.assert_close(run([other, mine], [0.5, task.sigma])[1], alone, rtol=0, atol=1e-12)
+    torch.testing.assert_close(run([mine, other], [task.sigma, 2.0])[0], alone, rtol=0, atol=1e-12)
+    assert not torch.allclose(run([other], [task.sigma])[0], alone)
+    with pytest.raises(st.ParameterError, match=r"noise_seeds must hold one stream per member \(2\); got 1"):
+        run([mine], [task.sigma, 0.5])

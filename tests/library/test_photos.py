@@ -121,6 +121,18 @@ def test_fresh_noise_redraws_every_minibatch():
     assert 1.0 < ratio < 4.0
 
 
+def test_fresh_noise_with_a_stream_per_member_is_each_members_own():
+    """One stream per member: member 1's noise is the same beside any member 0, and a wrong count is refused."""
+    clean = torch.rand(2, 6, 16, dtype=torch.float64)
+    sigma = torch.tensor([25.0, 25.0]).reshape(2, 1, 1)
+    idx = torch.tensor([0, 3, 5])
+    a = ph.FreshNoise(clean, clean, sigma, [st.Stream(0), st.Stream(1)], clean).rows(idx)
+    b = ph.FreshNoise(clean, clean, sigma, [st.Stream(2), st.Stream(1)], clean).rows(idx)
+    assert torch.equal(a.noisy[1], b.noisy[1]) and not torch.equal(a.noisy[0], b.noisy[0])
+    with pytest.raises(st.ParameterError, match="one per member"):
+        ph.FreshNoise(clean, clean, sigma, [st.Stream(0)], clean)
+
+
 def test_classical_denoisers_improve_psnr(small_photos):
     clean = small_photos["camera"][:32, :32]
     noisy = ph.gaussian_noise(torch.from_numpy(clean), 25.0, st.Stream(0)).numpy()

@@ -10,8 +10,9 @@ dataset (``rng.child("split", k)``), its own pixel noise (``rng.child("noise", k
 per part), its own student initialization (``rng.child("student_init", k)``, shared by every method,
 so comparisons are paired) and its own teachers: teacher ``j`` (a knowledge level) of run ``k`` starts
 from ``rng.child("teacher_init", k, j)`` and trains on the clean versions of run ``k``'s training
-inputs (by the paper's design, never on a validation or test input). The minibatch order and the fresh
-noise of augmentation come from ``rng.child("batch")``.
+inputs (by the paper's design, never on a validation or test input). The minibatch order comes from
+``rng.child("batch")``; run ``k``'s fresh noise of augmentation from ``rng.child("noise", k, 1)`` (its own,
+whichever runs share its ensemble).
 
 **Knowledge levels.** A teacher's knowledge is its training budget: level ``j`` trains
 ``teacher_steps[j]`` Adam steps (0: the untrained teacher), in stages, each level continuing from the
@@ -230,6 +231,9 @@ def group_of(run: Member) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------------------- training
+AUGMENT = 1  # run k's fresh noise is rng.child("noise", k, AUGMENT); rng.child("noise", k) holds its fixed noise
+
+
 class Executor:
     """Trains (or measures) one group of runs for :func:`stlearn.study.run_study`.
 
@@ -260,7 +264,8 @@ class Executor:
                                       eval_sets=sets)
         else:
             fresh = [r.fresh_noise for r in runs] if kind == "augmentation" else None
-            cfg = replace(self.config, weight_decay=tuple(r.weight_decay for r in runs))
+            cfg = replace(self.config, weight_decay=tuple(r.weight_decay for r in runs),
+                          noise_seeds=tuple(self.rng.child("noise", r.seed, AUGMENT) for r in runs))
             history = train(student, pick(self.data.train, index), teacher=teacher if layer else None,
                             lam=[r.lam for r in runs], layers=[layer] if layer else [], config=cfg, eval_sets=sets,
                             fresh_noise=fresh).history

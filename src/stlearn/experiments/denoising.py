@@ -8,9 +8,10 @@ Streams below the chapter's root ``rng`` (:mod:`stlearn.streams`):
   standard normal draw serves every noise level, so levels and methods are paired), student initialization
   ``rng.child("student_init", k)`` (shared by every method and level of run ``k``), teacher ``k``'s
   initialization ``rng.child("teacher_init", k)``; a teacher that knows fewer photographs draws them from
-  ``rng.child("teacher_data", k)``; the fresh noise of noise augmentation ``rng.child("noise", FRESH)``;
+  ``rng.child("teacher_data", k)``; the fresh noise of noise augmentation ``rng.child("noise", FRESH, k)``
+  (:func:`fresh_streams`: run ``k``'s own, whichever runs share its ensemble);
   minibatch order ``rng.child("batch")``. Round ``r`` of training on (:func:`train_until_met`) draws its
-  fresh noise from ``rng.child("noise", FRESH, r)`` and its minibatches from the ``("batch", r)`` child of the
+  fresh noise from ``rng.child("noise", FRESH, k, r)`` and its minibatches from the ``("batch", r)`` child of the
   minibatch stream.
 
 Methods. The chapter declares its methods as a :class:`stlearn.study.Study` (:func:`primary_study`,
@@ -206,6 +207,13 @@ def clean_psnr(model: Denoiser, images: torch.Tensor) -> np.ndarray:
     return ph.psnr(out if model.members else out[None], images).mean(axis=-1)
 
 
+def fresh_streams(rng: Stream, seeds, round_: int | None = None) -> list[Stream]:
+    """Each member's stream of fresh noise: run ``k``'s ``rng.child("noise", FRESH, k)``, or in round ``r`` of
+    training on ``rng.child("noise", FRESH, k, r)``."""
+    extra = () if round_ is None else (round_,)
+    return [rng.child("noise", PARTS["fresh"], int(k), *extra) for k in seeds]
+
+
 def fit_members(data: PhotoData, members: pd.DataFrame, rng: Stream, channels: int, bottleneck: int,
                 config: TrainConfig, *, fresh: bool = False, layers: Sequence[str] = (),
                 teachers: Denoiser | None = None, init: Denoiser | None = None, rows: torch.Tensor | None = None,
@@ -251,7 +259,7 @@ def fit_members(data: PhotoData, members: pd.DataFrame, rng: Stream, channels: i
 
     noisy = noisy_of(rows, "train").to(ref)
     if fresh:
-        samples = ph.FreshNoise(clean, clean, sig, rng.child("noise", PARTS["fresh"]), noisy)
+        samples = ph.FreshNoise(clean, clean, sig, fresh_streams(rng, table.seed), noisy)
     else:
         samples = Samples(clean, noisy, clean)
 
@@ -278,7 +286,7 @@ def fit_members(data: PhotoData, members: pd.DataFrame, rng: Stream, channels: i
         idx = torch.as_tensor(members, device=dev)
         pick = lambda t: t.index_select(0, idx)  # noqa: E731
         if fresh:
-            part = ph.FreshNoise(pick(clean), pick(clean), pick(sig), rng.child("noise", PARTS["fresh"], round_),
+            part = ph.FreshNoise(pick(clean), pick(clean), pick(sig), fresh_streams(rng, table.seed[members], round_),
                                  pick(noisy))
         else:
             part = Samples(pick(clean), pick(noisy), pick(clean))

@@ -32,7 +32,7 @@ shallow and the deep teacher of ``k`` on the same set, apart from every student'
 ``rng.child("rotation", k, j)``. Student run ``k`` trains on ``rng.child("student_data", k)`` from
 ``rng.child("student_init", k)`` (its connector from ``rng.child("student_init", k, 1)``), and is
 measured on ``rng.child("validation", k)`` and ``rng.child("test", k)``; the fresh noise of noise
-augmentation comes from ``rng.child("noise")``. The methods (:func:`methods`) run on the study runner
+augmentation comes from ``rng.child("noise", k)``. The methods (:func:`methods`) run on the study runner
 (:func:`run_students`, :mod:`stlearn.study`), lam on the relative scale of :mod:`stlearn.losses`.
 
 All post-ReLU and connector targets are stored as two-hidden-layer networks and read through
@@ -68,7 +68,7 @@ Tensor = torch.Tensor
 MATCHINGS = ("post", "pre", "connector")
 PRIMARY = "ST"  # post-ReLU ST with the teacher's own units: the method of the book's families
 BASELINE_NAMES = {"base": "the base student", "weight decay": "weight decay",
-                  "teacher as is": "the teacher applied as it is"}
+                  "fine-tuned teacher": "the fine-tuned teacher", "teacher as is": "the teacher applied as it is"}
 
 
 # --------------------------------------------------------------------------- feature transforms
@@ -235,6 +235,15 @@ class Teachers:
         picked = select_members(self.models, [self.index[r] for r in runs])
         transform = torch.stack([self.transform[r] for r in runs]).to(picked.layers[0].weight)
         return FrozenTeacher(picked, transform={layer: transform}, source={layer: "h2"})
+
+    def start_from_units(self, students: MLP, positions: Sequence[int], seeds: Sequence[int]) -> None:
+        """Set student member ``positions[j]`` (one hidden layer) to the weights of run ``seeds[j]``'s units
+        teacher, in place: its first and last layer, the stored network's middle identity dropped."""
+        index = [self.index["units", k] for k in seeds]
+        with torch.no_grad():
+            for dst, src in ((students.layers[0], self.models.layers[0]), (students.layers[1], self.models.layers[2])):
+                dst.weight[list(positions)] = src.weight[index].to(dst.weight)
+                dst.bias[list(positions)] = src.bias[index].to(dst.bias)
 
     def frozen_pre(self, runs: Sequence[tuple[str, int]]) -> FrozenTeacher:
         """Like :meth:`frozen` for the pre-activations ``z1``: target ``s_k T z(x)`` of the shallow teacher ``k``."""
@@ -472,6 +481,7 @@ class Member(protocol.Run):
     target: str = "units"    # the teacher variant whose features are matched
     matching: str = "post"   # "post", "pre" or "connector"
     fresh_noise: float | None = None
+    init: str = "student"    # "student": the run's own init; "teacher": its units teacher's weights
 
 
 def method_of(variant: str) -> str:
@@ -491,16 +501,23 @@ def st_methods(teachers: Teachers, full: str, connector_targets: Sequence[str] =
 
 def methods(lams: Sequence[float], decays: Sequence[float], st: Sequence[tuple], sigma: float,
             aug_levels: Sequence[float] = ()) -> tuple[study.Method, ...]:
-    """The chapter's methods for the study runner: base, weight decay over ``decays``, the teacher as is
-    (measured), every ST method of ``st`` over ``lams`` and, with ``aug_levels``, noise augmentation at
-    ``aug_levels`` x ``sigma`` and ST + noise augmentation (the units, at the level augmentation chose in the run)
-    over ``lams``."""
+    """The chapter's methods for the study runner: base, weight decay and the fine-tuned (units) teacher over
+    ``decays``, the teacher as is (measured), every ST method of ``st`` over ``lams``, ST as a complement (the
+    units' feature term added to tuned weight decay and to the fine-tuned teacher, at what each chose in the
+    run) and, with ``aug_levels``, noise augmentation at ``aug_levels`` x ``sigma`` and ST + noise augmentation
+    (the units, at the level augmentation chose in the run) over ``lams``."""
     check_grids(lams, decays, aug_levels)
     lam = dict(label=lambda v: f"lam={v:g}")
+    wd = dict(label=lambda v: f"wd={v:g}")
+    decays = [float(w) for w in decays]
     out = [study.Method("base", ({"config": "-"},)),
-           study.grid("weight decay", "weight_decay", [float(w) for w in decays], label=lambda v: f"wd={v:g}"),
+           study.grid("weight decay", "weight_decay", decays, **wd),
+           study.grid("fine-tuned teacher", "weight_decay", decays, init="teacher", **wd),
            study.Method("teacher as is", ({"config": "-"},), measured=True)]
     out += [study.grid(name, "lam", lams, target=target, matching=matching, **lam) for name, target, matching in st]
+    out += [study.grid("ST + weight decay", "lam", lams, follows="weight decay", inherits=["weight_decay"], **lam),
+            study.grid("ST from the teacher's weights", "lam", lams, init="teacher", follows="fine-tuned teacher",
+                       inherits=["weight_decay"], **lam)]
     if aug_levels:
         out += [study.grid("noise augmentation", "fresh_noise", [a * sigma for a in aug_levels],
                            label=lambda v: f"s={v / sigma:g}σ", family=study.NOISE_MODEL),
@@ -531,7 +548,7 @@ class Students:
     Post-ReLU students train on the fast path; pre-activation and connector students
     (:class:`MatchingStudent`) by autograd; every member at its own curvature rate
     (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`). Members of one run index share
-    their data, validation and test sets and init; fresh noise comes from ``rng.child("noise")``.
+    their data, validation and test sets, init and fresh noise (``rng.child("noise", k)``).
     """
 
     task: object
@@ -568,6 +585,8 @@ class Students:
         if matching == "post":
             model = MLP(widths, members=len(runs), rng=inits, device=device)
             teacher, layer = teachers.frozen(targets), "h1"
+            from_teacher = [e for e, m in enumerate(runs) if m.init == "teacher"]
+            teachers.start_from_units(model, from_teacher, [seeds[e] for e in from_teacher])
         elif matching == "pre":
             model = MatchingStudent(widths, members=len(runs), rng=inits, device=device)
             teacher, layer = teachers.frozen_pre(targets), "z1"
@@ -575,7 +594,8 @@ class Students:
             model = MatchingStudent(widths, connector=True, members=len(runs), rng=inits, device=device,
                                     connector_rng=[rng.child("student_init", k, 1) for k in seeds])
             teacher, layer = teachers.frozen(targets, "c1"), "c1"
-        config = replace(self.config, weight_decay=tuple(m.weight_decay for m in runs), seed=rng.child("noise"))
+        config = replace(self.config, weight_decay=tuple(m.weight_decay for m in runs),
+                         noise_seeds=tuple(rng.child("noise", k) for k in seeds))
         fresh = [m.fresh_noise for m in runs] if "fresh noise" in group else None
         return nl.train_at_curvature_rates(model, data, config, self.rate_fraction, teacher=teacher,
                                            lam=[m.lam for m in runs], layers=[layer], fresh_noise=fresh,

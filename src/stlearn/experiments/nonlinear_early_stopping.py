@@ -23,8 +23,8 @@ scale of :mod:`stlearn.losses`, ``lam = 1``: feature and task terms of one size 
   weight decay chose in the run) and ``ST from the teacher's weights`` (at the
   fine-tuned teacher's decay);
 * family 3, with a noise model: ``noise augmentation`` (fresh noise on the clean
-  training inputs at every step) and ``ST + noise augmentation`` (at the level
-  augmentation chose);
+  training inputs at every step, run ``k``'s from ``rng.child("noise", k)``) and
+  ``ST + noise augmentation`` (at the level augmentation chose);
 * secondary: ``ST, own-samples teacher`` (the teacher of the run's own clean inputs).
 """
 
@@ -182,7 +182,8 @@ def train_ensemble(s: Setting, runs: list[Member]) -> tuple[pd.DataFrame, MLP]:
     teacher = FrozenTeacher(select_members(both, [index[e] + (len(s.seeds) if m.teacher == "own" else 0)
                                                   for e, m in enumerate(runs)]))
     noise = [m.fresh_noise for m in runs]
-    config = replace(s.config, weight_decay=tuple(m.weight_decay for m in runs), feature_scale="relative")
+    config = replace(s.config, weight_decay=tuple(m.weight_decay for m in runs), feature_scale="relative",
+                     noise_seeds=tuple(rng.child("noise", m.seed) for m in runs))
     val = validation_samples(task, s.n_val, rng, [m.seed for m in runs], s.device)
     result = train_at_curvature_rates(students, data, config, s.rate_fraction, teacher=teacher,
                                       lam=[m.lam for m in runs], layers=["h1"], eval_sets={"test": test, "val": val},

@@ -20,10 +20,13 @@ Methods, for one (student sample size, noise level) condition (:func:`methods`),
 
 * ``base``: the plain student, stopped on validation;
 * ``weight decay``: the grid ``decays`` (its first point, 0, is the base student);
+* ``fine-tuned teacher``: the base loss from the weights of the run's most knowledgeable teacher, over ``decays``;
 * ``ST`` (the most knowledgeable teacher) and ``ST, <level>``: the feature term on ``h1`` with the run's
   teacher of that level, ``lam`` in ``lams`` (the first 0: the base student, so a useless teacher can be
   switched off on validation);
 * ``teacher as is``: the most knowledgeable teacher applied to noisy inputs (measured, not trained);
+* ST as a complement: ``ST + weight decay`` (the most knowledgeable teacher, lam tuned at the decay weight
+  decay chose in the run) and ``ST from the teacher's weights`` (at the fine-tuned teacher's decay);
 * ``noise augmentation``: fresh noise on the clean inputs at every step, levels ``aug_levels`` x sigma, and
   ``ST + noise augmentation``: ST with the most knowledgeable teacher, at augmentation's chosen level (both need
   the noise model, which the others do not).
@@ -40,7 +43,7 @@ import torch
 from .. import protocol, study
 from ..data import Task, draw, draw_members, gaussian_inputs, relu_target
 from ..losses import FrozenTeacher
-from ..models import MLP, select_members, stack_members
+from ..models import MLP, overwrite_members, select_members, stack_members
 from ..stats import ci_high, ci_low, format_ci, mean_ci
 from ..streams import Stream
 from ..teachers import fit_teacher
@@ -192,6 +195,7 @@ class Member(protocol.Run):
     INERT = {"lam": ("level",)}
     level: int = 0  # whose h1 the feature term matches (the teacher as is: whose output is read)
     fresh_noise: float | None = None
+    init: str = "student"  # "student": the run's own init; "teacher": the weights of its most knowledgeable teacher
 
 
 def st_names(levels) -> dict[str, str]:
@@ -202,15 +206,23 @@ def st_names(levels) -> dict[str, str]:
 
 def methods(levels, lams, decays, aug_levels, sigma: float) -> tuple[study.Method, ...]:
     """The chapter's methods at noise level ``sigma`` (module docstring): the simple methods of the same
-    information, ST with every teacher, and, with the noise model, noise augmentation at ``aug_levels`` x
-    sigma and ST + noise augmentation (the best teacher, at the level augmentation chose in the run) over
-    ``lams``."""
+    information, ST with every teacher, ST as a complement (the best teacher's feature term added to tuned
+    weight decay and to the fine-tuned teacher, at what each chose in the run), and, with the noise model,
+    noise augmentation at ``aug_levels`` x sigma and ST + noise augmentation (the best teacher, at the level
+    augmentation chose in the run) over ``lams``."""
     best = len(levels) - 1
     lam = dict(label=lambda v: f"lam={v:g}")
+    wd = dict(label=lambda v: f"wd={v:g}")
+    decays = [float(w) for w in decays]
     out = [study.Method("base", ({"config": "-"},)),
-           study.grid("weight decay", "weight_decay", [float(w) for w in decays], label=lambda v: f"wd={v:g}"),
+           study.grid("weight decay", "weight_decay", decays, **wd),
+           study.grid("fine-tuned teacher", "weight_decay", decays, init="teacher", **wd),
            study.Method("teacher as is", ({"config": "-", "level": best},), measured=True)]
     out += [study.grid(name, "lam", lams, level=j, **lam) for j, name in enumerate(st_names(levels).values())]
+    out += [study.grid("ST + weight decay", "lam", lams, level=best, follows="weight decay",
+                       inherits=["weight_decay"], **lam),
+            study.grid("ST from the teacher's weights", "lam", lams, level=best, init="teacher",
+                       follows="fine-tuned teacher", inherits=["weight_decay"], **lam)]
     out += [study.grid("noise augmentation", "fresh_noise", [a * sigma for a in aug_levels],
                        label=lambda v: f"s={v / sigma:g}σ", family=study.NOISE_MODEL),
             study.grid("ST + noise augmentation", "lam", lams, level=best, fresh_noise=sigma,
@@ -225,7 +237,8 @@ class Condition:
     Run ``k`` trains on ``rng.child("student_data", k, n_train)`` (the noise levels share it) from
     ``rng.child("student_init", k)`` and is measured on ``rng.child("validation", k)`` and
     ``rng.child("test", k)``. The fresh noise of noise augmentation is drawn from
-    ``rng.child("noise", n_train)`` (the noise levels share it, scaled). Every member trains at its own
+    ``rng.child("noise", n_train, k)`` (the noise levels share it, scaled; every method of run ``k`` that
+    augments sees the same noise, whichever runs share its ensemble). Every member trains at its own
     curvature rate (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`), lam on the relative
     scale of ``config``.
     """
@@ -257,8 +270,12 @@ class Condition:
         test = run_sets(task, self.n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
         students = MLP([task.d, self.teachers.model.widths[1], task.d_out], members=len(runs), device=device,
                        rng=[rng.child("student_init", k) for k in seeds])
-        config = replace(self.config, seed=rng.child("noise", self.n_train),
-                         weight_decay=tuple(m.weight_decay for m in runs))
+        best = len(self.teachers.levels) - 1
+        from_teacher = [e for e, m in enumerate(runs) if m.init == "teacher"]
+        overwrite_members(students, from_teacher, self.teachers.model,
+                          [self.teachers.index(best, seeds[e]) for e in from_teacher])
+        config = replace(self.config, weight_decay=tuple(m.weight_decay for m in runs),
+                         noise_seeds=tuple(rng.child("noise", self.n_train, k) for k in seeds))
         fresh = [m.fresh_noise for m in runs] if group == "fresh noise" else None
         return train_at_curvature_rates(students, data, config, self.rate_fraction, teacher=teacher,
                                         lam=[m.lam for m in runs], layers=["h1"], fresh_noise=fresh,
