@@ -4,7 +4,18 @@
 import pandas as pd
 import pytest
 
+from stlearn import protocol, study
 from stlearn.experiments import classification as cl
+
+
+def _result(table: pd.DataFrame) -> study.StudyResult:
+    """``table`` as the run table of a study of base, ST and ST + noise augmentation, lam labelled as the chapters
+    label it (the runs' lam is what the curve reads)."""
+    methods = (study.Method("base", ({"config": "-"},)), study.grid("ST", "lam", [0.0, 0.01], label=cl.lam_label),
+               study.grid("ST + noise augmentation", "lam", [0.0, 10.0], label=cl.lam_label, family=study.NOISE_MODEL))
+    s = study.Study(methods, (0, 1))
+    where = {r: ("fixed", e) for e, r in enumerate(s.runs())}
+    return study.StudyResult(s, table, protocol.select(table), pd.DataFrame(), {}, where, s.budget())
 
 
 def test_lam_curve_and_chosen_lams():
@@ -12,7 +23,7 @@ def test_lam_curve_and_chosen_lams():
                           "config": ["lam=0", "lam=0", "lam=0.01", "lam=0.01", "lam=0", "lam=10", "-"],
                           "seed": [0, 1, 0, 1, 0, 0, 0], "val_error": 0.1,
                           "test_error": [0.2, 0.4, 0.1, 0.1, 0.3, 0.5, 0.9]})
-    curve = cl.lam_curve(table)
+    curve = cl.lam_curve(_result(table))
     assert list(curve.method) == ["ST", "ST", "ST + noise augmentation", "ST + noise augmentation"]
     assert list(curve.lam) == [0.0, 0.01, 0.0, 10.0]
     assert curve.test_error.tolist() == pytest.approx([0.3, 0.1, 0.3, 0.5])

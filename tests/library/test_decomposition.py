@@ -233,7 +233,7 @@ def test_the_study_shares_the_base_run_and_checks_budgets_first():
     families = result.comparisons.set_index("method")
     assert families.reference["ST + noise augmentation"] == "noise augmentation"
     assert families.reference["ST"] in ("base", "weight decay", "teacher as is")
-    assert list(nd.lam_curve(table).columns) == ["λ", "ST", "ST + noise augmentation"]
+    assert list(nd.lam_curve(result).columns) == ["λ", "ST", "ST + noise augmentation"]
     words = verdicts.decomposition_practice(result.comparisons, "weight decay", {"low": -1.0, "high": 1.0, "gain": 0.0})
     assert words.startswith("Match a layer") and "With a noise model" in words and "as well as" not in words
     for lams, decays, aug in (([1.0, 3.0], [0.0, 0.1], []), ([0.0, 1.0], [0.0, 0.0], []),

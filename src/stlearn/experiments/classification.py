@@ -383,14 +383,13 @@ def methods_table(selected: pd.DataFrame) -> pd.DataFrame:
                          "configurations chosen": rows.chosen}).reset_index(drop=True)
 
 
-def lam_curve(table: pd.DataFrame, methods: Sequence[str] = ("ST", "ST + noise augmentation")) -> pd.DataFrame:
+def lam_curve(result: study.StudyResult, methods: Sequence[str] = ("ST", "ST + noise augmentation")) -> pd.DataFrame:
     """Per ST method and lam (every run at its validation stop, no selection): the mean test error and its
-    95% interval over runs, and the runs where validation chose that lam."""
+    95% interval over runs."""
+    table = result.lam_rows(methods)
     rows = []
     for m in methods:
-        g = table[table.method == m]
-        for config, runs in g.groupby("config", sort=False):
-            lam = float(config.split("=")[1])
+        for lam, runs in table[table.method == m].groupby("lam", sort=False):
             err = protocol.interval(runs.test_error.to_numpy())
             rows.append({"method": m, "lam": lam, "test_error": err["gain"], "low": err["low"], "high": err["high"]})
     return pd.DataFrame(rows).sort_values(["method", "lam"], kind="stable").reset_index(drop=True)

@@ -609,10 +609,9 @@ def results_table(selected: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame
                          "configurations chosen (most often first)": results.chosen})
 
 
-def lam_curve(table: pd.DataFrame, methods=(PRIMARY, "ST + noise augmentation")) -> pd.DataFrame:
+def lam_curve(result: study.StudyResult, methods=(PRIMARY, "ST + noise augmentation")) -> pd.DataFrame:
     """Test error (mean [95% interval] over runs) of ``methods`` at each fixed lam, validation-stopped."""
-    rows = table[table.method.isin(list(methods))]
-    rows = rows.assign(lam=rows.config.str.removeprefix("lam=").astype(float))
+    rows = result.lam_rows(methods)
     out = rows.groupby(["lam", "method"]).test_error.apply(lambda v: format_ci(v, 4)).unstack("method")
     return out.reindex(columns=[m for m in methods if m in out]).rename_axis("λ").reset_index()
 

@@ -285,14 +285,13 @@ def run_all(task: Task, teachers: Teachers, n_trains, sigmas, lams, decays, aug_
 
 def combined(results: dict, levels) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The conditions' run tables, selections and family comparisons, each with ``n_train`` and ``sigma``
-    columns; the tables also with each run's ``lam`` and, for ST with one teacher, its ``level`` name."""
+    columns; the tables also with each run's ``lam`` (:meth:`stlearn.study.StudyResult.lam_rows`) and, for ST with
+    one teacher, its ``level`` name."""
     level_of = {m: name for name, m in st_names(levels).items()}
     tables, selections, families = [], [], []
     for (n, s), r in results.items():
-        knobs = pd.DataFrame([{"method": m.method, "config": m.config, "seed": m.seed, "lam": m.lam}
-                              for m in r.study.runs()])
         keys = dict(n_train=n, sigma=s)
-        tables.append(r.table.merge(knobs, on=["method", "config", "seed"]).assign(**keys))
+        tables.append(r.lam_rows().assign(**keys))
         selections.append(r.selected.assign(**keys))
         families.append(r.comparisons.assign(**keys))
     table = pd.concat(tables, ignore_index=True)
