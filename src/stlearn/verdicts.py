@@ -150,7 +150,7 @@ def teacher_phrase(level: str) -> str:
 
 
 def _listed(levels) -> str:
-    """``the untrained teacher``, ``the untrained and the wrong-target teachers``, ``a, b and c``."""
+    """``the untrained teacher``, ``the untrained teacher and the wrong-target teacher``, ``a, b and c``."""
     names = [teacher_phrase(l) for l in levels]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
