@@ -1,4 +1,5 @@
-"""Spread over seeds: means with Student-t confidence intervals, and gains over the base run paired by seed.
+"""Spread over seeds: means with Student-t confidence intervals, gains over the base run paired by seed, and
+Holm's adjustment of several p-values.
 
 The one home of these ideas: every chapter's gains, intervals and interval
 tables come from here.
@@ -82,6 +83,16 @@ def interval_table(df: pd.DataFrame, by, columns: Sequence[str], digits: int = 3
         row.update({c: format_ci(g[c], digits) for c in columns})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of ``pvalues`` (family-wise error), in their order."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]).clip(max=1.0)
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out
 
 
 def paired_gains(runs: pd.DataFrame, columns: Sequence[str], keys: Sequence[str] = ("seed",),

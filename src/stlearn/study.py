@@ -208,6 +208,17 @@ class StudyResult:
         """The first comparison of family 1 as a dict (``method``, ``reference``, ``gain``, ``low``, ...)."""
         return self.family(SAME_INFORMATION).iloc[0].to_dict()
 
+    def lam_rows(self, methods: Sequence[str] | None = None) -> pd.DataFrame:
+        """The run table's rows of ``methods`` (every method by default), in its order, each with its run's ``lam``
+        (a float; 0 for a method without the feature term).
+
+        The lambda comes from the runs themselves (:attr:`where`), never parsed back out of a ``config`` label:
+        the labels are a chapter's own words."""
+        keys = ["method", "config", "seed"]
+        lams = pd.DataFrame([(r.method, r.config, r.seed, float(r.lam)) for r in self.where], columns=[*keys, "lam"])
+        table = self.table if methods is None else self.table[self.table.method.isin(list(methods))]
+        return table.merge(lams, on=keys)
+
 
 def run_study(study: Study, execute: Callable[[Hashable, list], Any],
               group_of: Callable[[Any], Hashable] = lambda run: None) -> StudyResult:

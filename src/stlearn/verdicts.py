@@ -4,7 +4,9 @@ A paired comparison is ``{"gain", "low", "high", ...}`` (the mean gain of the fi
 its 95% interval, :func:`stlearn.protocol.compare`). The rules (``CONTRIBUTING.md`` 4b): a verdict follows the
 interval's side of 0; an interval that includes 0 is "no resolvable difference ... (+g [low, high])", never
 "as well as" or "matches"; every number printed with an interval in the form of :func:`interval_text`.
-Each builder is unit-tested case by case (``tests/library/test_verdicts.py``).
+The general builders come first, then one section per chapter with the builders of its verdicts; they take
+plain data (intervals, tables, names), never a chapter's objects. Each builder is unit-tested case by case
+(``tests/library/test_verdicts.py``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,22 @@ def family_verdict(table: pd.DataFrame, family: str, digits: int = 3) -> str:
         return f"not run here ({family})"
     text = "; ".join(sentence(row, row["method"], row["reference"], digits) for row in rows.to_dict("records"))
     return text[0].upper() + text[1:] + "."
+
+
+# ---------------------------------------------------------------- chapter "Training to zero loss erases the teacher"
+def yardstick_verdict(table: pd.DataFrame) -> str:
+    """One sentence for the trained rows of :func:`stlearn.experiments.zero_loss.against_yardstick` (every depth
+    and lam; ``verdict`` is who the interval favours: ``student``, ``ridge`` or ``neither``)."""
+    counts = table[table.trained].verdict.value_counts()
+    n = int(counts.sum())
+    if counts.get("ridge", 0) == n:
+        return "tuned ridge beats every interpolating student, base and ST, at every depth and weight"
+    if counts.get("student", 0) == n:
+        return "every interpolating student, base and ST, beats tuned ridge"
+    if counts.get("neither", 0) == n:
+        return "no resolvable difference between any interpolating student and tuned ridge"
+    return (f"of the {n} interpolating students, tuned ridge beats {counts.get('ridge', 0)}, "
+            f"{counts.get('student', 0)} beat it, and {counts.get('neither', 0)} show no resolvable difference")
 
 
 # ---------------------------------------------------------------- chapter "Early stopping in wide ReLU networks"
@@ -120,3 +138,308 @@ def early_stopping_practice(families: pd.DataFrame) -> str:
     if hurts:
         head += (" It hurts on top of " + ", ".join(r.reference for r in hurts) + ".")
     return head + " Whatever is used, stop on a labelled noisy validation set."
+
+
+# ---------------------------------------------------------------- chapter "How knowledgeable must the teacher be?"
+# A knowledge level is named as in stlearn.experiments.nonlinear_teacher_knowledge.level_names: "untrained",
+# "wrong target", "<n> samples".
+def teacher_phrase(level: str) -> str:
+    """``the untrained teacher``, ``the wrong-target teacher``, ``the 1000-sample teacher``."""
+    size = level.removesuffix(" samples")
+    return f"the {size}-sample teacher" if size != level else f"the {level.replace(' ', '-')} teacher"
+
+
+def _listed(levels) -> str:
+    """``the untrained teacher``, ``the untrained teacher and the wrong-target teacher``, ``a, b and c``."""
+    names = [teacher_phrase(l) for l in levels]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _hurting(gains: pd.DataFrame, column: str, by_lam: bool = False) -> list[str]:
+    """``teacher at condition (and lam)`` for every gain whose interval lies below zero."""
+    keys = ["n_train", "sigma", "level", *(["lam"] if by_lam else [])]
+    highs = gains.groupby(keys)[column].agg(ci_high)
+    found = []
+    for key, high in highs.items():
+        if high < 0:
+            n, s, level, *lam = key
+            found.append(f"{teacher_phrase(level)} at n = {n}, σ = {s:g}" + (f", λ = {lam[0]:g}" if lam else ""))
+    return found
+
+
+def teacher_knowledge_claim(primary: dict, untrained: dict, level_per: pd.DataFrame, lam_per: pd.DataFrame,
+                            best: str) -> str:
+    """The answer to "does a knowledgeable teacher help, within limits?", from the intervals.
+
+    ``primary``: ST with ``best`` against ST with the untrained teacher, pooled; ``untrained``: the untrained
+    teacher's pooled gain over base; ``level_per`` / ``lam_per``: the per-condition gains at validation-selected
+    and at fixed lam (``all_level_gains``, ``all_lambda_gains`` of the chapter's module).
+    """
+    who = f"ST with {teacher_phrase(best)}"
+    knows = by_sign(
+        primary, f"Knowledge helps beyond what a random teacher gives: {who} beats ST with the untrained teacher",
+        f"Knowledge hurts: {who} is worse than ST with the untrained teacher",
+        "Beyond what a random teacher gives, the teacher's knowledge adds no resolvable gain")
+    zero = by_sign(
+        untrained, "but part of ST's gain over the base student needs no knowledge: the untrained teacher "
+        "resolvably helps as well", "and the untrained teacher resolvably hurts the student",
+        "and the untrained teacher gives no resolvable gain over the base student")
+    hurt_selected = _hurting(level_per, "over_base")
+    hurt_fixed = _hurting(lam_per.rename(columns={"gain": "over_base"}), "over_base", by_lam=True)
+    if hurt_selected:
+        limit = ("With λ chosen on validation, a teacher still resolvably hurts the student "
+                 f"({'; '.join(hurt_selected)}), the limit the paper describes")
+    elif hurt_fixed:
+        limit = ("With λ chosen on validation no teacher resolvably hurts; at a fixed λ some do "
+                 f"({'; '.join(hurt_fixed)}), so the paper's limit is real but a validation set avoids it")
+    else:
+        limit = ("No teacher, however weak, resolvably hurts the student, with λ chosen on validation or at any "
+                 "fixed λ tried: the limit the paper describes did not appear here")
+    return f"{knows}, {zero}. {limit}."
+
+
+def helps_base_verdict(over_base: dict, levels) -> str:
+    """Words for the pooled gain of ST over the base student with each teacher (``over_base[level]``: an
+    interval): which teachers resolvably help it, hurt it, or neither."""
+    helps = [l for l in levels if over_base[l]["low"] > 0]
+    hurts = [l for l in levels if over_base[l]["high"] < 0]
+    unresolved = [l for l in levels if l not in helps and l not in hurts]
+    if len(helps) == len(levels):
+        return "every teacher helps the base student resolvably, the untrained and the wrong-target ones included"
+    if len(unresolved) == len(levels):
+        return "no teacher, trained or not, resolvably helps or hurts the base student"
+    parts = [f"{_listed(helps)} resolvably help{'s' if len(helps) == 1 else ''} the base student"] if helps else []
+    if hurts:
+        parts.append(f"{_listed(hurts)} resolvably hurt{'s' if len(hurts) == 1 else ''} it")
+    if unresolved:
+        parts.append(f"with {_listed(unresolved)} the difference is not resolvable")
+    return "; ".join(parts)
+
+
+def describe_crossover(c: dict, what: str) -> str:
+    """Words for where a gain changes sign along the knowledge ladder (the chapter module's ``crossover``)."""
+    if c["bracket"] is not None:
+        a, b = c["bracket"]
+        return (f"{what} crosses zero between {teacher_phrase(a)} (resolvably below zero) and "
+                f"{teacher_phrase(b)} (resolvably above)")
+    if c["hurts"]:
+        return (f"{what} is resolvably below zero for {', '.join(map(teacher_phrase, c['hurts']))}, and no more "
+                f"knowledgeable teacher is resolvably above")
+    if c["helps"]:
+        return (f"{what} is never resolvably below zero, and resolvably above zero for "
+                f"{', '.join(map(teacher_phrase, c['helps']))}")
+    return f"{what} is not resolvably different from zero for any teacher"
+
+
+def counted(families: pd.DataFrame, method: str) -> dict[str, int]:
+    """Over the conditions, how often ``method``'s comparison in ``families`` (one row per condition) is won,
+    lost or unresolved: ``{"wins", "losses", "ties", "of"}``."""
+    rows = families[families.method == method]
+    return {"wins": int((rows.low > 0).sum()), "losses": int((rows.high < 0).sum()),
+            "ties": int(((rows.low <= 0) & (rows.high >= 0)).sum()), "of": len(rows)}
+
+
+def count_words(families: pd.DataFrame, method: str, reference: str) -> str:
+    """Words for :func:`counted`: in how many conditions ``method`` beats ``reference``, loses, or neither."""
+    c = counted(families, method)
+    return (f"{method} beats {reference} in {c['wins']} of the {c['of']} conditions, {reference} beats it in "
+            f"{c['losses']}, and in {c['ties']} there is no resolvable difference")
+
+
+def teacher_knowledge_practice(families: pd.DataFrame, primary: dict, best: str) -> str:
+    """The chapter's advice, from the three families in every condition (one row per comparison and condition)
+    and the primary comparison of teachers."""
+    who = f"ST with {teacher_phrase(best)}"
+    one, aug, both = (counted(families, m) for m in ("ST", "noise augmentation", "ST + noise augmentation"))
+    if one["wins"] == 0:
+        head = (f"Without a noise model, try the simple methods first: the strongest of them on validation beats "
+                f"{who} in {one['losses']} of the {one['of']} conditions"
+                + (f", and in the other {one['ties']} there is no resolvable difference." if one["ties"] else "."))
+    else:
+        head = (f"Without a noise model, {who} beats the strongest simple method of the same information in "
+                f"{one['wins']} of the {one['of']} conditions (and loses to it in {one['losses']}).")
+    text = head
+    if aug["of"]:
+        text += (f" With a noise model, noise augmentation beats the strongest method without one in "
+                 f"{aug['wins']} of the {aug['of']} conditions")
+        if both["wins"]:
+            text += (f", and ST complements it: ST + noise augmentation beats noise augmentation in {both['wins']} "
+                     f"of the {both['of']} conditions (worse in {both['losses']}).")
+        else:
+            text += (f"; adding ST to it beats it in no condition (worse in {both['losses']} of the {both['of']}, "
+                     "no resolvable difference in the others).")
+    if primary["low"] > 0:
+        text += (" If ST is used, a teacher that knows the target is worth having (it beats a random one), and "
+                 "λ should be chosen on a labelled validation set, 0 included.")
+    else:
+        text += (" If ST is used: " + no_difference(primary, "a knowledgeable teacher", "a random one")
+                 + " here; choose λ on a labelled validation set, 0 included.")
+    return text
+
+
+# ---------------------------------------------------------------- chapter "How the teacher decomposes its knowledge"
+def equivalent(comparison: dict, margin: float) -> bool:
+    """Whether the 95% interval lies inside ``(-margin, margin)``."""
+    return comparison["low"] > -margin and comparison["high"] < margin
+
+
+def equivalence_verdict(comparison: dict, margin: float, what: str) -> str:
+    """Words for a null control: ``what`` changed nothing (within the margin), or did, or we cannot tell."""
+    if equivalent(comparison, margin):
+        return f"{what} changes the test error by less than {margin:g} either way (its 95% interval lies inside)"
+    if comparison["low"] > 0 or comparison["high"] < 0:
+        return f"{what} changes the test error: the 95% interval excludes 0"
+    return f"{what} changes nothing resolvable, but the 95% interval reaches beyond ±{margin:g}"
+
+
+def rotation_order(gains: pd.Series) -> str:
+    """Words for the mean gains over base along the rotations (``gains``, in the order of theta)."""
+    listed = ", ".join(f"{name} {gain:.3f}" for name, gain in gains.items())
+    if bool((gains.diff().dropna() < 0).all()):
+        return f"Smaller rotations cost less: the mean gain over base falls at every step of θ ({listed})"
+    return f"The mean gain over base does not fall at every step of θ ({listed})"
+
+
+def penalty_verdict(post: dict, control: dict, reduction: dict, control_name: str) -> str:
+    """Words for what a control does to the rotation penalty (``post``: the penalty under post-ReLU matching,
+    ``control``: under the control, ``reduction``: their paired difference)."""
+    if control["high"] < post["low"] and reduction["low"] > 0 and control["low"] <= 0 <= control["high"]:
+        return f"{control_name} removes the rotation penalty: it is no longer resolvable, and resolvably smaller"
+    if reduction["low"] > 0:
+        return (f"{control_name} reduces the rotation penalty resolvably, but does not remove it"
+                if control["low"] > 0 else f"{control_name} removes the rotation penalty")
+    if reduction["high"] < 0:
+        return f"{control_name} increases the rotation penalty"
+    return f"{control_name} leaves the rotation penalty where it was (no resolvable change)"
+
+
+def mechanism_verdict(pre: dict, reduction_pre: dict, connector_null: dict, reduction_connector: dict,
+                      units_vs_connector: dict) -> str:
+    """The answer to "is the rotation's cost mechanical?", from the controls' intervals.
+
+    ``pre``: the rotation's cost with pre-activations; ``reduction_pre``: the cost with post-ReLU features
+    minus that; ``connector_null``: the cost under a connector; ``reduction_connector``: the post-ReLU cost
+    minus it; ``units_vs_connector``: the gain of the units matched directly over the units through a connector.
+    """
+    if reduction_pre["low"] > 0:
+        first = ("The sign constraint of ReLU features accounts for the rotation's cost: with pre-activations, "
+                 "which the student's first layer can reach in any rotation, it is resolvably smaller"
+                 + ("" if pre["low"] > 0 else ", and no longer resolvable"))
+    elif pre["low"] > 0:
+        first = ("The rotation's cost is not the sign constraint of ReLU features: matching pre-activations, "
+                 "which the student's first layer can reach in any rotation, pays it too"
+                 + (" (no resolvable reduction)" if reduction_pre["high"] >= 0 else ", and more"))
+    else:
+        first = "With pre-activations the rotation's cost is not resolvable, nor resolvably smaller"
+    if connector_null["low"] <= 0 <= connector_null["high"] and reduction_connector["low"] > 0:
+        second = "a learned connector makes the layout irrelevant, as the symmetry says it must"
+        if units_vs_connector["low"] > 0:
+            second += (", but transfers resolvably less than the units matched directly: what the aligned "
+                       "teacher gives is its decomposition, a target for each student unit, not only "
+                       "information that a rotation would hide")
+        elif units_vs_connector["high"] < 0:
+            second += ", and transfers more than the units matched directly"
+        else:
+            second += (", and " + no_difference(units_vs_connector, "it", "the units matched directly")
+                       + ", consistent with rotated features that hold the same usable knowledge and a mechanical "
+                       "cost of rotation")
+    else:
+        second = "the connector control does not make the layout irrelevant here, which calls the set-up into doubt"
+    return f"{first}; {second}."
+
+
+def decomposition_short_answer(primary: dict) -> str:
+    """The primary comparison (the units over their rotation) in a few words, for the book's table of findings."""
+    return by_sign(primary, "Holds: the teacher's units transfer better than a rotation of them",
+                   "Reversed: a rotation of the teacher's units transfers better than the units",
+                   "Not resolved: " + no_difference(primary, "the units", "their rotation"))
+
+
+def decomposition_claim(primary: dict, deep_vs_matched: dict, mechanism: str) -> str:
+    """The answer to "does the paper's claim hold here?", from the primary comparison and the controls
+    (``mechanism``: :func:`mechanism_verdict`)."""
+    head = by_sign(primary, "Yes, for this family of teachers: with the teacher's function fixed, its own "
+                   "units transfer better than a rotation of them",
+                   "No: a rotation of the teacher's units transfers better than the units themselves",
+                   "Not resolvably: " + no_difference(primary, "the units", "their rotation"))
+    deep = by_sign(
+        deep_vs_matched,
+        "a deep teacher's last hidden layer transfers less than a shallow teacher's units of matched clean error",
+        "a deep teacher's last hidden layer transfers more than a shallow teacher's units of matched clean error",
+        no_difference(deep_vs_matched, "a deep teacher's last hidden layer",
+                      "a shallow teacher's units of matched clean error"))
+    return f"{head}, and {deep}. {mechanism}"
+
+
+def decomposition_practice(families: pd.DataFrame, strongest: str, pre_vs_units: dict) -> str:
+    """The chapter's advice, from the book's families (:attr:`stlearn.study.StudyResult.comparisons`; family 1:
+    ST with the teacher's units against ``strongest``, in words) and the comparison of pre-activations with
+    post-ReLU units."""
+    rows = families.set_index("method")
+    text = ("Match a layer whose units the student can adopt one by one (same architecture, same layer, no "
+            "mixing between teacher and student), and expect less from features that are mixtures of units, "
+            "whatever the teacher's accuracy.")
+    if pre_vs_units["low"] > 0:
+        text += " Matching the pre-activations of those units did better still than matching them after the ReLU."
+    one = families[families.family == SAME_INFORMATION].iloc[0]
+    if one.low <= 0:
+        found = (f"{strongest} does better than ST with the teacher's units" if one.high < 0 else
+                 no_difference(one, "ST with the teacher's units", strongest))
+        text += f" But without a noise model try the simple methods first: here {found}."
+    if "ST + noise augmentation" in rows.index:
+        both = rows.loc["ST + noise augmentation"]
+        text += by_sign(
+            both, " With a noise model, add ST to noise augmentation: ST + noise augmentation beats noise "
+            "augmentation alone here.", " With a noise model, use noise augmentation alone: adding ST made it worse "
+            "here.", " With a noise model, use noise augmentation; " + no_difference(
+                both, "ST + noise augmentation", "noise augmentation alone") + " here.")
+    return text
+
+
+# ---------------------------------------------------------------- chapters "Real images" and "MNIST-1D"
+# ``r`` is the readouts of one architecture (stlearn.experiments.classification.readouts): its ``families``
+# and the intervals ``length stopped``, ``length matched``, ``length zero_loss``.
+def length_verdict(r: dict, end: str = "trained on to (near) zero loss") -> str:
+    """What training length does to ST's gain over base (factor 1), from the three intervals.
+
+    ``end`` describes the end of the continuation (say so where the training loss is not near zero).
+    """
+    words = {p: by_sign(r[f"length {p}"], "positive", "negative", "not resolvably different from zero")
+             for p in ("stopped", "matched", "zero_loss")}
+    return (f"validation-stopped, the gain of ST over base is {words['stopped']}; at matched training loss it is "
+            f"{words['matched']}; {end} it is {words['zero_loss']}")
+
+
+def classification_practice(r: dict) -> str:
+    """The chapter's advice from the three families: with the noise model, without it, and ST as a complement
+    wherever it wins."""
+    c = r["families"].set_index("method")
+    rows = {m: c.loc[m].to_dict() for m in c.index}
+    words = []
+    if "noise augmentation" in rows:
+        aug, st_aug = rows["noise augmentation"], rows.get("ST + noise augmentation")
+        if st_aug is not None and st_aug["low"] > 0:
+            words.append("With the noise model at hand, train on fresh noise and add the ST term: ST + noise "
+                         "augmentation beats noise augmentation here.")
+        elif aug["low"] > 0:
+            words.append(f"With the noise model at hand, train on fresh noise: noise augmentation beats "
+                         f"{aug['reference']} here" + ("" if st_aug is None else ", and adding the ST term to it "
+                                                         "gives no resolvable gain" if st_aug["high"] >= 0 else
+                                                         ", and adding the ST term to it hurts") + ".")
+        else:
+            words.append(by_sign(aug, "", f"Even with the noise model at hand, {aug['reference']} beats "
+                                          f"noise augmentation here.",
+                                 f"Even with the noise model at hand, noise augmentation and "
+                                 f"{aug['reference']} are not resolvably different here; choose between "
+                                 f"them on validation."))
+    first = rows["ST"]
+    words.append(by_sign(first, f"Without the noise model, use ST: it beats {first['reference']}, the "
+                                f"strongest method with the same information.",
+                         f"Without the noise model, use {first['reference']}: it beats ST.",
+                         f"Without the noise model, ST and {first['reference']} are not resolvably "
+                         f"different; choose on validation."))
+    helps = [f"{m} beats {rows[m]['reference']}" for m in ("ST + weight decay", "ST from the teacher's weights")
+             if m in rows and rows[m]["low"] > 0]
+    if helps:
+        words.append("As a complement, ST helps: " + " and ".join(helps) + ".")
+    return " ".join(words)

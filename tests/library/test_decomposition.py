@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import stlearn as st
+from stlearn import verdicts
 from stlearn.experiments import nonlinear as nl
 from stlearn.experiments import nonlinear_decomposition as nd
 from stlearn.fast import fused
@@ -240,8 +241,8 @@ def test_the_study_shares_the_base_run_and_checks_budgets_first():
     assert families.reference["ST + weight decay"] == "weight decay"
     assert families.reference["ST from the teacher's weights"] == "fine-tuned teacher"
     assert families.reference["ST"] in ("base", "weight decay", "fine-tuned teacher", "teacher as is")
-    assert list(nd.lam_curve(table).columns) == ["λ", "ST", "ST + noise augmentation"]
-    words = nd.practice(result.comparisons, "weight decay", {"low": -1.0, "high": 1.0, "gain": 0.0})
+    assert list(nd.lam_curve(result).columns) == ["λ", "ST", "ST + noise augmentation"]
+    words = verdicts.decomposition_practice(result.comparisons, "weight decay", {"low": -1.0, "high": 1.0, "gain": 0.0})
     assert words.startswith("Match a layer") and "With a noise model" in words and "as well as" not in words
     for lams, decays, aug in (([1.0, 3.0], [0.0, 0.1], []), ([0.0, 1.0], [0.0, 0.0], []),
                               ([0.0, 1.0], [0.0, 0.1], [0.5, 1.5])):
@@ -252,13 +253,15 @@ def test_the_study_shares_the_base_run_and_checks_budgets_first():
                         20, 10, 30, config, rng)
 
 
-def test_verdicts_follow_the_intervals():
-    assert nd.equivalent({"low": -0.004, "high": 0.003}, 0.005)
-    for low in (-0.004, 0.001):  # inside the margin: equivalent, whether or not the interval holds 0
-        assert "by less than 0.005 either way" in nd.equivalence_verdict({"low": low, "high": 0.003}, 0.005, "it")
-    assert "excludes 0" in nd.equivalence_verdict({"low": 0.001, "high": 0.03}, 0.005, "relabelling")
-    assert "reaches beyond" in nd.equivalence_verdict({"low": -0.01, "high": 0.003}, 0.005, "relabelling")
-    post = {"low": 0.05, "high": 0.07}
-    assert "removes" in nd.penalty_verdict(post, {"low": -0.01, "high": 0.01}, {"low": 0.04, "high": 0.07}, "x")
-    assert "reduces" in nd.penalty_verdict(post, {"low": 0.01, "high": 0.03}, {"low": 0.02, "high": 0.05}, "x")
-    assert "leaves" in nd.penalty_verdict(post, {"low": 0.05, "high": 0.07}, {"low": -0.01, "high": 0.01}, "x")
+def test_comparison_table_pairs_runs_and_differences_of_gains():
+    rows = []
+    for seed, (a, b, c) in enumerate([(1.0, 1.5, 2.0), (1.1, 1.4, 2.2), (0.9, 1.6, 1.9)]):
+        rows += [{"method": "ST", "seed": seed, "test_error": a}, {"method": "base", "seed": seed, "test_error": b},
+                 {"method": "rotated", "seed": seed, "test_error": c}]
+    selected = pd.DataFrame(rows)
+    table = nd.comparison_table(selected, [("ST over base", ("ST", "base")),
+                                           ("ST over rotated minus over base", ("ST", "rotated"), ("ST", "base"))])
+    assert table.loc["ST over base", "gain"] == pytest.approx(np.mean([0.5, 0.3, 0.7]))
+    assert table.loc["ST over rotated minus over base", "gain"] == pytest.approx(np.mean([0.5, 0.8, 0.3]))
+    assert table.runs.tolist() == [3, 3]
+    assert (table.holm_p >= table.p).all()

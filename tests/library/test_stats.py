@@ -1,4 +1,5 @@
-"""Means with Student-t intervals over seeds, interval tables, and gains paired by seed (stlearn.stats)."""
+"""Means with Student-t intervals over seeds, interval tables, gains paired by seed and Holm's adjustment
+(stlearn.stats)."""
 
 import math
 
@@ -53,3 +54,11 @@ def test_paired_gains_are_base_minus_run_paired_by_seed():
         stats.paired_gains(runs[runs.lam > 0], ["err"])
     with pytest.raises(ParameterError, match="runs need a lam column"):
         stats.paired_gains(runs.drop(columns="lam"), ["err"])
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order():
+    p = [0.01, 0.04, 0.03, 0.5]
+    # sorted 0.01, 0.03, 0.04, 0.5 times 4, 3, 2, 1 -> 0.04, 0.09, 0.08 -> running max 0.09, then 0.5
+    assert stats.holm(p) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert stats.holm([0.9, 0.8]).max() <= 1.0
+    assert (stats.holm(p) >= np.asarray(p)).all()

@@ -149,3 +149,19 @@ def test_a_run_shared_across_groups_trains_once():
     result = study.run_study(s, execute(calls), odd_group)
     assert dict(calls)["own"] == 3 * len(s.seeds)  # its lam = 0 run is base's, trained in "fixed"
     assert len(result.table) == len(s.runs())
+
+
+def test_lam_rows_read_lambda_from_the_runs_not_from_their_labels():
+    lams = study.lam_grid(3)
+    words = dict(zip(lams, ("off", "weak", "medium", "strong")))  # labels no parser could read lambda from
+    methods = (study.Method("base", ({"config": "-"},)), study.grid("ST", "lam", lams, label=words.get),
+               study.grid("noise augmentation", "fresh_noise", [0.5, 1.0, 1.5, 2.0], family=study.NOISE_MODEL),
+               study.grid("ST + noise augmentation", "lam", lams, label=words.get, family=study.NOISE_MODEL,
+                          follows="noise augmentation", inherits=["fresh_noise"]))
+    result = study.run_study(study.Study(methods, (0, 1, 2), Knobs), execute([]), group_of)
+    rows = result.lam_rows(["ST", "ST + noise augmentation"])
+    assert set(rows.method) == {"ST", "ST + noise augmentation"} and len(rows) == 2 * len(lams) * 3
+    assert (rows.config.map({w: lam for lam, w in words.items()}) == rows.lam).all()
+    every = result.lam_rows()  # the whole run table, in its order, with lam beside it (0 without a feature term)
+    pd.testing.assert_frame_equal(every.drop(columns="lam"), result.table)
+    assert (every[every.method.isin(["base", "noise augmentation"])].lam == 0).all()

@@ -2,74 +2,33 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from stlearn import verdicts
-from stlearn.experiments import classification as cl
-from stlearn.experiments import nonlinear_decomposition as nd
+from stlearn import study, verdicts
+from stlearn.experiments import nonlinear_teacher_knowledge as tk
 
 ABOVE = {"gain": 0.1, "low": 0.02, "high": 0.18}
 BELOW = {"gain": -0.1, "low": -0.18, "high": -0.02}
 AROUND = {"gain": 0.01, "low": -0.05, "high": 0.07}
 
 
-def test_holm_adjusts_step_down_and_keeps_the_order():
-    p = [0.01, 0.04, 0.03, 0.5]
-    # sorted 0.01, 0.03, 0.04, 0.5 times 4, 3, 2, 1 -> 0.04, 0.09, 0.08 -> running max 0.09, then 0.5
-    assert nd.holm(p) == pytest.approx([0.04, 0.09, 0.09, 0.5])
-    assert nd.holm([0.9, 0.8]).max() <= 1.0
-    assert (nd.holm(p) >= np.asarray(p)).all()
-
-
-def test_comparison_table_pairs_runs_and_differences_of_gains():
-    rows = []
-    for seed, (a, b, c) in enumerate([(1.0, 1.5, 2.0), (1.1, 1.4, 2.2), (0.9, 1.6, 1.9)]):
-        rows += [{"method": "ST", "seed": seed, "test_error": a}, {"method": "base", "seed": seed, "test_error": b},
-                 {"method": "rotated", "seed": seed, "test_error": c}]
-    selected = pd.DataFrame(rows)
-    table = nd.comparison_table(selected, [("ST over base", ("ST", "base")),
-                                           ("ST over rotated minus over base", ("ST", "rotated"), ("ST", "base"))])
-    assert table.loc["ST over base", "gain"] == pytest.approx(np.mean([0.5, 0.3, 0.7]))
-    assert table.loc["ST over rotated minus over base", "gain"] == pytest.approx(np.mean([0.5, 0.8, 0.3]))
-    assert table.runs.tolist() == [3, 3]
-    assert (table.holm_p >= table.p).all()
-
-
-@pytest.mark.parametrize("reduction_pre, pre, start", [
-    (ABOVE, AROUND, "The sign constraint of ReLU features accounts for the rotation's cost"),
-    (AROUND, ABOVE, "The rotation's cost is not the sign constraint"),
-    (AROUND, AROUND, "With pre-activations the rotation's cost is not resolvable"),
+# ---------------------------------------------------------------- chapter "Training to zero loss erases the teacher"
+@pytest.mark.parametrize("found, words", [
+    (["ridge", "ridge"], "tuned ridge beats every interpolating student, base and ST, at every depth and weight"),
+    (["student", "student"], "every interpolating student, base and ST, beats tuned ridge"),
+    (["neither", "neither"], "no resolvable difference between any interpolating student and tuned ridge"),
+    (["ridge", "student", "neither", "neither"], "of the 4 interpolating students, tuned ridge beats 1, 1 beat it, "
+                                                 "and 2 show no resolvable difference"),
 ])
-def test_mechanism_verdict_first_half(reduction_pre, pre, start):
-    text = nd.mechanism_verdict(pre, reduction_pre, AROUND, ABOVE, ABOVE)
-    assert text.startswith(start)
+def test_yardstick_verdict_counts_the_trained_rows(found, words):
+    # the first row is the min-norm interpolator itself (not trained): never counted
+    table = pd.DataFrame({"trained": [False, *[True] * len(found)], "verdict": ["student", *found]})
+    assert verdicts.yardstick_verdict(table) == words
 
 
-@pytest.mark.parametrize("units_vs_connector, phrase", [
-    (ABOVE, "transfers resolvably less than the units matched directly"),
-    (BELOW, "transfers more than the units matched directly"),
-    (AROUND, "no resolvable difference between it and the units matched directly (+0.010 [-0.050, 0.070])"),
-])
-def test_mechanism_verdict_connector_half(units_vs_connector, phrase):
-    text = nd.mechanism_verdict(ABOVE, ABOVE, AROUND, ABOVE, units_vs_connector)
-    assert "a learned connector makes the layout irrelevant" in text and phrase in text
-    assert "as well as" not in text and "as much as" not in text
-    doubt = nd.mechanism_verdict(ABOVE, ABOVE, ABOVE, ABOVE, units_vs_connector)
-    assert "calls the set-up into doubt" in doubt
-
-
-def test_length_verdict_reads_each_interval():
-    r = {"length stopped": ABOVE, "length matched": AROUND, "length zero_loss": BELOW}
-    text = cl.length_verdict(r)
-    assert text == ("validation-stopped, the gain of ST over base is positive; at matched training loss it is not "
-                    "resolvably different from zero; trained on to (near) zero loss it is negative")
-    assert cl.length_verdict(r, end="after the continuation").endswith("after the continuation it is negative")
-
-
-def _families(primary, complement=AROUND, st_aug=AROUND):
-    from stlearn import study
+# ---------------------------------------------------------------- chapter "Early stopping in wide ReLU networks"
+def _early_stopping_families(primary, complement=AROUND, st_aug=AROUND):
     rows = [(study.SAME_INFORMATION, "ST", "fine-tuned teacher", primary),
             (study.COMPLEMENT, "ST + weight decay", "weight decay", complement),
             (study.NOISE_MODEL, "noise augmentation", "fine-tuned teacher", BELOW),
@@ -87,7 +46,7 @@ def _families(primary, complement=AROUND, st_aug=AROUND):
     (BELOW, BELOW, ABOVE, ["It hurts on top of weight decay.", "ST + noise augmentation beats noise augmentation"]),
 ])
 def test_early_stopping_practice_follows_the_families(primary, complement, st_aug, pieces):
-    text = verdicts.early_stopping_practice(_families(primary, complement, st_aug))
+    text = verdicts.early_stopping_practice(_early_stopping_families(primary, complement, st_aug))
     for piece in pieces:
         assert piece in text
     assert text.endswith("stop on a labelled noisy validation set.")
@@ -103,7 +62,7 @@ def test_early_stopping_practice_follows_the_families(primary, complement, st_au
 def test_early_stopping_claim_reads_each_interval(zero_gains, phrase):
     gains = pd.DataFrame([{"config": f"lam={i}", "seed": k, "gain_zero_loss_test": g}
                           for i, row in enumerate(zero_gains) for k, g in enumerate(row)])
-    text = verdicts.early_stopping_claim(ABOVE, gains, _families(BELOW))
+    text = verdicts.early_stopping_claim(ABOVE, gains, _early_stopping_families(BELOW))
     assert text.startswith("Early stopped on validation, ST beats the base student; ")
     assert phrase in text
     assert text.endswith("fine-tuned teacher beats ST (-0.100 [-0.180, -0.020]).")
@@ -114,3 +73,246 @@ def test_early_stopping_shrink_verdict_groups_the_configurations():
     assert text == ("resolvably above 0 for lam=1; resolvably below 0 for lam=3; "
                     "not resolvably different from 0 for lam=10")
     assert verdicts.shrink_verdict({"lam=1": ABOVE}).endswith("smaller than where validation stops it")
+
+
+# ---------------------------------------------------------------- chapter "How knowledgeable must the teacher be?"
+def test_teacher_phrase_names_every_level_the_chapter_has():
+    phrases = [verdicts.teacher_phrase(l) for l in tk.level_names([15, 1000])]
+    assert phrases == ["the untrained teacher", "the wrong-target teacher", "the 15-sample teacher",
+                       "the 1000-sample teacher"]
+
+
+def _level_gains(truth, n_train=10, sigma=0.5):
+    """Per (level, run) gains over base whose mean per level is exactly ``truth[level]`` (six runs)."""
+    return pd.DataFrame([{"n_train": n_train, "sigma": sigma, "level": l, "seed": k,
+                          "over_base": v + 0.01 * (-1) ** k * (1 + k // 2)}
+                         for l, v in truth.items() for k in range(6)])
+
+
+def _at_lam(gains, lam=1.0):
+    return gains.rename(columns={"over_base": "gain"}).assign(lam=lam)
+
+
+def test_teacher_knowledge_claim_reads_each_interval():
+    hurt = _level_gains({"untrained": 0.0, "wrong target": 0.0, "5 samples": -0.5, "50 samples": 0.5})
+    words = verdicts.teacher_knowledge_claim(ABOVE, AROUND, hurt, _at_lam(hurt), "50 samples")
+    assert words.startswith("Knowledge helps beyond what a random teacher gives: ST with the 50-sample teacher beats "
+                            "ST with the untrained teacher")
+    assert "the untrained teacher gives no resolvable gain" in words
+    assert "still resolvably hurts the student (the 5-sample teacher at n = 10, σ = 0.5)" in words
+    calm = _level_gains({"untrained": 0.2, "wrong target": 0.2, "5 samples": 0.2, "50 samples": 0.2})
+    words = verdicts.teacher_knowledge_claim(AROUND, ABOVE, calm, _at_lam(calm), "50 samples")
+    assert words.startswith("Beyond what a random teacher gives, the teacher's knowledge adds no resolvable gain")
+    assert "resolvably helps as well" in words and "did not appear here" in words
+    words = verdicts.teacher_knowledge_claim(BELOW, BELOW, calm, _at_lam(hurt, 3.0), "50 samples")
+    assert words.startswith("Knowledge hurts: ST with the 50-sample teacher is worse than ST with the untrained")
+    assert "and the untrained teacher resolvably hurts the student" in words
+    assert ("at a fixed λ some do (the 5-sample teacher at n = 10, σ = 0.5, λ = 3), so the paper's limit is real but "
+            "a validation set avoids it.") in words
+
+
+@pytest.mark.parametrize("over_base, words", [
+    ({"untrained": ABOVE, "50 samples": ABOVE},
+     "every teacher helps the base student resolvably, the untrained and the wrong-target ones included"),
+    ({"untrained": AROUND, "50 samples": AROUND},
+     "no teacher, trained or not, resolvably helps or hurts the base student"),
+    ({"untrained": ABOVE, "wrong target": BELOW, "5 samples": AROUND, "50 samples": ABOVE},
+     "the untrained teacher and the 50-sample teacher resolvably help the base student; the wrong-target teacher "
+     "resolvably hurts it; with the 5-sample teacher the difference is not resolvable"),
+    ({"untrained": AROUND, "5 samples": AROUND, "50 samples": ABOVE},
+     "the 50-sample teacher resolvably helps the base student; with the untrained teacher and the 5-sample teacher "
+     "the difference is not resolvable"),
+])
+def test_helps_base_verdict_sorts_the_teachers_by_their_intervals(over_base, words):
+    assert verdicts.helps_base_verdict(over_base, list(over_base)) == words
+
+
+@pytest.mark.parametrize("crossover, words", [
+    ({"bracket": ("untrained", "50 samples"), "hurts": ["untrained"], "helps": ["50 samples"]},
+     "the gain crosses zero between the untrained teacher (resolvably below zero) and the 50-sample teacher "
+     "(resolvably above)"),
+    ({"bracket": None, "hurts": ["untrained", "wrong target"], "helps": []},
+     "the gain is resolvably below zero for the untrained teacher, the wrong-target teacher, and no more "
+     "knowledgeable teacher is resolvably above"),
+    ({"bracket": None, "hurts": [], "helps": ["5 samples"]},
+     "the gain is never resolvably below zero, and resolvably above zero for the 5-sample teacher"),
+    ({"bracket": None, "hurts": [], "helps": []}, "the gain is not resolvably different from zero for any teacher"),
+])
+def test_describe_crossover_words_each_case(crossover, words):
+    assert verdicts.describe_crossover(crossover, "the gain") == words
+
+
+def _conditions():
+    """Two conditions' family comparisons (one row per comparison and condition)."""
+    return pd.DataFrame([
+        dict(family="same information", method="ST", reference="weight decay", gain=-0.2, low=-0.3, high=-0.1,
+             n_train=10, sigma=0.5),
+        dict(family="same information", method="ST", reference="teacher as is", gain=0.0, low=-0.1, high=0.1,
+             n_train=20, sigma=0.5),
+        dict(family="with a noise model", method="noise augmentation", reference="weight decay", gain=0.2, low=0.1,
+             high=0.3, n_train=10, sigma=0.5),
+        dict(family="with a noise model", method="noise augmentation", reference="ST", gain=0.2, low=0.1,
+             high=0.3, n_train=20, sigma=0.5),
+        dict(family="with a noise model", method="ST + noise augmentation", reference="noise augmentation",
+             gain=0.05, low=0.01, high=0.09, n_train=10, sigma=0.5),
+        dict(family="with a noise model", method="ST + noise augmentation", reference="noise augmentation",
+             gain=0.0, low=-0.1, high=0.1, n_train=20, sigma=0.5)])
+
+
+def test_counts_over_the_conditions_and_their_words():
+    families = _conditions()
+    assert verdicts.counted(families, "ST") == {"wins": 0, "losses": 1, "ties": 1, "of": 2}
+    words = verdicts.count_words(families, "ST", "the strongest simple method")
+    assert words == ("ST beats the strongest simple method in 0 of the 2 conditions, the strongest simple method "
+                     "beats it in 1, and in 1 there is no resolvable difference")
+
+
+def test_teacher_knowledge_practice_follows_the_counts():
+    families = _conditions()
+    advice = verdicts.teacher_knowledge_practice(families, AROUND, "50 samples")
+    assert advice.startswith("Without a noise model, try the simple methods first: the strongest of them on "
+                             "validation beats ST with the 50-sample teacher in 1 of the 2 conditions, and in the "
+                             "other 1 there is no resolvable difference.")
+    assert "ST complements it: ST + noise augmentation beats noise augmentation in 1 of the 2 conditions" in advice
+    assert "no resolvable difference between a knowledgeable teacher and a random one (+0.010 [-0.050, 0.070])" \
+        in advice and "as well" not in advice and "matches" not in advice
+    wins = families.assign(low=families.low + 0.5, high=families.high + 0.5)
+    advice = verdicts.teacher_knowledge_practice(wins[wins.method == "ST"], ABOVE, "50 samples")
+    assert advice == ("Without a noise model, ST with the 50-sample teacher beats the strongest simple method of the "
+                      "same information in 2 of the 2 conditions (and loses to it in 0). If ST is used, a teacher "
+                      "that knows the target is worth having (it beats a random one), and λ should be chosen on a "
+                      "labelled validation set, 0 included.")
+
+
+# ---------------------------------------------------------------- chapter "How the teacher decomposes its knowledge"
+def test_equivalence_and_penalty_verdicts_follow_the_intervals():
+    assert verdicts.equivalent({"low": -0.004, "high": 0.003}, 0.005)
+    for low in (-0.004, 0.001):  # inside the margin: equivalent, whether or not the interval holds 0
+        assert "by less than 0.005 either way" in verdicts.equivalence_verdict({"low": low, "high": 0.003}, 0.005, "it")
+    assert "excludes 0" in verdicts.equivalence_verdict({"low": 0.001, "high": 0.03}, 0.005, "relabelling")
+    assert "reaches beyond" in verdicts.equivalence_verdict({"low": -0.01, "high": 0.003}, 0.005, "relabelling")
+    post = {"low": 0.05, "high": 0.07}
+    assert "removes" in verdicts.penalty_verdict(post, {"low": -0.01, "high": 0.01}, {"low": 0.04, "high": 0.07}, "x")
+    assert "reduces" in verdicts.penalty_verdict(post, {"low": 0.01, "high": 0.03}, {"low": 0.02, "high": 0.05}, "x")
+    assert "leaves" in verdicts.penalty_verdict(post, {"low": 0.05, "high": 0.07}, {"low": -0.01, "high": 0.01}, "x")
+    assert verdicts.penalty_verdict(post, post, {"low": -0.03, "high": -0.01}, "x") == \
+        "x increases the rotation penalty"
+
+
+def test_rotation_order_says_whether_the_gain_falls_at_every_step():
+    falls = verdicts.rotation_order(pd.Series({"units": 0.3, "rot0.5": 0.2, "rot1": 0.1}))
+    assert falls == ("Smaller rotations cost less: the mean gain over base falls at every step of θ (units 0.300, "
+                     "rot0.5 0.200, rot1 0.100)")
+    assert verdicts.rotation_order(pd.Series({"units": 0.3, "rot0.5": 0.35, "rot1": 0.1})).startswith(
+        "The mean gain over base does not fall at every step of θ (units 0.300, rot0.5 0.350")
+
+
+@pytest.mark.parametrize("reduction_pre, pre, start", [
+    (ABOVE, AROUND, "The sign constraint of ReLU features accounts for the rotation's cost"),
+    (AROUND, ABOVE, "The rotation's cost is not the sign constraint"),
+    (AROUND, AROUND, "With pre-activations the rotation's cost is not resolvable"),
+])
+def test_mechanism_verdict_first_half(reduction_pre, pre, start):
+    text = verdicts.mechanism_verdict(pre, reduction_pre, AROUND, ABOVE, ABOVE)
+    assert text.startswith(start)
+
+
+@pytest.mark.parametrize("units_vs_connector, phrase", [
+    (ABOVE, "transfers resolvably less than the units matched directly"),
+    (BELOW, "transfers more than the units matched directly"),
+    (AROUND, "no resolvable difference between it and the units matched directly (+0.010 [-0.050, 0.070])"),
+])
+def test_mechanism_verdict_connector_half(units_vs_connector, phrase):
+    text = verdicts.mechanism_verdict(ABOVE, ABOVE, AROUND, ABOVE, units_vs_connector)
+    assert "a learned connector makes the layout irrelevant" in text and phrase in text
+    assert "as well as" not in text and "as much as" not in text
+    doubt = verdicts.mechanism_verdict(ABOVE, ABOVE, ABOVE, ABOVE, units_vs_connector)
+    assert "calls the set-up into doubt" in doubt
+
+
+@pytest.mark.parametrize("primary, answer, claim", [
+    (ABOVE, "Holds: the teacher's units transfer better", "Yes, for this family of teachers"),
+    (BELOW, "Reversed: a rotation of the teacher's units", "No: a rotation of the teacher's units"),
+    (AROUND, "Not resolved: no resolvable difference between the units and their rotation (+0.010 [-0.050, 0.070])",
+     "Not resolvably: no resolvable difference between the units and their rotation (+0.010"),
+])
+def test_decomposition_claim_and_short_answer_follow_the_primary(primary, answer, claim):
+    assert verdicts.decomposition_short_answer(primary).startswith(answer)
+    text = verdicts.decomposition_claim(primary, ABOVE, "Mechanism.")
+    assert text.startswith(claim) and text.endswith(
+        ", and a deep teacher's last hidden layer transfers less than a shallow teacher's units of matched clean "
+        "error. Mechanism.")
+    assert "a deep teacher's last hidden layer transfers more" in verdicts.decomposition_claim(primary, BELOW, "")
+    assert "no resolvable difference between a deep teacher's last hidden layer and a shallow teacher's units" in \
+        verdicts.decomposition_claim(primary, AROUND, "")
+
+
+def _decomposition_families(primary, st_aug=None):
+    rows = [(study.SAME_INFORMATION, "ST", "weight decay", primary)]
+    if st_aug is not None:
+        rows += [(study.NOISE_MODEL, "noise augmentation", "ST", ABOVE),
+                 (study.NOISE_MODEL, "ST + noise augmentation", "noise augmentation", st_aug)]
+    return pd.DataFrame([{"family": f, "method": m, "reference": r, **c, "runs": 10} for f, m, r, c in rows])
+
+
+@pytest.mark.parametrize("primary, st_aug, pre_vs_units, pieces, absent", [
+    (ABOVE, None, ABOVE, ["Matching the pre-activations of those units did better still"], ["But without", "noise"]),
+    (BELOW, None, AROUND, ["here weight decay does better than ST with the teacher's units."], ["pre-activations"]),
+    (AROUND, ABOVE, AROUND, ["here no resolvable difference between ST with the teacher's units and weight decay "
+                             "(+0.010 [-0.050, 0.070]).",
+                             "With a noise model, add ST to noise augmentation: ST + noise augmentation beats"], []),
+    (ABOVE, BELOW, AROUND, ["With a noise model, use noise augmentation alone: adding ST made it worse here."],
+     ["But without"]),
+    (ABOVE, AROUND, AROUND, ["With a noise model, use noise augmentation; no resolvable difference between ST + "
+                             "noise augmentation and noise augmentation alone (+0.010 [-0.050, 0.070]) here."], []),
+])
+def test_decomposition_practice_follows_the_families(primary, st_aug, pre_vs_units, pieces, absent):
+    text = verdicts.decomposition_practice(_decomposition_families(primary, st_aug), "weight decay", pre_vs_units)
+    assert text.startswith("Match a layer whose units the student can adopt one by one")
+    for piece in pieces:
+        assert piece in text
+    for piece in absent:
+        assert piece not in text
+    assert "as well as" not in text and "matches" not in text
+
+
+# ---------------------------------------------------------------- chapters "Real images" and "MNIST-1D"
+def test_length_verdict_reads_each_interval():
+    r = {"length stopped": ABOVE, "length matched": AROUND, "length zero_loss": BELOW}
+    text = verdicts.length_verdict(r)
+    assert text == ("validation-stopped, the gain of ST over base is positive; at matched training loss it is not "
+                    "resolvably different from zero; trained on to (near) zero loss it is negative")
+    assert verdicts.length_verdict(r, end="after the continuation").endswith("after the continuation it is negative")
+
+
+def _classification_families(**gains):
+    rows = []
+    for method, reference, family in (("ST", "denoise-then-teacher", study.SAME_INFORMATION),
+                                      ("ST + weight decay", "weight decay", study.COMPLEMENT),
+                                      ("ST from the teacher's weights", "fine-tuned teacher", study.COMPLEMENT),
+                                      ("noise augmentation", "ST", study.NOISE_MODEL),
+                                      ("ST + noise augmentation", "noise augmentation", study.NOISE_MODEL)):
+        g = gains.get(method, 0.0)
+        rows.append({"family": family, "method": method, "reference": reference, "gain": g, "low": g - 0.01,
+                     "high": g + 0.01, "runs": 10})
+    return {"families": pd.DataFrame(rows)}
+
+
+def test_classification_practice_follows_the_families():
+    text = verdicts.classification_practice(
+        _classification_families(**{"noise augmentation": 0.05, "ST + noise augmentation": 0.02}))
+    assert text.startswith("With the noise model at hand, train on fresh noise and add the ST term")
+    assert "Without the noise model, ST and denoise-then-teacher are not resolvably different" in text
+    text = verdicts.classification_practice(
+        _classification_families(**{"noise augmentation": 0.05, "ST": 0.03, "ST + weight decay": 0.02}))
+    assert "noise augmentation beats ST here, and adding the ST term to it gives no resolvable gain" in text
+    assert "Without the noise model, use ST: it beats denoise-then-teacher" in text
+    assert text.endswith("As a complement, ST helps: ST + weight decay beats weight decay.")
+    text = verdicts.classification_practice(_classification_families(**{"ST": -0.03}))
+    assert text.startswith("Even with the noise model at hand, noise augmentation and ST are not resolvably different")
+    assert "use denoise-then-teacher: it beats ST" in text
+    text = verdicts.classification_practice(_classification_families(**{"noise augmentation": -0.03}))
+    assert text.startswith("Even with the noise model at hand, ST beats noise augmentation here.")
+    text = verdicts.classification_practice(
+        _classification_families(**{"noise augmentation": 0.05, "ST + noise augmentation": -0.03}))
+    assert "noise augmentation beats ST here, and adding the ST term to it hurts." in text

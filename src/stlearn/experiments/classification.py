@@ -3,7 +3,8 @@
 One module for both chapters (``CONTRIBUTING.md``, the experiments protocol). The methods, their grids,
 the equal budgets, the shared runs, the selection on validation and the three families of comparisons
 are :mod:`stlearn.study`'s; this module says only how to train or measure one group of runs
-(:class:`Executor`) and reads the chapter-specific results (training length, knowledge, lambda).
+(:class:`Executor`) and reads the chapter-specific results (training length, knowledge, lambda); their words
+are :mod:`stlearn.verdicts`' (``length_verdict``, ``classification_practice``).
 
 **Runs.** Run ``k`` (the ``seed`` column) has its own stratified train/validation/test split of the
 dataset (``rng.child("split", k)``), its own pixel noise (``rng.child("noise", k)``, one child stream
@@ -387,14 +388,13 @@ def methods_table(selected: pd.DataFrame) -> pd.DataFrame:
                          "configurations chosen": rows.chosen}).reset_index(drop=True)
 
 
-def lam_curve(table: pd.DataFrame, methods: Sequence[str] = ("ST", "ST + noise augmentation")) -> pd.DataFrame:
+def lam_curve(result: study.StudyResult, methods: Sequence[str] = ("ST", "ST + noise augmentation")) -> pd.DataFrame:
     """Per ST method and lam (every run at its validation stop, no selection): the mean test error and its
-    95% interval over runs, and the runs where validation chose that lam."""
+    95% interval over runs."""
+    table = result.lam_rows(methods)
     rows = []
     for m in methods:
-        g = table[table.method == m]
-        for config, runs in g.groupby("config", sort=False):
-            lam = float(config.split("=")[1])
+        for lam, runs in table[table.method == m].groupby("lam", sort=False):
             err = protocol.interval(runs.test_error.to_numpy())
             rows.append({"method": m, "lam": lam, "test_error": err["gain"], "low": err["low"], "high": err["high"]})
     return pd.DataFrame(rows).sort_values(["method", "lam"], kind="stable").reset_index(drop=True)
@@ -403,22 +403,6 @@ def lam_curve(table: pd.DataFrame, methods: Sequence[str] = ("ST", "ST + noise a
 def chosen_lams(selected: pd.DataFrame, method: str = "ST") -> pd.Series:
     """How often validation chose each lam for ``method`` (most often first)."""
     return selected[selected.method == method].config.value_counts()
-
-
-def verdict_text(comparison: dict, method: str, reference: str) -> str:
-    """Words for a gain in error (> 0: ``method`` better), with its 95% interval in accuracy points."""
-    return study.sentence(comparison, method, reference)
-
-
-def length_verdict(r: dict, end: str = "trained on to (near) zero loss") -> str:
-    """What training length does to ST's gain over base (factor 1), from the three intervals.
-
-    ``end`` describes the end of the continuation (say so where the training loss is not near zero).
-    """
-    words = {p: protocol.by_sign(r[f"length {p}"], "positive", "negative", "not resolvably different from zero")
-             for p in ("stopped", "matched", "zero_loss")}
-    return (f"validation-stopped, the gain of ST over base is {words['stopped']}; at matched training loss it is "
-            f"{words['matched']}; {end} it is {words['zero_loss']}")
 
 
 def classes(dataset: str) -> int:
@@ -494,38 +478,3 @@ def family(r: dict, name: str) -> str:
 def comparison(r: dict, method: str) -> dict:
     """The family comparison whose method is ``method``, as a dict."""
     return r["families"].set_index("method").loc[method].to_dict()
-
-
-def practice(r: dict) -> str:
-    """The chapter's advice from the three families: with the noise model, without it, and ST as a complement
-    wherever it wins (computed from the intervals, never typed)."""
-    c = r["families"].set_index("method")
-    rows = {m: c.loc[m].to_dict() for m in c.index}
-    words = []
-    if "noise augmentation" in rows:
-        aug, st_aug = rows["noise augmentation"], rows.get("ST + noise augmentation")
-        if st_aug is not None and st_aug["low"] > 0:
-            words.append("With the noise model at hand, train on fresh noise and add the ST term: ST + noise "
-                         "augmentation beats noise augmentation here.")
-        elif aug["low"] > 0:
-            words.append(f"With the noise model at hand, train on fresh noise: noise augmentation beats "
-                         f"{aug['reference']} here" + ("" if st_aug is None else ", and adding the ST term to it "
-                                                         "gives no resolvable gain" if st_aug["high"] >= 0 else
-                                                         ", and adding the ST term to it hurts") + ".")
-        else:
-            words.append(protocol.by_sign(aug, "", f"Even with the noise model at hand, {aug['reference']} beats "
-                                                   f"noise augmentation here.",
-                                          f"Even with the noise model at hand, noise augmentation and "
-                                          f"{aug['reference']} are not resolvably different here; choose between "
-                                          f"them on validation."))
-    first = rows["ST"]
-    words.append(protocol.by_sign(first, f"Without the noise model, use ST: it beats {first['reference']}, the "
-                                         f"strongest method with the same information.",
-                                  f"Without the noise model, use {first['reference']}: it beats ST.",
-                                  f"Without the noise model, ST and {first['reference']} are not resolvably "
-                                  f"different; choose on validation."))
-    helps = [f"{m} beats {rows[m]['reference']}" for m in ("ST + weight decay", "ST from the teacher's weights")
-             if m in rows and rows[m]["low"] > 0]
-    if helps:
-        words.append("As a complement, ST helps: " + " and ".join(helps) + ".")
-    return " ".join(words)

@@ -601,9 +601,8 @@ def family_table(result: study.StudyResult) -> pd.DataFrame:
 
 def lam_curve(result: study.StudyResult, methods: Sequence[str] = ("ST", "ST + noise augmentation")) -> pd.DataFrame:
     """Test PSNR (dB) of every lambda of ``methods`` per run (``lam``: 0 is the method without the feature term)."""
-    t = result.table[result.table.method.isin(list(methods))]
-    lam = t.config.str.replace("λ = ", "", regex=False).astype(float)
-    return t[["method", "seed"]].assign(lam=lam.to_numpy(), psnr=-t.test_error.to_numpy())
+    t = result.lam_rows(methods)
+    return t[["method", "seed", "lam"]].assign(psnr=-t.test_error)
 
 
 def chosen_lams(result: study.StudyResult, method: str = "ST") -> str:

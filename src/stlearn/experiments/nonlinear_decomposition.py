@@ -57,7 +57,7 @@ from .. import protocol, study
 from ..data import Samples, draw_members, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import MLP, FeatureNet, member, member_normal, select_members, stack_members
-from ..stats import format_ci, mean_ci
+from ..stats import format_ci, holm, mean_ci
 from ..streams import Stream, as_stream, as_streams
 from ..teachers import fit_clean_teacher
 from ..train import TrainConfig, autograd_gradients, evaluate, make_optimizer
@@ -611,7 +611,7 @@ def run_students(task, teachers: Teachers, s: study.Study, width: int, n_train: 
     return study.run_study(s, students.execute, students.group_of)
 
 
-# --------------------------------------------------------------------------- comparisons and verdicts
+# --------------------------------------------------------------------------- comparisons
 def selected_summary(selected: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
     """Per method: the mean and 95% interval of the validation-selected test error, the gain over base
     (paired by run), the mean validation error and the configurations chosen (most often first)."""
@@ -629,57 +629,11 @@ def results_table(selected: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame
                          "configurations chosen (most often first)": results.chosen})
 
 
-def lam_curve(table: pd.DataFrame, methods=(PRIMARY, "ST + noise augmentation")) -> pd.DataFrame:
+def lam_curve(result: study.StudyResult, methods=(PRIMARY, "ST + noise augmentation")) -> pd.DataFrame:
     """Test error (mean [95% interval] over runs) of ``methods`` at each fixed lam, validation-stopped."""
-    rows = table[table.method.isin(list(methods))]
-    rows = rows.assign(lam=rows.config.str.removeprefix("lam=").astype(float))
+    rows = result.lam_rows(methods)
     out = rows.groupby(["lam", "method"]).test_error.apply(lambda v: format_ci(v, 4)).unstack("method")
     return out.reindex(columns=[m for m in methods if m in out]).rename_axis("λ").reset_index()
-
-
-def equivalent(comparison: dict, margin: float) -> bool:
-    """Whether the 95% interval lies inside ``(-margin, margin)``."""
-    return comparison["low"] > -margin and comparison["high"] < margin
-
-
-def equivalence_verdict(comparison: dict, margin: float, what: str) -> str:
-    """Words for a null control: ``what`` changed nothing (within the margin), or did, or we cannot tell."""
-    if equivalent(comparison, margin):
-        return f"{what} changes the test error by less than {margin:g} either way (its 95% interval lies inside)"
-    if comparison["low"] > 0 or comparison["high"] < 0:
-        return f"{what} changes the test error: the 95% interval excludes 0"
-    return f"{what} changes nothing resolvable, but the 95% interval reaches beyond ±{margin:g}"
-
-
-def rotation_order(gains: pd.Series) -> str:
-    """Words for the mean gains over base along the rotations (``gains``, in the order of theta)."""
-    listed = ", ".join(f"{name} {gain:.3f}" for name, gain in gains.items())
-    if bool((gains.diff().dropna() < 0).all()):
-        return f"Smaller rotations cost less: the mean gain over base falls at every step of θ ({listed})"
-    return f"The mean gain over base does not fall at every step of θ ({listed})"
-
-
-def penalty_verdict(post: dict, control: dict, reduction: dict, control_name: str) -> str:
-    """Words for what a control does to the rotation penalty (``post``: the penalty under post-ReLU matching,
-    ``control``: under the control, ``reduction``: their paired difference)."""
-    if control["high"] < post["low"] and reduction["low"] > 0 and control["low"] <= 0 <= control["high"]:
-        return f"{control_name} removes the rotation penalty: it is no longer resolvable, and resolvably smaller"
-    if reduction["low"] > 0:
-        return (f"{control_name} reduces the rotation penalty resolvably, but does not remove it"
-                if control["low"] > 0 else f"{control_name} removes the rotation penalty")
-    if reduction["high"] < 0:
-        return f"{control_name} increases the rotation penalty"
-    return f"{control_name} leaves the rotation penalty where it was (no resolvable change)"
-
-
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjustment of ``pvalues`` (family-wise error), in their order."""
-    p = np.asarray(pvalues, dtype=float)
-    order = np.argsort(p)
-    adjusted = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]).clip(max=1.0)
-    out = np.empty_like(p)
-    out[order] = adjusted
-    return out
 
 
 def control_methods(full: str) -> tuple[str, str, str, str]:
@@ -726,82 +680,3 @@ def comparison_table(selected: pd.DataFrame, rows: Sequence[tuple]) -> pd.DataFr
     return table
 
 
-def mechanism_verdict(pre: dict, reduction_pre: dict, connector_null: dict, reduction_connector: dict,
-                      units_vs_connector: dict) -> str:
-    """The answer to "is the rotation's cost mechanical?", from the controls' intervals.
-
-    ``pre``: the rotation's cost with pre-activations; ``reduction_pre``: the cost with post-ReLU features
-    minus that; ``connector_null``: the cost under a connector; ``reduction_connector``: the post-ReLU cost
-    minus it; ``units_vs_connector``: the gain of the units matched directly over the units through a connector.
-    """
-    if reduction_pre["low"] > 0:
-        first = ("The sign constraint of ReLU features accounts for the rotation's cost: with pre-activations, "
-                 "which the student's first layer can reach in any rotation, it is resolvably smaller"
-                 + ("" if pre["low"] > 0 else ", and no longer resolvable"))
-    elif pre["low"] > 0:
-        first = ("The rotation's cost is not the sign constraint of ReLU features: matching pre-activations, "
-                 "which the student's first layer can reach in any rotation, pays it too"
-                 + (" (no resolvable reduction)" if reduction_pre["high"] >= 0 else ", and more"))
-    else:
-        first = "With pre-activations the rotation's cost is not resolvable, nor resolvably smaller"
-    if connector_null["low"] <= 0 <= connector_null["high"] and reduction_connector["low"] > 0:
-        second = "a learned connector makes the layout irrelevant, as the symmetry says it must"
-        if units_vs_connector["low"] > 0:
-            second += (", but transfers resolvably less than the units matched directly: what the aligned "
-                       "teacher gives is its decomposition, a target for each student unit, not only "
-                       "information that a rotation would hide")
-        elif units_vs_connector["high"] < 0:
-            second += ", and transfers more than the units matched directly"
-        else:
-            second += (", and " + protocol.no_difference(units_vs_connector, "it", "the units matched directly")
-                       + ", consistent with rotated features that hold the same usable knowledge and a mechanical "
-                       "cost of rotation")
-    else:
-        second = "the connector control does not make the layout irrelevant here, which calls the set-up into doubt"
-    return f"{first}; {second}."
-
-
-def short_answer(primary: dict) -> str:
-    """The primary comparison in a few words, for the book's table of findings."""
-    return protocol.by_sign(primary, "Holds: the teacher's units transfer better than a rotation of them",
-                            "Reversed: a rotation of the teacher's units transfers better than the units",
-                            "Not resolved: " + protocol.no_difference(primary, "the units", "their rotation"))
-
-
-def claim_verdict(primary: dict, deep_vs_matched: dict, mechanism: str) -> str:
-    """The answer to "does the paper's claim hold here?", from the primary comparison and the controls."""
-    head = protocol.by_sign(primary, "Yes, for this family of teachers: with the teacher's function fixed, its own "
-                            "units transfer better than a rotation of them",
-                            "No: a rotation of the teacher's units transfers better than the units themselves",
-                            "Not resolvably: " + protocol.no_difference(primary, "the units", "their rotation"))
-    deep = protocol.by_sign(
-        deep_vs_matched,
-        "a deep teacher's last hidden layer transfers less than a shallow teacher's units of matched clean error",
-        "a deep teacher's last hidden layer transfers more than a shallow teacher's units of matched clean error",
-        protocol.no_difference(deep_vs_matched, "a deep teacher's last hidden layer",
-                               "a shallow teacher's units of matched clean error"))
-    return f"{head}, and {deep}. {mechanism}"
-
-
-def practice(families: pd.DataFrame, strongest: str, pre_vs_units: dict) -> str:
-    """The chapter's advice, from the book's families (:attr:`stlearn.study.StudyResult.comparisons`; family 1
-    against ``strongest``, in words) and the comparison of pre-activations with post-ReLU units."""
-    rows = families.set_index("method")
-    text = ("Match a layer whose units the student can adopt one by one (same architecture, same layer, no "
-            "mixing between teacher and student), and expect less from features that are mixtures of units, "
-            "whatever the teacher's accuracy.")
-    if pre_vs_units["low"] > 0:
-        text += " Matching the pre-activations of those units did better still than matching them after the ReLU."
-    one = rows.loc[PRIMARY]
-    if one.low <= 0:
-        found = (f"{strongest} does better than ST with the teacher's units" if one.high < 0 else
-                 protocol.no_difference(one, "ST with the teacher's units", strongest))
-        text += f" But without a noise model try the simple methods first: here {found}."
-    if "ST + noise augmentation" in rows.index:
-        both = rows.loc["ST + noise augmentation"]
-        text += protocol.by_sign(
-            both, " With a noise model, add ST to noise augmentation: ST + noise augmentation beats noise "
-            "augmentation alone here.", " With a noise model, use noise augmentation alone: adding ST made it worse "
-            "here.", " With a noise model, use noise augmentation; " + protocol.no_difference(
-                both, "ST + noise augmentation", "noise augmentation alone") + " here.")
-    return text

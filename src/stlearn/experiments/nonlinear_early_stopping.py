@@ -272,8 +272,7 @@ def first_below(history: pd.DataFrame, threshold: float, by=("method", "config",
 
 def lam_curve(result: studies.StudyResult, methods=("ST", "ST + noise augmentation")) -> pd.DataFrame:
     """Test error against lambda (every configuration, each read at its validation stop) for ``methods``."""
-    rows = result.table[result.table.method.isin(list(methods))]
-    return rows.assign(lam=rows.config.str.removeprefix("lam=").astype(float))
+    return result.lam_rows(methods)
 
 
 def zero_predictor_error(task: Task, n: int, rng: Stream, device=None) -> float:

@@ -49,6 +49,7 @@ from ..streams import Stream
 from ..teachers import fit_teacher
 from ..train import TrainConfig, evaluate
 from ..validation import ParameterError
+from ..verdicts import teacher_phrase
 from . import nonlinear as nl
 from .nonlinear import RATE_FRACTION, run_sets, teacher_config, train_at_curvature_rates, validation_samples
 
@@ -59,13 +60,6 @@ Tensor = torch.Tensor
 def level_names(teacher_sizes) -> list[str]:
     """The knowledge levels in order: untrained, wrong target, then one per teacher sample size."""
     return [UNTRAINED, WRONG, *[f"{n} samples" for n in teacher_sizes]]
-
-
-def teacher_phrase(level: str) -> str:
-    """``the untrained teacher``, ``the wrong-target teacher``, ``the 1000-sample teacher``."""
-    if level in (UNTRAINED, WRONG):
-        return f"the {level.replace(' ', '-') if level == WRONG else level} teacher"
-    return f"the {level.removesuffix(' samples')}-sample teacher"
 
 
 def check_grids(lams, decays, aug_levels, teacher_sizes, n_trains, sigmas, main_n_train, main_sigma) -> None:
@@ -308,14 +302,13 @@ def run_all(task: Task, teachers: Teachers, n_trains, sigmas, lams, decays, aug_
 
 def combined(results: dict, levels) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The conditions' run tables, selections and family comparisons, each with ``n_train`` and ``sigma``
-    columns; the tables also with each run's ``lam`` and, for ST with one teacher, its ``level`` name."""
+    columns; the tables also with each run's ``lam`` (:meth:`stlearn.study.StudyResult.lam_rows`) and, for ST with
+    one teacher, its ``level`` name."""
     level_of = {m: name for name, m in st_names(levels).items()}
     tables, selections, families = [], [], []
     for (n, s), r in results.items():
-        knobs = pd.DataFrame([{"method": m.method, "config": m.config, "seed": m.seed, "lam": m.lam}
-                              for m in r.study.runs()])
         keys = dict(n_train=n, sigma=s)
-        tables.append(r.table.merge(knobs, on=["method", "config", "seed"]).assign(**keys))
+        tables.append(r.lam_rows().assign(**keys))
         selections.append(r.selected.assign(**keys))
         families.append(r.comparisons.assign(**keys))
     table = pd.concat(tables, ignore_index=True)
@@ -385,21 +378,6 @@ def crossover(gains: pd.DataFrame, column: str, levels, error: pd.Series) -> dic
             xa, xb = np.log10(error[a]), np.log10(error[b])
             at_error = float(10 ** (xa + (xb - xa) * means[a] / (means[a] - means[b])))
     return {"hurts": hurts, "helps": helps, "unresolved": unresolved, "bracket": bracket, "at_error": at_error}
-
-
-def describe_crossover(c: dict, what: str) -> str:
-    """Words for :func:`crossover`'s result."""
-    if c["bracket"] is not None:
-        a, b = c["bracket"]
-        return (f"{what} crosses zero between {teacher_phrase(a)} (resolvably below zero) and "
-                f"{teacher_phrase(b)} (resolvably above)")
-    if c["hurts"]:
-        return (f"{what} is resolvably below zero for {', '.join(map(teacher_phrase, c['hurts']))}, and no more "
-                f"knowledgeable teacher is resolvably above")
-    if c["helps"]:
-        return (f"{what} is never resolvably below zero, and resolvably above zero for "
-                f"{', '.join(map(teacher_phrase, c['helps']))}")
-    return f"{what} is not resolvably different from zero for any teacher"
 
 
 # --------------------------------------------------------------------------- pooled over the conditions
@@ -506,119 +484,7 @@ def crossover_table(levels_per: pd.DataFrame, levels_pooled: pd.DataFrame, lams_
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------- verdicts in words
-def claim_verdict(primary: dict, untrained: dict, level_per: pd.DataFrame, lam_per: pd.DataFrame, best: str) -> str:
-    """The answer to "does a knowledgeable teacher help, within limits?", from the intervals.
-
-    ``primary``: ST with ``best`` against ST with the untrained teacher, pooled; ``untrained``: the untrained
-    teacher's pooled gain over base; ``level_per`` / ``lam_per``: the per-condition gains at validation-selected
-    and at fixed lam (:func:`all_level_gains`, :func:`all_lambda_gains`).
-    """
-    who = f"ST with {teacher_phrase(best)}"
-    knows = protocol.by_sign(
-        primary, f"Knowledge helps beyond what a random teacher gives: {who} beats ST with the untrained teacher",
-        f"Knowledge hurts: {who} is worse than ST with the untrained teacher",
-        "Beyond what a random teacher gives, the teacher's knowledge adds no resolvable gain")
-    zero = protocol.by_sign(
-        untrained, "but part of ST's gain over the base student needs no knowledge: the untrained teacher "
-        "resolvably helps as well", "and the untrained teacher resolvably hurts the student",
-        "and the untrained teacher gives no resolvable gain over the base student")
-    hurt_selected = _hurting(level_per, "over_base")
-    hurt_fixed = _hurting(lam_per.rename(columns={"gain": "over_base"}), "over_base", by_lam=True)
-    if hurt_selected:
-        limit = ("With λ chosen on validation, a teacher still resolvably hurts the student "
-                 f"({'; '.join(hurt_selected)}), the limit the paper describes")
-    elif hurt_fixed:
-        limit = ("With λ chosen on validation no teacher resolvably hurts; at a fixed λ some do "
-                 f"({'; '.join(hurt_fixed)}), so the paper's limit is real but a validation set avoids it")
-    else:
-        limit = ("No teacher, however weak, resolvably hurts the student, with λ chosen on validation or at any "
-                 "fixed λ tried: the limit the paper describes did not appear here")
-    return f"{knows}, {zero}. {limit}."
-
-
-def _listed(levels) -> str:
-    """``the untrained teacher``, ``the untrained and the wrong-target teachers``, ``a, b and c``."""
-    names = [teacher_phrase(l) for l in levels]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def helps_base_verdict(over_base: dict, levels) -> str:
-    """Words for the pooled gain of ST over the base student with each teacher (``over_base[level]``: an
-    interval, :func:`interval`): which teachers resolvably help it, hurt it, or neither."""
-    helps = [l for l in levels if over_base[l]["low"] > 0]
-    hurts = [l for l in levels if over_base[l]["high"] < 0]
-    unresolved = [l for l in levels if l not in helps and l not in hurts]
-    if len(helps) == len(levels):
-        return "every teacher helps the base student resolvably, the untrained and the wrong-target ones included"
-    if len(unresolved) == len(levels):
-        return "no teacher, trained or not, resolvably helps or hurts the base student"
-    parts = [f"{_listed(helps)} resolvably help{'s' if len(helps) == 1 else ''} the base student"] if helps else []
-    if hurts:
-        parts.append(f"{_listed(hurts)} resolvably hurt{'s' if len(hurts) == 1 else ''} it")
-    if unresolved:
-        parts.append(f"with {_listed(unresolved)} the difference is not resolvable")
-    return "; ".join(parts)
-
-
-def _hurting(gains: pd.DataFrame, column: str, by_lam: bool = False) -> list[str]:
-    """``teacher at condition (and lam)`` for every gain whose interval lies below zero."""
-    keys = ["n_train", "sigma", "level", *(["lam"] if by_lam else [])]
-    highs = gains.groupby(keys)[column].agg(ci_high)
-    found = []
-    for key, high in highs.items():
-        if high < 0:
-            n, s, level, *lam = key
-            found.append(f"{teacher_phrase(level)} at n = {n}, σ = {s:g}" + (f", λ = {lam[0]:g}" if lam else ""))
-    return found
-
-
-def counted(families: pd.DataFrame, method: str) -> dict[str, int]:
-    """Over the conditions, how often ``method``'s comparison in ``families`` (:func:`combined`) is won, lost
-    or unresolved: ``{"wins", "losses", "ties", "of"}``."""
-    rows = families[families.method == method]
-    return {"wins": int((rows.low > 0).sum()), "losses": int((rows.high < 0).sum()),
-            "ties": int(((rows.low <= 0) & (rows.high >= 0)).sum()), "of": len(rows)}
-
-
-def count_words(families: pd.DataFrame, method: str, reference: str) -> str:
-    """Words for :func:`counted`: in how many conditions ``method`` beats ``reference``, loses, or neither."""
-    c = counted(families, method)
-    return (f"{method} beats {reference} in {c['wins']} of the {c['of']} conditions, {reference} beats it in "
-            f"{c['losses']}, and in {c['ties']} there is no resolvable difference")
-
-
-def practice(families: pd.DataFrame, primary: dict, best: str) -> str:
-    """The chapter's advice, from the three families in every condition (:func:`combined`) and the primary
-    comparison of teachers."""
-    who = f"ST with {teacher_phrase(best)}"
-    one, aug, both = (counted(families, m) for m in ("ST", "noise augmentation", "ST + noise augmentation"))
-    if one["wins"] == 0:
-        head = (f"Without a noise model, try the simple methods first: the strongest of them on validation beats "
-                f"{who} in {one['losses']} of the {one['of']} conditions"
-                + (f", and in the other {one['ties']} there is no resolvable difference." if one["ties"] else "."))
-    else:
-        head = (f"Without a noise model, {who} beats the strongest simple method of the same information in "
-                f"{one['wins']} of the {one['of']} conditions (and loses to it in {one['losses']}).")
-    text = head
-    if aug["of"]:
-        text += (f" With a noise model, noise augmentation beats the strongest method without one in "
-                 f"{aug['wins']} of the {aug['of']} conditions")
-        if both["wins"]:
-            text += (f", and ST complements it: ST + noise augmentation beats noise augmentation in {both['wins']} "
-                     f"of the {both['of']} conditions (worse in {both['losses']}).")
-        else:
-            text += (f"; adding ST to it beats it in no condition (worse in {both['losses']} of the {both['of']}, "
-                     "no resolvable difference in the others).")
-    if primary["low"] > 0:
-        text += (" If ST is used, a teacher that knows the target is worth having (it beats a random one), and "
-                 "λ should be chosen on a labelled validation set, 0 included.")
-    else:
-        text += (" If ST is used: " + protocol.no_difference(primary, "a knowledgeable teacher", "a random one")
-                 + " here; choose λ on a labelled validation set, 0 included.")
-    return text
-
-
+# --------------------------------------------------------------------------- for the reader
 def family_rows(families: pd.DataFrame) -> pd.DataFrame:
     """The families per condition, for the reader: family, comparison, condition, gain [95% interval]."""
     return pd.DataFrame({"family": families.family, "comparison": families.method + " vs " + families.reference,

@@ -681,20 +681,6 @@ def against_yardstick(students: pd.DataFrame, ridge: pd.DataFrame) -> pd.DataFra
     return pd.DataFrame(out)
 
 
-def yardstick_verdict(table: pd.DataFrame) -> str:
-    """One sentence for the trained rows of :func:`against_yardstick` (every depth and lam)."""
-    counts = table[table.trained].verdict.value_counts()
-    n = int(counts.sum())
-    if counts.get("ridge", 0) == n:
-        return "tuned ridge beats every interpolating student, base and ST, at every depth and weight"
-    if counts.get("student", 0) == n:
-        return "every interpolating student, base and ST, beats tuned ridge"
-    if counts.get("neither", 0) == n:
-        return "no resolvable difference between any interpolating student and tuned ridge"
-    return (f"of the {n} interpolating students, tuned ridge beats {counts.get('ridge', 0)}, "
-            f"{counts.get('student', 0)} beat it, and {counts.get('neither', 0)} show no resolvable difference")
-
-
 def theorem_gaps(summary: pd.DataFrame, task: Task) -> dict[str, float]:
     """The largest, over every run of the sweep, of each quantity the Lemma and the Theorem say is (near) zero:
     ``invariance`` (the first layer's move outside the span of the data), ``identity`` (end-to-end map minus
