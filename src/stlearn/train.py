@@ -44,8 +44,8 @@ def curvature_rates(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher 
     ``L_e`` is the largest eigenvalue (in magnitude) of the Hessian of member ``e``'s training loss
     ``task + lam_e * feature + (wd_e / 2) ||theta||^2`` at its present weights, on the full batch of
     ``data`` (with ``fresh_noise``: the first step's noisy inputs, as :func:`train` draws them from
-    ``config.noise_seeds`` or ``config.seed``). Gradient descent on a quadratic of curvature ``L`` is stable iff ``rate * L < 2``;
-    with heavy-ball momentum ``beta`` (``config.momentum``) iff ``rate * L < 2 (1 + beta)``. So
+    ``config.noise_seeds`` or ``config.seed``). Gradient descent on a quadratic of curvature ``L`` is stable
+    iff ``rate * L < 2``; with heavy-ball momentum ``beta`` (``config.momentum``) iff ``rate * L < 2 (1 + beta)``. So
     ``rate_e = min(fraction * 2 (1 + beta) / L_e, max_rate)``; the cap keeps a nearly flat start from
     asking for an enormous step.
 
@@ -316,8 +316,8 @@ def train(model: FeatureNet, data: Samples, *, teacher: FrozenTeacher | None = N
 
     ``fresh_noise`` is noise augmentation: at every step the student sees
     ``clean + s * e`` with a fresh ``e ~ N(0, I)`` (from each member's stream of
-    ``config.noise_seeds``, else ``config.seed``'s ``noise`` stream) instead of the fixed noisy inputs of ``data``; ``s`` is one
-    level or one per member (``s = 0``: the clean inputs). Unlike ST, it needs
+    ``config.noise_seeds``, else ``config.seed``'s ``noise`` stream) instead of the fixed noisy inputs of
+    ``data``; ``s`` is one level or one per member (``s = 0``: the clean inputs). Unlike ST, it needs
     the noise model.
     """
     retain_freed_memory()  # the step's large tensors reused, not faulted in afresh every step

@@ -60,6 +60,33 @@ def family_verdict(table: pd.DataFrame, family: str, digits: int = 3) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+COMPLEMENTS = ("ST + weight decay", "ST from the teacher's weights")  # family 2, each against its partner
+
+
+def complement_advice(families: pd.DataFrame) -> str:
+    """The advice of family 2 (one row per comparison, or one per comparison and condition): where adding the
+    feature term to tuned weight decay or to the fine-tuned teacher resolvably helps or hurts; '' if not run."""
+    rows = families[families.method.isin(COMPLEMENTS)]
+    if rows.empty:
+        return ""
+    several = rows.method.duplicated().any()  # one row per condition: count them
+    parts = []
+    for method, g in rows.groupby("method", sort=False):
+        wins, losses, reference = int((g.low > 0).sum()), int((g.high < 0).sum()), g.reference.iloc[0]
+        where = f" in {wins} of the {len(g)} conditions" if several else ""
+        if wins:
+            parts.append(f"{method} beats {reference}{where}" + (f" (worse in {losses})" if several else ""))
+        elif losses:
+            parts.append(f"{reference} beats {method}" + (f" in {losses} of the {len(g)} conditions" if several
+                                                          else ""))
+        else:
+            parts.append(f"{method} and {reference} are not resolvably different" + (" in any condition"
+                                                                                    if several else ""))
+    helps = (rows.low > 0).any()
+    return (" As a complement, ST helps: " if helps else " As a complement, ST does not help here: ") + \
+        "; ".join(parts) + "."
+
+
 # ---------------------------------------------------------------- chapter "Training to zero loss erases the teacher"
 def yardstick_verdict(table: pd.DataFrame) -> str:
     """One sentence for the trained rows of :func:`stlearn.experiments.zero_loss.against_yardstick` (every depth
@@ -258,7 +285,7 @@ def teacher_knowledge_practice(families: pd.DataFrame, primary: dict, best: str)
     else:
         head = (f"Without a noise model, {who} beats the strongest simple method of the same information in "
                 f"{one['wins']} of the {one['of']} conditions (and loses to it in {one['losses']}).")
-    text = head
+    text = head + complement_advice(families)
     if aug["of"]:
         text += (f" With a noise model, noise augmentation beats the strongest method without one in "
                  f"{aug['wins']} of the {aug['of']} conditions")
@@ -386,6 +413,7 @@ def decomposition_practice(families: pd.DataFrame, strongest: str, pre_vs_units:
         found = (f"{strongest} does better than ST with the teacher's units" if one.high < 0 else
                  no_difference(one, "ST with the teacher's units", strongest))
         text += f" But without a noise model try the simple methods first: here {found}."
+    text += complement_advice(families)
     if "ST + noise augmentation" in rows.index:
         both = rows.loc["ST + noise augmentation"]
         text += by_sign(
@@ -438,8 +466,51 @@ def classification_practice(r: dict) -> str:
                          f"Without the noise model, use {first['reference']}: it beats ST.",
                          f"Without the noise model, ST and {first['reference']} are not resolvably "
                          f"different; choose on validation."))
-    helps = [f"{m} beats {rows[m]['reference']}" for m in ("ST + weight decay", "ST from the teacher's weights")
-             if m in rows and rows[m]["low"] > 0]
-    if helps:
-        words.append("As a complement, ST helps: " + " and ".join(helps) + ".")
-    return " ".join(words)
+    return " ".join(words) + complement_advice(r["families"])
+
+
+# -------------------------------------------------------- chapter "Student-teacher denoising of real photographs"
+def denoising_levels(by_level: pd.DataFrame, skip: float | None = None) -> str:
+    """The comparisons at every noise level but ``skip`` (:func:`stlearn.experiments.denoising.level_verdicts`),
+    in words."""
+    parts = []
+    for s, g in by_level.groupby("σ", sort=False):
+        if skip is not None and float(s) == float(skip):
+            continue
+        words = "; ".join(sentence(r, r["method"], r["against"], 2) for r in g.to_dict("records"))
+        parts.append(f"at σ = {s}, {words}")
+    return ("; ".join(parts) + ".") if parts else "none were run."
+
+
+def denoising_advice(comparisons: pd.DataFrame) -> str:
+    """The practical reading of the three families (computed from their verdicts, never typed)."""
+    rows = comparisons.set_index("method")
+    out = []
+    if "ST" in rows.index:
+        r = rows.loc["ST"]
+        out.append(by_sign(
+            r, f"with only the clean/noisy pairs and the teacher, use ST: it beats {r.reference}",
+            f"with only the clean/noisy pairs and the teacher, {r.reference} beats ST",
+            f"with only the clean/noisy pairs and the teacher, ST and {r.reference} are not told apart")
+            + f" ({interval_text(r, 2)} dB)")
+    for m in ("ST + weight decay", "ST from the teacher's weights"):
+        if m in rows.index:
+            r = rows.loc[m]
+            out.append(by_sign(r, f"as a complement, the feature term adds to {r.reference}",
+                                        f"as a complement, the feature term hurts {r.reference}",
+                                        f"as a complement to {r.reference}, the feature term gains nothing "
+                                        "resolvable") + f" ({interval_text(r, 2)} dB)")
+    if "noise augmentation" in rows.index:
+        r = rows.loc["noise augmentation"]
+        out.append(by_sign(r, f"with a noise model, train with fresh noise: noise augmentation beats "
+                                       f"{r.reference}", f"even with a noise model, {r.reference} beats noise "
+                                                         "augmentation",
+                                    f"with a noise model, noise augmentation and {r.reference} are not told apart")
+                   + f" ({interval_text(r, 2)} dB)")
+    if "ST + noise augmentation" in rows.index:
+        r = rows.loc["ST + noise augmentation"]
+        out.append(by_sign(r, "and ST adds to noise augmentation", "and ST hurts noise augmentation",
+                                    "and ST adds nothing resolvable to noise augmentation")
+                   + f" ({interval_text(r, 2)} dB)")
+    text = "; ".join(out)
+    return text[0].upper() + text[1:] + "."

@@ -9,7 +9,7 @@ import torch
 
 import stlearn as st
 from stlearn import photos as ph
-from stlearn import study
+from stlearn import study, verdicts
 from stlearn.experiments import denoising as dn
 
 
@@ -80,7 +80,7 @@ def test_the_study_runs_every_family_with_psnr_errors(tiny):
     # the relative scale: the history gives the weight applied and the start ratio of the chosen lam
     ratio = study.start_ratio(dn.history_of(result), result.selected)
     assert len(ratio) == 2 and (ratio >= 0).all()
-    assert dn.advice(result.comparisons).endswith(".")
+    assert verdicts.denoising_advice(result.comparisons).endswith(".")
     assert {"family", "method", "against", "gain (dB)"} <= set(dn.family_table(result).columns)
 
 

@@ -298,6 +298,20 @@ def _classification_families(**gains):
     return {"families": pd.DataFrame(rows)}
 
 
+def test_complement_advice_words_family_2_once_or_per_condition():
+    one = pd.DataFrame({"family": [study.COMPLEMENT] * 2, "method": list(verdicts.COMPLEMENTS),
+                        "reference": ["weight decay", "fine-tuned teacher"], "low": [-0.02, -0.03],
+                        "high": [-0.01, 0.01]})
+    assert verdicts.complement_advice(one) == (" As a complement, ST does not help here: weight decay beats ST + "
+                                               "weight decay; ST from the teacher's weights and fine-tuned teacher "
+                                               "are not resolvably different.")
+    per = pd.concat([one, one.assign(low=[0.01, -0.01], high=[0.03, -0.001])], ignore_index=True)
+    assert verdicts.complement_advice(per) == (" As a complement, ST helps: ST + weight decay beats weight decay in "
+                                               "1 of the 2 conditions (worse in 1); fine-tuned teacher beats ST from "
+                                               "the teacher's weights in 1 of the 2 conditions.")
+    assert verdicts.complement_advice(one.iloc[:0]) == ""
+
+
 def test_classification_practice_follows_the_families():
     text = verdicts.classification_practice(
         _classification_families(**{"noise augmentation": 0.05, "ST + noise augmentation": 0.02}))
@@ -307,7 +321,8 @@ def test_classification_practice_follows_the_families():
         _classification_families(**{"noise augmentation": 0.05, "ST": 0.03, "ST + weight decay": 0.02}))
     assert "noise augmentation beats ST here, and adding the ST term to it gives no resolvable gain" in text
     assert "Without the noise model, use ST: it beats denoise-then-teacher" in text
-    assert text.endswith("As a complement, ST helps: ST + weight decay beats weight decay.")
+    assert text.endswith("As a complement, ST helps: ST + weight decay beats weight decay; ST from the teacher's "
+                         "weights and fine-tuned teacher are not resolvably different.")
     text = verdicts.classification_practice(_classification_families(**{"ST": -0.03}))
     assert text.startswith("Even with the noise model at hand, noise augmentation and ST are not resolvably different")
     assert "use denoise-then-teacher: it beats ST" in text
