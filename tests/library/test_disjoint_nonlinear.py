@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import stlearn as st
-from stlearn import streams
+from stlearn import protocol, streams
 from stlearn.experiments import nonlinear as nl
 from stlearn.experiments import nonlinear_decomposition as nd
 from stlearn.experiments import nonlinear_early_stopping as es
@@ -42,6 +42,15 @@ def _assert_pairwise_disjoint(sets: dict[str, np.ndarray], expected: list[str]) 
             assert shared == 0, f"{a} and {b} share {shared} inputs"
 
 
+def _train(task, teacher, lams, seeds, rng, index=(), n_train=N_TRAIN):
+    """Runs (``lam``, ``k``) for every pair, one ensemble on :class:`~stlearn.experiments.nonlinear.Students`."""
+    runs = [protocol.Run("ST", f"lam={lam:g}", k, lam=lam) for lam in lams for k in seeds]
+    students = nl.Students(task, n_train, N_VAL, N_TEST, CONFIG, rng, index=tuple(index))
+    model = students.network(WIDTH, [m.seed for m in runs])
+    return students.train(model, runs, teacher=teacher, layers=["h1"],
+                          member_info={"seed": [m.seed for m in runs]}).history
+
+
 def _run_names(root: str, runs, data_index=()) -> list[str]:
     extra = "".join(f", {i}" for i in data_index)
     return ([f"{root} / student_data[{k}{extra}]" for k in runs] + [f"{root} / validation[{k}]" for k in runs]
@@ -54,8 +63,7 @@ def test_disjoint_early_stopping_teacher_students_validation_test():
     log = streams.audit()
     teacher = nl.clean_teacher(task, WIDTH, N_TEACHER, rng, steps=5)
     reference = st.draw(task, N_TEST, rng.child("reference", 0), label_noise=False)
-    history = nl.train_members(task, WIDTH, N_TRAIN, N_TEST, N_VAL, *nl.lam_seed_pairs([0.0, 1.0], [0, 1, 2]),
-                               teacher, CONFIG, rng)
+    history = _train(task, teacher, [0.0, 1.0], [0, 1, 2], rng)
     assert streams.assert_disjoint() == 1 + 1 + 3 * 3  # paired lam runs share their sets: counted once
     _assert_pairwise_disjoint(_roles(log), ["seed 3 / teacher_data[0]", "seed 3 / reference[0]",
                                             *_run_names("seed 3", range(3))])
@@ -72,7 +80,7 @@ def test_disjoint_early_stopping_protocol_methods():
     runs = (0, 1)
     nets = es.teachers(task, WIDTH, N_TEACHER, N_TRAIN, rng, runs, steps=3)
     plan = es.study([0.0, 1.0], [0.0, 0.1], [0.0, 1.0], [0.5, 1.0], 0.5, runs)
-    setting = es.Setting(task, nets, N_TRAIN, N_VAL, N_TEST, CONFIG, rng, runs)
+    setting = es.Setting(nl.Students(task, N_TRAIN, N_VAL, N_TEST, CONFIG, rng), nets, runs)
     result = es.run(setting, plan)
     es.continue_at_zero_lam(setting, result)
     assert streams.assert_disjoint() == 2 + 3 * 2  # teacher_data per run, and each run's train/val/test
@@ -91,11 +99,10 @@ def test_disjoint_teacher_knowledge_grid_over_sample_sizes():
     rng = st.Stream(0)
     task = nl.relu_task(D, UNITS, 0.0, rng)
     log = streams.audit()
-    teachers = [nl.clean_teacher(task, WIDTH, n, rng, steps=5, k=k).model for k, n in enumerate([15, 40])]
+    teachers = [nl.clean_teacher(task, WIDTH, n, rng, steps=5, k=k) for k, n in enumerate([15, 40])]
     for n_train in (N_TRAIN, 2 * N_TRAIN):  # the sizes share no input: each has its own student_data stream
         for sigma in (0.5, 1.0):             # the noise levels share their sets
-            nl.train_teacher_grid(task.with_noise(sigma), WIDTH, [1.0, 1.0], [0, 1], teachers, n_train, N_TEST,
-                                  N_VAL, CONFIG, rng, data_index=(n_train,))
+            _train(task.with_noise(sigma), teachers[0], [0.0, 1.0], [0, 1], rng, (n_train,), n_train)
     streams.assert_disjoint()
     expected = ["seed 0 / teacher_data[0]", "seed 0 / teacher_data[1]",
                 *_run_names("seed 0", [0, 1], (N_TRAIN,)), *_run_names("seed 0", [0, 1], (2 * N_TRAIN,))]
@@ -117,8 +124,7 @@ def test_stream_changing_one_run_index_leaves_the_other_runs_unchanged():
     rng = st.Stream(2)
     task = nl.relu_task(D, UNITS, 0.5, rng)
     teacher = nl.clean_teacher(task, WIDTH, N_TEACHER, rng, steps=5)
-    a, b = (nl.train_members(task, WIDTH, N_TRAIN, N_TEST, N_VAL, *nl.lam_seed_pairs([0.0, 1.0], runs), teacher,
-                             CONFIG, rng) for runs in ([0, 1], [0, 5]))
+    a, b = (_train(task, teacher, [0.0, 1.0], runs, rng) for runs in ([0, 1], [0, 5]))
     cols = ["test_noisy", "val_noisy", "train_task"]
     run0 = [h[h.seed == 0].sort_values(["lam", "step"])[cols].to_numpy() for h in (a, b)]
     np.testing.assert_allclose(run0[0], run0[1], rtol=1e-5, atol=1e-7)
@@ -129,9 +135,8 @@ def test_stream_student_data_index_changes_only_the_training_set():
     rng = st.Stream(2)
     task = nl.relu_task(D, UNITS, 0.5, rng)
     teacher = nl.clean_teacher(task, WIDTH, N_TEACHER, rng, steps=5)
-    a, b = (nl.train_teacher_grid(task, WIDTH, [1.0], [0, 1], [teacher.model], N_TRAIN, N_TEST, N_VAL, CONFIG,
-                                  rng, data_index=(i,)) for i in (0, 1))
-    start = [h[h.step == 0].sort_values(["teacher", "seed"])[["test_noisy", "val_noisy"]].to_numpy() for h in (a, b)]
+    a, b = (_train(task, teacher, [0.0, 1.0], [0, 1], rng, (i,)) for i in (0, 1))
+    start = [h[h.step == 0].sort_values(["lam", "seed"])[["test_noisy", "val_noisy"]].to_numpy() for h in (a, b)]
     np.testing.assert_array_equal(start[0], start[1])  # same init, validation and test sets
     assert not np.allclose(a.train_task, b.train_task)  # other training sets
 

@@ -97,7 +97,11 @@ def test_relative_scale_makes_the_terms_lam_to_one_where_training_starts():
     task = nl.relu_task(5, 3, 0.5, rng)
     teacher = nl.clean_teacher(task, 16, 50, rng, steps=20)
     config = st.TrainConfig(steps=2, lr=0.01, log_points=2, feature_scale="relative", progress=False)
-    history = nl.train_members(task, 16, 30, 20, 10, [0.0, 0.1, 1.0, 10.0], [0, 0, 1, 1], teacher, config, rng)
+    from stlearn.protocol import Run
+
+    runs = [Run("ST", "-", k, lam=lam) for lam, k in zip([0.0, 0.1, 1.0, 10.0], [0, 0, 1, 1])]
+    students = nl.Students(task, 30, 10, 20, config, rng)
+    history = students.train(students.network(16, [0, 0, 1, 1]), runs, teacher=teacher, layers=["h1"]).history
     start = history[history.step == 0].sort_values("member")
     ratio = (start.feature_weight * start.train_feature / start.train_task).to_numpy()
     torch.testing.assert_close(torch.tensor(ratio), torch.tensor([0.0, 0.1, 1.0, 10.0], dtype=torch.float64))

@@ -9,7 +9,8 @@ initialization ``rng.child("student_init", k)``, validation set
 ``rng.child("validation", k)`` and test set ``rng.child("test", k)``. Runs of
 the same ``k`` with different ``lam`` share all four (paired runs). Teacher
 ``k`` trains on ``rng.child("teacher_data", k)`` from
-``rng.child("teacher_init", k)``, apart from every student's data.
+``rng.child("teacher_init", k)``, apart from every student's data. :class:`Students` is the one home of
+a run's sets and training, which every chapter's study (:mod:`stlearn.study`) trains its groups with.
 
 Learning rates come from the problem, not from a constant: every student
 member trains by heavy-ball gradient descent at its own curvature rate
@@ -21,19 +22,18 @@ trained by Adam, whose steps are scaled by the gradients' own size.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
 from ..data import Samples, Task, draw, gaussian_inputs, relu_target
 from ..losses import FrozenTeacher
-from ..models import MLP, select_members, stack_members
-from ..protocol import stop_on_validation
+from ..models import MLP
 from ..streams import Stream, as_stream
 from ..teachers import fit_clean_teacher
 from ..train import TrainConfig, TrainResult, curvature_rates, evaluate, train
+from ..validation import ParameterError
 
 RATE_FRACTION = 0.4  # the chapters' default fraction of the stability limit
 MAX_RATE = 1.0  # the largest rate a member gets, whatever its curvature (a nearly flat start)
@@ -82,11 +82,6 @@ def clean_teacher(task: Task, width: int, n_teacher: int, rng: Stream | int, ste
     return fit_clean_teacher(model, task, n_teacher, rng.child("teacher_data", k), teacher_config(steps))
 
 
-def lam_seed_pairs(lams: Sequence[float], seeds: Sequence[int]) -> tuple[list[float], list[int]]:
-    pairs = list(itertools.product(lams, seeds))
-    return [float(l) for l, _ in pairs], [s for _, s in pairs]
-
-
 def run_sets(task: Task, n: int, streams: Sequence[Stream], label_noise: bool = True, device=None) -> Samples:
     """One set of ``n`` samples per member, stacked ``(E, n, .)``; members with the same stream share one draw."""
     unique = list(dict.fromkeys(streams))
@@ -114,63 +109,57 @@ def teacher_rows(net, task: Task, seeds: Sequence[int], n_val: int, n_test: int,
                          "test_error": t["noisy"].cpu().numpy(), "clean_test_error": t["clean"].cpu().numpy()})
 
 
-def train_members(task: Task, width: int, n_train: int, n_test: int, n_val: int, member_lams: Sequence[float],
-                  member_seeds: Sequence[int], teacher: FrozenTeacher, config: TrainConfig, rng: Stream | int,
-                  device=None, layers: Sequence[str] = ("h1",), member_info: dict | None = None,
-                  data_index: Sequence[int] = (), rate_fraction: float = RATE_FRACTION) -> pd.DataFrame:
-    """One ensemble, member ``e`` the run ``k = member_seeds[e]`` with weight ``member_lams[e]``.
+@dataclass(frozen=True)
+class Students:
+    """How a nonlinear chapter's runs train and are scored: one ensemble member per run, on sets of its own.
 
-    Run ``k`` trains on ``rng.child("student_data", k, *data_index)`` (``data_index`` names an extra
-    configuration axis whose sets differ, e.g. the sample size) from ``rng.child("student_init", k)``, and
-    is measured on ``rng.child("validation", k)`` and ``rng.child("test", k)`` (no label noise), at its
-    curvature rate (:func:`train_at_curvature_rates`).
-    Returns the tidy training history, with a ``seed`` column (the run index) and those of ``member_info``.
+    Run ``k`` trains on ``rng.child("student_data", k, *index)`` (``index``: an axis whose training sets differ,
+    such as the sample size), is stopped and selected on ``rng.child("validation", k)`` and scored on
+    ``rng.child("test", k)`` (no label noise); its fresh noise, under noise augmentation, comes from
+    ``rng.child("noise", k, *index)``, its own whichever runs share its ensemble. Every member trains at its own
+    curvature rate (:func:`train_at_curvature_rates`) with its own lam and weight decay. The one home of what
+    the chapters' ``execute`` functions (:func:`stlearn.study.run_study`) share.
     """
-    rng = as_stream(rng)
-    runs = [int(k) for k in member_seeds]
-    data = run_sets(task, n_train, [rng.child("student_data", k, *data_index) for k in runs], device=device)
-    test = run_sets(task, n_test, [rng.child("test", k) for k in runs], label_noise=False, device=device)
-    model = MLP([task.d, width, task.d_out], members=len(runs), rng=[rng.child("student_init", k) for k in runs],
-                device=device)
-    result = train_at_curvature_rates(model, data, config, rate_fraction, teacher=teacher, lam=list(member_lams),
-                                      layers=list(layers), member_info={"seed": runs, **(member_info or {})},
-                                      eval_sets={"test": test, "val": validation_samples(task, n_val, rng, runs,
-                                                                                         device)})
-    return result.history
 
+    task: Task
+    n_train: int
+    n_val: int
+    n_test: int
+    config: TrainConfig
+    rng: Stream
+    device: object = None
+    rate_fraction: float = RATE_FRACTION
+    index: tuple[int, ...] = ()
 
-def path_summary(history: pd.DataFrame, by: Sequence[str] = ("lam", "seed"),
-                 metric: str = "test_noisy") -> pd.DataFrame:
-    """Per run: :func:`stlearn.protocol.stop_on_validation` under the older column names of these chapters.
+    def training_sets(self, seeds: Sequence[int]) -> Samples:
+        return run_sets(self.task, self.n_train, [self.rng.child("student_data", k, *self.index) for k in seeds],
+                        device=self.device)
 
-    ``best`` (the oracle: lowest test error along the path), ``val_stopped`` (at the step of lowest
-    validation error), ``end``.
-    """
-    names = {"oracle_test": "best", "oracle_step": "best_step", "test_error": "val_stopped", "end_test": "end"}
-    return stop_on_validation(history, by, test=metric).rename(columns=names)
+    def eval_sets(self, seeds: Sequence[int]) -> dict[str, Samples]:
+        test = run_sets(self.task, self.n_test, [self.rng.child("test", k) for k in seeds], label_noise=False,
+                        device=self.device)
+        return {"test": test, "val": validation_samples(self.task, self.n_val, self.rng, seeds, self.device)}
 
+    def network(self, width: int, seeds: Sequence[int]) -> MLP:
+        """Fresh students of width ``width``, member ``e`` from ``rng.child("student_init", seeds[e])``."""
+        return MLP([self.task.d, width, self.task.d_out], members=len(seeds), device=self.device,
+                   rng=[self.rng.child("student_init", k) for k in seeds])
 
-def stack_teachers(models: Sequence[MLP], assignment: Sequence[int]) -> FrozenTeacher:
-    """One frozen ensemble teacher whose member ``e`` is a copy of ``models[assignment[e]]``.
+    def train(self, model, runs: Sequence, *, teacher: FrozenTeacher | None = None, layers: Sequence[str] = (),
+              data: Samples | None = None, member_info: dict | None = None) -> TrainResult:
+        """Train ``model`` (member ``e``: the run ``runs[e]``, whose ``seed``, ``lam``, ``weight_decay`` and
+        ``fresh_noise`` it reads) on the runs' training sets (or ``data``), logging their eval sets."""
+        seeds = [int(m.seed) for m in runs]
+        noise = [getattr(m, "fresh_noise", None) for m in runs]
+        if len({v is None for v in noise}) > 1:
+            raise ParameterError("runs must all see fixed noisy inputs or all fresh noise (one ensemble each)")
+        config = replace(self.config, weight_decay=tuple(float(m.weight_decay) for m in runs),
+                         noise_seeds=tuple(self.rng.child("noise", k, *self.index) for k in seeds))
+        return train_at_curvature_rates(model, self.training_sets(seeds) if data is None else data, config,
+                                        self.rate_fraction, teacher=teacher, lam=[float(m.lam) for m in runs],
+                                        layers=list(layers), eval_sets=self.eval_sets(seeds), member_info=member_info,
+                                        fresh_noise=None if noise[0] is None else noise)
 
-    Lets one student ensemble learn from a different teacher in each member.
-    """
-    return FrozenTeacher(select_members(stack_members(models), assignment))
-
-
-def train_teacher_grid(task: Task, width: int, lams, seeds, teacher_models: Sequence[MLP], n_train: int,
-                       n_test: int, n_val: int, config: TrainConfig, rng: Stream | int, device=None,
-                       data_index: Sequence[int] = (), rate_fraction: float = RATE_FRACTION) -> pd.DataFrame:
-    """One ensemble: a base member per run index, and an ST member per (teacher, run) with weight from ``lams``.
-
-    ``lams`` holds one ST weight per teacher. The history gets a ``teacher`` column (-1 for base).
-    ``data_index`` as in :func:`train_members`.
-    """
-    k = len(teacher_models)
-    member_teacher = [-1] * len(seeds) + [t for t in range(k) for _ in seeds]
-    member_seeds = list(seeds) * (k + 1)
-    member_lams = [0.0] * len(seeds) + [float(lams[t]) for t in range(k) for _ in seeds]
-    teacher = stack_teachers(teacher_models, [max(t, 0) for t in member_teacher])
-    return train_members(task, width, n_train, n_test, n_val, member_lams, member_seeds, teacher, config, rng,
-                         device, member_info={"teacher": member_teacher}, data_index=data_index,
-                         rate_fraction=rate_fraction)
+    def measure(self, net, seeds: Sequence[int]) -> pd.DataFrame:
+        """The rows of a measured method (the teacher as it is): :func:`teacher_rows` on the runs' sets."""
+        return teacher_rows(net, self.task, seeds, self.n_val, self.n_test, self.rng, self.device)

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -542,25 +542,17 @@ def the_study(lams, decays, st, sigma: float, aug_levels, seeds) -> study.Study:
 
 
 @dataclass
-class Students:
+class Executor:
     """How to train (or measure) one group of the chapter's runs, for :func:`stlearn.study.run_study`.
 
     Post-ReLU students train on the fast path; pre-activation and connector students
-    (:class:`MatchingStudent`) by autograd; every member at its own curvature rate
-    (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`). Members of one run index share
-    their data, validation and test sets, init and fresh noise (``rng.child("noise", k)``).
+    (:class:`MatchingStudent`) by autograd. Run ``k``'s sets, init, fresh noise and training are
+    ``students``' (:class:`~.nonlinear.Students`).
     """
 
-    task: object
+    students: nl.Students
     teachers: Teachers
     width: int
-    n_train: int
-    n_val: int
-    n_test: int
-    config: TrainConfig
-    rng: Stream
-    device: object = None
-    rate_fraction: float = nl.RATE_FRACTION
 
     @staticmethod
     def group_of(run: Member) -> str:
@@ -572,34 +564,25 @@ class Students:
         return knobs["matching"] + (", fresh noise" if knobs["fresh_noise"] is not None else "")
 
     def execute(self, group: str, runs: Sequence[Member]) -> pd.DataFrame:
-        rng, task, device, teachers = self.rng, self.task, self.device, self.teachers
+        s, teachers = self.students, self.teachers
         seeds = [m.seed for m in runs]
         if group == "measured":  # the shallow teacher applied as it is
-            net = select_members(teachers.models, [teachers.index["units", k] for k in seeds])
-            return nl.teacher_rows(net, task, seeds, self.n_val, self.n_test, rng, device)
-        data = nl.run_sets(task, self.n_train, [rng.child("student_data", k) for k in seeds], device=device)
-        test = nl.run_sets(task, self.n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
-        val = nl.validation_samples(task, self.n_val, rng, seeds, device)
-        widths, inits = [task.d, self.width, task.d_out], [rng.child("student_init", k) for k in seeds]
+            return s.measure(select_members(teachers.models, [teachers.index["units", k] for k in seeds]), seeds)
+        widths, inits = [s.task.d, self.width, s.task.d_out], [s.rng.child("student_init", k) for k in seeds]
         targets, matching = [(m.target, m.seed) for m in runs], group.split(",", 1)[0]
         if matching == "post":
-            model = MLP(widths, members=len(runs), rng=inits, device=device)
+            model = s.network(self.width, seeds)
             teacher, layer = teachers.frozen(targets), "h1"
             from_teacher = [e for e, m in enumerate(runs) if m.init == "teacher"]
             teachers.start_from_units(model, from_teacher, [seeds[e] for e in from_teacher])
         elif matching == "pre":
-            model = MatchingStudent(widths, members=len(runs), rng=inits, device=device)
+            model = MatchingStudent(widths, members=len(runs), rng=inits, device=s.device)
             teacher, layer = teachers.frozen_pre(targets), "z1"
         else:
-            model = MatchingStudent(widths, connector=True, members=len(runs), rng=inits, device=device,
-                                    connector_rng=[rng.child("student_init", k, 1) for k in seeds])
+            model = MatchingStudent(widths, connector=True, members=len(runs), rng=inits, device=s.device,
+                                    connector_rng=[s.rng.child("student_init", k, 1) for k in seeds])
             teacher, layer = teachers.frozen(targets, "c1"), "c1"
-        config = replace(self.config, weight_decay=tuple(m.weight_decay for m in runs),
-                         noise_seeds=tuple(rng.child("noise", k) for k in seeds))
-        fresh = [m.fresh_noise for m in runs] if "fresh noise" in group else None
-        return nl.train_at_curvature_rates(model, data, config, self.rate_fraction, teacher=teacher,
-                                           lam=[m.lam for m in runs], layers=[layer], fresh_noise=fresh,
-                                           eval_sets={"test": test, "val": val}).history
+        return s.train(model, runs, teacher=teacher, layers=[layer]).history
 
 
 def run_students(task, teachers: Teachers, s: study.Study, width: int, n_train: int, n_val: int, n_test: int,
@@ -607,8 +590,9 @@ def run_students(task, teachers: Teachers, s: study.Study, width: int, n_train: 
                  rate_fraction: float = nl.RATE_FRACTION) -> study.StudyResult:
     """The study ``s`` (:func:`the_study`) by the study runner: budgets checked first, each distinct run
     trained once (one ensemble per matching and noise), stopped and selected on validation, compared."""
-    students = Students(task, teachers, width, n_train, n_val, n_test, config, as_stream(rng), device, rate_fraction)
-    return study.run_study(s, students.execute, students.group_of)
+    students = nl.Students(task, n_train, n_val, n_test, config, as_stream(rng), device, rate_fraction)
+    executor = Executor(students, teachers, width)
+    return study.run_study(s, executor.execute, executor.group_of)
 
 
 # --------------------------------------------------------------------------- comparisons

@@ -44,16 +44,8 @@ from ..models import MLP, overwrite_members, select_members, stack_members
 from ..stats import interval_table
 from ..streams import Stream
 from ..teachers import fit_teacher
-from ..train import TrainConfig
 from ..validation import ParameterError
-from .nonlinear import (
-    RATE_FRACTION,
-    run_sets,
-    teacher_config,
-    teacher_rows,
-    train_at_curvature_rates,
-    validation_samples,
-)
+from .nonlinear import Students, run_sets, teacher_config
 
 
 @dataclass(frozen=True)
@@ -132,62 +124,45 @@ def _blended(data: Samples, teacher: MLP, index: list[int], blends: list[float])
 
 @dataclass(frozen=True)
 class Setting:
-    """What every group of the chapter trains with: the task, teachers, set sizes and training config."""
+    """What every group of the chapter trains with: the runs' sets and training (:class:`~.nonlinear.Students`),
+    the teachers of every run (:func:`teachers`) and the run indices."""
 
-    task: Task
+    students: Students
     nets: dict
-    n_train: int
-    n_val: int
-    n_test: int
-    config: TrainConfig
-    rng: Stream
     seeds: tuple
-    device: object = None
-    rate_fraction: float = RATE_FRACTION
+
+    def index(self, runs) -> list[int]:
+        """Each run's member in the teacher ensembles."""
+        slot = {k: i for i, k in enumerate(self.seeds)}
+        return [slot[m.seed] for m in runs]
 
 
 def executor(setting: Setting):
     """``execute(group, runs)`` for :func:`stlearn.study.run_study`: trains or measures one group."""
-    s = setting
-
     def execute(group: str, runs: list[Member]):
         if group == "measured":  # the large teacher of each run, as it is
-            slot = {k: i for i, k in enumerate(s.seeds)}
-            seeds = [m.seed for m in runs]
-            teacher = select_members(s.nets["large"], [slot[k] for k in seeds])
-            return teacher_rows(teacher, s.task, seeds, s.n_val, s.n_test, s.rng, s.device)
-        return train_ensemble(s, runs)
+            return setting.students.measure(select_members(setting.nets["large"], setting.index(runs)),
+                                            [m.seed for m in runs])
+        return train_ensemble(setting, runs)
     return execute
 
 
 def train_ensemble(s: Setting, runs: list[Member]) -> tuple[pd.DataFrame, MLP]:
     """Train the distinct ``runs`` as one ensemble, each at its own curvature rate
-    (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`; the history's ``rate`` column).
+    (:meth:`~.nonlinear.Students.train`; the history's ``rate`` column).
 
     The members must all see the fixed noisy inputs (``fresh_noise`` None) or all fresh noise. Returns the
     history (a ``member`` column: the position in ``runs``) and the trained ensemble.
     """
-    task, rng = s.task, s.rng
-    width = s.nets["large"].widths[1]
-    slot = {k: i for i, k in enumerate(s.seeds)}
-    index = [slot[m.seed] for m in runs]
-    data = run_sets(task, s.n_train, [rng.child("student_data", m.seed) for m in runs], device=s.device)
-    data = _blended(data, s.nets["large"], index, [m.blend for m in runs])
-    test = run_sets(task, s.n_test, [rng.child("test", m.seed) for m in runs], label_noise=False, device=s.device)
-    students = MLP([task.d, width, task.d_out], members=len(runs), device=s.device,
-                   rng=[rng.child("student_init", m.seed) for m in runs])
+    seeds, index = [m.seed for m in runs], s.index(runs)
+    data = _blended(s.students.training_sets(seeds), s.nets["large"], index, [m.blend for m in runs])
+    students = s.students.network(s.nets["large"].widths[1], seeds)
     from_teacher = [e for e, m in enumerate(runs) if m.init == "teacher"]
     overwrite_members(students, from_teacher, s.nets["large"], [index[e] for e in from_teacher])
     both = stack_members([s.nets["large"], s.nets["own"]])
     teacher = FrozenTeacher(select_members(both, [index[e] + (len(s.seeds) if m.teacher == "own" else 0)
                                                   for e, m in enumerate(runs)]))
-    noise = [m.fresh_noise for m in runs]
-    config = replace(s.config, weight_decay=tuple(m.weight_decay for m in runs), feature_scale="relative",
-                     noise_seeds=tuple(rng.child("noise", m.seed) for m in runs))
-    val = validation_samples(task, s.n_val, rng, [m.seed for m in runs], s.device)
-    result = train_at_curvature_rates(students, data, config, s.rate_fraction, teacher=teacher,
-                                      lam=[m.lam for m in runs], layers=["h1"], eval_sets={"test": test, "val": val},
-                                      fresh_noise=None if noise[0] is None else noise)
+    result = s.students.train(students, runs, teacher=teacher, layers=["h1"], data=data)
     return result.history, students
 
 
@@ -208,15 +183,11 @@ def continue_at_zero_lam(s: Setting, result: studies.StudyResult, method: str = 
     if group != {"fixed"}:
         raise ParameterError(f"{method} must train on the fixed noisy inputs to be continued; got groups {group}")
     student = select_members(result.models["fixed"], [result.where[m][1] for m in runs])
-    data = run_sets(s.task, s.n_train, [s.rng.child("student_data", m.seed) for m in runs], device=s.device)
-    test = run_sets(s.task, s.n_test, [s.rng.child("test", m.seed) for m in runs], label_noise=False,
-                    device=s.device)
-    val = validation_samples(s.task, s.n_val, s.rng, [m.seed for m in runs], s.device)
-    trained = train_at_curvature_rates(student, data, s.config, s.rate_fraction, eval_sets={"test": test, "val": val},
-                                       member_info={k: [getattr(m, k) for m in runs]
-                                                    for k in ("method", "config", "seed", "lam")})
+    base_loss = [replace(m, lam=0.0) for m in runs]
+    trained = s.students.train(student, base_loss, member_info={k: [getattr(m, k) for m in runs]
+                                                                for k in ("method", "config", "seed", "lam")})
     history = trained.history[trained.history.step > 0].copy()
-    history["step"] += s.config.steps
+    history["step"] += s.students.config.steps
     return history
 
 
@@ -247,7 +218,8 @@ def zero_loss_readout(s: Setting, result: studies.StudyResult, level: float = 1e
     continued = continue_at_zero_lam(s, result)
     path = pd.concat([result.history[result.history.method == "ST"], continued], ignore_index=True)
     path["lam"] = path.config.str.removeprefix("lam=").astype(float)
-    zero_loss = 0.5 * zero_predictor_error(s.task, s.n_test, s.rng, s.device)
+    st_ = s.students
+    zero_loss = 0.5 * zero_predictor_error(st_.task, st_.n_test, st_.rng, st_.device)
     threshold = level * zero_loss
     end = continued[continued.step == continued.step.max()][["config", "seed", "test_noisy", "train_task"]]
     at_loss = first_below(path, threshold).merge(

@@ -34,7 +34,7 @@ Methods, for one (student sample size, noise level) condition (:func:`methods`),
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -50,8 +50,7 @@ from ..teachers import fit_teacher
 from ..train import TrainConfig, evaluate
 from ..validation import ParameterError
 from ..verdicts import teacher_phrase
-from . import nonlinear as nl
-from .nonlinear import RATE_FRACTION, run_sets, teacher_config, train_at_curvature_rates, validation_samples
+from .nonlinear import RATE_FRACTION, Students, teacher_config
 
 UNTRAINED, WRONG = "untrained", "wrong target"
 Tensor = torch.Tensor
@@ -228,24 +227,13 @@ def methods(levels, lams, decays, aug_levels, sigma: float) -> tuple[study.Metho
 class Condition:
     """One (student sample size, noise level): how to train or measure one group of its runs.
 
-    Run ``k`` trains on ``rng.child("student_data", k, n_train)`` (the noise levels share it) from
-    ``rng.child("student_init", k)`` and is measured on ``rng.child("validation", k)`` and
-    ``rng.child("test", k)``. The fresh noise of noise augmentation is drawn from
-    ``rng.child("noise", n_train, k)`` (the noise levels share it, scaled; every method of run ``k`` that
-    augments sees the same noise, whichever runs share its ensemble). Every member trains at its own
-    curvature rate (:func:`~stlearn.experiments.nonlinear.train_at_curvature_rates`), lam on the relative
-    scale of ``config``.
+    Run ``k``'s sets, init, fresh noise and training are ``students``' (:class:`~.nonlinear.Students`, with
+    ``index = (n_train,)``: the noise levels share a size's training sets and fresh noise, scaled; the sizes
+    differ). Every method of run ``k`` that augments sees the same noise, whichever runs share its ensemble.
     """
 
-    task: Task  # with the condition's noise level
+    students: Students  # with the condition's noise level
     teachers: Teachers
-    n_train: int
-    n_val: int
-    n_test: int
-    config: TrainConfig
-    rng: Stream
-    device: object = None
-    rate_fraction: float = RATE_FRACTION
 
     @staticmethod
     def group_of(run: Member) -> str:
@@ -258,23 +246,13 @@ class Condition:
         seeds = [m.seed for m in runs]
         teacher = self.teachers.frozen([m.level for m in runs], seeds)
         if group == "measured":
-            return nl.teacher_rows(teacher.model, self.task, seeds, self.n_val, self.n_test, self.rng, self.device)
-        task, rng, device = self.task, self.rng, self.device
-        data = run_sets(task, self.n_train, [rng.child("student_data", k, self.n_train) for k in seeds], device=device)
-        test = run_sets(task, self.n_test, [rng.child("test", k) for k in seeds], label_noise=False, device=device)
-        students = MLP([task.d, self.teachers.model.widths[1], task.d_out], members=len(runs), device=device,
-                       rng=[rng.child("student_init", k) for k in seeds])
+            return self.students.measure(teacher.model, seeds)
+        students = self.students.network(self.teachers.model.widths[1], seeds)
         best = len(self.teachers.levels) - 1
         from_teacher = [e for e, m in enumerate(runs) if m.init == "teacher"]
         overwrite_members(students, from_teacher, self.teachers.model,
                           [self.teachers.index(best, seeds[e]) for e in from_teacher])
-        config = replace(self.config, weight_decay=tuple(m.weight_decay for m in runs),
-                         noise_seeds=tuple(rng.child("noise", self.n_train, k) for k in seeds))
-        fresh = [m.fresh_noise for m in runs] if group == "fresh noise" else None
-        return train_at_curvature_rates(students, data, config, self.rate_fraction, teacher=teacher,
-                                        lam=[m.lam for m in runs], layers=["h1"], fresh_noise=fresh,
-                                        eval_sets={"test": test, "val": validation_samples(task, self.n_val, rng,
-                                                                                           seeds, device)}).history
+        return self.students.train(students, runs, teacher=teacher, layers=["h1"]).history
 
 
 def the_study(levels, lams, decays, aug_levels, sigma: float, seeds) -> study.Study:
@@ -289,7 +267,8 @@ def run_condition(task: Task, teachers: Teachers, n_train: int, sigma: float, la
     (:func:`stlearn.study.run_study`): equal budgets checked first, each distinct run trained once, stopped
     and selected on validation, the three families compared."""
     s = the_study(teachers.levels, lams, decays, aug_levels, sigma, teachers.seeds)
-    cond = Condition(task.with_noise(sigma), teachers, n_train, n_val, n_test, config, rng, device, rate_fraction)
+    students = Students(task.with_noise(sigma), n_train, n_val, n_test, config, rng, device, rate_fraction, (n_train,))
+    cond = Condition(students, teachers)
     return study.run_study(s, cond.execute, cond.group_of)
 
 
