@@ -191,20 +191,28 @@ class Task:
     def with_noise(self, sigma: float) -> Task:
         return replace(self, sigma=sigma)
 
-    def sample(self, n: int, rng: Stream | int, label_noise: bool) -> Samples:
-        """``n`` samples (float64, CPU): inputs, noise and label noise from three children of ``rng``."""
+    def sample(self, n: int, rng: Stream | int, label_noise: bool, views: int = 1) -> Samples:
+        """``n`` samples (float64, CPU): inputs, noise and label noise from three children of ``rng``.
+
+        With ``views = K > 1`` each clean input comes with ``K`` fixed noisy copies (as in a burst of frames):
+        ``K n`` rows, view ``j`` of input ``i`` at row ``j n + i``, sharing its clean input and label. View 0 is
+        the one-view sample itself; view ``j >= 1`` draws its noise from ``rng.child("noise", j)``.
+        """
         rng = as_stream(rng)
+        views = check_int("views", views, low=1)
         x = self.inputs.sample(n, rng.child("inputs"))
-        noisy = x + self.sigma * randn(rng.child("noise"), n, self.d)
+        noise = [randn(rng.child("noise", *((j,) if j else ())), n, self.d) for j in range(views)]
+        noisy = torch.cat([x + self.sigma * e for e in noise])
         y = self.target(x)
         if label_noise and self.label_noise > 0:
             y = y + self.label_noise * randn(rng.child("label_noise"), *y.shape)
-        return Samples(x, noisy, y)
+        return Samples(x.repeat(views, 1), noisy, y.repeat(views, 1))
 
 
 def draw(task: Task, n: int, rng: Stream | int, *, label_noise: bool = True, device=None,
-         dtype: torch.dtype | None = None) -> Samples:
-    """One set of ``n`` samples of ``task`` from the stream ``rng``.
+         dtype: torch.dtype | None = None, views: int = 1) -> Samples:
+    """One set of ``n`` samples of ``task`` from the stream ``rng`` (``views`` noisy copies of each:
+    :meth:`Task.sample`).
 
     ``label_noise=False`` for sets that measure the distance to the noiseless
     target (test sets); training and validation sets carry it. The set is
@@ -212,7 +220,7 @@ def draw(task: Task, n: int, rng: Stream | int, *, label_noise: bool = True, dev
     """
     n = check_int("n", n, low=1)
     rng = as_stream(rng)
-    samples = task.sample(n, rng, label_noise)
+    samples = task.sample(n, rng, label_noise, views)
     streams.record(rng.name, samples.clean)
     return samples.to(device, dtype or torch.get_default_dtype())
 

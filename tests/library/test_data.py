@@ -1,5 +1,6 @@
 """The data model: inputs on a subspace, targets, and one drawn set per call (st.draw, st.draw_members)."""
 
+import pytest
 import torch
 
 import stlearn as st
@@ -80,3 +81,18 @@ def test_draw_members_stacks_one_set_per_stream():
         assert torch.equal(s.clean[k], single.clean) and torch.equal(s.noisy[k], single.noisy)
     test = st.draw_members(task, 5, rng.children("test", 2), label_noise=False, dtype=F64)
     assert torch.equal(test.y, task.target(test.clean))
+
+
+def test_views_are_fixed_noisy_copies_of_one_clean_set():
+    """K views: the clean inputs and labels repeated, view 0 the one-view set, each other view its own noise."""
+    task = _task(sigma=0.5)
+    one = st.draw(task, 6, st.Stream(3), dtype=F64)
+    three = st.draw(task, 6, st.Stream(3), dtype=F64, views=3)
+    assert three.n == 18
+    torch.testing.assert_close(three.clean, one.clean.repeat(3, 1))
+    torch.testing.assert_close(three.y, one.y.repeat(3, 1))
+    torch.testing.assert_close(three.noisy[:6], one.noisy)
+    views = (three.noisy - three.clean).reshape(3, 6, -1)
+    assert not torch.allclose(views[1], views[0]) and not torch.allclose(views[2], views[1])
+    with pytest.raises(st.ParameterError, match="views must be"):
+        st.draw(task, 6, st.Stream(3), views=0)

@@ -82,10 +82,12 @@ def clean_teacher(task: Task, width: int, n_teacher: int, rng: Stream | int, ste
     return fit_clean_teacher(model, task, n_teacher, rng.child("teacher_data", k), teacher_config(steps))
 
 
-def run_sets(task: Task, n: int, streams: Sequence[Stream], label_noise: bool = True, device=None) -> Samples:
-    """One set of ``n`` samples per member, stacked ``(E, n, .)``; members with the same stream share one draw."""
+def run_sets(task: Task, n: int, streams: Sequence[Stream], label_noise: bool = True, device=None,
+             views: int = 1) -> Samples:
+    """One set of ``n`` samples per member (each with ``views`` noisy copies), stacked ``(E, views n, .)``;
+    members with the same stream share one draw."""
     unique = list(dict.fromkeys(streams))
-    drawn = [draw(task, n, s, label_noise=label_noise, device=device) for s in unique]
+    drawn = [draw(task, n, s, label_noise=label_noise, device=device, views=views) for s in unique]
     return Samples.stack([drawn[unique.index(s)] for s in streams])
 
 
@@ -114,7 +116,8 @@ class Students:
     """How a nonlinear chapter's runs train and are scored: one ensemble member per run, on sets of its own.
 
     Run ``k`` trains on ``rng.child("student_data", k, *index)`` (``index``: an axis whose training sets differ,
-    such as the sample size), is stopped and selected on ``rng.child("validation", k)`` and scored on
+    such as the sample size), ``views`` fixed noisy copies of each clean input (:meth:`stlearn.data.Task.sample`;
+    nothing draws more), is stopped and selected on ``rng.child("validation", k)`` and scored on
     ``rng.child("test", k)`` (no label noise); its fresh noise, under noise augmentation, comes from
     ``rng.child("noise", k, *index)``, its own whichever runs share its ensemble. Every member trains at its own
     curvature rate (:func:`train_at_curvature_rates`) with its own lam and weight decay. The one home of what
@@ -130,10 +133,11 @@ class Students:
     device: object = None
     rate_fraction: float = RATE_FRACTION
     index: tuple[int, ...] = ()
+    views: int = 1  # fixed noisy copies of each clean training input (:meth:`stlearn.data.Task.sample`)
 
     def training_sets(self, seeds: Sequence[int]) -> Samples:
         return run_sets(self.task, self.n_train, [self.rng.child("student_data", k, *self.index) for k in seeds],
-                        device=self.device)
+                        device=self.device, views=self.views)
 
     def eval_sets(self, seeds: Sequence[int]) -> dict[str, Samples]:
         test = run_sets(self.task, self.n_test, [self.rng.child("test", k) for k in seeds], label_noise=False,
