@@ -18,6 +18,16 @@ from .stats import ci_high, ci_low
 SAME_INFORMATION = "same information"  # the primary family (stlearn.study)
 
 
+# method names that read as nouns with an article in a sentence (the others, "ST", "weight decay", read as they are)
+PHRASES = {"base": "the base student", "fine-tuned teacher": "the fine-tuned teacher",
+           "teacher as is": "the teacher as it is"}
+
+
+def phrase(name: str) -> str:
+    """A method's name as a sentence uses it: ``the fine-tuned teacher``, ``ST``."""
+    return PHRASES.get(name, name)
+
+
 def interval_text(comparison: dict[str, float], digits: int = 3) -> str:
     """A paired comparison as the book prints it: ``"+0.032 [0.003, 0.061]"`` (mean gain, 95% interval)."""
     return (f"{comparison['gain']:+.{digits}f} [{comparison['low']:.{digits}f}, "
@@ -40,12 +50,14 @@ def by_sign(comparison: dict[str, float], above, below, neither):
 
 def verdict(comparison: dict[str, float], method: str, reference: str) -> str:
     """Words for a paired comparison: which is better, or that the interval includes zero."""
+    method, reference = phrase(method), phrase(reference)
     return by_sign(comparison, f"{method} beats {reference}", f"{reference} beats {method}",
                    f"no resolvable difference between {method} and {reference}")
 
 
 def sentence(comparison: dict, method: str, reference: str, digits: int = 3) -> str:
     """``method`` against ``reference`` in words and numbers: who wins, or no resolvable difference."""
+    method, reference = phrase(method), phrase(reference)
     words = by_sign(comparison, f"{method} beats {reference}", f"{reference} beats {method}",
                              f"no resolvable difference between {method} and {reference}")
     return f"{words} ({interval_text(comparison, digits)})"
@@ -72,7 +84,7 @@ def complement_advice(families: pd.DataFrame) -> str:
     several = rows.method.duplicated().any()  # one row per condition: count them
     parts = []
     for method, g in rows.groupby("method", sort=False):
-        wins, losses, reference = int((g.low > 0).sum()), int((g.high < 0).sum()), g.reference.iloc[0]
+        wins, losses, reference = int((g.low > 0).sum()), int((g.high < 0).sum()), phrase(g.reference.iloc[0])
         where = f" in {wins} of the {len(g)} conditions" if several else ""
         if wins:
             parts.append(f"{method} beats {reference}{where}" + (f" (worse in {losses})" if several else ""))
@@ -148,22 +160,23 @@ def early_stopping_practice(families: pd.DataFrame) -> str:
     """The chapter's advice, from the three families: ST as a replacement, as a complement, with a noise model."""
     rows = {(r.family, r.method): r for r in families.itertuples(index=False)}
     primary = next(r for (f, _), r in rows.items() if f == SAME_INFORMATION)
+    ref = phrase(primary.reference)
     if primary.low > 0:
-        head = f"With only the pairs and the teacher, ST is worth its teacher here: it beats {primary.reference}."
+        head = f"With only the pairs and the teacher, ST is worth its teacher here: it beats {ref}."
     else:
-        found = (f"{primary.reference} is better than ST" if primary.high < 0
-                 else f"there is no resolvable difference between ST and {primary.reference}")
-        head = f"With only the pairs and the teacher, start from {primary.reference}: {found}."
+        found = (f"{ref} is better than ST" if primary.high < 0
+                 else f"there is no resolvable difference between ST and {ref}")
+        head = f"With only the pairs and the teacher, start from {ref}: {found}."
     helps = [r for (f, _), r in rows.items() if f != SAME_INFORMATION and r.method.startswith("ST")
              and r.low > 0]
     hurts = [r for (f, _), r in rows.items() if f != SAME_INFORMATION and r.method.startswith("ST")
              and r.high < 0]
     if helps:
         head += (" On top of another method the feature term does help: "
-                 + "; ".join(f"{r.method} beats {r.reference} ({interval_text(r._asdict())})"
+                 + "; ".join(f"{r.method} beats {phrase(r.reference)} ({interval_text(r._asdict())})"
                              for r in helps) + ".")
     if hurts:
-        head += (" It hurts on top of " + ", ".join(r.reference for r in hurts) + ".")
+        head += (" It hurts on top of " + ", ".join(phrase(r.reference) for r in hurts) + ".")
     return head + " Whatever is used, stop on a labelled noisy validation set."
 
 
@@ -446,25 +459,27 @@ def classification_practice(r: dict) -> str:
     words = []
     if "noise augmentation" in rows:
         aug, st_aug = rows["noise augmentation"], rows.get("ST + noise augmentation")
+        ref = phrase(aug["reference"])
         if st_aug is not None and st_aug["low"] > 0:
             words.append("With the noise model at hand, train on fresh noise and add the ST term: ST + noise "
                          "augmentation beats noise augmentation here.")
         elif aug["low"] > 0:
             words.append(f"With the noise model at hand, train on fresh noise: noise augmentation beats "
-                         f"{aug['reference']} here" + ("" if st_aug is None else ", and adding the ST term to it "
+                         f"{ref} here" + ("" if st_aug is None else ", and adding the ST term to it "
                                                          "gives no resolvable gain" if st_aug["high"] >= 0 else
                                                          ", and adding the ST term to it hurts") + ".")
         else:
-            words.append(by_sign(aug, "", f"Even with the noise model at hand, {aug['reference']} beats "
+            words.append(by_sign(aug, "", f"Even with the noise model at hand, {ref} beats "
                                           f"noise augmentation here.",
                                  f"Even with the noise model at hand, noise augmentation and "
-                                 f"{aug['reference']} are not resolvably different here; choose between "
+                                 f"{ref} are not resolvably different here; choose between "
                                  f"them on validation."))
     first = rows["ST"]
-    words.append(by_sign(first, f"Without the noise model, use ST: it beats {first['reference']}, the "
+    ref = phrase(first["reference"])
+    words.append(by_sign(first, f"Without the noise model, use ST: it beats {ref}, the "
                                 f"strongest method with the same information.",
-                         f"Without the noise model, use {first['reference']}: it beats ST.",
-                         f"Without the noise model, ST and {first['reference']} are not resolvably "
+                         f"Without the noise model, use {ref}: it beats ST.",
+                         f"Without the noise model, ST and {ref} are not resolvably "
                          f"different; choose on validation."))
     return " ".join(words) + complement_advice(r["families"])
 
@@ -489,23 +504,24 @@ def denoising_advice(comparisons: pd.DataFrame) -> str:
     if "ST" in rows.index:
         r = rows.loc["ST"]
         out.append(by_sign(
-            r, f"with only the clean/noisy pairs and the teacher, use ST: it beats {r.reference}",
-            f"with only the clean/noisy pairs and the teacher, {r.reference} beats ST",
-            f"with only the clean/noisy pairs and the teacher, ST and {r.reference} are not told apart")
+            r, f"with only the clean/noisy pairs and the teacher, use ST: it beats {phrase(r.reference)}",
+            f"with only the clean/noisy pairs and the teacher, {phrase(r.reference)} beats ST",
+            f"with only the clean/noisy pairs and the teacher, ST and {phrase(r.reference)} are not told apart")
             + f" ({interval_text(r, 2)} dB)")
-    for m in ("ST + weight decay", "ST from the teacher's weights"):
+    for m in COMPLEMENTS:
         if m in rows.index:
             r = rows.loc[m]
-            out.append(by_sign(r, f"as a complement, the feature term adds to {r.reference}",
-                                        f"as a complement, the feature term hurts {r.reference}",
-                                        f"as a complement to {r.reference}, the feature term gains nothing "
-                                        "resolvable") + f" ({interval_text(r, 2)} dB)")
+            ref = phrase(r.reference)
+            out.append(by_sign(r, f"as a complement, the feature term adds to {ref}",
+                               f"as a complement, the feature term hurts {ref}",
+                               f"as a complement to {ref}, the feature term gains nothing resolvable")
+                       + f" ({interval_text(r, 2)} dB)")
     if "noise augmentation" in rows.index:
         r = rows.loc["noise augmentation"]
-        out.append(by_sign(r, f"with a noise model, train with fresh noise: noise augmentation beats "
-                                       f"{r.reference}", f"even with a noise model, {r.reference} beats noise "
-                                                         "augmentation",
-                                    f"with a noise model, noise augmentation and {r.reference} are not told apart")
+        ref = phrase(r.reference)
+        out.append(by_sign(r, f"with a noise model, train with fresh noise: noise augmentation beats {ref}",
+                           f"even with a noise model, {ref} beats noise augmentation",
+                           f"with a noise model, noise augmentation and {ref} are not told apart")
                    + f" ({interval_text(r, 2)} dB)")
     if "ST + noise augmentation" in rows.index:
         r = rows.loc["ST + noise augmentation"]

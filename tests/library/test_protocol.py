@@ -121,6 +121,6 @@ def test_interval_words_never_claim_equality():
     assert protocol.interval_text(tie) == "+0.010 [-0.087, 0.030]"
     words = protocol.no_difference(tie, "ST", "noise augmentation")
     assert words == "no resolvable difference between ST and noise augmentation (+0.010 [-0.087, 0.030])"
-    assert protocol.verdict(tie, "ST", "base") == "no resolvable difference between ST and base"
-    assert protocol.verdict({"gain": 0.1, "low": 0.02, "high": 0.18}, "ST", "base") == "ST beats base"
-    assert protocol.verdict({"gain": -0.1, "low": -0.2, "high": -0.01}, "ST", "base") == "base beats ST"
+    assert protocol.verdict(tie, "ST", "base") == "no resolvable difference between ST and the base student"
+    assert protocol.verdict({"gain": 0.1, "low": 0.02, "high": 0.18}, "ST", "base") == "ST beats the base student"
+    assert protocol.verdict({"gain": -0.1, "low": -0.2, "high": -0.01}, "ST", "base") == "the base student beats ST"

@@ -92,7 +92,7 @@ def test_families_name_the_strongest_and_the_winner():
     c = result.comparisons.set_index("method")
     assert c.loc["ST", "family"] == study.SAME_INFORMATION
     assert c.loc["ST", "reference"] == "teacher as is"  # the strongest same-information method here
-    assert c.loc["ST", "low"] > 0 and c.loc["ST", "verdict"].startswith("ST beats teacher as is (+")
+    assert c.loc["ST", "low"] > 0 and c.loc["ST", "verdict"].startswith("ST beats the teacher as it is (+")
     assert c.loc["ST + weight decay", "reference"] == "weight decay"
     assert c.loc["noise augmentation", "reference"] == "ST"  # the winner of family 1
     assert c.loc["noise augmentation", "low"] > 0
@@ -105,7 +105,7 @@ def test_families_name_the_strongest_and_the_winner():
 
 def test_no_resolvable_difference_is_worded_with_its_interval():
     words = study.sentence({"gain": 0.01, "low": -0.02, "high": 0.04}, "ST", "base")
-    assert words == "no resolvable difference between ST and base (+0.010 [-0.020, 0.040])"
+    assert words == "no resolvable difference between ST and the base student (+0.010 [-0.020, 0.040])"
 
 
 def test_trains_as_resets_only_inert_knobs():

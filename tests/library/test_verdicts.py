@@ -38,9 +38,9 @@ def _early_stopping_families(primary, complement=AROUND, st_aug=AROUND):
 
 
 @pytest.mark.parametrize("primary, complement, st_aug, pieces", [
-    (ABOVE, AROUND, AROUND, ["ST is worth its teacher here: it beats fine-tuned teacher."]),
-    (BELOW, AROUND, AROUND, ["start from fine-tuned teacher: fine-tuned teacher is better than ST."]),
-    (AROUND, ABOVE, AROUND, ["no resolvable difference between ST and fine-tuned teacher",
+    (ABOVE, AROUND, AROUND, ["ST is worth its teacher here: it beats the fine-tuned teacher."]),
+    (BELOW, AROUND, AROUND, ["start from the fine-tuned teacher: the fine-tuned teacher is better than ST."]),
+    (AROUND, ABOVE, AROUND, ["no resolvable difference between ST and the fine-tuned teacher",
                              "On top of another method the feature term does help: "
                              "ST + weight decay beats weight decay (+0.100 [0.020, 0.180])."]),
     (BELOW, BELOW, ABOVE, ["It hurts on top of weight decay.", "ST + noise augmentation beats noise augmentation"]),
@@ -303,11 +303,11 @@ def test_complement_advice_words_family_2_once_or_per_condition():
                         "reference": ["weight decay", "fine-tuned teacher"], "low": [-0.02, -0.03],
                         "high": [-0.01, 0.01]})
     assert verdicts.complement_advice(one) == (" As a complement, ST does not help here: weight decay beats ST + "
-                                               "weight decay; ST from the teacher's weights and fine-tuned teacher "
+                                               "weight decay; ST from the teacher's weights and the fine-tuned teacher "
                                                "are not resolvably different.")
     per = pd.concat([one, one.assign(low=[0.01, -0.01], high=[0.03, -0.001])], ignore_index=True)
     assert verdicts.complement_advice(per) == (" As a complement, ST helps: ST + weight decay beats weight decay in "
-                                               "1 of the 2 conditions (worse in 1); fine-tuned teacher beats ST from "
+                                               "1 of the 2 conditions (worse in 1); the fine-tuned teacher beats ST from "
                                                "the teacher's weights in 1 of the 2 conditions.")
     assert verdicts.complement_advice(one.iloc[:0]) == ""
 
@@ -322,7 +322,7 @@ def test_classification_practice_follows_the_families():
     assert "noise augmentation beats ST here, and adding the ST term to it gives no resolvable gain" in text
     assert "Without the noise model, use ST: it beats denoise-then-teacher" in text
     assert text.endswith("As a complement, ST helps: ST + weight decay beats weight decay; ST from the teacher's "
-                         "weights and fine-tuned teacher are not resolvably different.")
+                         "weights and the fine-tuned teacher are not resolvably different.")
     text = verdicts.classification_practice(_classification_families(**{"ST": -0.03}))
     assert text.startswith("Even with the noise model at hand, noise augmentation and ST are not resolvably different")
     assert "use denoise-then-teacher: it beats ST" in text
