@@ -497,36 +497,25 @@ def denoising_levels(by_level: pd.DataFrame, skip: float | None = None) -> str:
     return ("; ".join(parts) + ".") if parts else "none were run."
 
 
+# what each comparison's interval means above, below or around 0 ({ref}: its reference), in the advice's order
+DENOISING_WORDS = {
+    "ST": ("with only the clean/noisy pairs and the teacher, use ST: it beats {ref}",
+           "with only the clean/noisy pairs and the teacher, {ref} beats ST",
+           "with only the clean/noisy pairs and the teacher, ST and {ref} are not told apart"),
+    **{m: ("as a complement, the feature term adds to {ref}", "as a complement, the feature term hurts {ref}",
+           "as a complement to {ref}, the feature term gains nothing resolvable") for m in COMPLEMENTS},
+    "noise augmentation": ("with a noise model, train with fresh noise: noise augmentation beats {ref}",
+                           "even with a noise model, {ref} beats noise augmentation",
+                           "with a noise model, noise augmentation and {ref} are not told apart"),
+    "ST + noise augmentation": ("and ST adds to noise augmentation", "and ST hurts noise augmentation",
+                                "and ST adds nothing resolvable to noise augmentation"),
+}
+
+
 def denoising_advice(comparisons: pd.DataFrame) -> str:
     """The practical reading of the three families (computed from their verdicts, never typed)."""
     rows = comparisons.set_index("method")
-    out = []
-    if "ST" in rows.index:
-        r = rows.loc["ST"]
-        out.append(by_sign(
-            r, f"with only the clean/noisy pairs and the teacher, use ST: it beats {phrase(r.reference)}",
-            f"with only the clean/noisy pairs and the teacher, {phrase(r.reference)} beats ST",
-            f"with only the clean/noisy pairs and the teacher, ST and {phrase(r.reference)} are not told apart")
-            + f" ({interval_text(r, 2)} dB)")
-    for m in COMPLEMENTS:
-        if m in rows.index:
-            r = rows.loc[m]
-            ref = phrase(r.reference)
-            out.append(by_sign(r, f"as a complement, the feature term adds to {ref}",
-                               f"as a complement, the feature term hurts {ref}",
-                               f"as a complement to {ref}, the feature term gains nothing resolvable")
-                       + f" ({interval_text(r, 2)} dB)")
-    if "noise augmentation" in rows.index:
-        r = rows.loc["noise augmentation"]
-        ref = phrase(r.reference)
-        out.append(by_sign(r, f"with a noise model, train with fresh noise: noise augmentation beats {ref}",
-                           f"even with a noise model, {ref} beats noise augmentation",
-                           f"with a noise model, noise augmentation and {ref} are not told apart")
-                   + f" ({interval_text(r, 2)} dB)")
-    if "ST + noise augmentation" in rows.index:
-        r = rows.loc["ST + noise augmentation"]
-        out.append(by_sign(r, "and ST adds to noise augmentation", "and ST hurts noise augmentation",
-                                    "and ST adds nothing resolvable to noise augmentation")
-                   + f" ({interval_text(r, 2)} dB)")
+    out = [by_sign(rows.loc[m], *(w.format(ref=phrase(rows.loc[m].reference)) for w in words))
+           + f" ({interval_text(rows.loc[m], 2)} dB)" for m, words in DENOISING_WORDS.items() if m in rows.index]
     text = "; ".join(out)
     return text[0].upper() + text[1:] + "."
