@@ -307,8 +307,8 @@ def test_complement_advice_words_family_2_once_or_per_condition():
                                                "are not resolvably different.")
     per = pd.concat([one, one.assign(low=[0.01, -0.01], high=[0.03, -0.001])], ignore_index=True)
     assert verdicts.complement_advice(per) == (" As a complement, ST helps: ST + weight decay beats weight decay in "
-                                               "1 of the 2 conditions (worse in 1); the fine-tuned teacher beats ST from "
-                                               "the teacher's weights in 1 of the 2 conditions.")
+                                               "1 of the 2 conditions (worse in 1); the fine-tuned teacher beats ST "
+                                               "from the teacher's weights in 1 of the 2 conditions.")
     assert verdicts.complement_advice(one.iloc[:0]) == ""
 
 
