@@ -67,10 +67,10 @@ import stlearn.data as _data
 _sample = _data.Task.sample
 
 
-def sample(self, n, rng, label_noise):
+def sample(self, n, rng, label_noise, views=1):
     with open(os.environ["STLEARN_PERTURB_LOG"], "a") as f:
         f.write(f"sample sigma={self.sigma} factor={factor}\\n")
-    return _sample(dataclasses.replace(self, sigma=self.sigma * factor), n, rng, label_noise)
+    return _sample(dataclasses.replace(self, sigma=self.sigma * factor), n, rng, label_noise, views)
 
 
 _data.Task.sample = sample
