@@ -100,6 +100,15 @@ def grid(name: str, knob: str, values: Sequence, label: Callable[[Any], str] | N
                   tuple(inherits))
 
 
+def complements(lams: Sequence[float], label: Callable[[Any], str] | None = None, **fixed) -> list[Method]:
+    """Family 2 over ``lams``: ``ST + weight decay`` at the decay weight decay chose in the run, and ``ST from the
+    teacher's weights`` (``init="teacher"``) at the fine-tuned teacher's decay; ``fixed``: the ST knobs (its
+    teacher, its layer). The chapter runs ``weight decay`` and ``fine-tuned teacher`` as their partners."""
+    return [grid("ST + weight decay", "lam", lams, label, follows="weight decay", inherits=["weight_decay"], **fixed),
+            grid("ST from the teacher's weights", "lam", lams, label, init="teacher", follows="fine-tuned teacher",
+                 inherits=["weight_decay"], **fixed)]
+
+
 @dataclass(frozen=True)
 class Comparison:
     """``method`` against ``reference`` in a named family; a tuple reference is the strongest of its methods on

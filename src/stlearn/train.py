@@ -401,9 +401,10 @@ class _Augmenter:
         if isinstance(self.levels, Tensor):
             self.levels = self.levels.reshape(-1, 1, 1)
         self.members = members
-        self.gen = as_stream(config.seed).child("noise").generator()
-        self.gens = None
-        if config.noise_seeds is not None:
+        self.gen = self.gens = None
+        if config.noise_seeds is None:
+            self.gen = as_stream(config.seed).child("noise").generator()
+        else:
             if len(config.noise_seeds) != (members or 1):
                 raise ParameterError(f"noise_seeds must hold one stream per member ({members or 1}); "
                                      f"got {len(config.noise_seeds)}")

@@ -515,9 +515,7 @@ def methods(lams: Sequence[float], decays: Sequence[float], st: Sequence[tuple],
            study.grid("fine-tuned teacher", "weight_decay", decays, init="teacher", **wd),
            study.Method("teacher as is", ({"config": "-"},), measured=True)]
     out += [study.grid(name, "lam", lams, target=target, matching=matching, **lam) for name, target, matching in st]
-    out += [study.grid("ST + weight decay", "lam", lams, follows="weight decay", inherits=["weight_decay"], **lam),
-            study.grid("ST from the teacher's weights", "lam", lams, init="teacher", follows="fine-tuned teacher",
-                       inherits=["weight_decay"], **lam)]
+    out += study.complements(lams, **lam)
     if aug_levels:
         out += [study.grid("noise augmentation", "fresh_noise", [a * sigma for a in aug_levels],
                            label=lambda v: f"s={v / sigma:g}σ", family=study.NOISE_MODEL),

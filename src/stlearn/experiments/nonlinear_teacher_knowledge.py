@@ -212,10 +212,7 @@ def methods(levels, lams, decays, aug_levels, sigma: float) -> tuple[study.Metho
            study.grid("fine-tuned teacher", "weight_decay", decays, init="teacher", **wd),
            study.Method("teacher as is", ({"config": "-", "level": best},), measured=True)]
     out += [study.grid(name, "lam", lams, level=j, **lam) for j, name in enumerate(st_names(levels).values())]
-    out += [study.grid("ST + weight decay", "lam", lams, level=best, follows="weight decay",
-                       inherits=["weight_decay"], **lam),
-            study.grid("ST from the teacher's weights", "lam", lams, level=best, init="teacher",
-                       follows="fine-tuned teacher", inherits=["weight_decay"], **lam)]
+    out += study.complements(lams, level=best, **lam)
     out += [study.grid("noise augmentation", "fresh_noise", [a * sigma for a in aug_levels],
                        label=lambda v: f"s={v / sigma:g}σ", family=study.NOISE_MODEL),
             study.grid("ST + noise augmentation", "lam", lams, level=best, fresh_noise=sigma,
