@@ -15,6 +15,7 @@ input.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 
@@ -123,9 +124,25 @@ class ReLUTarget:
     def __call__(self, x: Tensor) -> Tensor:
         return torch.relu(x @ self.w1.T) @ self.w2.T
 
+    def variance(self) -> Tensor:
+        """Per output, the variance of ``y`` over clean inputs ``x ~ N(0, I)``, in closed form.
 
-def relu_target(d: int, hidden: int, d_out: int = 1, rng: Stream | int = 0) -> ReLUTarget:
-    """A two-layer ReLU function with unit-norm hidden weights and ``N(0, 1/hidden)`` output weights."""
+        With unit-norm rows, ``u_i = w1_i . x`` are standard normal with correlations ``rho_ij = w1_i . w1_j``,
+        and ``E relu(u_i) relu(u_j) = (sqrt(1 - rho^2) + (pi - arccos rho) rho) / (2 pi)`` (the arc-cosine kernel of
+        degree 1; Cho and Saul, 2009), ``E relu(u_i) = 1 / sqrt(2 pi)``.
+        """
+        w1 = self.w1 / self.w1.norm(dim=1, keepdim=True)
+        rho = (w1 @ w1.T).clamp(-1.0, 1.0)
+        second = ((1 - rho**2).clamp(min=0).sqrt() + (math.pi - torch.arccos(rho)) * rho) / (2 * math.pi)
+        mean = self.w2.sum(-1) / math.sqrt(2 * math.pi)
+        return torch.einsum("oi,ij,oj->o", self.w2, second, self.w2) - mean**2
+
+
+def relu_target(d: int, hidden: int, d_out: int = 1, rng: Stream | int = 0, unit_variance: bool = False) -> ReLUTarget:
+    """A two-layer ReLU function with unit-norm hidden weights and ``N(0, 1/hidden)`` output weights; with
+    ``unit_variance`` the output weights are rescaled so that every output has variance 1 over ``x ~ N(0, I)``
+    (:meth:`ReLUTarget.variance`), whatever the draw: with few hidden units, the variance of the unscaled function
+    varies many-fold from one draw to the next, and with it the scale of every error."""
     d = check_int("d", d, low=1)
     hidden = check_int("hidden", hidden, low=1)
     d_out = check_int("d_out", d_out, low=1)
@@ -133,7 +150,8 @@ def relu_target(d: int, hidden: int, d_out: int = 1, rng: Stream | int = 0) -> R
     w1 = randn(rng.child("layer", 0), hidden, d)
     w1 = w1 / w1.norm(dim=1, keepdim=True)
     w2 = randn(rng.child("layer", 1), d_out, hidden) / hidden**0.5
-    return ReLUTarget(w1, w2)
+    target = ReLUTarget(w1, w2)
+    return ReLUTarget(w1, w2 / target.variance().sqrt()[:, None]) if unit_variance else target
 
 
 # --------------------------------------------------------------------------- samples

@@ -24,7 +24,10 @@ PHRASES = {"base": "the base student", "fine-tuned teacher": "the fine-tuned tea
 
 
 def phrase(name: str) -> str:
-    """A method's name as a sentence uses it: ``the fine-tuned teacher``, ``ST``."""
+    """A method's name as a sentence uses it: ``the fine-tuned teacher``, ``ST``; a teacher of a knowledge level
+    applied as it is (``teacher as is, untrained``): ``the untrained teacher as it is``."""
+    if name.startswith("teacher as is, "):
+        return f"{teacher_phrase(name.removeprefix('teacher as is, '))} as it is"
     return PHRASES.get(name, name)
 
 
@@ -518,4 +521,111 @@ def denoising_advice(comparisons: pd.DataFrame) -> str:
     out = [by_sign(rows.loc[m], *(w.format(ref=phrase(rows.loc[m].reference)) for w in words))
            + f" ({interval_text(rows.loc[m], 2)} dB)" for m, words in DENOISING_WORDS.items() if m in rows.index]
     text = "; ".join(out)
+    return text[0].upper() + text[1:] + "."
+
+
+# ---------------------------------------------------------------- chapter "Where ST helps"
+# A cell's gains are rows of stlearn.experiments.where_st_helps.gains: its axes (views, n_train, width, sigma, level),
+# the comparison ("ST over base", ...), gain, low, high, resolved (+1, -1, 0), method and reference.
+def _cells(rows: pd.DataFrame, axes) -> str:
+    """The cells of ``rows`` with their gains: ``K = 16, n = 50 (+0.168 [0.096, 0.240])``, joined by commas."""
+    names = {"views": "K", "n_train": "n", "width": "width", "sigma": "σ"}
+    return ", ".join(", ".join(f"{names[a]} = {r[a]:g}" for a in axes) + f" ({interval_text(r)})"
+                     for r in rows.to_dict("records"))
+
+
+def gain_words(gains: pd.DataFrame, keys) -> pd.DataFrame:
+    """Gains for readers: the ``keys`` columns, the gain of the first [95% interval] and the verdict."""
+    return pd.DataFrame({**{k: gains[k].to_numpy() for k in keys},
+                         "gain of the first [95% interval]": [interval_text(r) for r in gains.to_dict("records")],
+                         "verdict": [verdict(r, r["method"], r["reference"]) for r in gains.to_dict("records")]})
+
+
+def region_verdict(gains: pd.DataFrame, comparison: str, first: str, second: str,
+                   axes=("views", "n_train")) -> str:
+    """Where in the map ``first`` resolvably beats ``second``, where it resolvably loses, and how many cells are
+    neither."""
+    rows = gains[gains.comparison == comparison].sort_values(list(axes))
+    better, worse = rows[rows.resolved > 0], rows[rows.resolved < 0]
+    first, second = phrase(first), phrase(second)
+    text = (f"{first} beats {second} in {len(better)} of {len(rows)} cells"
+            + (f": {_cells(better, axes)}" if len(better) else ""))
+    text += (f"; {second} beats {first} in {_cells(worse, axes)}" if len(worse) else
+             f"; {first} is resolvably worse in none")
+    rest = len(rows) - len(better) - len(worse)
+    return text[0].upper() + text[1:] + f"; no resolvable difference in the other {rest}."
+
+
+def teacher_alone_verdict(gains: pd.DataFrame, main: str) -> str:
+    """Where the teacher alone (as it is or fine-tuned) beats every student, with the main teacher (naming the cells
+    where it does not) and with weaker ones."""
+    rows = gains[gains.comparison.str.startswith("teacher alone")]
+    strong, weak = rows[rows.level == main], rows[rows.level != main]
+    short = strong[strong.resolved <= 0].sort_values(["sigma", "width", "views", "n_train"])
+    text = (f"with {teacher_phrase(main)}, the teacher alone beats the best student in {(strong.resolved > 0).sum()} "
+            f"of {len(strong)} cells" + (f"; not in {_cells(short, ('views', 'n_train', 'width', 'sigma'))}"
+                                         if len(short) else ""))
+    if len(weak):
+        lost = weak[weak.resolved < 0]
+        text += (f"; a weaker teacher as it is loses to the best student in {len(lost)} of {len(weak)} cells"
+                 + (f" ({_level_cells(lost)})" if len(lost) else "")
+                 + f" and beats it in {(weak.resolved > 0).sum()}")
+    return text[0].upper() + text[1:] + "."
+
+
+def where_finding(gains: pd.DataFrame, map_gains: pd.DataFrame, main: str) -> str:
+    """The chapter's finding in one sentence: how often the main teacher alone beats every student, and where in the
+    map over views and sample size ST beats the base student."""
+    alone = gains[gains.comparison.str.startswith("teacher alone") & (gains.level == main)]
+    st = map_gains[map_gains.comparison == "ST over base"]
+    better = st[st.resolved > 0]
+    where = (f" (most often with K = {better.views.value_counts().sort_index(ascending=False).idxmax():g} views)"
+             if len(better) else "")
+    return (f"{teacher_phrase(main)[0].upper()}{teacher_phrase(main)[1:]} alone beats the best student in "
+            f"{(alone.resolved > 0).sum()} of {len(alone)} cells; ST beats the base student in {len(better)} of "
+            f"{len(st)} cells of the map over views and sample size{where} and is resolvably worse in "
+            f"{(st.resolved < 0).sum()}.")
+
+
+def _level_cells(rows: pd.DataFrame) -> str:
+    """``the wrong-target teacher at n = 50, 200, 800; the 15-sample teacher at n = 800``."""
+    return "; ".join(f"{teacher_phrase(level)} at n = {', '.join(f'{n:g}' for n in sorted(g.n_train))}"
+                     for level, g in rows.groupby("level", sort=False))
+
+
+def views_verdict(st_over_base: dict, trend: dict, families: dict) -> str:
+    """ST against the base student per number of views (``{K: comparison}``), and how much more it gains with the
+    most views than with the fewest (``{n: interval}``, paired by run)."""
+    per_k = "; ".join(f"{sentence(c, 'ST', 'base')} with K = {k}" for k, c in sorted(st_over_base.items()))
+    most, fewest = max(st_over_base), min(st_over_base)
+    grows = "; ".join(f"{by_sign(c, 'larger', 'smaller', 'not resolvably different')} at n = {n:g} "
+                      f"({interval_text(c)})" for n, c in sorted(trend.items()))
+    same = [f"with K = {k}, {_lower(family_verdict(t, SAME_INFORMATION)[:-1])}" for k, t in sorted(families.items())]
+    return (f"{per_k[0].upper() + per_k[1:]}. With K = {most} views rather than {fewest}, ST's gain over the base "
+            f"student is {grows}. Against the strongest method of the same information, {'; '.join(same)}.")
+
+
+def _lower(text: str) -> str:
+    """A sentence to go after a comma: its first letter lower-case unless it starts a name (ST)."""
+    return text if text[:2].isupper() else text[0].lower() + text[1:]
+
+
+def knowledge_map_verdict(gains: pd.DataFrame, levels) -> str:
+    """Per weaker teacher: at which sample sizes ST resolvably helps or hurts the base student."""
+    parts = []
+    for level in levels:
+        rows = gains[(gains.level == level) & (gains.comparison == "ST over base")].sort_values("n_train")
+        at = {s: [f"{n:g}" for n in rows[rows.resolved == s].n_train] for s in (1, -1, 0)}
+        words = [f"helps at n = {', '.join(at[1])}" if at[1] else "",
+                 f"hurts at n = {', '.join(at[-1])}" if at[-1] else "",
+                 f"makes no resolvable difference at n = {', '.join(at[0])}" if at[0] else ""]
+        parts.append(f"with {teacher_phrase(level)}, ST {'; '.join(w for w in words if w)}")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + " (one view each; against the base student)."
+
+
+def side_verdict(gains: pd.DataFrame) -> str:
+    """ST against the base student in the width and noise-level cells, one clause a cell."""
+    rows = gains[gains.comparison == "ST over base"].sort_values(["sigma", "width"])
+    text = "; ".join(f"{r['cell']}: {sentence(r, 'ST', 'base')}" for r in rows.to_dict("records"))
     return text[0].upper() + text[1:] + "."

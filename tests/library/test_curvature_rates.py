@@ -87,3 +87,31 @@ def test_relabelled_student_and_target_get_the_same_rate():
                              config=config)
     rate_b = curvature_rates(b, data, teacher=st.FrozenTeacher(net), lam=2.0, layers=["h1"], config=config)
     assert rate_a == pytest.approx(rate_b, rel=1e-10)
+
+
+def test_a_diverged_member_restarts_from_its_start_at_half_the_fraction_and_the_others_are_untouched():
+    """nonlinear._restart_diverged: member 1 marked diverged is trained again from its start (its rate halves);
+    member 0's weights and rows stay as they were."""
+    import pandas as pd
+
+    from stlearn.experiments import nonlinear as nl
+    from stlearn.models import select_members
+
+    task = nl.relu_task(4, 2, 0.5, RNG)
+    data = nl.run_sets(task, 20, [RNG.child("student_data", k) for k in range(2)])
+    model = st.MLP([4, 8, 1], members=2, rng=[RNG.child("student_init", k) for k in range(2)])
+    start = select_members(model, [0, 1])
+    config = st.TrainConfig(steps=20, momentum=0.9, log_points=3, weight_decay=(0.0, 0.01), progress=False)
+    first = nl.train_at_curvature_rates(model, data, config, 0.4)
+    trained = select_members(model, [0, 1])
+    marked = first.history.assign(diverged_at=first.history.member.map({1: 5.0}).astype(float))
+    result = nl._restart_diverged(model, start, type(first)(marked), data, config, 0.4, teacher=None, lam=0.0,
+                                  layers=(), eval_sets=None, member_info=None, fresh_noise=None)
+    h = result.history
+    assert set(h[h.member == 1].restarts) == {1} and set(h[h.member == 0].restarts) == {0}
+    rate = h.groupby("member").rate.first()
+    assert rate[1] == pytest.approx(first.history.groupby("member").rate.first()[1] / 2, rel=1e-6)
+    pd.testing.assert_frame_equal(h[h.member == 0].drop(columns=["restarts", "diverged_at"]).reset_index(drop=True),
+                                  first.history[first.history.member == 0].reset_index(drop=True))
+    assert torch.equal(model.layers[0].weight[0], trained.layers[0].weight[0])
+    assert not torch.equal(model.layers[0].weight[1], trained.layers[0].weight[1])

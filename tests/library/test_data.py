@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import stlearn as st
-from stlearn.data import randn, random_orthonormal
+from stlearn.data import randn, random_orthonormal, relu_target
 
 F64 = torch.float64
 
@@ -96,3 +96,14 @@ def test_views_are_fixed_noisy_copies_of_one_clean_set():
     assert not torch.allclose(views[1], views[0]) and not torch.allclose(views[2], views[1])
     with pytest.raises(st.ParameterError, match="views must be"):
         st.draw(task, 6, st.Stream(3), views=0)
+
+
+def test_relu_target_variance_is_the_closed_form_and_unit_variance_rescales_to_one():
+    """ReLUTarget.variance (the arc-cosine kernel) against 400k samples; unit_variance gives variance 1."""
+    gen = torch.Generator().manual_seed(0)
+    for seed in (0, 41527):
+        target = relu_target(50, 3, 2, rng=st.Stream(seed).child("target"))
+        x = torch.randn(400_000, 50, generator=gen, dtype=target.w1.dtype)
+        torch.testing.assert_close(target.variance(), target(x).var(0), rtol=0.02, atol=0)
+        unit = relu_target(50, 3, 2, rng=st.Stream(seed).child("target"), unit_variance=True)
+        torch.testing.assert_close(unit(x).var(0), torch.ones(2, dtype=x.dtype), rtol=0.02, atol=0)

@@ -331,3 +331,73 @@ def test_classification_practice_follows_the_families():
     text = verdicts.classification_practice(
         _classification_families(**{"noise augmentation": 0.05, "ST + noise augmentation": -0.03}))
     assert "noise augmentation beats ST here, and adding the ST term to it hurts." in text
+
+
+# ---------------------------------------------------------------- chapter "Where ST helps"
+def _gain_rows(comparison, cells):
+    """Map rows (stlearn.experiments.where_st_helps.gains) of one comparison: (views, n, level, interval) each."""
+    rows = []
+    for views, n, level, c in cells:
+        resolved = 1 if c["low"] > 0 else (-1 if c["high"] < 0 else 0)
+        rows.append({"views": views, "n_train": n, "width": 32, "sigma": 0.5, "level": level,
+                     "comparison": comparison, **c, "resolved": resolved, "method": "ST", "reference": "base"})
+    return pd.DataFrame(rows)
+
+
+def test_region_verdict_lists_the_resolved_cells_and_counts_the_rest():
+    rows = _gain_rows("ST over base", [(1, 50, "1000 samples", AROUND), (16, 50, "1000 samples", ABOVE),
+                                       (16, 800, "1000 samples", BELOW)])
+    assert verdicts.region_verdict(rows, "ST over base", "ST", "base") == (
+        "ST beats the base student in 1 of 3 cells: K = 16, n = 50 (+0.100 [0.020, 0.180]); the base student beats "
+        "ST in K = 16, n = 800 (-0.100 [-0.180, -0.020]); no resolvable difference in the other 1.")
+    calm = verdicts.region_verdict(rows.iloc[:1], "ST over base", "ST", "base")
+    assert calm == ("ST beats the base student in 0 of 1 cells; ST is resolvably worse in none; no resolvable "
+                    "difference in the other 1.")
+
+
+def test_teacher_alone_verdict_separates_the_main_teacher_from_weaker_ones():
+    rows = _gain_rows("teacher alone over best student", [(1, 50, "1000 samples", ABOVE), (1, 800, "1000 samples",
+                                                                                           ABOVE),
+                                                          (1, 50, "wrong target", BELOW), (1, 800, "15 samples", BELOW),
+                                                          (1, 50, "15 samples", AROUND)])
+    assert verdicts.teacher_alone_verdict(rows, "1000 samples") == (
+        "With the 1000-sample teacher, the teacher alone beats the best student in 2 of 2 cells; a weaker teacher as "
+        "it is loses to the best student in 2 of 3 cells (the wrong-target teacher at n = 50; the 15-sample teacher at "
+        "n = 800) and beats it in 0.")
+    rows.loc[1, ["gain", "low", "high", "resolved"]] = [0.01, -0.05, 0.07, 0]
+    assert verdicts.teacher_alone_verdict(rows.iloc[:2], "1000 samples") == (
+        "With the 1000-sample teacher, the teacher alone beats the best student in 1 of 2 cells; not in K = 1, "
+        "n = 800, width = 32, σ = 0.5 (+0.010 [-0.050, 0.070]).")
+
+
+def test_knowledge_map_verdict_reads_each_size():
+    rows = _gain_rows("ST over base", [(1, 50, "15 samples", ABOVE), (1, 200, "15 samples", AROUND),
+                                       (1, 800, "15 samples", BELOW)])
+    assert verdicts.knowledge_map_verdict(rows, ["15 samples"]) == (
+        "With the 15-sample teacher, ST helps at n = 50; hurts at n = 800; makes no resolvable difference at n = 200 "
+        "(one view each; against the base student).")
+
+
+def test_views_verdict_names_every_view_count_and_the_trend():
+    families = pd.DataFrame([{"family": verdicts.SAME_INFORMATION, "method": "ST", "reference": "fine-tuned teacher",
+                              **BELOW}])
+    text = verdicts.views_verdict({1: AROUND, 16: ABOVE}, {50: ABOVE, 800: AROUND}, {1: families, 16: families})
+    assert text.startswith("No resolvable difference between ST and the base student (+0.010 [-0.050, 0.070]) with "
+                           "K = 1; ST beats the base student (+0.100 [0.020, 0.180]) with K = 16.")
+    assert "is larger at n = 50 (+0.100 [0.020, 0.180]); not resolvably different at n = 800" in text
+    assert text.endswith("with K = 16, the fine-tuned teacher beats ST (-0.100 [-0.180, -0.020]).")
+
+
+def test_where_finding_counts_the_teacher_alone_and_names_where_st_helps_most():
+    alone = _gain_rows("teacher alone over best student", [(1, 50, "1000 samples", ABOVE), (1, 800, "1000 samples",
+                                                                                           AROUND)])
+    st = _gain_rows("ST over base", [(16, 50, "1000 samples", ABOVE), (16, 100, "1000 samples", ABOVE),
+                                     (1, 800, "1000 samples", ABOVE), (4, 50, "1000 samples", BELOW)])
+    assert verdicts.where_finding(pd.concat([alone, st]), st, "1000 samples") == (
+        "The 1000-sample teacher alone beats the best student in 1 of 2 cells; ST beats the base student in 3 of 4 "
+        "cells of the map over views and sample size (most often with K = 16 views) and is resolvably worse in 1.")
+
+
+def test_phrase_reads_a_teacher_of_a_level_as_it_is():
+    assert verdicts.phrase("teacher as is, 100 samples") == "the 100-sample teacher as it is"
+    assert verdicts.phrase("teacher as is") == "the teacher as it is"

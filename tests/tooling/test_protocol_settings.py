@@ -6,8 +6,8 @@ import pytest
 
 from stlearn.tooling import chapters as ch
 
-EXPERIMENTS = ("nonlinear_early_stopping", "nonlinear_teacher_knowledge", "nonlinear_decomposition", "digits",
-               "mnist1d", "denoising")
+EXPERIMENTS = ("nonlinear_early_stopping", "nonlinear_teacher_knowledge", "nonlinear_decomposition", "where_st_helps",
+               "digits", "mnist1d", "denoising")
 RUNS = ("n_seeds", "n_runs")
 
 

@@ -25,11 +25,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
+import torch
 
 from ..data import Samples, Task, draw, gaussian_inputs, relu_target
 from ..losses import FrozenTeacher
-from ..models import MLP
+from ..models import MLP, overwrite_members, select_members
 from ..streams import Stream, as_stream
 from ..teachers import fit_clean_teacher
 from ..train import TrainConfig, TrainResult, curvature_rates, evaluate, train
@@ -49,8 +51,32 @@ def train_at_curvature_rates(model, data: Samples, config: TrainConfig, rate_fra
     Hessian eigenvalue of its own loss at its start (:func:`stlearn.train.curvature_rates`): the same
     fraction of the stability limit for every width, sample size, input dimension and ``lam``. The
     history gets a ``rate`` column.
+
+    The curvature can grow along the path beyond its value at the start, so a member of an ensemble that
+    diverges is trained again from its start at half its fraction, up to :data:`RESTARTS` times
+    (:func:`_restart_diverged`); members that did not diverge are untouched, and the history's ``rate`` (and,
+    where any member restarted, ``restarts``) columns say what each member ran at.
     """
-    rates = curvature_rates(model, data, teacher=teacher, lam=lam, layers=layers, config=config,
+    single = model.members is None
+    start = None if single else select_members(model, range(model.members))
+    kw = dict(teacher=teacher, lam=lam, layers=layers, eval_sets=eval_sets, member_info=member_info,
+              fresh_noise=fresh_noise)
+    result = _train_once(model, data, config, rate_fraction, **kw)
+    return result if single else _restart_diverged(model, start, result, data, config, rate_fraction, **kw)
+
+
+RESTARTS = 3  # how many times a diverged member is trained again from its start, each time at half the fraction
+
+
+CURVATURE_SAMPLES = 1000  # with minibatches, the curvature is measured on at most this many training samples
+
+
+def _train_once(model, data, config, rate_fraction, *, teacher, lam, layers, eval_sets, member_info, fresh_noise):
+    # With minibatches the loss being descended is an average over exchangeable samples: its curvature is measured on
+    # the first CURVATURE_SAMPLES of them, not on all (views x inputs can be many thousands, for every member).
+    sampled = config.batch_size is not None and data.n > CURVATURE_SAMPLES
+    probe = data.rows(torch.arange(CURVATURE_SAMPLES, device=data.clean.device)) if sampled else data
+    rates = curvature_rates(model, probe, teacher=teacher, lam=lam, layers=layers, config=config,
                             fraction=rate_fraction, max_rate=MAX_RATE, fresh_noise=fresh_noise)
     single = model.members is None
     return train(model, data, teacher=teacher, lam=lam, layers=layers, eval_sets=eval_sets,
@@ -58,12 +84,62 @@ def train_at_curvature_rates(model, data: Samples, config: TrainConfig, rate_fra
                  member_info={**(member_info or {}), "rate": rates}, fresh_noise=fresh_noise)
 
 
-def relu_task(d: int, units: int, sigma: float, rng: Stream | int) -> Task:
-    """Isotropic Gaussian inputs in ``R^d`` and a random two-layer ReLU target with ``units`` units.
+def _restart_diverged(model, start, result: TrainResult, data: Samples, config: TrainConfig, fraction: float,
+                      **kw) -> TrainResult:
+    """Train each diverged member of ``result`` again from its start (``start``) at half the fraction, until none
+    diverges or :data:`RESTARTS` restarts are spent; its weights and its rows of the history are replaced."""
+    history = result.history
+    if "diverged_at" not in history:
+        return result
+    history = history.assign(restarts=0)
+    for restart in range(1, RESTARTS + 1):
+        if history.diverged_at.isna().all():
+            break
+        failed = sorted(int(e) for e in history.loc[history.diverged_at.notna(), "member"].unique())
+        fraction /= 2
+        again = select_members(start, failed)
+        redo = _train_once(again, _rows_of(data, failed), _members_of(config, failed), fraction,
+                           **_member_args(kw, failed))
+        overwrite_members(model, failed, again, range(len(failed)))
+        rows = redo.history.assign(member=[failed[int(e)] for e in redo.history.member], restarts=restart)
+        history = pd.concat([history[~history.member.isin(failed)], rows], ignore_index=True)
+    return replace(result, history=history.sort_values(["step", "member"], kind="stable").reset_index(drop=True))
+
+
+def _rows_of(samples: Samples, index: list[int]) -> Samples:
+    """The member-stacked ``samples`` of the members ``index`` only."""
+    return samples.map(lambda t: t[index])
+
+
+def _members_of(config: TrainConfig, index: list[int]) -> TrainConfig:
+    """``config`` with its per-member knobs (weight decays, noise streams) of the members ``index`` only."""
+    decay = config.weight_decay if np.ndim(config.weight_decay) == 0 else tuple(config.weight_decay[e] for e in index)
+    noise = None if config.noise_seeds is None else tuple(config.noise_seeds[e] for e in index)
+    return replace(config, weight_decay=decay, noise_seeds=noise)
+
+
+def _member_args(kw: dict, index: list[int]) -> dict:
+    """The training arguments of :func:`train_at_curvature_rates` for the members ``index`` only."""
+    teacher, lam, info, noise = kw["teacher"], kw["lam"], kw["member_info"], kw["fresh_noise"]
+    if teacher is not None:
+        transform = {k: (t[index] if t.dim() == 3 else t) for k, t in teacher.transform.items()}
+        teacher = FrozenTeacher(select_members(teacher.model, index), transform, teacher.source)
+    return {**kw, "teacher": teacher,
+            "lam": [lam[e] for e in index] if isinstance(lam, Sequence) else lam,
+            "eval_sets": None if kw["eval_sets"] is None else {k: _rows_of(v, index)
+                                                               for k, v in kw["eval_sets"].items()},
+            "member_info": None if info is None else {k: [v[e] for e in index] for k, v in info.items()},
+            "fresh_noise": [noise[e] for e in index] if isinstance(noise, Sequence) else noise}
+
+
+def relu_task(d: int, units: int, sigma: float, rng: Stream | int, unit_variance: bool = False) -> Task:
+    """Isotropic Gaussian inputs in ``R^d`` and a random two-layer ReLU target with ``units`` units (scaled to unit
+    variance with ``unit_variance``, :func:`stlearn.data.relu_target`).
 
     The target is drawn from ``rng.child("target")`` (``rng`` is the chapter's root stream).
     """
-    return Task(gaussian_inputs(d), relu_target(d, units, 1, rng=as_stream(rng).child("target")), sigma=sigma)
+    target = relu_target(d, units, 1, rng=as_stream(rng).child("target"), unit_variance=unit_variance)
+    return Task(gaussian_inputs(d), target, sigma=sigma)
 
 
 def teacher_config(steps: int, lr: float = 0.01) -> TrainConfig:

@@ -57,7 +57,7 @@ class Member(protocol.Run):
     blend: float = 0.0  # output distillation: weight of the teacher's output in the targets
     fresh_noise: float | None = None  # noise augmentation: the level of the fresh noise (None: fixed inputs)
     init: str = "student"  # "student": the run's own init; "teacher": the large teacher's weights
-    teacher: str = "large"  # whose h1 the feature term matches: "large" or "own"
+    teacher: str = "large"  # whose h1 the feature term matches (or, measured, whose output is read): a key of the nets
 
 
 def study(lams, decays, blends, aug_levels, sigma: float, seeds) -> studies.Study:
@@ -90,8 +90,8 @@ def study(lams, decays, blends, aug_levels, sigma: float, seeds) -> studies.Stud
 
 
 def group_of(m: Member) -> str:
-    """The ensemble a run trains in: fixed noisy inputs or fresh noise; the teacher as it is is measured."""
-    if m.method == "teacher as is":
+    """The ensemble a run trains in: fixed noisy inputs or fresh noise; a teacher as it is is measured."""
+    if m.method.startswith("teacher as is"):
         return "measured"
     return "fixed" if m.fresh_noise is None else "fresh"
 
@@ -123,7 +123,8 @@ def _blended(data: Samples, teacher: MLP, index: list[int], blends: list[float])
 @dataclass(frozen=True)
 class Setting:
     """What every group of the chapter trains with: the runs' sets and training (:class:`~.nonlinear.Students`),
-    the teachers of every run (:func:`teachers`) and the run indices."""
+    the teachers of every run by name (:func:`teachers`: ``"large"``, ``"own"``; a run's ``teacher`` names one,
+    and ``"large"`` is the one distilled, fine-tuned and applied as it is) and the run indices."""
 
     students: Students
     nets: dict
@@ -134,13 +135,19 @@ class Setting:
         slot = {k: i for i, k in enumerate(self.seeds)}
         return [slot[m.seed] for m in runs]
 
+    def teacher(self, runs) -> MLP:
+        """The ensemble whose member ``e`` is the teacher that run ``runs[e]`` names."""
+        names = list(self.nets)
+        stacked = stack_members([self.nets[n] for n in names])
+        return select_members(stacked, [names.index(m.teacher) * len(self.seeds) + i
+                                        for m, i in zip(runs, self.index(runs))])
+
 
 def executor(setting: Setting):
     """``execute(group, runs)`` for :func:`stlearn.study.run_study`: trains or measures one group."""
     def execute(group: str, runs: list[Member]):
-        if group == "measured":  # the large teacher of each run, as it is
-            return setting.students.measure(select_members(setting.nets["large"], setting.index(runs)),
-                                            [m.seed for m in runs])
+        if group == "measured":  # each run's teacher, as it is
+            return setting.students.measure(setting.teacher(runs), [m.seed for m in runs])
         return train_ensemble(setting, runs)
     return execute
 
@@ -157,10 +164,7 @@ def train_ensemble(s: Setting, runs: list[Member]) -> tuple[pd.DataFrame, MLP]:
     students = s.students.network(s.nets["large"].widths[1], seeds)
     from_teacher = [e for e, m in enumerate(runs) if m.init == "teacher"]
     overwrite_members(students, from_teacher, s.nets["large"], [index[e] for e in from_teacher])
-    both = stack_members([s.nets["large"], s.nets["own"]])
-    teacher = FrozenTeacher(select_members(both, [index[e] + (len(s.seeds) if m.teacher == "own" else 0)
-                                                  for e, m in enumerate(runs)]))
-    result = s.students.train(students, runs, teacher=teacher, layers=["h1"], data=data)
+    result = s.students.train(students, runs, teacher=FrozenTeacher(s.teacher(runs)), layers=["h1"], data=data)
     return result.history, students
 
 
