@@ -587,6 +587,27 @@ def where_finding(gains: pd.DataFrame, map_gains: pd.DataFrame, main: str) -> st
             f"{(st.resolved < 0).sum()}.")
 
 
+def where_practice(gains: pd.DataFrame, map_gains: pd.DataFrame, main: str, weaker: str) -> str:
+    """The chapter's advice from its counts: when to use the teacher alone, and when to add the feature term to a
+    student (by the number of views)."""
+    alone = gains[gains.comparison.str.startswith("teacher alone")]
+    strong = alone[alone.level == main]
+    weak = alone[(alone.level == weaker) & (alone.resolved < 0)].n_train.sort_values()
+    text = (f"If a teacher trained on more clean samples than the student has is at hand, use it (fine-tuned, or as "
+            f"it is): {teacher_phrase(main)} alone beats every student in {(strong.resolved > 0).sum()} of "
+            f"{len(strong)} cells. ")
+    if len(weak):
+        text += (f"With a weaker one, train a student: {teacher_phrase(weaker)} as it is loses to the best student "
+                 f"at n = {', '.join(f'{n:g}' for n in weak)}. ")
+    added = map_gains[map_gains.comparison == "ST + weight decay over weight decay"]
+    many, one = added[added.views > added.views.min()], added[added.views == added.views.min()]
+    text += (f"In a student, add the feature term to tuned weight decay: it helps resolvably in "
+             f"{(many.resolved > 0).sum()} of {len(many)} cells with several noisy views of each clean input and in "
+             f"{(one.resolved > 0).sum()} of {len(one)} with one, and hurts resolvably in "
+             f"{(added.resolved < 0).sum()}. Whatever is used, stop on a labelled noisy validation set.")
+    return text
+
+
 def _level_cells(rows: pd.DataFrame) -> str:
     """``the wrong-target teacher at n = 50, 200, 800; the 15-sample teacher at n = 800``."""
     return "; ".join(f"{teacher_phrase(level)} at n = {', '.join(f'{n:g}' for n in sorted(g.n_train))}"

@@ -401,3 +401,17 @@ def test_where_finding_counts_the_teacher_alone_and_names_where_st_helps_most():
 def test_phrase_reads_a_teacher_of_a_level_as_it_is():
     assert verdicts.phrase("teacher as is, 100 samples") == "the 100-sample teacher as it is"
     assert verdicts.phrase("teacher as is") == "the teacher as it is"
+
+
+def test_where_practice_counts_the_cells_behind_each_advice():
+    alone = pd.concat([_gain_rows("teacher alone over best student", [(1, 50, "1000 samples", ABOVE)]),
+                       _gain_rows("teacher alone over best student", [(1, 50, "100 samples", AROUND),
+                                                                      (1, 800, "100 samples", BELOW)])])
+    added = _gain_rows("ST + weight decay over weight decay", [(1, 50, "1000 samples", AROUND),
+                                                               (16, 50, "1000 samples", ABOVE)])
+    assert verdicts.where_practice(pd.concat([alone, added]), added, "1000 samples", "100 samples") == (
+        "If a teacher trained on more clean samples than the student has is at hand, use it (fine-tuned, or as it "
+        "is): the 1000-sample teacher alone beats every student in 1 of 1 cells. With a weaker one, train a student: "
+        "the 100-sample teacher as it is loses to the best student at n = 800. In a student, add the feature "
+        "term to tuned weight decay: it helps resolvably in 1 of 1 cells with several noisy views of each clean input "
+        "and in 0 of 1 with one, and hurts resolvably in 0. Whatever is used, stop on a labelled noisy validation set.")

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .. import protocol, verdicts
 from .. import study as studies
