@@ -569,7 +569,7 @@ def teacher_alone_verdict(gains: pd.DataFrame, main: str) -> str:
         lost = weak[weak.resolved < 0]
         text += (f"; a weaker teacher as it is loses to the best student in {len(lost)} of {len(weak)} cells"
                  + (f" ({_level_cells(lost)})" if len(lost) else "")
-                 + f" and beats it in {(weak.resolved > 0).sum()}")
+                 + f" and beats it in {_count((weak.resolved > 0).sum())}")
     return text[0].upper() + text[1:] + "."
 
 
@@ -578,13 +578,16 @@ def where_finding(gains: pd.DataFrame, map_gains: pd.DataFrame, main: str) -> st
     map over views and sample size ST beats the base student."""
     alone = gains[gains.comparison.str.startswith("teacher alone") & (gains.level == main)]
     st = map_gains[map_gains.comparison == "ST over base"]
-    better = st[st.resolved > 0]
-    where = (f" (most often with K = {better.views.value_counts().sort_index(ascending=False).idxmax():g} views)"
-             if len(better) else "")
+    better, worse = (st.resolved > 0).sum(), (st.resolved < 0).sum()
     return (f"{teacher_phrase(main)[0].upper()}{teacher_phrase(main)[1:]} alone beats the best student in "
-            f"{(alone.resolved > 0).sum()} of {len(alone)} cells; ST beats the base student in {len(better)} of "
-            f"{len(st)} cells of the map over views and sample size{where} and is resolvably worse in "
-            f"{(st.resolved < 0).sum()}.")
+            f"{(alone.resolved > 0).sum()} of {len(alone)} cells; ST beats the base student in {better} of "
+            f"{len(st)} cells of the map over views and sample size and is resolvably worse in "
+            f"{_count(worse)}.")
+
+
+def _count(k: int) -> str:
+    """A count as a sentence ends with it: ``none``, ``1``, ``3``."""
+    return "none" if k == 0 else f"{k}"
 
 
 def where_practice(gains: pd.DataFrame, map_gains: pd.DataFrame, main: str, weaker: str) -> str:
@@ -601,10 +604,11 @@ def where_practice(gains: pd.DataFrame, map_gains: pd.DataFrame, main: str, weak
                  f"at n = {', '.join(f'{n:g}' for n in weak)}. ")
     added = map_gains[map_gains.comparison == "ST + weight decay over weight decay"]
     many, one = added[added.views > added.views.min()], added[added.views == added.views.min()]
-    text += (f"In a student, add the feature term to tuned weight decay: it helps resolvably in "
+    text += (f"In a student, the feature term added to tuned weight decay helped resolvably in "
              f"{(many.resolved > 0).sum()} of {len(many)} cells with several noisy views of each clean input and in "
-             f"{(one.resolved > 0).sum()} of {len(one)} with one, and hurts resolvably in "
-             f"{(added.resolved < 0).sum()}. Whatever is used, stop on a labelled noisy validation set.")
+             f"{(one.resolved > 0).sum()} of {len(one)} with one, and hurt resolvably in "
+             f"{_count((added.resolved < 0).sum())}: worth trying, chosen on validation, where the pairs come with "
+             "several views. Whatever is used, stop on a labelled noisy validation set.")
     return text
 
 
@@ -618,6 +622,7 @@ def views_verdict(st_over_base: dict, trend: dict, families: dict) -> str:
     """ST against the base student per number of views (``{K: comparison}``), and how much more it gains with the
     most views than with the fewest (``{n: interval}``, paired by run)."""
     per_k = "; ".join(f"{sentence(c, 'ST', 'base')} with K = {k}" for k, c in sorted(st_over_base.items()))
+    per_k = "At the main sample size, " + _lower(per_k)
     most, fewest = max(st_over_base), min(st_over_base)
     grows = "; ".join(f"{by_sign(c, 'larger', 'smaller', 'not resolvably different')} at n = {n:g} "
                       f"({interval_text(c)})" for n, c in sorted(trend.items()))
@@ -637,12 +642,12 @@ def knowledge_map_verdict(gains: pd.DataFrame, levels) -> str:
     for level in levels:
         rows = gains[(gains.level == level) & (gains.comparison == "ST over base")].sort_values("n_train")
         at = {s: [f"{n:g}" for n in rows[rows.resolved == s].n_train] for s in (1, -1, 0)}
-        words = [f"helps at n = {', '.join(at[1])}" if at[1] else "",
-                 f"hurts at n = {', '.join(at[-1])}" if at[-1] else "",
-                 f"makes no resolvable difference at n = {', '.join(at[0])}" if at[0] else ""]
-        parts.append(f"with {teacher_phrase(level)}, ST {'; '.join(w for w in words if w)}")
-    text = "; ".join(parts)
-    return text[0].upper() + text[1:] + " (one view each; against the base student)."
+        words = [w for w in (f"helps at n = {', '.join(at[1])}" if at[1] else "",
+                             f"hurts at n = {', '.join(at[-1])}" if at[-1] else "",
+                             f"makes no resolvable difference at n = {', '.join(at[0])}" if at[0] else "") if w]
+        joined = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+        parts.append(f"With {teacher_phrase(level)}, ST {joined}.")
+    return " ".join(parts) + " (One view each; against the base student.)"
 
 
 def side_verdict(gains: pd.DataFrame) -> str:
