@@ -527,11 +527,17 @@ def denoising_advice(comparisons: pd.DataFrame) -> str:
 # ---------------------------------------------------------------- chapter "Where ST helps"
 # A cell's gains are rows of stlearn.experiments.where_st_helps.gains: its axes (views, n_train, width, sigma, level),
 # the comparison ("ST over base", ...), gain, low, high, resolved (+1, -1, 0), method and reference.
+CELL_AXES = {"views": "K", "n_train": "n", "width": "width", "sigma": "σ"}  # a cell's axes as the text names them
+
+
+def cell_words(row, axes=("views", "n_train")) -> str:
+    """A cell in words: ``K = 16, n = 50``."""
+    return ", ".join(f"{CELL_AXES[a]} = {row[a]:g}" for a in axes)
+
+
 def _cells(rows: pd.DataFrame, axes) -> str:
     """The cells of ``rows`` with their gains: ``K = 16, n = 50 (+0.168 [0.096, 0.240])``, joined by commas."""
-    names = {"views": "K", "n_train": "n", "width": "width", "sigma": "σ"}
-    return ", ".join(", ".join(f"{names[a]} = {r[a]:g}" for a in axes) + f" ({interval_text(r)})"
-                     for r in rows.to_dict("records"))
+    return ", ".join(f"{cell_words(r, axes)} ({interval_text(r)})" for r in rows.to_dict("records"))
 
 
 def gain_words(gains: pd.DataFrame, keys) -> pd.DataFrame:

@@ -141,7 +141,7 @@ def gains(results: dict[Cell, studies.StudyResult], main: str) -> pd.DataFrame:
                 c = _versus_students(result, first)
             else:
                 c = {**result.compare(first, second), "method": first, "reference": second}
-            resolved = 1 if c["low"] > 0 else (-1 if c["high"] < 0 else 0)
+            resolved = verdicts.by_sign(c, 1, -1, 0)
             label = "teacher alone over best student" if second == "best student" else (
                 "ST over base" if first.startswith("ST, ") else f"{first} over {second}")
             rows.append({**asdict(cell), "level": level, "comparison": label, "gain": c["gain"], "low": c["low"],
@@ -161,23 +161,12 @@ def errors(results: dict[Cell, studies.StudyResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paired_gain(result: studies.StudyResult, first: str, second: str) -> pd.Series:
-    """Per run: the test error of ``second`` minus that of ``first`` (both validation-selected); positive: ``first``
-    is better."""
-    return protocol.paired(result.selected, first, second)
-
-
 def trend(results: dict[Cell, studies.StudyResult], low: Cell, high: Cell, first: str = "ST",
           second: str = "base") -> dict[str, float]:
     """How much larger the gain of ``first`` over ``second`` is in cell ``high`` than in cell ``low``, paired by run
     (the cells share each run's clean inputs): a 95% interval over runs."""
-    return protocol.interval(paired_gain(results[high], first, second) - paired_gain(results[low], first, second))
-
-
-def cell_text(row, axes=("views", "n_train")) -> str:
-    """A cell in words: ``K = 16, n = 50``."""
-    names = {"views": "K", "n_train": "n", "width": "width", "sigma": "σ"}
-    return ", ".join(f"{names[a]} = {row[a]:g}" for a in axes)
+    gain = {c: protocol.paired(results[c].selected, first, second) for c in (low, high)}
+    return protocol.interval(gain[high] - gain[low])
 
 
 def gain_grid(g: pd.DataFrame, comparison: str, rows: str = "views", columns: str = "n_train") -> pd.DataFrame:
