@@ -155,6 +155,14 @@ def relu_target(d: int, hidden: int, d_out: int = 1, rng: Stream | int = 0, unit
 
 
 # --------------------------------------------------------------------------- samples
+def take_rows(t: Tensor, dim: int, idx: Tensor) -> Tensor:
+    """``t.index_select(dim, idx)``; a set shared by every member (``t`` expanded along its member dimension 0,
+    stride 0) stays shared: index_select would first copy the whole expanded tensor, once per member."""
+    if dim > 0 and t.dim() > 1 and t.stride(0) == 0:
+        return t[:1].index_select(dim, idx).expand(t.shape[0], *t.shape[1:dim], len(idx), *t.shape[dim + 1:])
+    return t.index_select(dim, idx)
+
+
 @dataclass(frozen=True)
 class Samples:
     """Clean inputs, their noisy versions and targets (leading dims may include members)."""
@@ -177,7 +185,7 @@ class Samples:
 
     def rows(self, idx: Tensor) -> Samples:
         """The samples with indices ``idx`` along the sample dimension (labels may be ``(n,)``)."""
-        return self.map(lambda t: t.index_select(t.dim() - (2 if t.dim() == self.clean.dim() else 1), idx))
+        return self.map(lambda t: take_rows(t, t.dim() - (2 if t.dim() == self.clean.dim() else 1), idx))
 
     @staticmethod
     def stack(samples: Sequence[Samples]) -> Samples:

@@ -30,6 +30,10 @@ Layers (``C = channels``, ``b = bottleneck``; a ``k x k`` kernel is 3 x 3)::
     h3 = relu(conv(b -> C)(upsample_2x(h2)))          full resolution
     out = blur(x) + conv(C -> 1)(h3)
 
+With ``depth = D > 0``, ``D`` more ``relu(conv(C -> C))`` layers at full resolution follow the first layer (``h1``
+is the last of them) and ``D`` more follow the upsampling (``h3`` the last): ``2 D + 4`` layers, as deep as
+DnCNN's 17 at ``D = 6`` or 7.
+
 Conventions of :mod:`stlearn.models`: inputs are flat rows ``(n, s*s)`` of
 square ``s x s`` images (shared by every member) or ``(E, n, s*s)`` (one set
 per member); ``model(x, return_features=True)`` returns
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -64,22 +69,26 @@ class Denoiser(nn.Module):
 
     feature_names = ["h1", "h2", "h3"]
 
-    def __init__(self, channels: int = 8, bottleneck: int = 2, *, members: int | None = None,
+    def __init__(self, channels: int = 8, bottleneck: int = 2, *, depth: int = 0, members: int | None = None,
                  init_scale: float = 1.0, output_scale: float = 0.1, rng: Stream | int | Sequence[Stream] = 0,
                  device=None, dtype: torch.dtype | None = None):
         super().__init__()
         channels = check_int("channels", channels, low=1)
         bottleneck = check_int("bottleneck", bottleneck, low=1)
+        depth = check_int("depth", depth, low=0)
         if members is not None:
             members = check_int("members", members, low=1)
         init_scale = check_float("init_scale", init_scale, low=0.0)
         output_scale = check_float("output_scale", output_scale, low=0.0)
         rngs = as_streams(rng, members, "rng")
-        self.config = dict(channels=channels, bottleneck=bottleneck, init_scale=init_scale,
+        self.config = dict(channels=channels, bottleneck=bottleneck, depth=depth, init_scale=init_scale,
                            output_scale=output_scale)
         self.members = members
-        shapes = [(channels, 1), (bottleneck, channels), (channels, bottleneck), (1, channels)]
-        gains = [math.sqrt(2.0), 1.0, math.sqrt(2.0), output_scale]  # He before each ReLU; a small output layer
+        # the four layers of depth 0 first (their indices and streams whatever the depth), then the depth extra
+        # full-resolution layers before the bottleneck and the depth after it
+        shapes = [(channels, 1), (bottleneck, channels), (channels, bottleneck), (1, channels),
+                  *[(channels, channels)] * (2 * depth)]
+        gains = [math.sqrt(2.0), 1.0, math.sqrt(2.0), output_scale, *[math.sqrt(2.0)] * (2 * depth)]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for layer, ((c_out, c_in), gain) in enumerate(zip(shapes, gains)):
@@ -108,9 +117,14 @@ class Denoiser(nn.Module):
             raise ParameterError(f"image height and width must be even (stride-2 bottleneck); "
                                  f"got {tuple(x.shape[-2:])}")
         x = x.contiguous(memory_format=MAPS_FORMAT)
+        depth = self.config["depth"]
         h1 = torch.relu(self._conv(x - blur(x), 0))  # the high-pass: what the blur path drops
+        for layer in range(4, 4 + depth):
+            h1 = torch.relu(self._conv(h1, layer))
         h2 = self._conv(h1, 1, stride=2)  # linear code: a ReLU here can die and cut the network off
         h3 = torch.relu(self._conv(F.interpolate(h2, scale_factor=2, mode="nearest"), 2))
+        for layer in range(4 + depth, 4 + 2 * depth):
+            h3 = torch.relu(self._conv(h3, layer))
         return blur(x) + self._conv(h3, 3), {"h1": h1, "h2": h2, "h3": h3}
 
     def forward(self, x: Tensor, return_features: bool = False):
@@ -195,3 +209,16 @@ def stack(models: Sequence[Denoiser]) -> Denoiser:
 def parameter_count(model: Denoiser) -> int:
     """Trainable parameters of one member."""
     return sum(p.numel() for p in model.parameters()) // model.n_members
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A denoiser's shape: ``channels`` maps at full resolution, ``bottleneck`` maps at half, ``depth`` extra
+    full-resolution layers on each side of the bottleneck."""
+
+    channels: int = 8
+    bottleneck: int = 4
+    depth: int = 0
+
+    def build(self, members: int | None = None, rng: Stream | int | Sequence[Stream] = 0, device=None) -> Denoiser:
+        return Denoiser(self.channels, self.bottleneck, depth=self.depth, members=members, rng=rng, device=device)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import fast
-from .validation import ParameterError, check_choice
+from .validation import ParameterError, check_choice, check_int
 
 Tensor = torch.Tensor
 TASK_LOSSES = ("mse", "ce")
@@ -57,16 +57,21 @@ class FrozenTeacher:
     ``T`` of shape ``(m', m)``, or ``(E, m', m)`` for one mix per ensemble member.
     ``source`` names, per student layer, the teacher layer it is matched to when
     they differ (``{"h1": "h2"}``: a shallow student learns a deeper teacher's
-    last hidden layer).
+    last hidden layer). ``views = K``: the clean inputs are ``K`` copies of one set, one beside each noisy view of
+    a burst; the features are computed on the first copy and repeated. ``chunk``: the features are computed
+    that many inputs at a time (default all at once), so that a large training set never holds every hidden
+    layer of the teacher for every input at once.
     """
 
     def __init__(self, model: nn.Module, transform: Mapping[str, Tensor] | None = None,
-                 source: Mapping[str, str] | None = None):
+                 source: Mapping[str, str] | None = None, views: int = 1, chunk: int | None = None):
         self._model = model.eval()
         for p in self._model.parameters():
             p.requires_grad_(False)
         self.transform = dict(transform or {})
         self.source = dict(source or {})
+        self.views = check_int("views", views, low=1)
+        self.chunk = None if chunk is None else check_int("chunk", chunk, low=1)
 
     @property
     def model(self) -> nn.Module:
@@ -74,16 +79,26 @@ class FrozenTeacher:
 
     @torch.no_grad()
     def features(self, x_clean: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
-        out, feats = self._model(x_clean, return_features=True)
-        missing = [self.source.get(l, l) for l in layers if self.source.get(l, l) not in feats]
-        if missing:
-            raise ParameterError(f"layers must be among the teacher's {sorted(feats)}; got {missing}")
+        n = x_clean.shape[-2] // self.views
+        if n * self.views != x_clean.shape[-2]:
+            raise ParameterError(f"views must divide the number of inputs {x_clean.shape[-2]}; got {self.views}")
+        wanted = [self.source.get(l, l) for l in layers]
+        step = n if self.chunk is None else self.chunk
+        parts = []
+        for i in range(0, n, step):  # each chunk keeps only the layers matched
+            feats = self._model(x_clean[..., i:min(i + step, n), :], return_features=True)[1]
+            missing = [w for w in wanted if w not in feats]
+            if missing:
+                raise ParameterError(f"layers must be among the teacher's {sorted(feats)}; got {missing}")
+            parts.append({w: feats[w] for w in wanted})
         result = {}
         for l in layers:
-            t = feats[self.source.get(l, l)]
+            source = self.source.get(l, l)
+            t = parts[0][source] if len(parts) == 1 else torch.cat([p[source] for p in parts], dim=-2)
             if l in self.transform:
                 t = torch.matmul(t, self.transform[l].transpose(-1, -2).to(t))
-            result[l] = t
+            # rows contiguous (each minibatch selects rows of them), the first copy's features for every view
+            result[l] = t.repeat(*[1] * (t.dim() - 2), self.views, 1) if self.views > 1 else t.contiguous()
         return result
 
     @torch.no_grad()

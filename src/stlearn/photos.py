@@ -145,13 +145,15 @@ def grid_cells(img: np.ndarray, size: int) -> list[tuple[int, int]]:
 
 
 def patches(photos: dict[str, np.ndarray], names: Sequence[str], size: int, n: int | None, rng: Stream | int,
-            name: str = "patches") -> tuple[Tensor, np.ndarray]:
-    """``n`` random non-overlapping ``size x size`` patches of the photographs ``names`` (all cells if ``n=None``).
+            name: str = "patches", exclude: Sequence[int] = ()) -> tuple[Tensor, np.ndarray]:
+    """``n`` random non-overlapping ``size x size`` patches of the photographs ``names`` (all cells if ``n=None``),
+    none of them a cell whose id is in ``exclude``.
 
     Returns flat rows ``(n, size*size)`` (float64) and their cell ids; the set is recorded for the audit.
     """
     size = check_int("patch", size, low=2)
-    cells = [(p, r, c) for p in names for r, c in grid_cells(photos[p], size)]
+    taken = set(int(i) for i in exclude)
+    cells = [(p, r, c) for p in names for r, c in grid_cells(photos[p], size) if cell_id(p, r, c) not in taken]
     if n is not None:
         n = check_int("n_patches", n, low=1, high=len(cells))
         pick = torch.randperm(len(cells), generator=as_stream(rng).generator())[:n].sort().values.tolist()

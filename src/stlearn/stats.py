@@ -30,6 +30,32 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     return (m, m - half, m + half)
 
 
+def crossed_ci(gains, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and ``level`` interval of a ``(runs, items)`` matrix of paired gains in which the runs *and* the items
+    (for example test photographs) are random draws: crossed two-way random effects without replication.
+
+    With row and column mean squares ``MS_r``, ``MS_c`` of the two-way analysis of variance, the variance of the
+    grand mean, ``s_r^2 / R + s_c^2 / C + s_e^2 / (R C)``, is estimated by ``(MS_r + MS_c) / (R C)``: biased up by
+    ``s_e^2 / (R C)``, where the unbiased ``(MS_r + MS_c - MS_e) / (R C)`` can be near zero and its Satterthwaite
+    degrees of freedom near zero too (intervals of any width). Satterthwaite's degrees of freedom of the sum are at
+    least ``min(R, C) - 1``. The interval is never narrower than the usual one over the runs' means
+    (``MS_r / (R C)``, ``R - 1`` degrees of freedom).
+    """
+    d = np.asarray(gains, dtype=float)
+    if d.ndim != 2 or min(d.shape) < 2:
+        raise ParameterError(f"gains must be a (runs, items) matrix with at least 2 of each; got shape {d.shape}")
+    R, C = d.shape
+    m, rows, cols = d.mean(), d.mean(axis=1), d.mean(axis=0)
+    ms_r = C * ((rows - m) ** 2).sum() / (R - 1)
+    ms_c = R * ((cols - m) ** 2).sum() / (C - 1)
+    q = 0.5 + level / 2
+    half = float(stdtrit(R - 1, q)) * np.sqrt(ms_r / (R * C))  # the interval over the runs' means
+    if ms_c > 0:
+        df = (ms_r + ms_c) ** 2 / (ms_r**2 / (R - 1) + ms_c**2 / (C - 1))
+        half = max(half, float(stdtrit(df, q)) * np.sqrt((ms_r + ms_c) / (R * C)))
+    return float(m), float(m - half), float(m + half)
+
+
 def ci_columns(name: str, values, level: float = 0.95) -> dict[str, float]:
     """``{name: mean, name_low: low, name_high: high}``: a mean and its interval as three table columns."""
     m, lo, hi = mean_ci(values, level)

@@ -127,6 +127,9 @@ class TrainConfig:
     terms of one size where training starts; :func:`stlearn.losses.feature_weight`). With
     ``clean_metrics=False`` the eval sets are scored on their noisy inputs only (no ``{name}_clean`` columns):
     a study that selects and reports on noisy inputs saves a forward pass per set and log point.
+    ``train_log_size``: the training metrics of a log point, and the relative scale, are measured on the first this
+    many training samples (default all), for training sets much larger than what a measure needs (several noisy
+    views of each input).
     """
 
     steps: int = 1000
@@ -146,6 +149,7 @@ class TrainConfig:
     fast: bool = True
     feature_scale: str = "sum"
     clean_metrics: bool = True
+    train_log_size: int | None = None
 
     def __post_init__(self):
         check_int("steps", self.steps, low=1)
@@ -159,6 +163,8 @@ class TrainConfig:
             object.__setattr__(self, "weight_decay", decays)
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size, low=1)
+        if self.train_log_size is not None:
+            check_int("train_log_size", self.train_log_size, low=1)
         check_choice("task", self.task, TASK_LOSSES)
         check_choice("feature_scale", self.feature_scale, FEATURE_SCALES)
         check_int("log_points", self.log_points, low=2)
@@ -343,9 +349,10 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
     lam_t = _as_member_tensor("lam", lam, model.members, param)
     teacher_feats = teacher.features(data.clean, layers) if layers else None
     if config.feature_scale != "sum":  # the weight of the feature term, measured once (stlearn.losses.feature_weight)
+        first, first_feats = _log_part(data, teacher_feats, config)
         with torch.no_grad():
-            output, student_feats = model(data.noisy, return_features=True)
-            lam_t = feature_weight(lam_t, config.feature_scale, output, data.y, student_feats, teacher_feats, layers,
+            output, student_feats = model(first.noisy, return_features=True)
+            lam_t = feature_weight(lam_t, config.feature_scale, output, first.y, student_feats, first_feats, layers,
                                    config.task)
     params = list(model.parameters())
     opt = make_optimizer(params, config, lr_scale, model.members)
@@ -516,7 +523,18 @@ def minibatch(data: Samples, teacher_feats, batch_size: int | None, gen: torch.G
 
 
 @torch.no_grad()
+def _log_part(data: Samples, teacher_feats, config: TrainConfig):
+    """The training samples (and teacher features) a log point and the relative scale measure on: the first
+    ``config.train_log_size`` (all by default)."""
+    if config.train_log_size is None or config.train_log_size >= data.n:
+        return data, teacher_feats
+    idx = torch.arange(config.train_log_size, device=data.clean.device)
+    feats = None if teacher_feats is None else {k: v.index_select(v.dim() - 2, idx) for k, v in teacher_feats.items()}
+    return data.rows(idx), feats
+
+
 def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, diverged) -> list[dict]:
+    data, teacher_feats = _log_part(data, teacher_feats, config)
     output, feats = model(data.noisy, return_features=True)
     terms = student_teacher_loss(output, feats, data.y, teacher_feats, lam_t, layers, config.task)
     diverged.check(terms["total"], step)

@@ -637,6 +637,24 @@ def views_verdict(st_over_base: dict, trend: dict, families: dict) -> str:
             f"student is {grows}. Against the strongest method of the same information, {'; '.join(same)}.")
 
 
+def burst_verdict(st_over_base: dict, trend: dict, families: dict, st_over_aug: dict, digits: int = 2) -> str:
+    """The burst design (``K`` fixed noisy views of each training input, per ``{K: comparison}``): ST against the
+    base student and against the strongest method of the same information per ``K``, how much more ST gains
+    over base with the most views than with the fewest (``trend``, paired by run) and ST against noise
+    augmentation, which needs the noise model."""
+    most, fewest = max(st_over_base), min(st_over_base)
+    base = "; ".join(f"with K = {k}, {_lower(sentence(c, 'ST', 'base', digits))}"
+                     for k, c in sorted(st_over_base.items()))
+    same = "; ".join(f"with K = {k}, {_lower(family_verdict(t, SAME_INFORMATION, digits)[:-1])}"
+                     for k, t in sorted(families.items()))
+    aug = "; ".join(f"with K = {k}, {_lower(sentence(c, 'ST', 'noise augmentation', digits))}"
+                    for k, c in sorted(st_over_aug.items()))
+    grows = by_sign(trend, "larger", "smaller", "not resolvably different")
+    return (f"{base[0].upper() + base[1:]}. With K = {most} views rather than {fewest}, ST's gain over the base "
+            f"student is {grows} ({interval_text(trend, digits)}). Against the strongest method of the same "
+            f"information, {same}. Against noise augmentation (the noise model), {aug}.")
+
+
 def _lower(text: str) -> str:
     """A sentence to go after a comma: its first letter lower-case unless it starts a name (ST)."""
     return text if text[:2].isupper() else text[0].lower() + text[1:]

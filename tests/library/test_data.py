@@ -107,3 +107,15 @@ def test_relu_target_variance_is_the_closed_form_and_unit_variance_rescales_to_o
         torch.testing.assert_close(target.variance(), target(x).var(0), rtol=0.02, atol=0)
         unit = relu_target(50, 3, 2, rng=st.Stream(seed).child("target"), unit_variance=True)
         torch.testing.assert_close(unit(x).var(0), torch.ones(2, dtype=x.dtype), rtol=0.02, atol=0)
+
+
+def test_rows_of_a_set_shared_by_every_member_stay_shared_and_equal_index_select():
+    from stlearn.data import Samples, take_rows
+
+    x = torch.randn(1, 50, 6).expand(4, 50, 6)
+    idx = torch.tensor([3, 0, 7])
+    picked = take_rows(x, 1, idx)
+    assert picked.stride(0) == 0 and torch.equal(picked, x.contiguous().index_select(1, idx))
+    own = torch.randn(4, 50, 6)
+    assert torch.equal(Samples(own, x, own).rows(idx).noisy, picked)
+    assert torch.equal(Samples(own, x, own).rows(idx).clean, own.index_select(1, idx))

@@ -107,3 +107,13 @@ def test_relative_scale_makes_the_terms_lam_to_one_where_training_starts():
     torch.testing.assert_close(torch.tensor(ratio), torch.tensor([0.0, 0.1, 1.0, 10.0], dtype=torch.float64))
     with pytest.raises(ParameterError, match="feature_scale must be one of"):
         st.TrainConfig(feature_scale="mean")
+
+
+def test_a_teacher_of_a_burst_gives_every_view_the_features_of_its_clean_input():
+    net = st.MLP([5, 7, 1], members=2, rng=0)
+    x = torch.randn(2, 6, 5, generator=st.Stream(0).generator())
+    once = st.FrozenTeacher(net).features(x, ["h1"])["h1"]
+    burst = st.FrozenTeacher(net, views=3).features(x.repeat(1, 3, 1), ["h1"])["h1"]
+    assert torch.allclose(burst, once.repeat(1, 3, 1)) and burst.is_contiguous()
+    with pytest.raises(ParameterError, match="views"):
+        st.FrozenTeacher(net, views=4).features(x.repeat(1, 3, 1), ["h1"])

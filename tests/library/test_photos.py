@@ -7,7 +7,7 @@ import torch
 import stlearn as st
 from stlearn import photos as ph
 from stlearn import streams
-from stlearn.denoisers import Denoiser, select_members, stack
+from stlearn.denoisers import Architecture, Denoiser, select_members, stack
 from stlearn.experiments import denoising as dn
 
 
@@ -34,8 +34,8 @@ def test_disjoint_photos_and_patches():
     assert not set(split.val) & set(split.test)
     assert set(split.train) | set(split.val) | set(split.test) == set(ph.PHOTO_NAMES)
     assert set(data.train_photo) <= set(split.train)
-    assert streams.assert_disjoint() == 3  # train patches, validation crops, test crops
-    assert len(log.sets) == 3
+    assert streams.assert_disjoint() == 4  # train patches, validation crops, test crops, teacher stopping patches
+    assert len(log.sets) == 4
     assert data.train.shape == (64, 256) and data.val.shape == (3, 32, 32) and data.test.shape == (3, 32, 32)
 
 
@@ -189,13 +189,14 @@ def test_fit_students_one_member_per_configuration_level_and_run():
     data = dn.photo_data(3, 3, 16, 32, 32, st.Stream(0), max_side=64)
     rng = st.Stream(0)
     cfg = dn.adam(4, 1e-3, 8, 4, rng=rng)
-    teachers = dn.fit_teachers(data, data.train, 4, 2, [0, 1], rng, cfg)
+    teachers = dn.fit_teachers(data, data.train, Architecture(4, 2), [0, 1], rng, cfg)
     assert len(dn.teacher_table(teachers)) == 2
-    model, table = dn.fit_students(data, [15.0, 50.0], [0, 1], rng, 4, 2, cfg, weight_decays=[0.0, 1e-3],
+    model, table = dn.fit_students(data, [15.0, 50.0], [0, 1], rng, Architecture(4, 2), cfg,
+                                   weight_decays=[0.0, 1e-3],
                                    lams=[0.1], layers=["h2"], teachers=teachers, test=data.test)
     assert model.n_members == len(table) == 12
     assert table.groupby(["lam", "weight_decay"]).size().tolist() == [4, 4, 4]
     assert {"test_noisy", "val_noisy"} <= set(model.history.columns)
     assert (table.val <= table.val_early + 1e-12).all() and (table.val > 0).all()
     with pytest.raises(st.ParameterError, match="teachers"):
-        dn.fit_students(data, [15.0], [0], rng, 4, 2, cfg, weight_decays=[], lams=[0.1])
+        dn.fit_students(data, [15.0], [0], rng, Architecture(4, 2), cfg, weight_decays=[], lams=[0.1])

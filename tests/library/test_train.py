@@ -113,3 +113,15 @@ def test_divergence_stops_training_with_step_loss_and_learning_rate():
                         r"lower the learning rate \(lr\) or the init scale", message), message
     step = int(re.search(r"step (\d+)", message).group(1))
     assert 0 < step < 500, message
+
+
+def test_train_log_size_measures_the_training_terms_on_the_first_samples():
+    x = torch.randn(2, 40, 5, generator=st.Stream(1).generator())
+    data = st.Samples(x, x + 0.1, x[..., :1])
+    cfg = st.TrainConfig(steps=3, lr=1e-3, log_points=2, progress=False, train_log_size=10)
+    h = st.train(st.MLP([5, 7, 1], members=2, rng=0), data, config=cfg).history
+    first = st.MLP([5, 7, 1], members=2, rng=0)(x[:, :10] + 0.1)
+    want = 0.5 * (first - x[:, :10, :1]).pow(2).sum(-1).mean(-1)
+    assert torch.allclose(torch.tensor(h[h.step == 0].train_task.to_numpy()), want.detach().double(), rtol=1e-5)
+    with pytest.raises(st.ParameterError, match="train_log_size"):
+        st.TrainConfig(train_log_size=0)

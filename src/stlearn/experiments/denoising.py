@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -38,12 +38,13 @@ import torch
 from .. import photos as ph
 from .. import protocol, study
 from ..data import Samples
-from ..denoisers import Denoiser, blur, select_members
+from ..denoisers import Architecture, Denoiser, blur, select_members
 from ..losses import FrozenTeacher
 from ..streams import Stream, as_stream
 from ..train import TrainConfig, evaluate, train
-from ..validation import ParameterError, check_float
+from ..validation import ParameterError, check_float, check_int
 
+MEASURE_ROWS = 256  # training patches a log point measures on, and the teacher's features are computed at a time
 PARTS = {"train": 0, "val": 1, "test": 2, "fresh": 3, "poisson": 4}
 METHOD_COLORS = {"base": "#6c6c6c", "weight decay": "#949494", "noise augmentation": "#0173b2", "ST": "#029e73",
                  "ST + noise augmentation": "#56b4e9", "teacher as is": "#cc78bc", "fine-tuned teacher": "#fbafe4",
@@ -52,7 +53,8 @@ METHOD_COLORS = {"base": "#6c6c6c", "weight decay": "#949494", "noise augmentati
 
 @dataclass
 class PhotoData:
-    """Clean training patches (flat rows), validation and test crops ``(n, C, C)``, and where they come from."""
+    """Clean training patches (flat rows), validation and test crops ``(n, C, C)``, the teachers' own stopping
+    patches (flat rows), and where they come from."""
 
     split: ph.PhotoSplit
     photos: dict
@@ -61,25 +63,39 @@ class PhotoData:
     val: torch.Tensor
     test: torch.Tensor
     patch: int
+    teacher_val: torch.Tensor
 
 
 def photo_data(n_val_photos: int, n_test_photos: int, patch: int, n_patches: int, crop: int, rng: Stream | int,
                max_side: int = 256) -> PhotoData:
-    """The split by photograph, ``n_patches`` training patches, one central crop per validation and test photograph."""
+    """The split by photograph, ``n_patches`` training patches, one central crop per validation and test photograph,
+    and the teachers' stopping patches: as many patches as the validation crops hold, from cells of the training
+    photographs that no student trains on (stream ``rng.child("teacher_data").child("validation")``), so that a
+    teacher never reads a validation or test photograph."""
     rng = as_stream(rng)
     photos = ph.load_photos(ph.PHOTO_NAMES, max_side, patch)
     split = ph.split_photos(n_val_photos, n_test_photos, rng.child("split"))
     train_rows, ids = ph.patches(photos, split.train, patch, n_patches, rng.child("student_data"), "train patches")
     val, _ = ph.center_crops(photos, split.val, crop, patch, "validation crops")
     test, _ = ph.center_crops(photos, split.test, crop, patch, "test crops")
+    n_stop = len(val) * (crop // patch) ** 2
+    free = sum(len(ph.grid_cells(photos[p], patch)) for p in split.train) - n_patches
+    if n_stop > free:
+        raise ParameterError(f"n_patches leaves {free} cells of the training photographs for the teachers' stopping "
+                             f"set, which needs {n_stop}; use n_patches <= {n_patches + free - n_stop}")
+    stop_rows, _ = ph.patches(photos, split.train, patch, n_stop, rng.child("teacher_data").child("validation"),
+                              "teacher stopping patches", exclude=ids)
     train_photo = np.array([ph.PHOTO_NAMES[i // ph.CELLS_PER_PHOTO] for i in ids])
-    return PhotoData(split, photos, train_rows, train_photo, val, test, patch)
+    return PhotoData(split, photos, train_rows, train_photo, val, test, patch, stop_rows)
 
 
-def noise(clean: torch.Tensor, sigmas: Sequence[float], seeds: Sequence[int], rng: Stream, part: str) -> torch.Tensor:
+def noise(clean: torch.Tensor, sigmas: Sequence[float], seeds: Sequence[int], rng: Stream, part: str,
+          view: int = 0) -> torch.Tensor:
     """Noisy copies ``(len(sigmas) * len(seeds), *clean.shape)``, level-major: member ``j * S + s`` has level
-    ``sigmas[j]`` and the noise draw ``rng.child("noise", PARTS[part], seeds[s])``."""
-    draws = torch.stack([ph.gaussian_noise(clean, 1.0, rng.child("noise", PARTS[part], k)) - clean.double()
+    ``sigmas[j]`` and the noise draw ``rng.child("noise", PARTS[part], seeds[s])``; ``view`` ``v > 0``: the
+    ``v``-th further noisy view of the same images, ``rng.child("noise", PARTS[part], seeds[s], v)``."""
+    extra = (int(view),) if view else ()
+    draws = torch.stack([ph.gaussian_noise(clean, 1.0, rng.child("noise", PARTS[part], k, *extra)) - clean.double()
                          for k in seeds])  # (S, ...) standard normal / 255
     return torch.cat([clean.double() + s * draws for s in sigmas])
 
@@ -120,17 +136,17 @@ def adam_rate(data: PhotoData, sigma: float, channels: int, fraction: float, rng
     return fraction * (sigma / 255.0) / (9 * channels * a), a
 
 
-def fit_teachers(data: PhotoData, rows: Sequence[torch.Tensor] | torch.Tensor, channels: int, bottleneck: int,
+def fit_teachers(data: PhotoData, rows: Sequence[torch.Tensor] | torch.Tensor, arch: Architecture,
                  seeds: Sequence[int], rng: Stream, config: TrainConfig, train_model: bool = True,
                  device=None, tolerance: float | None = None, cap: int | None = None) -> Denoiser:
-    """Teachers ``k`` in ``seeds`` (one ensemble): clean -> clean on their clean patches, early-stopped on the
-    clean validation tiles; ``train_model=False`` returns them untrained (their initialization only).
+    """Teachers ``k`` in ``seeds`` (one ensemble): clean -> clean on their clean patches, early-stopped on their own
+    clean stopping patches (``data.teacher_val``: training photographs, cells no student trains on);
+    ``train_model=False`` returns them untrained (their initialization only).
 
     ``rows``: one tensor of clean patches shared by every teacher, or one per teacher. With ``tolerance``, a
     teacher that does not meet the stopping criterion trains on up to ``cap`` steps (:func:`train_until_met`).
     """
-    model = Denoiser(channels, bottleneck, members=len(seeds), rng=[rng.child("teacher_init", k) for k in seeds],
-                     device=device)
+    model = arch.build(len(seeds), [rng.child("teacher_init", k) for k in seeds], device)
     if not train_model:
         return model
     if isinstance(rows, torch.Tensor):
@@ -138,7 +154,7 @@ def fit_teachers(data: PhotoData, rows: Sequence[torch.Tensor] | torch.Tensor, c
     else:
         n = min(len(r) for r in rows)  # equal set sizes so the members stack
         clean = torch.stack([r[:n] for r in rows]).to(model.weights[0])
-    val = ph.tiles(data.val, data.patch).to(clean)
+    val = data.teacher_val.to(clean)
     result = train(model, Samples(clean, clean, clean), config=config, eval_sets={"val": Samples(val, val, val)})
 
     def problem(members: list[int], round_: int) -> tuple[dict, float]:
@@ -164,9 +180,9 @@ def teacher_table(model: Denoiser) -> pd.DataFrame:
 
 
 def kept_val(model: Denoiser, data: PhotoData) -> np.ndarray:
-    """Each teacher's clean validation MSE per pixel with the weights it holds now: after early stopping, its
-    best logged one (:func:`teacher_table`'s ``val``), if the trainer kept the validation-best weights."""
-    v = ph.tiles(data.val, data.patch).to(model.weights[0])
+    """Each teacher's clean MSE per pixel on its stopping patches with the weights it holds now: after early
+    stopping, its best logged one (:func:`teacher_table`'s ``val``), if the trainer kept the best weights."""
+    v = data.teacher_val.to(model.weights[0])
     return (evaluate(model, Samples(v, v, v))["noisy"] / data.patch**2).cpu().numpy()
 
 
@@ -214,17 +230,18 @@ def fresh_streams(rng: Stream, seeds, round_: int | None = None) -> list[Stream]
     return [rng.child("noise", PARTS["fresh"], int(k), *extra) for k in seeds]
 
 
-def fit_members(data: PhotoData, members: pd.DataFrame, rng: Stream, channels: int, bottleneck: int,
+def fit_members(data: PhotoData, members: pd.DataFrame, rng: Stream, arch: Architecture,
                 config: TrainConfig, *, fresh: bool = False, layers: Sequence[str] = (),
                 teachers: Denoiser | None = None, init: Denoiser | None = None, rows: torch.Tensor | None = None,
                 test: torch.Tensor | None = None, device=None, tolerance: float | None = None,
-                cap: int | None = None) -> tuple[Denoiser, pd.DataFrame]:
+                cap: int | None = None, views: int = 1) -> tuple[Denoiser, pd.DataFrame]:
     """One ensemble: a member per row of ``members`` (columns ``sigma``, ``seed``, ``lam``, ``weight_decay``).
 
     Member ``e`` sees the noise of run ``seed`` at level ``sigma``; ``lam > 0`` needs ``teachers`` (teacher ``k``,
     the ``k``-th member, guides the members of run ``k``) and ``layers``. ``fresh``: noise augmentation (fresh
-    noise on the clean patches at every minibatch), else one fixed noisy copy per patch. ``init``: an ensemble
-    whose member ``k`` is the starting point of the members of run ``k`` (the teacher's weights); default, the
+    noise on the clean patches at every minibatch), else ``views`` fixed noisy copies of each patch (a burst:
+    view ``v`` of run ``k`` from :func:`noise`'s ``view`` stream; view 0 is the one-copy design's). ``init``: an
+    ensemble whose member ``k`` is the starting point of the members of run ``k`` (the teacher's weights); default, the
     run's own initialization ``rng.child("student_init", k)``. ``rows``: the clean training patches (default: all
     of ``data.train``). ``test``: clean crops whose noisy copies (noise part ``"test"``) are logged along training
     as the eval set ``test`` (read only for the training-length factor, never for a choice). With ``tolerance``,
@@ -234,6 +251,9 @@ def fit_members(data: PhotoData, members: pd.DataFrame, rng: Stream, channels: i
     :func:`stopping_columns` and ``member``. The full history is ``model.history``.
     """
     rows = data.train if rows is None else rows
+    views = check_int("views", views, low=1)
+    if fresh and views > 1:
+        raise ParameterError("noise augmentation draws fresh noise: it takes views = 1")
     table = members[["sigma", "seed", "lam", "weight_decay"]].reset_index(drop=True).astype(
         {"sigma": float, "seed": int, "lam": float, "weight_decay": float})
     if table.empty:
@@ -241,23 +261,24 @@ def fit_members(data: PhotoData, members: pd.DataFrame, rng: Stream, channels: i
     E = len(table)
     seeds = sorted(set(table.seed))
     if init is None:
-        model = Denoiser(channels, bottleneck, members=E, rng=[rng.child("student_init", int(k)) for k in table.seed],
-                         device=torch.device(device) if device is not None else None)
+        model = arch.build(E, [rng.child("student_init", int(k)) for k in table.seed],
+                           torch.device(device) if device is not None else None)
     else:
         model = select_members(init, table.seed.tolist())
     dev = model.weights[0].device
     ref = model.weights[0]  # the network's device and dtype
-    clean = rows.to(ref).expand(E, *rows.shape)
     sig = torch.tensor(table.sigma.to_numpy(), dtype=ref.dtype, device=dev).reshape(E, 1, 1)
 
-    def noisy_of(images: torch.Tensor, part: str) -> torch.Tensor:
+    def noisy_of(images: torch.Tensor, part: str, view: int = 0) -> torch.Tensor:
         """Each member's noisy copy ``(E, ...)``: the draw of its run (:func:`noise`) at its level."""
-        draws = noise(images, [1.0], seeds, rng, part) - images.double()  # (S, ...) standard normal / 255
+        draws = noise(images, [1.0], seeds, rng, part, view) - images.double()  # (S, ...) standard normal / 255
         pick = torch.as_tensor([seeds.index(int(k)) for k in table.seed])
         level = torch.tensor(table.sigma.to_numpy(float)).reshape(-1, *[1] * images.dim())
         return images.double() + level * draws[pick]
 
-    noisy = noisy_of(rows, "train").to(ref)
+    noisy = torch.cat([noisy_of(rows, "train", v) for v in range(views)], dim=1).to(ref)  # (E, views * n, d)
+    rows = rows.repeat(views, 1)  # each clean patch beside each of its noisy views
+    clean = rows.to(ref).expand(E, *rows.shape)
     if fresh:
         samples = ph.FreshNoise(clean, clean, sig, fresh_streams(rng, table.seed), noisy)
     else:
@@ -275,8 +296,13 @@ def fit_members(data: PhotoData, members: pd.DataFrame, rng: Stream, channels: i
     if (table.lam > 0).any():
         if teachers is None or not layers:
             raise ParameterError("lams > 0 need teachers and layers to match")
-        teacher = FrozenTeacher(select_members(teachers, table.seed.tolist()))
+        teacher = FrozenTeacher(select_members(teachers, table.seed.tolist()), views=views, chunk=MEASURE_ROWS)
     decay = tuple(table.weight_decay) if table.weight_decay.any() and E > 1 else float(table.weight_decay[0])
+    # the training terms of a log point and the relative scale are measured on the first MEASURE_ROWS patches (all
+    # of them at the chapter's defaults), a burst's on its first view: more would cost time and memory, not news
+    measure = min(len(rows) // views, MEASURE_ROWS)
+    if measure < len(rows):
+        config = replace(config, train_log_size=measure)
     cfg = TrainConfig(**{**config.__dict__, "weight_decay": decay})
     result = train(model, samples, teacher=teacher, lam=table.lam.tolist() if E > 1 else table.lam[0],
                    layers=layers if teacher else (), config=cfg, eval_sets=eval_sets)
@@ -290,7 +316,8 @@ def fit_members(data: PhotoData, members: pd.DataFrame, rng: Stream, channels: i
                                  pick(noisy))
         else:
             part = Samples(pick(clean), pick(noisy), pick(clean))
-        own = None if teacher is None else FrozenTeacher(select_members(teachers, table.seed[members].tolist()))
+        own = None if teacher is None else FrozenTeacher(select_members(teachers, table.seed[members].tolist()),
+                                                         views=views, chunk=MEASURE_ROWS)
         return ({"data": part, "eval_sets": {k: v.map(pick) for k, v in eval_sets.items()}, "teacher": own,
                  "lam": [float(table.lam[e]) for e in members], "layers": layers if own else ()},
                 tuple(float(table.weight_decay[e]) for e in members))
@@ -308,8 +335,8 @@ def fit_members(data: PhotoData, members: pd.DataFrame, rng: Stream, channels: i
     return model, table
 
 
-def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int], rng: Stream, channels: int,
-                 bottleneck: int, config: TrainConfig, *, weight_decays: Sequence[float] = (0.0,),
+def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int], rng: Stream, arch: Architecture,
+                 config: TrainConfig, *, weight_decays: Sequence[float] = (0.0,),
                  lams: Sequence[float] = (), **kwargs) -> tuple[Denoiser, pd.DataFrame]:
     """:func:`fit_members` on a grid: a member per (configuration, sigma, seed), configuration-major then
     level-major; the configurations are one per weight decay in ``weight_decays`` (``lam = 0``), then one per
@@ -319,7 +346,7 @@ def fit_students(data: PhotoData, sigmas: Sequence[float], seeds: Sequence[int],
         raise ParameterError("fit_students needs at least one weight decay or lam")
     members = grid(sigmas, seeds)
     table = pd.concat([members.assign(lam=l, weight_decay=w) for l, w in configs], ignore_index=True)
-    return fit_members(data, table, rng, channels, bottleneck, config, **kwargs)
+    return fit_members(data, table, rng, arch, config, **kwargs)
 
 
 def stopping_columns(history: pd.DataFrame, pixels: int) -> pd.DataFrame:
@@ -376,10 +403,12 @@ LAYERS = ("h1", "h2", "h3")
 class DenoisingRun(protocol.Run):
     """A run of the chapter: ``sigma`` (0-255 scale), ``fresh`` (noise augmentation), ``init`` (``"random"`` or
     ``"teacher"``: the student starts from its teacher's weights) and, for ``lam > 0``, which ``teacher`` and
-    ``layer`` the feature term matches (inert at ``lam = 0``: ST at ``lam = 0`` is the base run)."""
+    ``layer`` the feature term matches (inert at ``lam = 0``: ST at ``lam = 0`` is the base run); ``views``: fixed
+    noisy copies of each training patch (a burst)."""
 
     INERT = {"lam": ("teacher", "layer")}
     sigma: float = 25.0
+    views: int = 1
     fresh: bool = False
     init: str = "random"
     teacher: str = "full"
@@ -454,13 +483,73 @@ def sweep_study(sigma: float, seeds: Sequence[int], lams: Sequence[float]) -> st
     return study.Study(methods, tuple(int(k) for k in seeds), DenoisingRun)
 
 
+def views_study(sigma: float, views: int, seeds: Sequence[int], lams: Sequence[float],
+                weight_decays: Sequence[float]) -> study.Study:
+    """The burst design at ``views`` fixed noisy copies of each training patch: family 1 only (base, weight decay
+    over ``weight_decays``, the teacher as it is, the fine-tuned teacher, ST over ``lams``), no noise model. Noise
+    augmentation, which draws fresh noise and so does not depend on the views, is the primary study's."""
+    lams = study.check_lam_grid(lams)
+    if len(weight_decays) != len(lams) or sorted(set(weight_decays)) != list(weight_decays) or weight_decays[0]:
+        raise ParameterError(f"views_decays must start with 0, increase and have one value per views_lam (equal "
+                             f"tuning budgets: {len(lams)}); got {list(weight_decays)}")
+    at = {"sigma": float(sigma), "views": check_int("views", views, low=1)}
+    methods = (study.Method("base", ({"config": "-", **at},)),
+               study.grid("weight decay", "weight_decay", weight_decays, label=_wd, **at),
+               study.Method("teacher as is", ({"config": "-", "sigma": float(sigma)},), measured=True),
+               study.Method("fine-tuned teacher", ({"config": "-", "init": "teacher", **at},)),
+               study.grid("ST", "lam", lams, label=_lam, **at))
+    return study.Study(methods, tuple(int(k) for k in seeds), DenoisingRun)
+
+
+def run_views(sigma: float, views: Sequence[int], seeds: Sequence[int], lams: Sequence[float],
+              weight_decays: Sequence[float], execute: Execute) -> dict[int, study.StudyResult]:
+    """:func:`views_study` at each number of views, run by the study runner."""
+    return {int(v): study.run_study(views_study(sigma, v, seeds, lams, weight_decays), execute, group_of)
+            for v in views}
+
+
+def views_table(results: dict[int, study.StudyResult], reference: study.StudyResult) -> pd.DataFrame:
+    """Per number of views: ST against the strongest same-information method on validation (family 1), against
+    base, and against the reference study's noise augmentation (the noise model), gains in test PSNR (dB)
+    paired by run, and the mean test PSNR of base and ST."""
+    aug = reference.selected[reference.selected.method == "noise augmentation"]
+    rows = []
+    for v, r in results.items():
+        first = r.primary()
+        both = pd.concat([r.selected, aug], ignore_index=True)
+        psnr = -r.selected.groupby("method").test_error.mean()
+        for against, c in ((f"{first['reference']} (strongest)", first),
+                           ("base", protocol.compare(r.selected, "ST", "base")),
+                           ("noise augmentation", protocol.compare(both, "ST", "noise augmentation"))):
+            rows.append({"views": v, "against": against, "base PSNR (dB)": psnr["base"], "ST PSNR (dB)": psnr["ST"],
+                         **{k: c[k] for k in ("gain", "low", "high")}})
+    return pd.DataFrame(rows)
+
+
+def views_trend(results: dict[int, study.StudyResult]) -> dict[str, float]:
+    """How much more ST gains over base with the most views than with the fewest, paired by run (dB)."""
+    gain = {v: protocol.paired(r.selected, "ST", "base") for v, r in results.items()}
+    return protocol.interval(gain[max(gain)] - gain[min(gain)])
+
+
+def burst_words(results: dict[int, study.StudyResult], reference: study.StudyResult) -> str:
+    """The burst design's verdict (:func:`stlearn.verdicts.burst_verdict`)."""
+    from .. import verdicts
+
+    aug = reference.selected[reference.selected.method == "noise augmentation"]
+    return verdicts.burst_verdict(
+        {v: r.compare("ST", "base") for v, r in results.items()}, views_trend(results),
+        {v: r.comparisons for v, r in results.items()},
+        {v: protocol.compare(pd.concat([r.selected, aug]), "ST", "noise augmentation") for v, r in results.items()})
+
+
 def group_of(run: DenoisingRun) -> tuple:
-    """One ensemble per (level, noise model, initialization, teacher, layer) of what the run trains as; the
+    """One ensemble per (level, views, noise model, initialization, teacher, layer) of what the run trains as; the
     teacher as it is (measured) per level."""
     knobs = dict(run.trains_as())
     if run.method == "teacher as is":
         return ("measured", knobs["sigma"])
-    return ("trained", knobs["sigma"], knobs["fresh"], knobs["init"], knobs["teacher"], knobs["layer"])
+    return ("trained", knobs["sigma"], knobs["views"], knobs["fresh"], knobs["init"], knobs["teacher"], knobs["layer"])
 
 
 @dataclass
@@ -478,29 +567,41 @@ class Execute:
     data: PhotoData
     rng: Stream
     teachers: dict
-    channels: int
-    bottleneck: int
+    arch: Architecture
     config: TrainConfig
     tolerance: float | None = None
     cap: int | None = None
     device: object = None
+    done: dict = field(default_factory=dict)  # each trained run's row, by what it trains as (across studies)
 
-    def __call__(self, group: tuple, runs: list) -> tuple[pd.DataFrame, tuple]:
+    def __call__(self, group: tuple, runs: list) -> tuple[pd.DataFrame, tuple | None]:
+        if group[0] == "trained" and all(r.trains_as() in self.done for r in runs):
+            # every run of the group trained in an earlier study (the burst study at one view is the primary
+            # study's runs on a coarser grid): its rows, not a second training of the same runs
+            rows = pd.DataFrame([self.done[r.trains_as()] for r in runs])
+            return rows.assign(member=np.arange(len(runs))), None
+        table, kept = self._run(group, runs)
+        if group[0] == "trained":
+            self.done.update({r.trains_as(): row for r, row in zip(runs, table.to_dict("records"))})
+        return table, kept
+
+    def _run(self, group: tuple, runs: list) -> tuple[pd.DataFrame, tuple]:
         members = pd.DataFrame({"sigma": [r.sigma for r in runs], "seed": [r.seed for r in runs],
                                 "lam": [r.lam for r in runs], "weight_decay": [r.weight_decay for r in runs]})
         if group[0] == "measured":
             model, table, history = select_members(self.teachers["full"], members.seed.tolist()), members, None
         else:
-            _, sigma, fresh, init, teacher, layer = group
-            model, table = fit_members(self.data, members, self.rng, self.channels, self.bottleneck, self.config,
+            _, sigma, views, fresh, init, teacher, layer = group
+            model, table = fit_members(self.data, members, self.rng, self.arch, self.config,
                                        fresh=fresh, layers=[layer], teachers=self.teachers[teacher],
                                        init=self.teachers["full"] if init == "teacher" else None,
-                                       device=self.device, tolerance=self.tolerance, cap=self.cap)
+                                       device=self.device, tolerance=self.tolerance, cap=self.cap, views=views)
             history = model.history
         seeds = members.seed.tolist()
+        test = denoised_psnr(model, self.data.test, members.sigma, seeds, self.rng, "test", per_image=True)
         table = table.assign(member=np.arange(len(runs)),
                              val_error=-denoised_psnr(model, self.data.val, members.sigma, seeds, self.rng, "val"),
-                             test_error=-denoised_psnr(model, self.data.test, members.sigma, seeds, self.rng, "test"))
+                             test_error=-test.mean(axis=-1), test_by_photo=[tuple(row) for row in test])
         return table.drop(columns=["sigma", "seed", "lam", "weight_decay"]), (model, history)
 
 
@@ -515,11 +616,12 @@ def member_noise(images: torch.Tensor, sigmas: Sequence[float], seeds: Sequence[
 
 
 def denoised_psnr(model: Denoiser, clean: torch.Tensor, sigmas: Sequence[float], seeds: Sequence[int],
-                  rng: Stream, part: str) -> np.ndarray:
+                  rng: Stream, part: str, per_image: bool = False) -> np.ndarray:
     """Per member ``e``: the mean PSNR of its output on the crops ``clean`` with the noise of run ``seeds[e]``
-    at level ``sigmas[e]`` (noise part ``part``)."""
+    at level ``sigmas[e]`` (noise part ``part``); ``per_image``: each crop's PSNR, ``(E, n)``."""
     out = model.denoise(member_noise(clean, sigmas, seeds, rng, part)).cpu().double()
-    return ph.psnr(out, clean).mean(axis=-1)
+    psnr = ph.psnr(out, clean)
+    return psnr if per_image else psnr.mean(axis=-1)
 
 
 def locate(result: study.StudyResult) -> dict:
@@ -590,11 +692,26 @@ def references(data: PhotoData, sigma: float, seeds: Sequence[int], rng: Stream,
     return pd.concat(scores_, ignore_index=True).assign(sigma=float(sigma)), pd.DataFrame(tuned)
 
 
+def photo_gain(selected: pd.DataFrame, method: str, reference: str) -> dict[str, float]:
+    """The gain in test PSNR (dB) of ``method`` over ``reference`` with the test photographs counted as random
+    draws too: the ``(runs, photographs)`` matrix of paired gains, and its crossed interval
+    (:func:`stlearn.stats.crossed_ci`), ``{"gain", "low", "high", "runs"}``."""
+    from ..stats import crossed_ci
+
+    by = {m: selected[selected.method == m].set_index("seed").test_by_photo for m in (method, reference)}
+    seeds = sorted(set(by[method].index) & set(by[reference].index))
+    d = np.array([np.subtract(by[method][k], by[reference][k]) for k in seeds])
+    gain, low, high = crossed_ci(d)
+    return {"gain": gain, "low": low, "high": high, "runs": len(seeds)}
+
+
 def family_table(result: study.StudyResult) -> pd.DataFrame:
     """The comparisons of the three families in words: gain of the method over its reference in test PSNR (dB)."""
     c = result.comparisons
+    photos = [photo_gain(result.selected, r["method"], r["reference"]) for r in c.to_dict("records")]
     return pd.DataFrame({"family": c.family, "method": c.method, "against": c.reference,
                          "gain (dB)": [protocol.interval_text(r, 2) for r in c.to_dict("records")],
+                         "over runs and photographs (dB)": [protocol.interval_text(r, 2) for r in photos],
                          "verdict": [protocol.by_sign(r, "better", "worse", "no resolvable difference")
                                      for r in c.to_dict("records")]})
 
@@ -668,19 +785,19 @@ def stopping_summary(table: pd.DataFrame, tolerance: float, planned) -> tuple[pd
     return met, text
 
 # --------------------------------------------------------------------------- the chapter's steps and readouts
-def make_teachers(data: PhotoData, seeds: Sequence[int], rng: Stream, channels: int, bottleneck: int,
+def make_teachers(data: PhotoData, seeds: Sequence[int], rng: Stream, arch: Architecture,
                   config: TrainConfig, teacher_photos: int, tolerance: float | None = None, cap: int | None = None,
                   device=None) -> dict[str, Denoiser]:
     """The teachers of :data:`TEACHERS`, member ``k`` for run ``k``: ``full`` (trained clean -> clean on every
     training patch), ``weak`` (on the patches of ``teacher_photos`` training photographs, :func:`few_photo_rows`),
     ``untrained`` (the full teachers' initializations) and ``rotated`` (the full teachers with their code
     rotated, :func:`rotate_code`: the same function)."""
-    full = fit_teachers(data, data.train, channels, bottleneck, seeds, rng, config, device=device,
+    full = fit_teachers(data, data.train, arch, seeds, rng, config, device=device,
                         tolerance=tolerance, cap=cap)
     few = [few_photo_rows(data, teacher_photos, k, rng) for k in seeds]
-    weak = fit_teachers(data, few, channels, bottleneck, seeds, rng, config, device=device, tolerance=tolerance,
+    weak = fit_teachers(data, few, arch, seeds, rng, config, device=device, tolerance=tolerance,
                         cap=cap)
-    untrained = fit_teachers(data, data.train, channels, bottleneck, seeds, rng, config, train_model=False,
+    untrained = fit_teachers(data, data.train, arch, seeds, rng, config, train_model=False,
                              device=device)
     return {"full": full, "weak": weak, "untrained": untrained, "rotated": rotate_code(full, rng)}
 
@@ -757,7 +874,7 @@ def classical_gap(scores_: pd.DataFrame, tuned: pd.DataFrame, sigma: float, meth
     return best, protocol.interval(wide[method] - wide[best])
 
 
-def training_length(data: PhotoData, seeds: Sequence[int], rng: Stream, channels: int, bottleneck: int,
+def training_length(data: PhotoData, seeds: Sequence[int], rng: Stream, arch: Architecture,
                     config: TrainConfig, teachers: dict[str, Denoiser], n_small: int, long_steps: int, lam: float,
                     sigma: float, device=None) -> tuple[pd.DataFrame, pd.DataFrame, study.StudyResult]:
     """The training-length factor on the study runner: base and ST (``lam``) on the first ``n_small`` training
@@ -773,7 +890,7 @@ def training_length(data: PhotoData, seeds: Sequence[int], rng: Stream, channels
     def execute(group, runs):
         members = pd.DataFrame({"sigma": [r.sigma for r in runs], "seed": [r.seed for r in runs],
                                 "lam": [r.lam for r in runs], "weight_decay": 0.0})
-        model, _ = fit_members(data, members, rng, channels, bottleneck, long_config, layers=["h2"],
+        model, _ = fit_members(data, members, rng, arch, long_config, layers=["h2"],
                                teachers=teachers["full"], rows=small, test=data.test, device=device)
         return model.history, (model, model.history)
 
