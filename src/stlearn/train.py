@@ -126,7 +126,10 @@ class TrainConfig:
     weight of the feature term as written; ``"relative"``, a ratio to the task term (``lam = 1``: the two
     terms of one size where training starts; :func:`stlearn.losses.feature_weight`). With
     ``clean_metrics=False`` the eval sets are scored on their noisy inputs only (no ``{name}_clean`` columns):
-    a study that selects and reports on noisy inputs saves a forward pass per set and log point.
+    a study that selects and reports on noisy inputs saves a forward pass per set and log point. With
+    ``train_metrics=False`` the training set is not scored at the log points (no ``train_*`` columns; divergence is
+    still checked on every minibatch): a study with large training sets (several noisy views of each input) that
+    reads only its eval sets saves a forward pass over the training set per log point.
     """
 
     steps: int = 1000
@@ -146,6 +149,7 @@ class TrainConfig:
     fast: bool = True
     feature_scale: str = "sum"
     clean_metrics: bool = True
+    train_metrics: bool = True
 
     def __post_init__(self):
         check_int("steps", self.steps, low=1)
@@ -167,7 +171,7 @@ class TrainConfig:
         as_stream(self.seed, "seed")
         if self.noise_seeds is not None:
             object.__setattr__(self, "noise_seeds", tuple(as_stream(r, "noise_seeds") for r in self.noise_seeds))
-        for name in ("fast", "clean_metrics"):
+        for name in ("fast", "clean_metrics", "train_metrics"):
             if not isinstance(getattr(self, name), bool):
                 raise ParameterError(f"{name} must be True or False; got {getattr(self, name)!r}")
 
@@ -341,8 +345,9 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
                              f"{config.monitor.rsplit('_', 1)[0]!r}; got {sorted(eval_sets)}")
     param = next(model.parameters())
     lam_t = _as_member_tensor("lam", lam, model.members, param)
-    teacher_feats = teacher.features(data.clean, layers) if layers else None
-    if config.feature_scale != "sum":  # the weight of the feature term, measured once (stlearn.losses.feature_weight)
+    # contiguous: a minibatch's rows are gathered every step, and an ensemble's features come member-inner
+    teacher_feats = {k: v.contiguous() for k, v in teacher.features(data.clean, layers).items()} if layers else None
+    if config.feature_scale != "sum" and layers:  # the feature term's weight, measured once (losses.feature_weight)
         with torch.no_grad():
             output, student_feats = model(data.noisy, return_features=True)
             lam_t = feature_weight(lam_t, config.feature_scale, output, data.y, student_feats, teacher_feats, layers,
@@ -517,9 +522,11 @@ def minibatch(data: Samples, teacher_feats, batch_size: int | None, gen: torch.G
 
 @torch.no_grad()
 def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, diverged) -> list[dict]:
-    output, feats = model(data.noisy, return_features=True)
-    terms = student_teacher_loss(output, feats, data.y, teacher_feats, lam_t, layers, config.task)
-    diverged.check(terms["total"], step)
+    terms = {}
+    if config.train_metrics:
+        output, feats = model(data.noisy, return_features=True)
+        terms = student_teacher_loss(output, feats, data.y, teacher_feats, lam_t, layers, config.task)
+        diverged.check(terms["total"], step)
     return log_rows(model, {f"train_{k}": v for k, v in terms.items()}, eval_sets, config.task, step,
                     ("noisy", "clean") if config.clean_metrics else ("noisy",))
 
