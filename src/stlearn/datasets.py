@@ -95,15 +95,22 @@ INPUTS = {"digits": 64, "mnist1d": MNIST1D_LENGTH}
 
 def labelled(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Stream | int = 0,
              noise_rng: Stream | int = 0, device=None, dtype: torch.dtype | None = None,
-             split_name: str | None = None) -> LabelledSplit:
+             split_name: str | None = None, views: int = 1) -> LabelledSplit:
     """``n_train`` training, ``n_val`` validation and the rest test inputs of ``dataset``, with noise ``sigma``.
 
     ``split_name`` names the split in the audit of disjoint sets when a chapter draws several splits
     of one dataset (one per run): the three parts of each split must be disjoint, while the parts of
     two splits overlap by design.
+
+    With ``views = K > 1`` the training part holds ``K`` fixed noisy copies of each clean training input (as in
+    a burst of frames), view-major: rows ``j * n_train + i`` are view ``j`` of input ``i``. View 0 is the one-view
+    set (``noise_rng.child("student_data")``); view ``j >= 1`` draws its noise from that stream's
+    ``child("noise", j)`` (as :meth:`stlearn.data.Task.sample`), so the first views of a set with more views are
+    those of one with fewer. Validation and test inputs keep one noisy copy each.
     """
+    views = check_int("views", views, low=1)
     return _noisy_split(*_split(dataset, n_train, n_val, sigma, split_rng, split_name), as_stream(noise_rng),
-                        resolve_device(device), dtype or torch.get_default_dtype())
+                        resolve_device(device), dtype or torch.get_default_dtype(), views)
 
 
 def members(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Stream | int,
@@ -136,10 +143,14 @@ def _split(dataset: str, n_train: int, n_val: int, sigma: float, split_rng: Stre
     return images, labels, parts, sigma
 
 
-def _noisy_split(images, labels, parts, sigma: float, noise_rng: Stream, device, dtype) -> LabelledSplit:
+def _noisy_split(images, labels, parts, sigma: float, noise_rng: Stream, device, dtype,
+                 views: int = 1) -> LabelledSplit:
     samples = []
     for role, idx in zip(PARTS, parts):
-        clean = torch.from_numpy(images[idx])
-        noisy = clean + sigma * randn(noise_rng.child(role), *clean.shape)
-        samples.append(Samples(clean, noisy, torch.from_numpy(labels[idx])).to(device, dtype))
+        copies = views if role == "student_data" else 1  # the training part's views (labelled's docstring)
+        clean = torch.from_numpy(images[idx]).repeat(copies, *([1] * (images.ndim - 1)))
+        noise = [randn(noise_rng.child(role).child("noise", j) if j else noise_rng.child(role), len(idx),
+                       *images.shape[1:]) for j in range(copies)]
+        noisy = clean + sigma * torch.cat(noise)
+        samples.append(Samples(clean, noisy, torch.from_numpy(labels[idx]).repeat(copies)).to(device, dtype))
     return LabelledSplit(*samples)

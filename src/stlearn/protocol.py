@@ -91,7 +91,8 @@ def stop_on_validation(history: pd.DataFrame, by: Sequence[str], test: str = "te
     :data:`TIE`: the earliest step).
 
     Columns: ``val_step``, ``val_error`` (the monitored error at that step), ``test_error`` (the test
-    error at that step), ``end_test`` and ``end_train_task`` (at the last logged step) and
+    error at that step), ``end_test`` and ``end_train_task`` (at the last logged step; NaN for a history
+    without training metrics, ``TrainConfig(train_metrics=False)``) and
     ``oracle_test`` at ``oracle_step`` (the lowest test error along the path: an upper bound on what
     stopping can give, never a selection). A run that diverged (``diverged_at`` in the history, see
     :func:`stlearn.train.train`) failed: its validation error is infinite, so :func:`select` never keeps it.
@@ -104,7 +105,8 @@ def stop_on_validation(history: pd.DataFrame, by: Sequence[str], test: str = "te
         stop, end = lowest_label(g[monitor]), g.index[-1]
         return pd.Series({"val_step": g.at[stop, "step"], "val_error": g.at[stop, monitor],
                           "test_error": g.at[stop, test], "end_test": g.at[end, test],
-                          "end_train_task": g.at[end, "train_task"], "oracle_test": g[test].min(),
+                          "end_train_task": g.at[end, "train_task"] if "train_task" in g else np.nan,
+                          "oracle_test": g[test].min(),
                           "oracle_step": g.at[lowest_label(g[test]), "step"]})
     return history.groupby(list(by)).apply(one, include_groups=False).reset_index()
 

@@ -126,10 +126,12 @@ class TrainConfig:
     weight of the feature term as written; ``"relative"``, a ratio to the task term (``lam = 1``: the two
     terms of one size where training starts; :func:`stlearn.losses.feature_weight`). With
     ``clean_metrics=False`` the eval sets are scored on their noisy inputs only (no ``{name}_clean`` columns):
-    a study that selects and reports on noisy inputs saves a forward pass per set and log point.
-    ``train_log_size``: the training metrics of a log point, and the relative scale, are measured on the first this
-    many training samples (default all), for training sets much larger than what a measure needs (several noisy
-    views of each input).
+    a study that selects and reports on noisy inputs saves a forward pass per set and log point. Two options
+    for training sets much larger than what a log point needs (several noisy views of each input):
+    ``train_log_size`` measures the training terms of a log point, and the relative scale, on the first this many
+    training samples (default all); ``train_metrics=False`` does not score the training set at the log points at
+    all (no ``train_*`` columns; divergence is still checked on every minibatch), for a study that reads only its
+    eval sets.
     """
 
     steps: int = 1000
@@ -150,6 +152,7 @@ class TrainConfig:
     feature_scale: str = "sum"
     clean_metrics: bool = True
     train_log_size: int | None = None
+    train_metrics: bool = True
 
     def __post_init__(self):
         check_int("steps", self.steps, low=1)
@@ -173,7 +176,7 @@ class TrainConfig:
         as_stream(self.seed, "seed")
         if self.noise_seeds is not None:
             object.__setattr__(self, "noise_seeds", tuple(as_stream(r, "noise_seeds") for r in self.noise_seeds))
-        for name in ("fast", "clean_metrics"):
+        for name in ("fast", "clean_metrics", "train_metrics"):
             if not isinstance(getattr(self, name), bool):
                 raise ParameterError(f"{name} must be True or False; got {getattr(self, name)!r}")
 
@@ -347,8 +350,8 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
                              f"{config.monitor.rsplit('_', 1)[0]!r}; got {sorted(eval_sets)}")
     param = next(model.parameters())
     lam_t = _as_member_tensor("lam", lam, model.members, param)
-    teacher_feats = teacher.features(data.clean, layers) if layers else None
-    if config.feature_scale != "sum":  # the weight of the feature term, measured once (stlearn.losses.feature_weight)
+    teacher_feats = teacher.features(data.clean, layers) if layers else None  # contiguous rows (FrozenTeacher)
+    if config.feature_scale != "sum" and layers:  # the feature term's weight, measured once (losses.feature_weight)
         first, first_feats = _log_part(data, teacher_feats, config)
         with torch.no_grad():
             output, student_feats = model(first.noisy, return_features=True)
@@ -534,10 +537,12 @@ def _log_part(data: Samples, teacher_feats, config: TrainConfig):
 
 
 def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, diverged) -> list[dict]:
-    data, teacher_feats = _log_part(data, teacher_feats, config)
-    output, feats = model(data.noisy, return_features=True)
-    terms = student_teacher_loss(output, feats, data.y, teacher_feats, lam_t, layers, config.task)
-    diverged.check(terms["total"], step)
+    terms = {}
+    if config.train_metrics:
+        data, teacher_feats = _log_part(data, teacher_feats, config)
+        output, feats = model(data.noisy, return_features=True)
+        terms = student_teacher_loss(output, feats, data.y, teacher_feats, lam_t, layers, config.task)
+        diverged.check(terms["total"], step)
     return log_rows(model, {f"train_{k}": v for k, v in terms.items()}, eval_sets, config.task, step,
                     ("noisy", "clean") if config.clean_metrics else ("noisy",))
 

@@ -487,6 +487,21 @@ def classification_practice(r: dict) -> str:
     return " ".join(words) + complement_advice(r["families"])
 
 
+def views_gain_verdict(per_k: dict[int, dict], trend: dict, method: str, reference: str) -> str:
+    """``method`` against ``reference`` per number of fixed noisy views ``K`` (``{K: comparison}``), and how much
+    more ``method`` gains with the most views than with the fewest (``trend``, an interval paired by run)."""
+    clauses = "; ".join(f"with K = {k}, {_lower(sentence(c, method, reference))}" for k, c in sorted(per_k.items()))
+    grows = by_sign(trend, "larger", "smaller", "not resolvably different")
+    return (f"{clauses[0].upper() + clauses[1:]}. With K = {max(per_k)} views rather than {min(per_k)}, the gain of "
+            f"{phrase(method)} over {phrase(reference)} is {grows} ({interval_text(trend)}).")
+
+
+def views_family_verdict(tables: dict[int, pd.DataFrame], family: str) -> str:
+    """One family's comparisons (:func:`family_verdict`) per number of views ``K`` (``{K: comparisons table}``)."""
+    clauses = "; ".join(f"with K = {k}, {_lower(family_verdict(t, family)[:-1])}" for k, t in sorted(tables.items()))
+    return clauses[0].upper() + clauses[1:] + "."
+
+
 # -------------------------------------------------------- chapter "Student-teacher denoising of real photographs"
 def denoising_levels(by_level: pd.DataFrame, skip: float | None = None) -> str:
     """The comparisons at every noise level but ``skip`` (:func:`stlearn.experiments.denoising.level_verdicts`),

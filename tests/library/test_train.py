@@ -45,6 +45,24 @@ def test_history_is_tidy_and_log_spaced():
     assert (h.train_feature == 0).all() and (h.train_total == h.train_task).all()  # no teacher: the base loss
 
 
+def test_without_train_metrics_the_eval_sets_are_logged_alike():
+    """train_metrics=False: no train_* columns, the same eval-set errors and the same trained weights."""
+    train = st.draw_members(_task(), 10, RNG.children("student_data", 2), dtype=F64)
+    test = st.draw_members(_task(), 10, RNG.children("test", 2), label_noise=False, dtype=F64)
+    out = {}
+    for flag in (True, False):
+        ens = st.DeepLinear([8, 4, 3], members=2, rng=RNG.children("student_init", 2), dtype=F64)
+        config = st.TrainConfig(steps=50, lr=0.01, log_points=5, batch_size=4, progress=False, train_metrics=flag)
+        out[flag] = (st.train(ens, train, config=config, eval_sets={"test": test}).history, ens)
+    assert "train_task" in out[True][0] and not out[False][0].columns.str.startswith("train_").any()
+    for column in ("step", "member", "test_noisy", "test_clean"):
+        assert out[True][0][column].equals(out[False][0][column])
+    for a, b in zip(out[True][1].parameters(), out[False][1].parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(st.ParameterError, match="train_metrics"):
+        st.TrainConfig(train_metrics=1)
+
+
 def test_early_stopping_restores_each_members_best_weights():
     train, val = _overfitting_problem(2)
     ens = st.DeepLinear([30, 30, 2], members=2, init_scale=0.1, rng=RNG.children("student_init", 2), dtype=F64)

@@ -389,6 +389,28 @@ def test_views_verdict_names_every_view_count_and_the_trend():
     assert text.endswith("with K = 16, the fine-tuned teacher beats ST (-0.100 [-0.180, -0.020]).")
 
 
+def test_views_gain_verdict_names_every_view_count_and_the_trend():
+    text = verdicts.views_gain_verdict({16: ABOVE, 1: AROUND, 4: BELOW}, AROUND, "ST + weight decay", "weight decay")
+    assert text == ("With K = 1, no resolvable difference between ST + weight decay and weight decay "
+                    "(+0.010 [-0.050, 0.070]); with K = 4, weight decay beats ST + weight decay "
+                    "(-0.100 [-0.180, -0.020]); with K = 16, ST + weight decay beats weight decay "
+                    "(+0.100 [0.020, 0.180]). With K = 16 views rather than 1, the gain of ST + weight decay over "
+                    "weight decay is not resolvably different (+0.010 [-0.050, 0.070]).")
+    assert verdicts.views_gain_verdict({1: BELOW, 4: ABOVE}, ABOVE, "ST", "base").endswith(
+        "the gain of ST over the base student is larger (+0.100 [0.020, 0.180]).")
+
+
+def test_views_family_verdict_gives_a_family_per_view_count():
+    t = pd.DataFrame([{"family": verdicts.SAME_INFORMATION, "method": "ST", "reference": "fine-tuned teacher",
+                       **BELOW}, {"family": "with a noise model", "method": "noise augmentation",
+                                  "reference": "ST", **AROUND}])
+    assert verdicts.views_family_verdict({4: t, 1: t}, verdicts.SAME_INFORMATION) == (
+        "With K = 1, the fine-tuned teacher beats ST (-0.100 [-0.180, -0.020]); with K = 4, the fine-tuned teacher "
+        "beats ST (-0.100 [-0.180, -0.020]).")
+    assert verdicts.views_family_verdict({16: t}, "with a noise model") == (
+        "With K = 16, no resolvable difference between noise augmentation and ST (+0.010 [-0.050, 0.070]).")
+
+
 def test_where_finding_counts_the_teacher_alone_and_names_where_st_helps_most():
     alone = _gain_rows("teacher alone over best student", [(1, 50, "1000 samples", ABOVE), (1, 800, "1000 samples",
                                                                                            AROUND)])

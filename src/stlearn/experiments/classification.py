@@ -41,12 +41,22 @@ with a noise model: ``noise augmentation`` (the clean training inputs with fresh
 grid ``aug_levels`` times sigma) and ``ST + noise augmentation`` (the lam grid at the fresh-noise
 level augmentation chose in the run). Secondary: ``ST, <level> teacher``, ST with a teacher of less
 knowledge.
+
+**Several noisy views** (the MNIST-1D chapter; :func:`views_splits`, :func:`run_views`). Run ``k``'s students see
+``n_student`` of its clean training inputs (a stratified draw from ``rng.child("split", k).child("student_data")``),
+each with ``K`` fixed noisy copies, as in burst capture: view 0 is the run's one-view noise, view ``j >= 1`` has noise
+of its own (``rng.child("noise", k).child("student_data").child("noise", j)``, :func:`stlearn.datasets.labelled`),
+so the first views of a larger ``K`` are those of a smaller one. Validation and test sets are the run's, with one
+noisy copy each, and the teachers are the run's (trained on all of its clean training inputs). Per ``K`` the study
+runs :data:`VIEWS_METHODS`; students take the same number of steps whatever ``K``. Noise augmentation never sees
+the fixed views (it trains on the clean inputs with fresh noise), so its runs are trained once, with the fewest
+views, and are the same reference at every ``K`` (:class:`OnceWithoutViews`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -56,14 +66,14 @@ from torch import nn
 from .. import protocol, study
 from ..conv import ConvNet
 from ..data import Samples
-from ..datasets import CLASSES, LabelledSplit, labelled
+from ..datasets import CLASSES, LabelledSplit, labelled, stratified_indices
 from ..distill import train_distilled
 from ..losses import FrozenTeacher
 from ..models import MLP
 from ..streams import Stream
 from ..teachers import clean_view
 from ..train import TrainConfig, evaluate, train
-from ..validation import ParameterError
+from ..validation import ParameterError, check_int
 
 ModelFactory = Callable[..., nn.Module]
 MEASURED = ("teacher as is", "denoise-then-teacher")  # applied, not trained
@@ -111,11 +121,43 @@ def gather(factory: ModelFactory, nets: Sequence[nn.Module], picks: Sequence[tup
 
 # ------------------------------------------------------------------------------------------- data
 def run_splits(dataset: str, n_train: int, n_val: int, sigma: float, rng: Stream, seeds: Sequence[int],
-               device=None) -> LabelledSplit:
-    """Run ``k``'s own split ``rng.child("split", k)`` and noise ``rng.child("noise", k)``, stacked ``(S, n, .)``."""
+               device=None, views: int = 1) -> LabelledSplit:
+    """Run ``k``'s own split ``rng.child("split", k)`` and noise ``rng.child("noise", k)``, stacked ``(S, n, .)``.
+
+    With ``views = K > 1``, each clean training input comes with ``K`` fixed noisy copies (``K * n_train`` training
+    rows, view-major; :func:`stlearn.datasets.labelled`): view 0 is the one-view set, so ``views = 1`` is that set
+    exactly, and each further view has noise of its own. Validation and test inputs keep one noisy copy each."""
     parts = [labelled(dataset, n_train, n_val, sigma, rng.child("split", k), rng.child("noise", k), device=device,
-                      split_name=f"run {k}") for k in seeds]
+                      split_name=f"run {k}", views=views) for k in seeds]
     return LabelledSplit(*(Samples.stack([getattr(p, part) for p in parts]) for part in ("train", "val", "test")))
+
+
+def student_part(data: LabelledSplit, n_train: int, views: int, rng: Stream, seeds: Sequence[int]) -> LabelledSplit:
+    """Run ``k``'s training set cut to ``n_train`` of its clean inputs, every view of each kept: a stratified draw
+    from ``rng.child("split", k).child("student_data")`` of the split's training inputs (the same for any number of
+    views). Validation and test sets are kept. ``data`` has ``views`` views (:func:`run_splits`)."""
+    full = data.train.n // views
+    classes = len(torch.unique(data.train.y))  # a stratified set holds at least one input of each class
+    n_train = check_int("views_n_train", n_train, low=classes, high=full)
+    if n_train == full:
+        return data
+    rows = []
+    for i, k in enumerate(seeds):
+        labels = data.train.y[i, :full].cpu().numpy()
+        idx = stratified_indices(labels, [n_train], rng.child("split", k).child("student_data"))[0]
+        rows.append(torch.as_tensor(np.concatenate([j * full + idx for j in range(views)]),
+                                    device=data.train.clean.device))
+    train = Samples(*(torch.stack([t[i].index_select(0, r) for i, r in enumerate(rows)])
+                      for t in (data.train.clean, data.train.noisy, data.train.y)))
+    return LabelledSplit(train, data.val, data.test)
+
+
+def views_splits(dataset: str, n_train: int, n_val: int, sigma: float, rng: Stream, seeds: Sequence[int],
+                 views: Sequence[int], n_student: int, device=None) -> dict[int, LabelledSplit]:
+    """Per number of views ``K``: run ``k``'s split of :func:`run_splits` (its validation and test sets, the inputs its
+    teachers train on) with ``K`` views of each of ``n_student`` of its clean training inputs (:func:`student_part`)."""
+    return {int(v): student_part(run_splits(dataset, n_train, n_val, sigma, rng, seeds, device, views=v), n_student,
+                                 v, rng, seeds) for v in dict.fromkeys(views)}
 
 
 def pick(samples: Samples, index: Sequence[int]) -> Samples:
@@ -151,19 +193,23 @@ def clean_accuracy(teachers: Sequence[nn.Module], data: LabelledSplit) -> list[n
 
 
 # ------------------------------------------------------------------------------------------ methods
-def check_grids(lams: Sequence[float], decays, aug_levels, alphas, temperatures, ranks) -> int:
+def check_grids(lams: Sequence[float], decays, aug_levels, alphas, temperatures, ranks,
+                names: Sequence[str] | None = None, prefix: str = "") -> int:
     """Equal budgets, named by parameter before any computation: every tuned method has ``len(lams)``
     configurations (``lams`` starts with 0, the base loss; distillation has ``alpha = 0`` and
-    ``alphas x temperatures``). Returns the budget."""
-    lams = study.check_lam_grid(lams)
+    ``alphas x temperatures``). Only the grids of the methods ``names`` (default: all) are checked; the
+    parameters are named with ``prefix`` (``views_decays``). Returns the budget."""
+    lams = study.check_lam_grid(lams, f"{prefix}lams")
     budget = len(lams)
-    for name, values in (("decays", decays), ("aug_levels", aug_levels), ("ranks", ranks)):
-        if len(values) != budget:
-            raise ParameterError(f"{name} must have {budget} points (the lam grid's, equal tuning budgets); "
+    used = set(ALL_METHODS if names is None else names)
+    for name, values, method in (("decays", decays, "weight decay"), ("aug_levels", aug_levels, "noise augmentation"),
+                                 ("ranks", ranks, "denoise-then-teacher")):
+        if method in used and len(values) != budget:
+            raise ParameterError(f"{prefix}{name} must have {budget} points (the lam grid's, equal tuning budgets); "
                                  f"got {len(values)}")
-    if 1 + len(alphas) * len(temperatures) != budget:
-        raise ParameterError(f"1 + len(alphas) * len(temperatures) must be {budget} (equal tuning budgets); "
-                             f"got {1 + len(alphas) * len(temperatures)}")
+    if "logit distillation" in used and 1 + len(alphas) * len(temperatures) != budget:
+        raise ParameterError(f"1 + len({prefix}alphas) * len({prefix}temperatures) must be {budget} (equal tuning "
+                             f"budgets); got {1 + len(alphas) * len(temperatures)}")
     return budget
 
 
@@ -183,8 +229,9 @@ class Grids:
     ranks: Sequence[int]
     levels: Sequence[str] = ()
 
-    def check(self) -> int:
-        return check_grids(self.lams, self.decays, self.aug_levels, self.alphas, self.temperatures, self.ranks)
+    def check(self, names: Sequence[str] | None = None, prefix: str = "") -> int:
+        return check_grids(self.lams, self.decays, self.aug_levels, self.alphas, self.temperatures, self.ranks,
+                           names, prefix)
 
 
 def lam_label(lam: float) -> str:
@@ -195,29 +242,45 @@ def noise_label(level: float) -> str:
     return f"s={level:g}sigma"
 
 
-def methods(grids: Grids, sigma: float) -> tuple[study.Method, ...]:
-    """Every method of a chapter (see the module's docstring), the families' names."""
-    grids.check()
+ALL_METHODS = ("base", "weight decay", "logit distillation", "teacher as is", "denoise-then-teacher",
+               "fine-tuned teacher", "ST", "ST + weight decay", "ST from the teacher's weights", "noise augmentation",
+               "ST + noise augmentation")  # a chapter's methods, in order (and ST with each lower level's teacher)
+
+
+def methods(grids: Grids, sigma: float, names: Sequence[str] | None = None) -> tuple[study.Method, ...]:
+    """The methods ``names`` of a chapter (default: every one, :data:`ALL_METHODS` and the lower knowledge levels';
+    see the module's docstring), the families' names, in the order of :data:`ALL_METHODS`."""
+    grids.check(names)
     lams, layer = list(grids.lams), grids.layer
     st = dict(label=lam_label, layer=layer)
-    out = [study.Method("base", ({"config": "-"},)),
-           study.grid("weight decay", "weight_decay", grids.decays, label=lambda w: f"wd={w:g}"),
-           study.Method("logit distillation", ({"config": "alpha=0"}, *(
-               {"config": f"alpha={a:g} T={t:g}", "alpha": a, "temperature": t}
-               for a in grids.alphas for t in grids.temperatures))),
-           study.Method("teacher as is", ({"config": "-"},), measured=True),
-           study.Method("denoise-then-teacher", tuple({"config": f"rank={r}", "rank": int(r)} for r in grids.ranks),
-                        measured=True),
-           study.Method("fine-tuned teacher", ({"config": "-", "init": "teacher"},)),
-           study.grid("ST", "lam", lams, **st),
-           study.grid("ST + weight decay", "lam", lams, follows="weight decay", inherits=["weight_decay"], **st),
-           study.grid("ST from the teacher's weights", "lam", lams, init="teacher", **st),
-           study.Method("noise augmentation", tuple({"config": noise_label(a), "fresh_noise": a * sigma}
-                                                    for a in grids.aug_levels), family=study.NOISE_MODEL),
-           study.grid("ST + noise augmentation", "lam", lams, fresh_noise=sigma, family=study.NOISE_MODEL,
-                      follows="noise augmentation", inherits=["fresh_noise"], **st)]
-    out += [study.grid(f"ST, {name} teacher", "lam", lams, level=j, **st) for j, name in enumerate(grids.levels)]
-    return tuple(out)
+    make = {"base": lambda: study.Method("base", ({"config": "-"},)),
+            "weight decay": lambda: study.grid("weight decay", "weight_decay", grids.decays,
+                                               label=lambda w: f"wd={w:g}"),
+            "logit distillation": lambda: study.Method("logit distillation", ({"config": "alpha=0"}, *(
+                {"config": f"alpha={a:g} T={t:g}", "alpha": a, "temperature": t}
+                for a in grids.alphas for t in grids.temperatures))),
+            "teacher as is": lambda: study.Method("teacher as is", ({"config": "-"},), measured=True),
+            "denoise-then-teacher": lambda: study.Method("denoise-then-teacher", tuple(
+                {"config": f"rank={r}", "rank": int(r)} for r in grids.ranks), measured=True),
+            "fine-tuned teacher": lambda: study.Method("fine-tuned teacher", ({"config": "-", "init": "teacher"},)),
+            "ST": lambda: study.grid("ST", "lam", lams, **st),
+            "ST + weight decay": lambda: study.grid("ST + weight decay", "lam", lams, follows="weight decay",
+                                                    inherits=["weight_decay"], **st),
+            "ST from the teacher's weights": lambda: study.grid("ST from the teacher's weights", "lam", lams,
+                                                                init="teacher", **st),
+            "noise augmentation": lambda: study.Method("noise augmentation", tuple(
+                {"config": noise_label(a), "fresh_noise": a * sigma} for a in grids.aug_levels),
+                family=study.NOISE_MODEL),
+            "ST + noise augmentation": lambda: study.grid("ST + noise augmentation", "lam", lams, fresh_noise=sigma,
+                                                          family=study.NOISE_MODEL, follows="noise augmentation",
+                                                          inherits=["fresh_noise"], **st)}
+    for j, name in enumerate(grids.levels):
+        make[f"ST, {name} teacher"] = lambda j=j, name=name: study.grid(f"ST, {name} teacher", "lam", lams, level=j,
+                                                                        **st)
+    unknown = set(names or ()) - set(make)
+    if unknown:
+        raise ParameterError(f"methods must be among {list(make)}; got {sorted(unknown)}")
+    return tuple(build() for name, build in make.items() if names is None or name in names)
 
 
 def group_of(run: Member) -> tuple[str, str]:
@@ -288,7 +351,8 @@ class Executor:
 def measure(teacher: nn.Module, data: LabelledSplit, runs: Sequence[Member], index: Sequence[int]) -> pd.DataFrame:
     """The measured methods, one row per run: the full teacher as it is, or after the PCA denoiser of rank
     ``run.rank`` fitted on the run's clean training inputs only."""
-    mean, basis = pca(data.train.clean)
+    if any(r.rank > 0 for r in runs):  # the denoiser only where a run uses it
+        mean, basis = pca(data.train.clean)
     errors = {}
     for rank in sorted({r.rank for r in runs}):
         val, test = data.val.noisy, data.test.noisy
@@ -419,6 +483,7 @@ class Outcome:
     length: pd.DataFrame  # per run, the ST gain validation-stopped, at matched loss and at zero loss
     paths: pd.DataFrame  # the selected ST and base runs' paths, the continuation included
     level_methods: list  # the ST methods of the knowledge levels, lower first, the full teacher ("ST") last
+    teachers: list = field(default_factory=list)  # per knowledge level, the ensemble of the runs' teachers
 
     @property
     def selected(self) -> pd.DataFrame:
@@ -450,7 +515,7 @@ def run_architecture(factory: ModelFactory, data: LabelledSplit, rng: Stream, se
                                      columns=["method", "config", "seed"]))
     return Outcome(clean_accuracy(teachers, data), result, length_gains(first, later, result.selected),
                    pd.concat([first, later], ignore_index=True),
-                   [*[f"ST, {n} teacher" for n in grids.levels], "ST"])
+                   [*[f"ST, {n} teacher" for n in grids.levels], "ST"], teachers)
 
 
 def readouts(out: Outcome) -> dict:
@@ -478,3 +543,91 @@ def family(r: dict, name: str) -> str:
 def comparison(r: dict, method: str) -> dict:
     """The family comparison whose method is ``method``, as a dict."""
     return r["families"].set_index("method").loc[method].to_dict()
+
+
+# ------------------------------------------------------------------------------ several noisy views
+# the views study's methods: the same information, ST's complement, the noise model's reference
+VIEWS_METHODS = ("base", "weight decay", "teacher as is", "fine-tuned teacher", "ST", "ST + weight decay",
+                 "noise augmentation")
+VIEWS_GAINS = (("ST", "base"), ("ST + weight decay", "weight decay"))  # the comparisons read per number of views
+
+
+def run_views(factory: ModelFactory, splits: dict[int, LabelledSplit], teachers: Sequence[nn.Module], rng: Stream,
+              seeds: Sequence[int], sigma: float, grids: Grids, config: TrainConfig,
+              device=None) -> dict[int, study.StudyResult]:
+    """Per number of views ``K`` (``splits``, :func:`views_splits`), the study of :data:`VIEWS_METHODS` on the study
+    runner, every run with its own teachers (``teachers``, trained on the run's clean training inputs: those of
+    its split, of which the students see ``n_student``). Checks the grids (named ``views_...``) first. The training
+    sets are not scored along the way (``train_metrics=False``): with ``K`` views they are ``K`` times larger, and
+    only the validation and test errors are read."""
+    grids.check(VIEWS_METHODS, "views_")
+    plan = study.Study(methods(grids, sigma, VIEWS_METHODS), tuple(int(k) for k in seeds), Member)
+    plan.budget()
+    config = replace(config, feature_scale="relative", train_metrics=False)  # only validation and test are read
+    trained_once: dict = {}
+    return {k: study.run_study(plan, OnceWithoutViews(Executor(factory, data, teachers, rng, seeds, config, device),
+                                                      trained_once), group_of)
+            for k, data in sorted(splits.items())}
+
+
+class OnceWithoutViews:
+    """An executor that trains (or measures) the groups that never see the fixed noisy views once, for the first
+    number of views, and gives the same runs to every other: noise augmentation (the clean inputs with fresh noise
+    at every step) and the teacher as it is. ``done`` is shared by the studies of one views study."""
+
+    KINDS = ("augmentation", "measured")
+
+    def __init__(self, execute: Executor, done: dict):
+        self.execute, self.done = execute, done
+
+    def __call__(self, group: tuple[str, str], runs: Sequence[Member]):
+        if group[0] not in self.KINDS:
+            return self.execute(group, runs)
+        key = (group, tuple(runs))
+        if key not in self.done:
+            self.done[key] = self.execute(group, runs)
+        return self.done[key]
+
+
+def views_gains(results: dict[int, study.StudyResult], pairs: Sequence[tuple[str, str]] = VIEWS_GAINS) -> pd.DataFrame:
+    """Per comparison and number of views: the paired gain (accuracy points) of the first method over the second,
+    its 95% interval and the number of runs."""
+    return pd.DataFrame([{"views": k, "method": a, "reference": b, **protocol.compare(r.selected, a, b)}
+                         for a, b in pairs for k, r in sorted(results.items())])
+
+
+def views_trend(results: dict[int, study.StudyResult], method: str, reference: str) -> dict[str, float]:
+    """How much larger the gain of ``method`` over ``reference`` is with the most views than with the fewest, paired
+    by run (every number of views shares each run's clean inputs, validation and test sets): a 95% interval."""
+    gain = {k: protocol.paired(results[k].selected, method, reference) for k in (min(results), max(results))}
+    return protocol.interval(gain[max(results)] - gain[min(results)])
+
+
+def views_last_stops(results: dict[int, study.StudyResult], steps: int,
+                     methods: Sequence[str] = ("base", "ST")) -> dict[int, int]:
+    """Per number of views: how many validation-selected runs of ``methods`` stop at the last step (``steps``),
+    where longer training might still have helped."""
+    return {k: int((r.selected[r.selected.method.isin(list(methods))].val_step == steps).sum())
+            for k, r in sorted(results.items())}
+
+
+def views_table(results: dict[int, study.StudyResult]) -> pd.DataFrame:
+    """Per method (rows, in :data:`VIEWS_METHODS`' order) and number of views (columns): the test accuracy of its
+    validation-selected runs with its 95% interval over runs."""
+    table = {"method": list(VIEWS_METHODS)}
+    for k, r in sorted(results.items()):
+        acc = accuracy_rows(r.selected, list(VIEWS_METHODS)).set_index("method")
+        table[f"accuracy with K = {k} [95% interval]"] = [
+            protocol.interval_text({"gain": a.accuracy, "low": a.accuracy_low, "high": a.accuracy_high}).lstrip("+")
+            for a in (acc.loc[m] for m in VIEWS_METHODS)]
+    return pd.DataFrame(table)
+
+
+def views_gain_table(gains: pd.DataFrame) -> pd.DataFrame:
+    """The gains of :func:`views_gains` for readers: per comparison (rows) and number of views (columns), the
+    accuracy gain of the first method over the second with its 95% interval."""
+    rows = []
+    for (a, b), g in gains.groupby(["method", "reference"], sort=False):
+        rows.append({"comparison": f"{a} over {b}", **{f"gain with K = {c['views']} [95% interval]":
+                                                         protocol.interval_text(c) for c in g.to_dict("records")}})
+    return pd.DataFrame(rows)
