@@ -540,9 +540,9 @@ def denoising_advice(comparisons: pd.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------- chapter "Where ST helps"
-# A cell's gains are rows of stlearn.experiments.where_st_helps.gains: its axes (views, n_train, width, sigma, level),
-# the comparison ("ST over base", ...), gain, low, high, resolved (+1, -1, 0), method and reference.
-CELL_AXES = {"views": "K", "n_train": "n", "width": "width", "sigma": "σ"}  # a cell's axes as the text names them
+# A cell's gains are rows of stlearn.experiments.where_st_helps.gains: its axes (views, n_train, width, sigma, units),
+# its level, the comparison ("ST over base", ...), gain, low, high, resolved (+1, -1, 0), method and reference.
+CELL_AXES = {"views": "K", "n_train": "n", "width": "width", "sigma": "σ", "units": "units"}  # as the text names them
 
 
 def cell_words(row, axes=("views", "n_train")) -> str:
@@ -584,7 +584,7 @@ def teacher_alone_verdict(gains: pd.DataFrame, main: str) -> str:
     strong, weak = rows[rows.level == main], rows[rows.level != main]
     short = strong[strong.resolved <= 0].sort_values(["sigma", "width", "views", "n_train"])
     text = (f"with {teacher_phrase(main)}, the teacher alone beats the best student in {(strong.resolved > 0).sum()} "
-            f"of {len(strong)} cells" + (f"; not in {_cells(short, ('views', 'n_train', 'width', 'sigma'))}"
+            f"of {len(strong)} cells" + (f"; not in {_cells(short, tuple(CELL_AXES))}"
                                          if len(short) else ""))
     if len(weak):
         lost = weak[weak.resolved < 0]
@@ -690,7 +690,7 @@ def knowledge_map_verdict(gains: pd.DataFrame, levels) -> str:
 
 
 def side_verdict(gains: pd.DataFrame) -> str:
-    """ST against the base student in the width and noise-level cells, one clause a cell."""
-    rows = gains[gains.comparison == "ST over base"].sort_values(["sigma", "width"])
+    """ST against the base student in the width, noise-level and target cells, one clause a cell."""
+    rows = gains[gains.comparison == "ST over base"].sort_values(["units", "sigma", "width"])
     text = "; ".join(f"{r['cell']}: {sentence(r, 'ST', 'base')}" for r in rows.to_dict("records"))
     return text[0].upper() + text[1:] + "."

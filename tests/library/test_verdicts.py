@@ -339,7 +339,7 @@ def _gain_rows(comparison, cells):
     rows = []
     for views, n, level, c in cells:
         resolved = 1 if c["low"] > 0 else (-1 if c["high"] < 0 else 0)
-        rows.append({"views": views, "n_train": n, "width": 32, "sigma": 0.5, "level": level,
+        rows.append({"views": views, "n_train": n, "width": 32, "sigma": 0.5, "units": 3, "level": level,
                      "comparison": comparison, **c, "resolved": resolved, "method": "ST", "reference": "base"})
     return pd.DataFrame(rows)
 
@@ -367,7 +367,7 @@ def test_teacher_alone_verdict_separates_the_main_teacher_from_weaker_ones():
     rows.loc[1, ["gain", "low", "high", "resolved"]] = [0.01, -0.05, 0.07, 0]
     assert verdicts.teacher_alone_verdict(rows.iloc[:2], "1000 samples") == (
         "With the 1000-sample teacher, the teacher alone beats the best student in 1 of 2 cells; not in K = 1, "
-        "n = 800, width = 32, σ = 0.5 (+0.010 [-0.050, 0.070]).")
+        "n = 800, width = 32, σ = 0.5, units = 3 (+0.010 [-0.050, 0.070]).")
 
 
 def test_knowledge_map_verdict_reads_each_size():

@@ -30,9 +30,11 @@ def test_the_map_scope_keeps_only_the_maps_methods_and_the_full_scope_all_three_
 
 
 @pytest.mark.parametrize("cell, word", [(wh.Cell(views=0), "views"), (wh.Cell(width=7), "width"),
-                                        (wh.Cell(sigma=0.0), "sigma")])
+                                        (wh.Cell(sigma=0.0), "sigma"), (wh.Cell(units=12), "units"),
+                                        (wh.Cell(units=0), "units")])
 def test_check_cells_names_what_is_out_of_range(cell, word):
     with pytest.raises(ParameterError, match=word):
-        wh.check_cells([cell], [32])
+        wh.check_cells([cell], [(32, 3)])
+    wh.check_cells([wh.Cell(units=12)], [(32, 3), (32, 12)])
     with pytest.raises(ParameterError, match="scope"):
         wh.study("everything", *GRIDS, 0.5, range(3))

@@ -7,18 +7,20 @@ structure lives on a low-dimensional subspace that a clean teacher can find and 
 
 A **cell** (:class:`Cell`) is one condition: ``views`` fixed noisy copies of each of ``n_train`` clean training
 inputs (as in burst capture: nothing can draw more, :meth:`stlearn.data.Task.sample`), the hidden ``width`` of
-students and teachers and the noise level ``sigma``. Every cell is one study (:mod:`stlearn.study`) with the
-early-stopping chapter's methods and training (:mod:`~.nonlinear_early_stopping`), its large teacher being the
-main teacher (the most clean samples): ``"full"`` scope, the three families of comparison; ``"map"`` scope, the
-methods the maps need (:data:`MAP_METHODS`). A cell may also run ST with each weaker teacher (``ST, <level>``)
-and apply that teacher as it is (``teacher as is, <level>``), in the same ensembles (:func:`study`).
+students and teachers, the noise level ``sigma`` and the ``units`` of the target (its task, :func:`make_teachers`).
+Every cell is one study (:mod:`stlearn.study`) with the early-stopping chapter's methods and training
+(:mod:`~.nonlinear_early_stopping`), its large teacher being the main teacher (the most clean samples): ``"full"``
+scope, the three families of comparison; ``"map"`` scope, the methods the maps need (:data:`MAP_METHODS`). A cell
+may also run ST with each weaker teacher (``ST, <level>``) and apply that teacher as it is
+(``teacher as is, <level>``), in the same ensembles (:func:`study`).
 
 Streams. Run ``k``'s training set is ``rng.child("student_data", k, n_train)``: cells of one sample size share
 their clean inputs and labels, and the first views of a cell with more views are those of one with fewer
 (view ``j`` from the data stream's ``child("noise", j)``), so the views axis is paired too. Validation and
-test sets (``rng.child("validation", k)``, ``rng.child("test", k)``) are shared by every cell of a noise level.
+test sets (``rng.child("validation", k)``, ``rng.child("test", k)``) are shared by every cell of a noise level and
+target.
 Run ``k``'s teachers are those of :func:`stlearn.experiments.nonlinear_teacher_knowledge.make_teachers`, one
-per knowledge level and width, each trained on clean data of its own. Students take ``config.steps`` steps
+per knowledge level, width and target, each trained on clean data of its own. Students take ``config.steps`` steps
 on minibatches of at most ``config.batch_size`` samples, so every cell costs the same per step whatever its
 number of samples ``views * n_train``.
 """
@@ -62,6 +64,7 @@ class Cell:
     n_train: int = 100  # clean training inputs of each run
     width: int = 32  # hidden width of students and teachers
     sigma: float = 0.5  # input noise level
+    units: int = 3  # hidden units of the ReLU target (more: a target of more nonlinear structure)
 
 
 def cells(**axes) -> list[Cell]:
@@ -88,29 +91,32 @@ def study(scope: str, lams, decays, blends, aug_levels, sigma: float, seeds, wea
     return studies.Study(tuple(keep), plan.seeds, plan.run_type)
 
 
-def check_cells(cells_: Sequence[Cell], widths: Sequence[int]) -> None:
-    """Every cell's axes in range and its width among the teachers' ``widths`` (before any training)."""
+def check_cells(cells_: Sequence[Cell], shapes) -> None:
+    """Every cell's axes in range and its ``(width, units)`` among the teachers' ``shapes`` (before any training)."""
+    shapes = [tuple(s) for s in shapes]
     for c in cells_:
-        if c.views < 1 or c.n_train < 1 or c.width < 1 or not c.sigma > 0:
-            raise ParameterError(f"a cell needs views, n_train, width >= 1 and sigma > 0; got {c}")
-        if c.width not in widths:
-            raise ParameterError(f"a cell's width must be one of the teachers' widths {list(widths)}; got {c.width}")
+        if c.views < 1 or c.n_train < 1 or c.width < 1 or c.units < 1 or not c.sigma > 0:
+            raise ParameterError(f"a cell needs views, n_train, width, units >= 1 and sigma > 0; got {c}")
+        if (c.width, c.units) not in shapes:
+            raise ParameterError(f"a cell's (width, units) must be one of the teachers' {shapes}; "
+                                 f"got {(c.width, c.units)}")
 
 
-def make_teachers(task: Task, units: int, widths, teacher_sizes, n_wrong: int, rng: Stream, seeds, steps: int,
-                  device=None) -> dict[int, tk.Teachers]:
-    """Run ``k``'s teacher of every knowledge level, per width (:func:`~.nonlinear_teacher_knowledge.make_teachers`)."""
-    return {w: tk.make_teachers(task, units, w, teacher_sizes, n_wrong, rng, seeds, steps, device)
-            for w in dict.fromkeys(widths)}
+def make_teachers(tasks: dict[int, Task], shapes, teacher_sizes, n_wrong: int, rng: Stream, seeds, steps: int,
+                  device=None) -> dict[tuple[int, int], tk.Teachers]:
+    """Run ``k``'s teacher of every knowledge level, per ``(width, units)`` in ``shapes``, on the task of that many
+    units ``tasks[units]`` (:func:`~.nonlinear_teacher_knowledge.make_teachers`)."""
+    return {(w, u): tk.make_teachers(tasks[u], u, w, teacher_sizes, n_wrong, rng, seeds, steps, device)
+            for w, u in dict.fromkeys(tuple(s) for s in shapes)}
 
 
-def run_cell(cell: Cell, plan: studies.Study, task: Task, teachers: dict[int, tk.Teachers], n_val: int, n_test: int,
-             config: TrainConfig, rng: Stream, device=None,
+def run_cell(cell: Cell, plan: studies.Study, tasks: dict[int, Task], teachers: dict[tuple[int, int], tk.Teachers],
+             n_val: int, n_test: int, config: TrainConfig, rng: Stream, device=None,
              rate_fraction: float = RATE_FRACTION) -> studies.StudyResult:
-    """One cell's study: the runs' sets (:class:`~.nonlinear.Students`) with the cell's views, size and noise; the
-    early-stopping chapter's large teacher is the main teacher (the most knowledgeable level), and every level's
-    teacher is there by its name for the runs that name it."""
-    t = teachers[cell.width]
+    """One cell's study: the runs' sets (:class:`~.nonlinear.Students`) with the cell's views, size, noise and
+    task; the early-stopping chapter's large teacher is the main teacher (the most knowledgeable level), and every
+    level's teacher is there by its name for the runs that name it."""
+    t, task = teachers[cell.width, cell.units], tasks[cell.units]
     nets = {level: select_members(t.model, [t.index(j, k) for k in plan.seeds]) for j, level in enumerate(t.levels)}
     students = Students(task.with_noise(cell.sigma), cell.n_train, n_val, n_test, config, rng, device, rate_fraction,
                         index=(cell.n_train,), views=cell.views)
@@ -205,11 +211,11 @@ def checks(results: dict[Cell, studies.StudyResult], gains: pd.DataFrame, famili
     the cells that ran every method, fewest views first; ``weaker``: the second most knowledgeable teacher. A row's
     ``holds`` is asserted at ``MIN_RUNS`` runs or more; below, the rows are shown but not asserted."""
     fewest, most = families[0], families[-1]
-    map_rows = gains[(gains.width == most.width) & (gains.sigma == most.sigma) & (gains.level == main)]
+    at_main = (gains.width == most.width) & (gains.sigma == most.sigma) & (gains.units == most.units)
+    map_rows = gains[at_main & (gains.level == main)]
     st = map_rows[map_rows.comparison == "ST over base"]
     alone = map_rows[map_rows.comparison.str.startswith("teacher alone") & (map_rows.n_train <= most.n_train)]
-    as_is = gains[gains.comparison.str.startswith("teacher alone") & (gains.views == fewest.views)
-                  & (gains.width == most.width) & (gains.sigma == most.sigma)]
+    as_is = gains[gains.comparison.str.startswith("teacher alone") & (gains.views == fewest.views) & at_main]
     wrong = as_is[as_is.level == tk.WRONG]
     weak = as_is[(as_is.level == weaker) & (as_is.n_train == as_is.n_train.max())]
     high = {c: results[c].compare("ST", "fine-tuned teacher")["high"] for c in families}
