@@ -229,6 +229,14 @@ class StudyResult:
         return table.merge(lams, on=keys)
 
 
+def views_trend(results: dict[int, StudyResult], method: str, reference: str) -> dict[str, float]:
+    """How much larger the gain of ``method`` over ``reference`` is with the most views than with the fewest
+    (``results``: one study per number of views, sharing each run's clean inputs, validation and test sets), paired
+    by run: a 95% interval."""
+    gain = {k: protocol.paired(results[k].selected, method, reference) for k in (min(results), max(results))}
+    return protocol.interval(gain[max(results)] - gain[min(results)])
+
+
 def run_study(study: Study, execute: Callable[[Hashable, list], Any],
               group_of: Callable[[Any], Hashable] = lambda run: None) -> StudyResult:
     """Run ``study``: each distinct run once, in the groups of ``group_of``, by ``execute(group, runs)``.

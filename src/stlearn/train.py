@@ -525,7 +525,6 @@ def minibatch(data: Samples, teacher_feats, batch_size: int | None, gen: torch.G
     return data.rows(idx), feats
 
 
-@torch.no_grad()
 def _log_part(data: Samples, teacher_feats, config: TrainConfig):
     """The training samples (and teacher features) a log point and the relative scale measure on: the first
     ``config.train_log_size`` (all by default)."""
@@ -536,6 +535,7 @@ def _log_part(data: Samples, teacher_feats, config: TrainConfig):
     return data.rows(idx), feats
 
 
+@torch.no_grad()
 def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, diverged) -> list[dict]:
     terms = {}
     if config.train_metrics:

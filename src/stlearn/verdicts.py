@@ -487,10 +487,16 @@ def classification_practice(r: dict) -> str:
     return " ".join(words) + complement_advice(r["families"])
 
 
+def per_views(items: dict, clause) -> str:
+    """``clause(item)`` for each number of views ``K`` (``{K: item}``, fewest first), as ``with K = 1, ...; with
+    K = 4, ...``."""
+    return "; ".join(f"with K = {k}, {_lower(clause(v))}" for k, v in sorted(items.items()))
+
+
 def views_gain_verdict(per_k: dict[int, dict], trend: dict, method: str, reference: str) -> str:
     """``method`` against ``reference`` per number of fixed noisy views ``K`` (``{K: comparison}``), and how much
     more ``method`` gains with the most views than with the fewest (``trend``, an interval paired by run)."""
-    clauses = "; ".join(f"with K = {k}, {_lower(sentence(c, method, reference))}" for k, c in sorted(per_k.items()))
+    clauses = per_views(per_k, lambda c: sentence(c, method, reference))
     grows = by_sign(trend, "larger", "smaller", "not resolvably different")
     return (f"{clauses[0].upper() + clauses[1:]}. With K = {max(per_k)} views rather than {min(per_k)}, the gain of "
             f"{phrase(method)} over {phrase(reference)} is {grows} ({interval_text(trend)}).")
@@ -498,7 +504,7 @@ def views_gain_verdict(per_k: dict[int, dict], trend: dict, method: str, referen
 
 def views_family_verdict(tables: dict[int, pd.DataFrame], family: str) -> str:
     """One family's comparisons (:func:`family_verdict`) per number of views ``K`` (``{K: comparisons table}``)."""
-    clauses = "; ".join(f"with K = {k}, {_lower(family_verdict(t, family)[:-1])}" for k, t in sorted(tables.items()))
+    clauses = per_views(tables, lambda t: family_verdict(t, family)[:-1])
     return clauses[0].upper() + clauses[1:] + "."
 
 
@@ -658,12 +664,9 @@ def burst_verdict(st_over_base: dict, trend: dict, families: dict, st_over_aug: 
     over base with the most views than with the fewest (``trend``, paired by run) and ST against noise
     augmentation, which needs the noise model."""
     most, fewest = max(st_over_base), min(st_over_base)
-    base = "; ".join(f"with K = {k}, {_lower(sentence(c, 'ST', 'base', digits))}"
-                     for k, c in sorted(st_over_base.items()))
-    same = "; ".join(f"with K = {k}, {_lower(family_verdict(t, SAME_INFORMATION, digits)[:-1])}"
-                     for k, t in sorted(families.items()))
-    aug = "; ".join(f"with K = {k}, {_lower(sentence(c, 'ST', 'noise augmentation', digits))}"
-                    for k, c in sorted(st_over_aug.items()))
+    base = per_views(st_over_base, lambda c: sentence(c, "ST", "base", digits))
+    same = per_views(families, lambda t: family_verdict(t, SAME_INFORMATION, digits)[:-1])
+    aug = per_views(st_over_aug, lambda c: sentence(c, "ST", "noise augmentation", digits))
     grows = by_sign(trend, "larger", "smaller", "not resolvably different")
     return (f"{base[0].upper() + base[1:]}. With K = {most} views rather than {fewest}, ST's gain over the base "
             f"student is {grows} ({interval_text(trend, digits)}). Against the strongest method of the same "

@@ -107,7 +107,7 @@ def test_the_views_study_runs_its_methods_with_equal_budgets_on_every_number_of_
     gains = cl.views_gains(results)
     assert list(zip(gains.method, gains.views)) == [("ST", 1), ("ST", 4), ("ST + weight decay", 1),
                                                     ("ST + weight decay", 4)]
-    trend = cl.views_trend(results, "ST", "base")
+    trend = study.views_trend(results, "ST", "base")
     st = {k: results[k].selected.set_index(["method", "seed"]).test_error for k in (1, 4)}
     per_run = [(st[4]["base", k] - st[4]["ST", k]) - (st[1]["base", k] - st[1]["ST", k]) for k in SEEDS]
     assert trend["gain"] == pytest.approx(np.mean(per_run))

@@ -596,13 +596,6 @@ def views_gains(results: dict[int, study.StudyResult], pairs: Sequence[tuple[str
                          for a, b in pairs for k, r in sorted(results.items())])
 
 
-def views_trend(results: dict[int, study.StudyResult], method: str, reference: str) -> dict[str, float]:
-    """How much larger the gain of ``method`` over ``reference`` is with the most views than with the fewest, paired
-    by run (every number of views shares each run's clean inputs, validation and test sets): a 95% interval."""
-    gain = {k: protocol.paired(results[k].selected, method, reference) for k in (min(results), max(results))}
-    return protocol.interval(gain[max(results)] - gain[min(results)])
-
-
 def views_last_stops(results: dict[int, study.StudyResult], steps: int,
                      methods: Sequence[str] = ("base", "ST")) -> dict[int, int]:
     """Per number of views: how many validation-selected runs of ``methods`` stop at the last step (``steps``),

@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 
 from .. import photos as ph
-from .. import protocol, study
+from .. import protocol, study, verdicts
 from ..data import Samples
 from ..denoisers import Architecture, Denoiser, blur, select_members
 from ..losses import FrozenTeacher
@@ -526,19 +526,11 @@ def views_table(results: dict[int, study.StudyResult], reference: study.StudyRes
     return pd.DataFrame(rows)
 
 
-def views_trend(results: dict[int, study.StudyResult]) -> dict[str, float]:
-    """How much more ST gains over base with the most views than with the fewest, paired by run (dB)."""
-    gain = {v: protocol.paired(r.selected, "ST", "base") for v, r in results.items()}
-    return protocol.interval(gain[max(gain)] - gain[min(gain)])
-
-
 def burst_words(results: dict[int, study.StudyResult], reference: study.StudyResult) -> str:
     """The burst design's verdict (:func:`stlearn.verdicts.burst_verdict`)."""
-    from .. import verdicts
-
     aug = reference.selected[reference.selected.method == "noise augmentation"]
     return verdicts.burst_verdict(
-        {v: r.compare("ST", "base") for v, r in results.items()}, views_trend(results),
+        {v: r.compare("ST", "base") for v, r in results.items()}, study.views_trend(results, "ST", "base"),
         {v: r.comparisons for v, r in results.items()},
         {v: protocol.compare(pd.concat([r.selected, aug]), "ST", "noise augmentation") for v, r in results.items()})
 
