@@ -17,7 +17,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-book: $(STAMP)  ## build the site at the full "paper" settings into _build/html
+book: $(STAMP)  ## build the site at the full settings (the set "full") into _build/html
 	$(VENV)/bin/stlearn build --jobs 2
 
 site-ci: $(STAMP)  ## build the site at the small "ci" settings into _build/html-ci
@@ -37,7 +37,7 @@ test: $(STAMP) browser lint site-ci  ## everything CI runs: lint, ci-size book b
 	ATEN_CPU_CAPABILITY=default $(PY) -m pytest tests $(NBVAL) -n 2 --dist loadfile
 
 site-check: $(STAMP) browser  ## the site tests and the browser check on the paper site that `make book` built
-	STLEARN_SITE_SET=paper $(PY) -m pytest tests/site -m slow -n 2 --dist loadfile
+	STLEARN_SITE_SET=full $(PY) -m pytest tests/site -m slow -n 2 --dist loadfile
 
 unit: $(STAMP)  ## the library's tests only: no chapter execution, no site build (under 2 minutes)
 	$(PY) -m pytest tests/library -n 2

@@ -211,8 +211,8 @@ class BuiltSite:
     param_set: str = "ci"
 
 
-# The site the site tests read: the ci site they build (the default), or with STLEARN_SITE_SET=paper the
-# paper-settings site that `make book` built (`make site-check`): the same checks at the book's real size.
+# The site the site tests read: the ci site they build (the default), or with STLEARN_SITE_SET=full the
+# full-settings site that `make book` built (`make site-check`): the same checks at the book's real size.
 SITE_SET = os.environ.get("STLEARN_SITE_SET", "ci")
 
 

@@ -38,6 +38,18 @@ def add_source_button(app, pagename, templatename, context, doctree) -> None:
     })
 
 
+def launch_the_source(app, pagename, templatename, context, doctree) -> None:
+    """Binder opens a chapter's MyST source (the repository holds ``book/<chapter>.md``, not the executed
+    notebook the page was built from; jupytext, in the book's requirements, opens it as a notebook)."""
+    if not _myst_source(app, pagename).is_file():
+        return
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "launch-buttons":
+            for button in group["buttons"]:
+                if "url" in button:
+                    button["url"] = button["url"].replace(f"{pagename}.ipynb", f"{pagename}.md")
+
+
 def drop_duplicate_assets(app, pagename, templatename, context, doctree) -> None:
     """Each script and stylesheet once: extensions that add theirs after the builder starts
     (sphinx-thebe, sphinx-togglebutton) get them registered twice, and a repeated inline
@@ -55,6 +67,54 @@ def drop_duplicate_assets(app, pagename, templatename, context, doctree) -> None
             context[key] = unique
 
 
+def captions_as_alt_text(app, doctree, docname) -> None:
+    """A figure's caption is its image's alt text (a screen reader's and a broken image's words), unless
+    the source gave one: glued figures otherwise carry the hashed file name."""
+    from docutils import nodes
+
+    for figure in doctree.findall(nodes.figure):
+        caption = next(iter(figure.findall(nodes.caption)), None)
+        if caption is None:
+            continue
+        for image in figure.findall(nodes.image):
+            if not image.get("alt") or image["alt"] == image.get("uri"):
+                image["alt"] = " ".join(caption.astext().split())
+
+
+def author_year_style():
+    """The bibliography's pybtex style: entries labelled as the text cites them, "Hong et al. 2021" (two
+    authors: "Saxe and Ganguli 2014"), with accents rendered ("Marčenko and Pastur 1967") and a, b, ... after
+    the year where two labels would coincide."""
+    from pybtex.richtext import Text
+    from pybtex.style.formatting.unsrt import Style
+    from pybtex.style.labels import BaseLabelStyle
+
+    def last(person) -> str:  # with its "von" part: "van der Walt"
+        return " ".join(Text(name).render_as("text") for name in (*person.rich_prelast_names,
+                                                                  *person.rich_last_names))
+
+    class AuthorYearLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            labels = []
+            for entry in sorted_entries:
+                people = entry.persons.get("author") or entry.persons.get("editor") or []
+                names = (last(people[0]) if len(people) == 1 else f"{last(people[0])} and {last(people[1])}"
+                         if len(people) == 2 else f"{last(people[0])} et al." if people else entry.key)
+                labels.append(f"{names} {entry.fields.get('year', '')}".strip())
+            for label in labels:
+                repeated = [i for i, other in enumerate(labels) if other == label]
+                if len(repeated) > 1:
+                    for letter, i in zip("abcdefghijklmnopqrstuvwxyz", repeated):
+                        labels[i] = f"{label}{letter}"
+            yield from labels
+
+    class AuthorYear(Style):
+        default_label_style = AuthorYearLabels
+        default_sorting_style = "author_year_title"
+
+    return AuthorYear
+
+
 def copy_sources(app, exception) -> None:
     """Publish the staged MyST sources under ``_sources/`` of the built site."""
     src = Path(app.srcdir) / SOURCES
@@ -67,9 +127,14 @@ def copy_sources(app, exception) -> None:
 
 
 def setup(app):
+    import pybtex.plugin
+
+    pybtex.plugin.register_plugin("pybtex.style.formatting", "authoryear", author_year_style())
     # after sphinx-book-theme has laid out its header buttons (priority 501)
     app.connect("html-page-context", add_source_button, priority=600)
     app.connect("html-page-context", drop_duplicate_assets, priority=600)
+    app.connect("html-page-context", launch_the_source, priority=600)
+    app.connect("doctree-resolved", captions_as_alt_text)
     app.connect("build-finished", copy_sources)
     # a new version of this file makes Sphinx rebuild every page, not only changed sources
     version = int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:8], 16)

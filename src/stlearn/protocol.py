@@ -182,7 +182,8 @@ def compare(selected: pd.DataFrame, method: str, reference: str, column: str = "
 
 def summary(selected: pd.DataFrame, methods: Sequence[str], base: str | None = None) -> pd.DataFrame:
     """Per method: the mean and 95% interval of the selected test error, with ``base`` also the paired gain
-    over it, the mean validation error and the configurations chosen (most often first)."""
+    over it, the mean validation error and the configurations chosen, each with its count of runs (the three
+    most often chosen)."""
     rows = []
     for m in methods:
         g = selected[selected.method == m]
@@ -190,5 +191,7 @@ def summary(selected: pd.DataFrame, methods: Sequence[str], base: str | None = N
         if base is not None:
             gain = paired(selected, m, base) if m != base else pd.Series(0.0, index=g.seed)
             row.update(ci_columns("gain", gain))
-        rows.append({**row, "val_error": g.val_error.mean(), "chosen": ", ".join(g.config.value_counts().index[:3])})
+        counts = g.config.value_counts()  # how many runs chose each configuration, the most chosen three
+        rows.append({**row, "val_error": g.val_error.mean(),
+                     "chosen": ", ".join(f"{c} ({n})" for c, n in counts.iloc[:3].items())})
     return pd.DataFrame(rows)

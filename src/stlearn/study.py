@@ -200,14 +200,14 @@ class StudyResult:
 
     def method_table(self, digits: int = 4) -> pd.DataFrame:
         """Per method, best first: its family, the test error of its selected runs (mean [95% interval]), the
-        mean validation error the selection was made on, and the configurations chosen (most often first)."""
+        mean validation error the selection was made on, and the configurations chosen (with their counts of runs)."""
         family = {m.name: m.family for m in self.study.methods}
         s = protocol.summary(self.selected, [m.name for m in self.study.methods]).sort_values("test_error")
         return pd.DataFrame({"method": s.method, "needs": s.method.map(family).map(NEEDS),
                              "test error [95% interval]": [format_ci(self.selected[self.selected.method == m]
                                                                      .test_error, digits) for m in s.method],
                              "validation error": s.val_error.round(digits),
-                             "configurations chosen (most often first)": s.chosen}).reset_index(drop=True)
+                             "configurations chosen (runs)": s.chosen}).reset_index(drop=True)
 
     def family_table(self, digits: int = 3) -> pd.DataFrame:
         """The three families' comparisons in words (:func:`words_table`)."""

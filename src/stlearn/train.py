@@ -131,7 +131,8 @@ class TrainConfig:
     ``train_log_size`` measures the training terms of a log point, and the relative scale, on the first this many
     training samples (default all); ``train_metrics=False`` does not score the training set at the log points at
     all (no ``train_*`` columns; divergence is still checked on every minibatch), for a study that reads only its
-    eval sets.
+    eval sets, and ``train_metrics="ends"`` scores it at the first and the last point of the log schedule only
+    (the other rows' ``train_*`` are NaN), for a study that reads where training starts and ends.
     """
 
     steps: int = 1000
@@ -152,7 +153,7 @@ class TrainConfig:
     feature_scale: str = "sum"
     clean_metrics: bool = True
     train_log_size: int | None = None
-    train_metrics: bool = True
+    train_metrics: bool | str = True  # True (every log point), "ends" or False
 
     def __post_init__(self):
         check_int("steps", self.steps, low=1)
@@ -176,9 +177,11 @@ class TrainConfig:
         as_stream(self.seed, "seed")
         if self.noise_seeds is not None:
             object.__setattr__(self, "noise_seeds", tuple(as_stream(r, "noise_seeds") for r in self.noise_seeds))
-        for name in ("fast", "clean_metrics", "train_metrics"):
+        for name in ("fast", "clean_metrics"):
             if not isinstance(getattr(self, name), bool):
                 raise ParameterError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        if not (self.train_metrics is True or self.train_metrics is False or self.train_metrics == "ends"):
+            raise ParameterError(f"train_metrics must be True, False or 'ends'; got {self.train_metrics!r}")
 
 
 @dataclass
@@ -363,6 +366,8 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
 
     gradients = fused.st_gradients if config.fast and fused.supports(model) else autograd_gradients
     schedule = set(log_schedule(config.steps, config.log_points))
+    scored = schedule if config.train_metrics is True else (
+        {min(schedule), max(schedule)} if config.train_metrics == "ends" else set())  # the training set's log points
     gen = as_stream(config.seed).child("batch").generator()
     augment = None if fresh_noise is None else _Augmenter(fresh_noise, model.members, param, config)
     best = _BestWeights(model) if config.early_stopping else None
@@ -373,7 +378,8 @@ def _train(model, data, teacher, lam, layers, config, eval_sets, member_info, lr
                **({} if config.progress else {"disable": True}))
     for step in bar:
         if step in schedule:
-            record = _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, diverged)
+            record = _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, diverged,
+                          train=step in scored)
             rows.extend(record)
             if best is not None:
                 best.update(_metric_tensor(record, config.monitor, param.device), step)
@@ -536,9 +542,9 @@ def _log_part(data: Samples, teacher_feats, config: TrainConfig):
 
 
 @torch.no_grad()
-def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, diverged) -> list[dict]:
+def _log(model, data, teacher_feats, lam_t, layers, config, eval_sets, step, diverged, train: bool) -> list[dict]:
     terms = {}
-    if config.train_metrics:
+    if train:
         data, teacher_feats = _log_part(data, teacher_feats, config)
         output, feats = model(data.noisy, return_features=True)
         terms = student_teacher_loss(output, feats, data.y, teacher_feats, lam_t, layers, config.task)

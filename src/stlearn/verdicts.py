@@ -17,6 +17,14 @@ from .stats import ci_high, ci_low
 
 SAME_INFORMATION = "same information"  # the primary family (stlearn.study)
 
+# What a chapter's headline(claim=...) may name, in the order the findings page shows them: the paper's three
+# claims (in our words, Hong et al. 2021), the chapter that maps where ST helps, and the real-data chapters
+CLAIMS = {"1": "1. Do not train the student to zero training loss.",
+          "2": "2. A knowledgeable teacher helps, within limits.",
+          "3": "3. Well-decomposed knowledge transfers better.",
+          "where": "Where ST helps: a structured target and several noisy views",
+          "data": "On real data: digits, MNIST-1D and photographs"}
+
 
 # method names that read as nouns with an article in a sentence (the others, "ST", "weight decay", read as they are)
 PHRASES = {"base": "the base student", "fine-tuned teacher": "the fine-tuned teacher",

@@ -46,21 +46,27 @@ def test_history_is_tidy_and_log_spaced():
 
 
 def test_without_train_metrics_the_eval_sets_are_logged_alike():
-    """train_metrics=False: no train_* columns, the same eval-set errors and the same trained weights."""
+    """train_metrics=False: no train_* columns; "ends": the training terms at the first and last log points only;
+    the same eval-set errors and the same trained weights either way."""
     train = st.draw_members(_task(), 10, RNG.children("student_data", 2), dtype=F64)
     test = st.draw_members(_task(), 10, RNG.children("test", 2), label_noise=False, dtype=F64)
     out = {}
-    for flag in (True, False):
+    for flag in (True, False, "ends"):
         ens = st.DeepLinear([8, 4, 3], members=2, rng=RNG.children("student_init", 2), dtype=F64)
         config = st.TrainConfig(steps=50, lr=0.01, log_points=5, batch_size=4, progress=False, train_metrics=flag)
         out[flag] = (st.train(ens, train, config=config, eval_sets={"test": test}).history, ens)
     assert "train_task" in out[True][0] and not out[False][0].columns.str.startswith("train_").any()
-    for column in ("step", "member", "test_noisy", "test_clean"):
-        assert out[True][0][column].equals(out[False][0][column])
-    for a, b in zip(out[True][1].parameters(), out[False][1].parameters()):
-        assert torch.equal(a, b)
-    with pytest.raises(st.ParameterError, match="train_metrics"):
-        st.TrainConfig(train_metrics=1)
+    every, ends = out[True][0], out["ends"][0]
+    at_ends = ends.step.isin([0, 50])
+    assert ends[at_ends].train_total.equals(every[at_ends].train_total) and ends[~at_ends].train_total.isna().all()
+    for flag in (False, "ends"):
+        for column in ("step", "member", "test_noisy", "test_clean"):
+            assert out[True][0][column].equals(out[flag][0][column])
+        for a, b in zip(out[True][1].parameters(), out[flag][1].parameters()):
+            assert torch.equal(a, b)
+    for bad in (1, "first"):
+        with pytest.raises(st.ParameterError, match="train_metrics"):
+            st.TrainConfig(train_metrics=bad)
 
 
 def test_early_stopping_restores_each_members_best_weights():

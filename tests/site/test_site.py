@@ -13,8 +13,11 @@ chapter is covered as soon as it is in ``_toc.yml``.
 3. Headless Chromium over the served site: every page loads without console
    errors or off-site requests, math is typeset by the local MathJax (no LaTeX
    source left), every image loads, every internal link and anchor resolves;
-   nothing wider than the 1280 px window; a screenshot of each page goes to ``_build/screenshots/ci/``
-   (``_build/screenshots/paper/`` with ``make site-check``, which reads the paper site instead).
+   at 1280 and at 390 px (a phone) nothing wider than the window, no code wrapped, every raster image with
+   twice the pixels it is shown at, and at 1280 px no equation that needs a scroll bar and the landing page's
+   verdicts on the three claims in the first 800 px; a screenshot of each page at each width goes to
+   ``_build/screenshots/ci/<width>/`` (``_build/screenshots/full/<width>/`` with ``make site-check``, which reads
+   the full site instead).
 """
 
 from __future__ import annotations
@@ -231,19 +234,25 @@ def test_no_figure_shown_outside_a_captioned_glue(name):
                 f"remove-output:\n{cell.source[:200]}"
 
 
+def _headline(name: str) -> dict:
+    return next((o["data"][HEADLINE_MIME] for c in reference_notebook(name).cells for o in c.get("outputs", [])
+                 if HEADLINE_MIME in o.get("data", {})), {})
+
+
 @pytest.mark.parametrize("name", READ_CHAPTERS)
-def test_introduction_links_the_chapter(name):
-    """The introduction links every chapter: from its findings table, or else from its text."""
-    intro = (ROOT / f"{ch.toc_files(ROOT)[0]}.md").read_text()
-    headline = next((o["data"][HEADLINE_MIME] for c in reference_notebook(name).cells for o in c.get("outputs", [])
-                     if HEADLINE_MIME in o.get("data", {})), {})
+def test_the_front_of_the_book_links_the_chapter(name):
+    """Every chapter is reachable from the front: one that names a claim has its verdict on the findings page
+    (generated from its headline), any other is linked from the landing page's text."""
+    landing = (ROOT / f"{ch.toc_files(ROOT)[0]}.md").read_text()
+    headline = _headline(name)
     if "claim" in headline:
-        assert "_generated/findings.md" in intro, "the introduction must include the generated findings table"
-        assert headline.get("finding"), f"{name}: its headline names a claim but gives no finding"
+        assert "_generated/findings.md" in (ROOT / "book" / "findings.md").read_text()
+        assert "_generated/claims.md" in landing, "the landing page must include the generated verdicts"
+        assert headline.get("finding") and headline.get("verdict"), f"{name}: a claim needs a finding and a verdict"
     else:
         link = re.compile(rf"\{{(ref|doc)\}}`[^`]*(ch-{name.replace('_', '-')}|ch-{name}|{name})>?`")
-        assert link.search(intro), f"the introduction must link {name}: give its headline a claim and a finding, " \
-            f"or link it with {{ref}}`ch-{name.replace('_', '-')}`"
+        assert link.search(landing), f"the landing page must link {name}: give its headline a claim, a verdict " \
+            f"and a finding, or link it with {{ref}}`ch-{name.replace('_', '-')}`"
 
 
 # --------------------------------------------------------------------------- 2. the built site
@@ -275,25 +284,35 @@ def test_site_numbers_claims_equations_and_figures(ci_site, name):
 
 
 @pytest.mark.slow
-def test_findings_table_has_a_linked_row_per_claimed_chapter(ci_site):
-    """The introduction's findings table, generated from the headlines: a row per chapter that names a claim,
-    its link to the chapter, and a finding."""
+def test_findings_page_and_landing_verdicts_link_every_claimed_chapter(ci_site):
+    """The findings page (generated from the headlines): a section per claim, each claimed chapter's verdict
+    linked to it with a thumbnail of its key figure; the landing page: the paper's three claims, each with
+    its lead chapters' verdicts, linked."""
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(html(ci_site.path, page_of(HOME)), "html.parser")
-    table = next(t for t in soup.find_all("table") if "Claim of the paper" in t.get_text())
-    rows = [tr.find_all("td") for tr in table.find_all("tr") if tr.find("td")]
-    claimed = [n for n in READ_CHAPTERS if "claim" in next(
-        (o["data"][HEADLINE_MIME] for c in reference_notebook(n).cells for o in c.get("outputs", [])
-         if HEADLINE_MIME in o.get("data", {})), {})]
-    assert len(rows) == len(claimed), f"{len(rows)} rows for the {len(claimed)} chapters that name a claim"
-    for name, cells in zip(claimed, rows):
-        assert cells[1].find("a", href=re.compile(rf"{name}\.html")), f"row for {name} does not link it"
-        assert _cell(cells[2]), f"row for {name} has no finding"
-        thumb = cells[4].find("img")
-        assert thumb is not None and cells[4].find("a", href=re.compile(rf"{name}\.html")), \
-            f"row for {name} has no thumbnail of its key figure linked to the chapter (headline(figure=...))"
-        assert (ci_site.path / "book" / thumb["src"]).is_file(), f"thumbnail {thumb['src']} missing from the site"
+    from stlearn.verdicts import CLAIMS
+
+    claimed = [n for n in READ_CHAPTERS if "claim" in _headline(n)]
+    main = BeautifulSoup(html(ci_site.path, "book/findings.html"), "html.parser").find("main")
+    titles = [h.get_text(" ", strip=True).rstrip("#").strip() for h in main.find_all("h2")]
+    assert [t for t in titles if t in CLAIMS.values()] == list(CLAIMS.values()), titles  # a section per claim
+    for name in claimed:
+        thumb = main.find("a", class_="findings-thumb", href=re.compile(rf"^{name}\.html"))
+        assert thumb is not None and thumb.find("img"), f"{name}: no thumbnail of its key figure linked to it"
+        assert (ci_site.path / "book" / thumb.find("img")["src"]).is_file(), f"{name}: thumbnail missing"
+        assert main.find("a", href=re.compile(rf"^{name}\.html#"), string=True) or main.find(
+            "a", href=re.compile(rf"^{name}\.html")), f"{name}: its verdict does not link it"
+    landing = BeautifulSoup(html(ci_site.path, page_of_home()), "html.parser").find("main")
+    terms = [dt.get_text(" ", strip=True) for dt in landing.find_all("dt")]
+    for claim in ("1", "2", "3"):
+        assert CLAIMS[claim] in terms, f"the landing page lacks claim {claim}'s verdicts"
+    for dt in landing.find_all("dt"):
+        verdicts = dt.find_next_sibling("dd")
+        assert verdicts is not None and verdicts.find("a"), f"{dt.get_text()}: no verdict linked to its chapter"
+
+
+def page_of_home() -> str:
+    return f"{ch.toc_files(ROOT)[0]}.html"
 
 
 @pytest.mark.slow
@@ -331,14 +350,14 @@ def test_rerun_page_lists_every_chapter_parameter_and_time(ci_site):
         cells = {_cell(tr.find("td")): tr.find_all("td") for tr in table.find_all("tr") if tr.find("td")}
         rows = {k: [_cell(td) for td in tds] for k, tds in cells.items()}
         header = [_cell(th) for th in table.find_all("th")]
-        assert {"parameter", "meaning", "valid values", "paper", "ci"} <= set(header), header
+        assert {"parameter", "meaning", "valid values", "full", "ci"} <= set(header), header
         ci_values = ch.parameter_sets(name, ROOT)["ci"]
         for p in ch.parameters(name, ROOT).values():
             assert p.name in rows, f"{name}: parameter {p.name} missing from the re-run page"
             row = dict(zip(header, rows[p.name]))
             assert row["meaning"] == _plain(p.description), f"{name}.{p.name}: meaning"
             assert row["valid values"] == _plain(p.spec), f"{name}.{p.name}: valid values"
-            assert row["paper"] == _plain(repr(p.default)), f"{name}.{p.name}: paper default"
+            assert row["full"] == _plain(repr(p.default)), f"{name}.{p.name}: full default"
             assert row["ci"] == _plain(repr(ci_values.get(p.name, p.default))), f"{name}.{p.name}: ci"
             ci_cell = cells[p.name][header.index("ci")]
             assert (ci_cell.find("strong") is not None) == (p.name in ci_values), \
@@ -356,7 +375,7 @@ def test_chapter_header_gives_its_rerun_command_and_cost(ci_site, name):
     title = soup.find("h1")
     header = title.find_next("p")
     text = _plain(header.get_text())
-    command = f"stlearn run {name}" + ("" if ci_site.param_set == "paper" else f" --set {ci_site.param_set}")
+    command = f"stlearn run {name}" + ("" if ci_site.param_set == "full" else f" --set {ci_site.param_set}")
     assert f"{command} (" in text, f"{name}: no re-run command under the title: {text!r}"
     cost = re.search(rf"cost: (\d+) s at the {ci_site.param_set} settings", text)
     assert cost, f"{name}: no cost under the title: {text!r}"
@@ -443,6 +462,11 @@ const start = Date.now();
 
 _PAGE_FACTS = """
 const body = document.querySelector('main') || document.body;
+const scrolls = e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+const scrollAncestor = e => {
+  for (let a = e.parentElement; a && a !== document.documentElement; a = a.parentElement) if (scrolls(a)) return a;
+  return null;
+};
 const clone = body.cloneNode(true);
 clone.querySelectorAll('pre, code, .highlight, mjx-container, script, style').forEach(e => e.remove());
 const math = Array.from(document.querySelectorAll('.math'));
@@ -456,10 +480,35 @@ return {
   links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
   resources: performance.getEntriesByType('resource').map(r => r.name),
   height: Math.max(document.body.scrollHeight, document.documentElement.scrollHeight),
-  overflowing: Array.from(document.querySelectorAll('div.cell pre, div.highlight pre, table'))
-    .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+  // what spills past the window, outside any box that scrolls it (a table, code or an equation may scroll
+  // inside its own box); what is clipped without a scroll bar
+  overflowing: Array.from(body.querySelectorAll('p, li, dd, dt, table, pre, img, figure, mjx-container, h1, h2, h3'))
+    .filter(e => e.offsetParent !== null && !scrollAncestor(e)
+      && (e.getBoundingClientRect().right > window.innerWidth + 1
+          || (e.scrollWidth > e.clientWidth + 1 && ['hidden', 'clip'].includes(getComputedStyle(e).overflowX))))
     .map(e => e.tagName + ': ' + e.textContent.trim().slice(0, 60)),
-  pageOverflow: document.documentElement.scrollWidth > window.innerWidth,
+  pageOverflow: document.documentElement.scrollWidth > window.innerWidth + 1,
+  // display equations that need their scroll bar (allowed on a phone, not at 1280 px)
+  scrolledMath: Array.from(body.querySelectorAll('mjx-container[display="true"]'))
+    .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+    .map(e => e.textContent.trim().slice(0, 40)),
+  wrappedCode: Array.from(body.querySelectorAll('pre'))
+    .filter(e => e.offsetParent !== null && getComputedStyle(e).whiteSpace !== 'pre').length,
+  // raster images shown with fewer than twice their displayed pixels across
+  lowResolution: Array.from(body.querySelectorAll('img'))
+    .filter(i => i.complete && i.clientWidth > 0 && !/\\.svg($|\\?)/.test(i.currentSrc || i.src)
+            && i.naturalWidth < 2 * i.clientWidth - 1)
+    .map(i => (i.currentSrc || i.src).split('/').pop() + ` (${i.naturalWidth} px shown at ${i.clientWidth})`),
+  // the bottom (from the top of the page) of the landing page's verdicts on the third claim
+  claimsBottom: (() => {
+    const third = Array.from(body.querySelectorAll('dl dt')).find(d => d.innerText.trim().startsWith('3.'));
+    if (!third) return null;
+    let e = third, bottom = third.getBoundingClientRect().bottom;
+    while ((e = e.nextElementSibling) && e.tagName === 'DD') {
+      bottom = Math.max(bottom, e.getBoundingClientRect().bottom);
+    }
+    return bottom + window.scrollY;
+  })(),
   resultTables: document.querySelectorAll('table.stlearn-table').length,
 };
 """
@@ -476,46 +525,68 @@ def _fetch(url: str) -> tuple[int, bytes]:
         return err.code, b""
 
 
-def _screenshot(drv, path: Path, height: int) -> None:
+WIDTHS = (1280, 390)  # a laptop and a phone, in CSS pixels
+FIRST_SCREEN = 800  # the height of the laptop's first screen
+
+
+def _set_width(drv, width: int) -> None:
+    """Lay pages out as a window ``width`` CSS pixels wide (a phone's, with ``mobile`` at 390)."""
+    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": FIRST_SCREEN if width > 600 else 844, "deviceScaleFactor": 1,
+        "mobile": width <= 600})
+
+
+def _screenshot(drv, path: Path, width: int, height: int) -> None:
     import base64
 
     height = min(max(height, 800), 15000)
     shot = drv.execute_cdp_cmd("Page.captureScreenshot", {
         "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1}})
+        "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
 @pytest.mark.slow
 def test_every_page_renders_in_chromium(browser, served_site, ci_site):
-    """Load each page in headless Chromium: math typeset, images loaded, links resolve, nothing off-site."""
+    """Load each page in headless Chromium at 1280 and 390 px: math typeset, images loaded and sharp, links
+    resolve, nothing off-site, nothing wider than the window, code not wrapped, the landing page's verdicts in
+    the first screen; a screenshot of every page at both widths."""
     shots = ROOT / "_build" / "screenshots" / ci_site.param_set
     pages = site_pages()
     for name in CHAPTERS:
         assert page_of(name) in pages
     links: set[str] = set()
     problems: list[str] = []
-    for page in pages:
-        found, facts = page_problems(browser, served_site, page)
-        _screenshot(browser, shots / page.replace("/", "__").replace(".html", ".png"), facts["height"])
-        problems += found
-        links |= {l for l in facts["links"] if l.startswith(served_site)}
-        chapter = next((c for c in CHAPTERS if page_of(c) == page), None)
-        if chapter and "show_table(" in "".join(c.source for c in cells(chapter) if c.cell_type == "code"):
-            if not facts["resultTables"]:
-                problems.append(f"{page}: its results tables are not HTML tables")
+    for width in WIDTHS:
+        _set_width(browser, width)
+        for page in pages:
+            found, facts = page_problems(browser, served_site, page, width)
+            _screenshot(browser, shots / str(width) / page.replace("/", "__").replace(".html", ".png"), width,
+                        facts["height"])
+            problems += found
+            links |= {l for l in facts["links"] if l.startswith(served_site)}
+            chapter = next((c for c in CHAPTERS if page_of(c) == page), None)
+            if chapter and "show_table(" in "".join(c.source for c in cells(chapter) if c.cell_type == "code"):
+                if not facts["resultTables"]:
+                    problems.append(f"{page}: its results tables are not HTML tables")
+            if page == page_of_home() and width == WIDTHS[0]:
+                bottom = facts["claimsBottom"]
+                if bottom is None or bottom > FIRST_SCREEN:
+                    problems.append(f"{page}: the three claims' verdicts end at {bottom} px, below the first "
+                                    f"{WIDTHS[0]} x {FIRST_SCREEN} screen")
     problems += _broken_links(links)
     assert not problems, "\n".join(problems)
-    assert len(list(shots.glob("*.png"))) >= len(pages)
+    for width in WIDTHS:
+        assert len(list((shots / str(width)).glob("*.png"))) >= len(pages)
 
 
-def page_problems(browser, base: str, page: str) -> tuple[list[str], dict]:
+def page_problems(browser, base: str, page: str, width: int = WIDTHS[0]) -> tuple[list[str], dict]:
     """Load ``base + page``, wait for MathJax, and list what a reader would see broken."""
     browser.get(base + page)
     state = browser.execute_async_script(_WAIT_FOR_MATHJAX)
     facts = browser.execute_script(_PAGE_FACTS)
-    where = f"{page}:"
+    where = f"{page} ({width} px):"
     problems = []
     if not facts["title"] or "404" in facts["title"]:
         problems.append(f"{where} did not load (title {facts['title']!r})")
@@ -534,7 +605,14 @@ def page_problems(browser, base: str, page: str) -> tuple[list[str], dict]:
         if not image["ok"]:
             problems.append(f"{where} image did not load: {image['src']}")
     if facts["overflowing"] or facts["pageOverflow"]:
-        problems.append(f"{where} wider than the 1280 px window: {facts['overflowing'][:3]}")
+        problems.append(f"{where} wider than the window: {facts['overflowing'][:3]}")
+    if facts["scrolledMath"] and width >= 1000:
+        problems.append(f"{where} equations wider than the column: {facts['scrolledMath'][:3]}")
+    if facts["wrappedCode"]:
+        problems.append(f"{where} {facts['wrappedCode']} code blocks wrap their lines")
+    if facts["lowResolution"]:
+        problems.append(f"{where} images with less than twice their displayed resolution: "
+                        f"{facts['lowResolution'][:3]}")
     off_site = [r for r in facts["resources"] if not r.startswith(base) and not r.startswith("data:")]
     if off_site:
         problems.append(f"{where} fetched resources from outside the site: {off_site[:5]}")
@@ -547,6 +625,7 @@ def page_problems(browser, base: str, page: str) -> tuple[list[str], dict]:
 _BROKEN_PAGE = """<!DOCTYPE html><html><head><title>broken</title></head><body><main>
 <p>Inline <span class="math">\\(x^2 + \\lambda\\)</span> and $\\sigma$ left as source.</p>
 <img src="missing.png" alt="missing figure"><a href="nowhere.html">dead link</a>
+<p style="width: 3000px">a paragraph wider than any window</p><pre style="white-space: pre-wrap">wrapped code</pre>
 <a href="#no-such-anchor">dead anchor</a></main></body></html>"""
 
 
@@ -560,6 +639,7 @@ def test_the_browser_check_catches_raw_math_missing_images_and_dead_links(browse
         assert "formulas not typeset" in text and "MathJax did not run" in text, text
         assert "LaTeX source left" in text and "image did not load" in text, text
         assert "console errors" in text, text  # the 404 of the image
+        assert "wider than the window" in text and "code blocks wrap" in text, text
         dead = _broken_links({l for l in facts["links"] if l.startswith(base)})
     assert any("nowhere.html" in d and "404" in d for d in dead), dead
     assert any("no-such-anchor" in d for d in dead), dead

@@ -32,7 +32,7 @@ def test_list_and_params(book, capsys):
     (["run", "tiny", "-p", "sigma", ".nan"], "sigma must be a finite number >= 0.0; got nan"),
     (["run", "tiny", "-p", "n", "0"], "n must be an integer >= 1; got 0"),
     (["run", "tiny", "-p", "n", "abc"], "n must be an integer >= 1; got 'abc' (str)"),
-    (["run", "tiny", "--set", "huge"], "unknown parameter set 'huge' for tiny; valid sets: paper, ci"),
+    (["run", "tiny", "--set", "huge"], "unknown parameter set 'huge' for tiny; valid sets: full, ci"),
     (["params", "nosuch"], "unknown chapter 'nosuch'"),
 ])
 def test_bad_input_is_a_clear_error_before_any_kernel(book, capsys, argv, message):

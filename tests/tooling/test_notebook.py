@@ -93,3 +93,45 @@ def test_glue_interval_glues_the_books_interval_text(monkeypatch):
     notebook.glue_interval(gain={"gain": 0.0321, "low": 0.0031, "high": 0.0612},
                            loss={"gain": -0.5, "low": -1, "high": 0})
     assert glued == {"gain": "+0.032 [0.003, 0.061]", "loss": "-0.500 [-1.000, 0.000]"}
+
+
+def test_figures_carry_twice_the_pixels_they_are_shown_at():
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from stlearn.tooling.notebook import COLUMN_PX, figure_png
+
+    for size in ((3.0, 2.0), (6.4, 4.0), (13.0, 3.8)):
+        fig, ax = plt.subplots(figsize=size)
+        ax.plot([0, 1], [1, 0])
+        png, shown = figure_png(fig)
+        plt.close(fig)
+        assert shown <= COLUMN_PX and Image.open(io.BytesIO(png)).width >= 2 * shown
+
+
+def test_a_slider_swaps_precomputed_frames_and_starts_on_the_chosen_one():
+    import json
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stlearn.tooling.notebook import Slider
+
+    frames = {}
+    for k in (1, 2, 3):
+        fig, ax = plt.subplots()
+        ax.plot([0, k], [0, 1])
+        frames[f"k = {k}"] = fig
+    html = Slider(frames, "slope", "k = 2", alt="lines")._repr_html_()
+    data = json.loads(re.search(r"<script type=\"application/json\">(.*?)</script>", html).group(1))
+    assert data["labels"] == ["k = 1", "k = 2", "k = 3"] and len(set(data["frames"])) == 3
+    assert f'src="data:image/png;base64,{data["frames"][1]}"' in html and 'value="1"' in html
+    assert "addEventListener" in html and "http" not in html  # self-contained: works offline

@@ -68,7 +68,7 @@ def test_chapter_parameters_reject_values_outside_their_spec(name):
 def test_chapter_rejects_unknown_parameter_and_set(name):
     with pytest.raises(ParameterError, match=r"unknown parameter.*valid: .*\(default"):
         ch.resolve_parameters(name, {"no_such_parameter": 1}, "ci", ROOT)
-    with pytest.raises(ParameterError, match=r"unknown parameter set 'huge'.*valid sets: paper"):
+    with pytest.raises(ParameterError, match=r"unknown parameter set 'huge'.*valid sets: full"):
         ch.resolve_parameters(name, None, "huge", ROOT)
 
 

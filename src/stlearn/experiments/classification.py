@@ -449,7 +449,7 @@ def methods_table(selected: pd.DataFrame) -> pd.DataFrame:
           zip(rows.accuracy, rows.accuracy_low, rows.accuracy_high)]
     return pd.DataFrame({"method": rows.method, "accuracy [95% interval]": [c.lstrip("+") for c in ci],
                          "gain over base": rows.gain.round(3), "validation error": rows.val_error.round(3),
-                         "configurations chosen": rows.chosen}).reset_index(drop=True)
+                         "configurations chosen (runs)": rows.chosen}).reset_index(drop=True)
 
 
 def lam_curve(result: study.StudyResult, methods: Sequence[str] = ("ST", "ST + noise augmentation")) -> pd.DataFrame:

@@ -608,7 +608,7 @@ def results_table(selected: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame
                          "gain over base [95% interval]": [f"{g:.4f} [{lo:.4f}, {hi:.4f}]" for g, lo, hi in
                                                            results[["gain", "gain_low", "gain_high"]].to_numpy()],
                          "validation error": results.val_error.round(4),
-                         "configurations chosen (most often first)": results.chosen})
+                         "configurations chosen (runs)": results.chosen})
 
 
 def lam_curve(result: study.StudyResult, methods=(PRIMARY, "ST + noise augmentation")) -> pd.DataFrame:

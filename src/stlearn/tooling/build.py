@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 from tqdm import tqdm
 
+from ..verdicts import CLAIMS
 from . import chapters as ch
 from .notebook import headline_of
 
@@ -35,7 +36,7 @@ SOURCES = "_chapter_sources"
 
 
 def site_dir(param_set: str, root: Path) -> Path:
-    return root / "_build" / ("html" if param_set == ch.PAPER else f"html-{param_set}")
+    return root / "_build" / ("html" if param_set == ch.FULL else f"html-{param_set}")
 
 
 def executed_chapter(name: str, param_set: str, root: Path, progress: bool = True,
@@ -71,7 +72,7 @@ def execution_times(executed: dict[str, Path]) -> pd.DataFrame:
 
 
 def _set_value(p: ch.Parameter, overrides: dict) -> str:
-    """The value in effect in a parameter set; bold where the set changes the paper default."""
+    """The value in effect in a parameter set; bold where the set changes the full default."""
     return f"**`{overrides[p.name]!r}`**" if p.name in overrides else f"`{p.default!r}`"
 
 
@@ -90,7 +91,7 @@ def execution_times_markdown(times: pd.DataFrame, last: dict | None = None) -> s
             f"the time of the run that produced it.{wall}\n")
 
 
-THUMB_WIDTH = 240  # pixels of a findings-table thumbnail
+THUMB_WIDTH = 240  # displayed pixels of a findings thumbnail (its image has twice as many across)
 
 
 def glued_png(notebook: Path, name: str) -> bytes:
@@ -119,49 +120,132 @@ def thumbnail(png: bytes, width: int = THUMB_WIDTH) -> bytes:
     return out.getvalue()
 
 
-def findings(executed: dict[str, Path]) -> tuple[str, dict[str, bytes]]:
-    """The findings at a glance: a row per chapter whose headline names the paper ``claim`` it tests,
-    and the thumbnails of the rows' key figures (``{file name: PNG}``, staged in ``book/_static/thumbs/``).
+def _ref(name: str, text: str | None = None) -> str:
+    label = f"ch-{name.replace('_', '-')}"
+    return f"{{ref}}`{text} <{label}>`" if text else f"{{ref}}`{label}`"
 
-    Built from the executed chapters' headlines (:func:`stlearn.tooling.notebook.headline`), so it
-    cannot drift from them; rows follow the book's order. The effect column is the headline's
-    ``primary`` comparison (its name) with ``primary_gain [primary_low, primary_high]``; the figure
-    column, the headline's ``figure`` (the glue name of the chapter's key figure), linked to the chapter.
-    """
-    rows, thumbs = [], {}
+
+def _effect(h: dict) -> str:
+    """The headline's primary comparison as ``name: +g [low, high]``, or ``""``."""
+    if not {"primary_gain", "primary_low", "primary_high"} <= set(h):
+        return ""
+    return f"{h.get('primary', 'primary')}: {h['primary_gain']:+.3g} [{h['primary_low']:.3g}, {h['primary_high']:.3g}]"
+
+
+def claimed_headlines(executed: dict[str, Path]) -> dict[str, dict]:
+    """The headlines that name a paper ``claim`` (:data:`stlearn.verdicts.CLAIMS`), in the book's order."""
+    found = {}
     for name, path in executed.items():
         try:
             h = headline_of(path)
-        except ValueError:  # a page without results (the introduction)
+        except ValueError:  # a page without results
             continue
         if "claim" not in h:
             continue
-        if "finding" not in h:
-            raise ValueError(f"{name}: a headline with a claim needs its finding (headline(finding=...))")
-        effect = (f"{h.get('primary', 'primary')}: {h['primary_gain']:.3g} "
-                  f"[{h['primary_low']:.3g}, {h['primary_high']:.3g}]"
-                  if {"primary_gain", "primary_low", "primary_high"} <= set(h) else "")
-        figure = ""
-        if "figure" in h:  # raw HTML: a chapter is a notebook in the staged book, so a Markdown link cannot name it
-            thumbs[f"{name}.png"] = thumbnail(glued_png(path, h["figure"]))
-            figure = (f'<a href="{name}.html"><img src="../_static/thumbs/{name}.png" alt="{h["figure"]}" '
-                      f'class="findings-thumb"></a>')
-        rows.append({"Claim of the paper": h["claim"], "Chapter": f"{{ref}}`ch-{name.replace('_', '-')}`",
-                     "What we find": h["finding"], "Primary effect [95% interval]": effect, "Key figure": figure})
-    return (pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else ""), thumbs
+        if str(h["claim"]) not in CLAIMS:
+            raise ValueError(f"{name}: headline claim {h['claim']!r} is none of {', '.join(CLAIMS)}")
+        if "verdict" not in h or "finding" not in h:
+            raise ValueError(f"{name}: a headline with a claim needs its verdict and finding (headline(...))")
+        found[name] = h
+    return found
+
+
+def findings(executed: dict[str, Path]) -> tuple[str, str, dict[str, bytes]]:
+    """The findings page, the landing page's verdicts, and the findings' thumbnails (``{file name: PNG}``,
+    staged in ``book/_static/thumbs/``).
+
+    Built from the executed chapters' headlines (:func:`stlearn.tooling.notebook.headline`), so neither can
+    drift from them. The findings page has a section per claim, a paragraph per chapter: its one-sentence
+    ``verdict``, its ``primary`` comparison with ``primary_gain [primary_low, primary_high]``, and a
+    thumbnail of its key ``figure`` linked to it. The landing page has a line per claim with the verdicts of
+    its ``lead`` chapters, each linked.
+    """
+    heads = claimed_headlines(executed)
+    thumbs, page, landing = {}, [], []
+    for claim, title in CLAIMS.items():
+        members = {n: h for n, h in heads.items() if str(h["claim"]) == claim}
+        if not members:
+            continue
+        page.append(f"## {title}\n")
+        for name, h in members.items():
+            figure = ""
+            if "figure" in h:  # raw HTML: a chapter is a notebook in the staged book, so a Markdown link cannot name it
+                thumbs[f"{name}.png"] = thumbnail(glued_png(executed[name], h["figure"]), 2 * THUMB_WIDTH)
+                figure = (f'<a href="{name}.html" class="findings-thumb"><img src="../_static/thumbs/{name}.png" '
+                          f'alt="The key figure of this chapter" width="{THUMB_WIDTH}"></a>')
+            effect = _effect(h)
+            effect = f" *Primary comparison:* {effect}." if effect else ""
+            page.append(f"{figure}\n\n**{_ref(name)}.** {h['verdict']}{effect}\n\n"
+                        '<div class="findings-end"></div>\n')
+        leads = [f"{h['verdict']} ({_ref(name, 'chapter')})" for name, h in members.items() if h.get("lead")]
+        if leads:
+            landing.append(f"**{title}**\n: " + "\n: ".join(leads) + "\n")
+    return "\n".join(page), "\n".join(landing), thumbs
+
+
+# The synthesis page's maps: a chapter, the heading its key figure (its headline's ``figure``) goes under, and the
+# chapters whose verdicts are read with it
+MAPS = (("linear_proportional", "In linear networks: the exact region", ("linear_proportional",
+                                                                          "linear_teacher_knowledge")),
+        ("where_st_helps", "In ReLU networks: the measured region", ("where_st_helps", "nonlinear_teacher_knowledge")))
+MAP_WIDTH = 720  # displayed pixels of a synthesis map (its image has more than twice as many across)
+
+
+def _width(png: bytes) -> int:
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png)).width
+
+
+def synthesis(executed: dict[str, Path]) -> tuple[str, dict[str, bytes]]:
+    """The synthesis page's body and its images (``{file name: PNG}``, staged in ``book/_static/maps/``): the
+    exact region from the linear theory and the region measured in networks, each the key figure of its chapter
+    (:data:`MAPS`) with the verdicts that read it, then the verdicts on real data; built from the executed
+    chapters, so it cannot drift from them."""
+    heads = claimed_headlines(executed)
+    parts, images = [], {}
+    for name, title, readers in MAPS:
+        if name not in heads or "figure" not in heads[name]:
+            continue
+        images[f"{name}.png"] = png = glued_png(executed[name], heads[name]["figure"])
+        verdicts = "\n".join(f"- {heads[n]['verdict']} ({_ref(n, 'chapter')})" for n in readers if n in heads)
+        parts.append(f"## {title}\n\n"
+                     f'<a href="../_static/maps/{name}.png"><img src="../_static/maps/{name}.png" '
+                     f'alt="The key figure of {name.replace("_", " ")}" width="{min(MAP_WIDTH, _width(png) // 2)}" '
+                     f'class="synthesis-map"></a>\n\n{verdicts}\n')
+    data = [f"- {h['verdict']} ({_ref(n, 'chapter')})" for n, h in heads.items() if str(h["claim"]) == "data"]
+    if data:
+        parts.append(f"## {CLAIMS['data']}\n\n" + "\n".join(data) + "\n")
+    return "\n".join(parts), images
 
 
 def rerun_header(name: str, param_set: str, seconds: float) -> str:
     """The line under a chapter's title: how to re-run it, and what the run behind this page cost."""
-    other = "" if param_set == ch.PAPER else f" --set {param_set}"
+    other = "" if param_set == ch.FULL else f" --set {param_set}"
     return (f"*Re-run:* `stlearn run {name}{other}` (or `-p NAME VALUE` to change a parameter, "
             f"{{ref}}`ch-rerun`) · *cost:* {seconds:.0f} s at the `{param_set}` settings on the machine "
             "that built this site")
 
 
+SHOWN_TAGS = {"parameters", "remove-input", "remove-cell", "hide-input", "hide-cell"}
+
+
+def with_code_folded(nb) -> None:
+    """Every code cell's source behind a toggle on the site (its outputs shown), except the parameters cell,
+    which a reader changes to re-run the chapter, and cells already hidden or removed."""
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if cell.cell_type == "code" and not SHOWN_TAGS & set(tags):
+            tags.append("hide-input")
+
+
 def with_rerun_header(notebook: bytes, header: str) -> bytes:
-    """The executed notebook with ``header`` as a paragraph under the title of its first markdown cell."""
+    """The executed notebook with ``header`` as a paragraph under the title of its first markdown cell, and its
+    code folded (:func:`with_code_folded`)."""
     nb = nbformat.reads(notebook.decode(), as_version=4)
+    with_code_folded(nb)
     first = next(c for c in nb.cells if c.cell_type == "markdown")
     lines = first.source.split("\n")
     title = next(i for i, line in enumerate(lines) if line.startswith("# "))
@@ -170,14 +254,14 @@ def with_rerun_header(notebook: bytes, header: str) -> bytes:
 
 
 def parameters_table(names) -> str:
-    """Markdown tables of every chapter's parameters: meaning, range, paper default and other sets."""
+    """Markdown tables of every chapter's parameters: meaning, range, full default and other sets."""
     parts = []
     for name in names:
         params = ch.parameters(name)
         sets = ch.parameter_sets(name)
         rows = [{"parameter": f"`{p.name}`", "meaning": p.description, "valid values": f"`{p.spec}`",
-                 "paper": f"`{p.default!r}`",
-                 **{s: _set_value(p, v) for s, v in sets.items() if s != ch.PAPER}}
+                 "full": f"`{p.default!r}`",
+                 **{s: _set_value(p, v) for s, v in sets.items() if s != ch.FULL}}
                 for p in params.values()]
         # a choice "a | b" stays in its cell: a table's pipes are escaped
         cells = pd.DataFrame(rows).map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)
@@ -234,15 +318,46 @@ def last_execution_path(param_set: str, root: Path) -> Path:
     return root / "_build" / "cache" / f"last-execution-{param_set}.json"
 
 
+BINDER = "https://mybinder.org"
+
+
+def repository_url(root: Path) -> str | None:
+    """Where the book's repository is published: ``STLEARN_REPOSITORY_URL``, else the clone's ``origin`` remote
+    (as an https address), else None (a local clone: no repository or launch buttons)."""
+    url = os.environ.get("STLEARN_REPOSITORY_URL")
+    if not url:
+        found = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True,
+                               text=True, check=False)
+        url = found.stdout.strip() if found.returncode == 0 else ""
+    if url.startswith("git@"):  # git@github.com:org/repo.git
+        url = "https://" + url[4:].replace(":", "/", 1)
+    url = url.removesuffix(".git").rstrip("/")
+    return url if url.startswith("https://") else None
+
+
+def site_config(root: Path) -> str:
+    """``_config.yml`` as the site is built with it: where the book's repository is published
+    (:func:`repository_url`), its repository and issues buttons and a Binder launch button on every chapter
+    (which opens the chapter's MyST source there: ``book/_ext/stlearn_site.py``)."""
+    text = (root / "_config.yml").read_text()
+    url = repository_url(root)
+    if url is None:
+        return text
+    config = yaml.safe_load(text)
+    config["repository"] = {"url": url, "branch": os.environ.get("STLEARN_REPOSITORY_BRANCH", "main")}
+    config.setdefault("html", {}).update(use_repository_button=True, use_issues_button=True)
+    config.setdefault("launch_buttons", {}).update(binderhub_url=BINDER)
+    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+
+
 def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> tuple[Path, dict[str, Path]]:
     """Execute (or reuse) every chapter and lay out the book source in the stage folder."""
     stage_dir = root / "_build" / "stage" / param_set
     names = list(ch.chapters(root))
     executed = execute_all(names, param_set, root, jobs, progress)
 
-    wanted: dict[Path, bytes] = {}
-    for top in ("_config.yml", "_toc.yml"):
-        wanted[stage_dir / top] = (root / top).read_bytes()
+    wanted: dict[Path, bytes] = {stage_dir / "_toc.yml": (root / "_toc.yml").read_bytes(),
+                                 stage_dir / "_config.yml": site_config(root).encode()}
     chapter_sources = {p.resolve() for p in ch.chapters(root).values()}
     for f in (root / "book").rglob("*"):
         if f.is_file() and f.resolve() not in chapter_sources and "_generated" not in f.parts:
@@ -266,10 +381,15 @@ def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> t
     last = json.loads(last.read_text()) if last.is_file() else None
     wanted[gen / "execution_times.md"] = execution_times_markdown(times, last).encode()
     wanted[gen / "parameters.md"] = parameters_table(names).encode()
-    table, thumbs = findings(executed)
-    wanted[gen / "findings.md"] = table.encode()
+    page, landing, thumbs = findings(executed)
+    wanted[gen / "findings.md"] = page.encode()
+    wanted[gen / "claims.md"] = landing.encode()
     for file, png in thumbs.items():  # html_static_path (book/_static) is copied to the site's _static/
         wanted[stage_dir / "book" / "_static" / "thumbs" / file] = png
+    body, maps = synthesis(executed)
+    wanted[gen / "synthesis.md"] = body.encode()
+    for file, png in maps.items():
+        wanted[stage_dir / "book" / "_static" / "maps" / file] = png
 
     for f in list(stage_dir.rglob("*")) if stage_dir.exists() else []:
         if f.is_file() and f not in wanted and "_build" not in f.relative_to(stage_dir).parts:
@@ -279,7 +399,7 @@ def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> t
     return stage_dir, executed
 
 
-def build_book(param_set: str = ch.PAPER, root: Path | None = None, progress: bool = True, jobs: int = 1) -> Path:
+def build_book(param_set: str = ch.FULL, root: Path | None = None, progress: bool = True, jobs: int = 1) -> Path:
     """Execute, stage and build; returns the folder of the static site."""
     root = root or ch.repo_root()
     start = time.time()

@@ -1,7 +1,7 @@
 """The book's chapters: where they are, their parameters, and how to execute them.
 
 A chapter is a MyST-markdown notebook ``book/<name>.md`` listed in ``_toc.yml``.
-Its one code cell tagged ``parameters`` holds the full "paper" settings, each
+Its one code cell tagged ``parameters`` holds the full settings (the set "full"), each
 line documented as ``name = value  # description [spec]`` where ``spec`` is the
 valid range, e.g. ``[int >= 1]``, ``[float > 0]``, ``[float in [0, 1]]``,
 ``[float list >= 0]``, ``[bool]`` or ``[str: a|b]``. Other parameter sets
@@ -31,7 +31,7 @@ import yaml
 
 from ..validation import ParameterError, check_choice, check_float, check_int
 
-PAPER = "paper"
+FULL = "full"
 CI = "ci"  # the small set of the regression tests
 
 
@@ -162,15 +162,15 @@ def _parameters_cached(path: Path, mtime: float) -> dict[str, Parameter]:
 
 
 def parameters(name: str, root: Path | None = None) -> dict[str, Parameter]:
-    """The chapter's parameters with their paper defaults, descriptions and valid ranges."""
+    """The chapter's parameters with their full defaults, descriptions and valid ranges."""
     path = chapter_path(name, root)
     return _parameters_cached(path, path.stat().st_mtime)
 
 
 def parameter_sets(name: str, root: Path | None = None) -> dict[str, dict[str, Any]]:
-    """``{"paper": {}, "ci": {...}, ...}``: overrides of the defaults by set name."""
+    """``{"full": {}, "ci": {...}, ...}``: overrides of the defaults by set name."""
     root = root or repo_root()
-    sets: dict[str, dict[str, Any]] = {PAPER: {}}
+    sets: dict[str, dict[str, Any]] = {FULL: {}}
     file = root / "book" / "parameters" / f"{name}.yaml"
     if file.is_file():
         sets.update({k: dict(v or {}) for k, v in yaml.safe_load(file.read_text()).items()})
@@ -178,7 +178,7 @@ def parameter_sets(name: str, root: Path | None = None) -> dict[str, dict[str, A
 
 
 def resolve_parameters(name: str, overrides: Mapping[str, Any] | None = None,
-                       param_set: str = PAPER, root: Path | None = None) -> dict[str, Any]:
+                       param_set: str = FULL, root: Path | None = None) -> dict[str, Any]:
     """Validated values for one run: the set's values, then ``overrides``; raises on any bad name or value."""
     known = parameters(name, root)
     sets = parameter_sets(name, root)
@@ -251,7 +251,7 @@ def _kernel_manager(env: Mapping[str, str]):
     return ChapterKernelManager
 
 
-def execute(name: str, output: Path, overrides: Mapping[str, Any] | None = None, param_set: str = PAPER,
+def execute(name: str, output: Path, overrides: Mapping[str, Any] | None = None, param_set: str = FULL,
             root: Path | None = None, progress: bool = True, threads: int | None = None) -> Path:
     """Execute a chapter with papermill into ``output`` (written atomically); returns ``output``.
 

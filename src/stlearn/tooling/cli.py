@@ -3,7 +3,7 @@
     stlearn list                                 chapters and their parameter sets
     stlearn params CHAPTER                       parameters: meaning, range, defaults
     stlearn run CHAPTER [-p NAME VALUE]... [--set ci] [-o OUT.ipynb]
-    stlearn build [--set paper|ci] [--jobs N]    execute (cached) and build the site
+    stlearn build [--set full|ci|gpu] [--jobs N]    execute (cached) and build the site
     stlearn refs [CHAPTER]...                    regenerate the regression references
     stlearn lint                                 ruff over the code and every chapter's code cells
     stlearn sweep CHAPTER --grid NAME=V1,V2,... [--grid ...] [--seeds K] [--set ci]
@@ -40,7 +40,7 @@ def cmd_params(args) -> int:
     sets = ch.parameter_sets(args.chapter)
     for p in ch.parameters(args.chapter).values():
         others = "  ".join(f"{s}={v[p.name]!r}" for s, v in sets.items() if p.name in v)
-        print(f"{p.name:16s} [{p.spec}]  paper={p.default!r}  {others}\n{'':16s} {p.description}")
+        print(f"{p.name:16s} [{p.spec}]  full={p.default!r}  {others}\n{'':16s} {p.description}")
     return 0
 
 
@@ -100,11 +100,11 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="re-execute one chapter with papermill")
     p.add_argument("chapter")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
-    p.add_argument("--set", default=ch.PAPER, help="parameter set to start from (paper or ci)")
+    p.add_argument("--set", default=ch.FULL, help="parameter set to start from (full or ci)")
     p.add_argument("-o", "--output", help="executed notebook (default _build/runs/CHAPTER.ipynb)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("build", help="build the book (chapters executed with caching)")
-    p.add_argument("--set", default=ch.PAPER, help="parameter set: paper (default) or ci")
+    p.add_argument("--set", default=ch.FULL, help="parameter set: full (default), ci or another the chapter defines")
     p.add_argument("--jobs", type=int, default=1, help="chapters executed at once (default 1)")
     p.set_defaults(func=cmd_build)
     p = sub.add_parser("refs", help="regenerate regression references at the ci parameters")
@@ -118,7 +118,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
                    help="one grid axis (repeat for more; values read as YAML)")
     p.add_argument("--seeds", type=int, help="also run K values of the chapter's seed parameter")
-    p.add_argument("--set", default=ch.PAPER, help="parameter set the grid starts from (paper or ci)")
+    p.add_argument("--set", default=ch.FULL, help="parameter set the grid starts from (full or ci)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
     where.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")

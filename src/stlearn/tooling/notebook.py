@@ -83,13 +83,99 @@ def glue_interval(digits: int = 3, **comparisons: dict) -> None:
         glue(name, interval_text(comparison, digits), display=False)
 
 
+COLUMN_PX = 720  # the widest a figure is shown on the site: the theme's text column at 1280 px, rounded up
+RESOLUTION = 2.5  # image pixels per displayed pixel, before cropping to the drawing: at least 2 after it
+
+
+def figure_png(fig) -> tuple[bytes, int]:
+    """``fig`` as a PNG of about ``RESOLUTION * COLUMN_PX`` pixels across, and the width to show it at (pixels).
+
+    Every figure is drawn at the same pixel width whatever its size in inches, and shown at most
+    ``COLUMN_PX`` wide, so that each has at least twice the pixels of its displayed width.
+    """
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=RESOLUTION * COLUMN_PX / fig.get_size_inches()[0], bbox_inches="tight")
+    png = out.getvalue()
+    width = Image.open(io.BytesIO(png)).width
+    return png, min(COLUMN_PX, int(width / RESOLUTION))
+
+
 def glue_figure(name: str, fig) -> None:
-    """Glue a figure for a ``{glue:figure}`` directive (shown once, where the prose places it)."""
+    """Glue a figure for a ``{glue:figure}`` directive (shown once, where the prose places it), at twice its
+    displayed resolution or more (:func:`figure_png`); the site links it to the full-size image."""
     import matplotlib.pyplot as plt
+    from IPython.display import Image
     from myst_nb import glue
 
-    glue(name, fig, display=False)
+    png, width = figure_png(fig)
+    glue(name, Image(data=png, format="png", width=width), display=False)
     plt.close(fig)
+
+
+_SLIDER_SCRIPT = """<script>(function () {
+  const box = document.getElementById("%s");
+  const data = JSON.parse(box.querySelector("script[type='application/json']").textContent);
+  const img = box.querySelector("img"), out = box.querySelector("output");
+  box.querySelector("input").addEventListener("input", function (e) {
+    img.src = "data:image/png;base64," + data.frames[e.target.value];
+    out.textContent = data.labels[e.target.value];
+  });
+})();</script>"""
+
+
+class Slider:
+    """An interactive figure that needs no server: one precomputed frame per value of a parameter, a slider that
+    swaps them (a few lines of inline JavaScript), and the ``start`` frame as the static image a printout or a
+    reader without JavaScript gets. Works offline in the static site."""
+
+    def __init__(self, frames: dict, label: str, start: str, alt: str):
+        import base64
+
+        rendered = {k: figure_png(f) for k, f in frames.items()}
+        self.labels = list(rendered)
+        self.frames = [base64.b64encode(png).decode() for png, _ in rendered.values()]
+        self.width = min(width for _, width in rendered.values())
+        self.label, self.start, self.alt = label, self.labels.index(start), alt
+        self.id = f"slider{next(_TABLE_IDS)}"
+        import matplotlib.pyplot as plt
+
+        for fig in frames.values():
+            plt.close(fig)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        data = json.dumps({"frames": self.frames, "labels": self.labels})
+        return (f'<figure class="stlearn-slider" id="{self.id}">'
+                f'<img src="data:image/png;base64,{self.frames[self.start]}" width="{self.width}" '
+                f'alt="{html.escape(self.alt)}"><figcaption><label>{html.escape(self.label)} '
+                f'<input type="range" min="0" max="{len(self.frames) - 1}" step="1" value="{self.start}"> '
+                f'<output>{html.escape(self.labels[self.start])}</output></label></figcaption>'
+                f'<script type="application/json">{data}</script></figure>' + _SLIDER_SCRIPT % self.id)
+
+    def __repr__(self) -> str:
+        return f"{self.alt} ({self.label} {', '.join(self.labels)}; interactive on the site)"
+
+
+MISSING = "—"  # a table's missing value (a method that has no such number), never "nan"
+# column names as a table shows them: symbols where the book writes one, words for the rest ("_" -> " ")
+HEADERS = {"lam": "λ", "sigma": "σ", "gamma": "γ", "kappa": "κ", "n_train": "n", "seed": "run",
+           "test_error": "test error", "val_error": "validation error", "n_teacher": "teacher's n"}
+
+
+def readable(name) -> str:
+    """A column's name for a reader: ``lam`` -> ``λ``, ``test_error_low`` -> ``test error low``."""
+    if not isinstance(name, str):
+        return name
+    for code, shown in sorted(HEADERS.items(), key=lambda kv: -len(kv[0])):
+        if name == code or name.startswith(code + "_"):
+            name = shown + name[len(code):]
+            break
+    return name.replace("_", " ")
 
 
 class Table:
@@ -102,6 +188,8 @@ class Table:
     def __init__(self, df, highlight=None, index: bool = False, decimals: int = 3, caption: str | None = None):
         import pandas as pd
 
+        df = df.rename(columns=readable)
+        df.index = df.index.set_names([readable(n) for n in df.index.names])
         self.df, self.index, self.decimals, self.caption = df, index, decimals, caption
         self.id = f"t{next(_TABLE_IDS)}"
         self.highlight = (pd.Series(False, index=df.index) if highlight is None
@@ -110,7 +198,8 @@ class Table:
     def _repr_html_(self) -> str:
         from pandas.io.formats.style import Styler
 
-        styler = Styler(self.df, uuid=self.id, cell_ids=False, precision=self.decimals, caption=self.caption)
+        styler = Styler(self.df, uuid=self.id, cell_ids=False, precision=self.decimals, caption=self.caption,
+                        na_rep=MISSING)
         styler = styler.set_table_attributes('class="stlearn-table"')
         if not self.index:
             styler = styler.hide(axis="index")
@@ -120,7 +209,7 @@ class Table:
 
     def __repr__(self) -> str:
         shown = self.df.round(self.decimals) if self.decimals is not None else self.df
-        text = shown.to_string(index=self.index)
+        text = shown.to_string(index=self.index, na_rep=MISSING)
         marks = [("* " if m else "  ") for m in self.highlight] if self.highlight.any() else None
         if marks:  # the highlighted rows marked in the text too; the header line keeps its alignment
             lines = text.split("\n")

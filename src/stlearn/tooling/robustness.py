@@ -84,7 +84,7 @@ def random_seeds(k: int = 5) -> list[int]:
 
 
 def try_run(name: str, values: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
-    """Execute the chapter at ``values`` (paper set overridden, float32 as a reader runs it).
+    """Execute the chapter at ``values`` (full set overridden, float32 as a reader runs it).
 
     Returns ``{"outcome": "passed" | "stopped" | "failed", "seconds", "error"}``: "stopped" is a fast stop whose
     message names a parameter of the chapter and a number (the value to use), "failed" anything else.
@@ -97,7 +97,7 @@ def try_run(name: str, values: dict[str, Any], root: Path | None = None) -> dict
     error = ""
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            ch.execute(name, Path(tmp) / "run.ipynb", values, ch.PAPER, root, progress=False, threads=1)
+            ch.execute(name, Path(tmp) / "run.ipynb", values, ch.FULL, root, progress=False, threads=1)
         outcome = "passed"
     except (PapermillExecutionError, ParameterError) as err:
         error = f"{err.ename}: {err.evalue}" if isinstance(err, PapermillExecutionError) else f"ParameterError: {err}"

@@ -1,4 +1,4 @@
-"""The student-teacher scheme, drawn with matplotlib (the introduction's figure)."""
+"""The student-teacher scheme, drawn with matplotlib (the setting chapter's figure)."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ class Point:
 
 
 def grid_points(chapter: str, grid: Mapping[str, Sequence], seeds: int | None = None,
-                param_set: str = ch.PAPER, root: Path | None = None) -> list[Point]:
+                param_set: str = ch.FULL, root: Path | None = None) -> list[Point]:
     """Every point of the grid, each validated (bad names or values raise before anything runs)."""
     root = root or ch.repo_root()
     known = ch.parameters(chapter, root)
@@ -151,7 +151,7 @@ def finished(out_dir: Path, point: Point) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def sweep(chapter: str, grid: Mapping[str, Sequence], *, seeds: int | None = None, param_set: str = ch.PAPER,
+def sweep(chapter: str, grid: Mapping[str, Sequence], *, seeds: int | None = None, param_set: str = ch.FULL,
           workers: int = 2, scheduler: str | None = None, out_dir: Path | None = None,
           metric: str | None = None, table_name: str = "results.parquet", root: Path | None = None,
           progress: bool = True) -> SweepResult:
