@@ -108,6 +108,11 @@ SETTINGS = [
     Setting("digits_mlp", "ReLU MLP, digits chapter (d=64, h=64, L=3, minibatch 100, float32), Adam, cross-entropy",
             "mlp", (64, 64, 64, 10), 100, torch.float32, steps=60, lam=0.3, lr=0.01, momentum=0.0,
             optimizer="adam", task="ce", members=(1, 8, 30, 64), chapter=30),
+    Setting("where_mlp", "ReLU MLP, where-ST-helps chapter, main cells (d=50, h=32, L=2, minibatch 100, float32), "
+            "SGD with momentum", "mlp", (50, 32, 1), 100, torch.float32, steps=150, members=(1, 8, 64, 256)),
+    Setting("where_wide", "ReLU MLP, where-ST-helps chapter, wide side cell (d=50, h=128, L=2, minibatch 100, "
+            "float32), SGD with momentum", "mlp", (50, 128, 1), 100, torch.float32, steps=150,
+            members=(1, 8, 64, 256)),
     Setting("mlp", "ReLU MLP, larger than the book (d=100, h=256, L=3, n=256, float32), SGD with momentum",
             "mlp", (100, 256, 256, 10), 256, torch.float32, steps=20),
 ]
@@ -295,10 +300,10 @@ def _cnn(shape, channels, hidden, kernel):
     return lambda members=None, rng=0: factory(members=members, rng=rng)
 
 
-def _denoiser(channels, bottleneck):
+def _denoiser(channels, bottleneck, depth=0):
     from stlearn.denoisers import Denoiser
 
-    return lambda members=None, rng=0: Denoiser(channels, bottleneck, members=members, rng=rng)
+    return lambda members=None, rng=0: Denoiser(channels, bottleneck, members=members, rng=rng, depth=depth)
 
 
 CONV_SETTINGS = [
@@ -310,6 +315,10 @@ CONV_SETTINGS = [
                 (1, 8, 15), chapter=15),
     ConvSetting("denoiser", "residual denoiser, denoising chapter (16x16 patches, 8-4-8 maps 3x3), minibatch 16, "
                 "Adam, squared error", _denoiser(8, 4), (256,), 0, 16, 30, (1, 15, 30), chapter=30),
+    # the burst (several noisy views) trains this same network on the same minibatch: its step is the row above
+    ConvSetting("denoiser_gpu", "residual denoiser, the denoising chapter's gpu set (16x16 patches, 64-32-64 maps "
+                "3x3, depth 6: 16 layers), minibatch 64, Adam, squared error", _denoiser(64, 32, depth=6), (256,), 0,
+                64, 6, (1, 4)),
 ]
 
 
