@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import seaborn as sns
 
-from .stats import mean_ci, summarize
+from .stats import mean_ci
 
 # Base (no teacher) is always grey; student-teacher runs share one sequential palette.
 BASE_COLOR = "#6c6c6c"
@@ -40,12 +40,11 @@ def lam_colors(lams) -> dict:
     return colors
 
 
-def band(ax, df: pd.DataFrame, x: str, y: str, color=None, label=None, level: float = 0.95, **kw):
+def band(ax, df: pd.DataFrame, x: str, y: str, color=None, label=None, level: float = 0.95, **kw) -> None:
     """Mean of ``y`` over seeds against ``x`` with its shaded ``level`` interval (seaborn's line plot, with the
-    book's t-interval of the mean, :func:`stlearn.stats.mean_ci`, as its error bar); returns the summary."""
+    book's t-interval of the mean, :func:`stlearn.stats.mean_ci`, as its error bar)."""
     sns.lineplot(data=df, x=x, y=y, ax=ax, color=color, label=label, estimator="mean",
                  errorbar=lambda v: mean_ci(v, level)[1:], err_kws={"alpha": 0.2, "linewidth": 0}, **kw)
-    return summarize(df, x, y, level)
 
 
 def lam_label(lam: float) -> str:

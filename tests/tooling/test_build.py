@@ -102,7 +102,7 @@ def test_findings_and_landing_are_built_from_the_headlines(tmp_path):
             tmp_path / "c.ipynb", claim="3", finding="X beats ST.", verdict="V3.", lead=True, primary="ST vs X",
             primary_gain=-0.0933, primary_low=-0.1236, primary_high=-0.0629),
     }
-    page, landing, thumbs = build.findings(executed)
+    page, landing, thumbs = build.findings(executed, build.claimed_headlines(executed))
     assert thumbs == {}  # no headline names a figure
     sections = page.split("## ")[1:]  # a section per claim that has findings, in the claims' order
     assert [s.splitlines()[0] for s in sections] == [CLAIMS["1"], CLAIMS["3"]]
@@ -114,10 +114,10 @@ def test_findings_and_landing_are_built_from_the_headlines(tmp_path):
     assert "V0. ({ref}`chapter <ch-zero-loss>`)" in landing and "V3." in landing
     executed["digits"] = _executed_with_headline(tmp_path / "d.ipynb", claim="data", finding="F.")
     with pytest.raises(ValueError, match="digits: a headline with a claim needs its verdict and finding"):
-        build.findings(executed)
+        build.findings(executed, build.claimed_headlines(executed))
     executed["digits"] = _executed_with_headline(tmp_path / "d.ipynb", claim="1-3", finding="F.", verdict="V.")
     with pytest.raises(ValueError, match="digits: headline claim '1-3' is none of 1, 2, 3"):
-        build.findings(executed)
+        build.findings(executed, build.claimed_headlines(executed))
 
 
 def test_findings_row_shows_a_thumbnail_of_the_key_figure_linked_to_its_chapter(tmp_path):
@@ -142,7 +142,7 @@ def test_findings_row_shows_a_thumbnail_of_the_key_figure_linked_to_its_chapter(
     head = new_output("display_data", data={HEADLINE_MIME: {"claim": "2", "finding": "F.", "verdict": "V.",
                                                             "figure": "fig_main"}})
     path = _write_notebook(tmp_path / "k.ipynb", [new_code_cell("", outputs=[o]) for o in (figure, head)])
-    page, _, thumbs = build.findings({"digits": path})
+    page, _, thumbs = build.findings({"digits": path}, build.claimed_headlines({"digits": path}))
     assert '<a href="digits.html" class="findings-thumb"><img src="../_static/thumbs/digits.png"' in page
     from PIL import Image
 
@@ -239,7 +239,8 @@ def test_the_synthesis_page_shows_each_map_with_the_verdicts_that_read_it(tmp_pa
                                                             "figure": "fig-map"}})
     where = _write_notebook(tmp_path / "w.ipynb", [new_code_cell("", outputs=[o]) for o in (figure, head)])
     data = _executed_with_headline(tmp_path / "d.ipynb", claim="data", finding="F.", verdict="D.")
-    body, images = build.synthesis({"where_st_helps": where, "digits": data})
+    executed = {"where_st_helps": where, "digits": data}
+    body, images = build.synthesis(executed, build.claimed_headlines(executed))
     assert list(images) == ["where_st_helps.png"] and images["where_st_helps.png"] == png.getvalue()
     assert "## In ReLU networks" in body and "W. ({ref}`chapter <ch-where-st-helps>`)" in body
     assert f"## {CLAIMS['data']}" in body and "D." in body

@@ -150,17 +150,16 @@ def claimed_headlines(executed: dict[str, Path]) -> dict[str, dict]:
     return found
 
 
-def findings(executed: dict[str, Path]) -> tuple[str, str, dict[str, bytes]]:
+def findings(executed: dict[str, Path], heads: dict[str, dict]) -> tuple[str, str, dict[str, bytes]]:
     """The findings page, the landing page's verdicts, and the findings' thumbnails (``{file name: PNG}``,
     staged in ``book/_static/thumbs/``).
 
-    Built from the executed chapters' headlines (:func:`stlearn.tooling.notebook.headline`), so neither can
-    drift from them. The findings page has a section per claim, a paragraph per chapter: its one-sentence
+    Built from the executed chapters' headlines (``heads``, :func:`claimed_headlines`), so neither can drift
+    from them. The findings page has a section per claim, a paragraph per chapter: its one-sentence
     ``verdict``, its ``primary`` comparison with ``primary_gain [primary_low, primary_high]``, and a
     thumbnail of its key ``figure`` linked to it. The landing page has a line per claim with the verdicts of
     its ``lead`` chapters, each linked.
     """
-    heads = claimed_headlines(executed)
     thumbs, page, landing = {}, [], []
     for claim, title in CLAIMS.items():
         members = {n: h for n, h in heads.items() if str(h["claim"]) == claim}
@@ -199,12 +198,11 @@ def _width(png: bytes) -> int:
     return Image.open(io.BytesIO(png)).width
 
 
-def synthesis(executed: dict[str, Path]) -> tuple[str, dict[str, bytes]]:
+def synthesis(executed: dict[str, Path], heads: dict[str, dict]) -> tuple[str, dict[str, bytes]]:
     """The synthesis page's body and its images (``{file name: PNG}``, staged in ``book/_static/maps/``): the
     exact region from the linear theory and the region measured in networks, each the key figure of its chapter
     (:data:`MAPS`) with the verdicts that read it, then the verdicts on real data; built from the executed
-    chapters, so it cannot drift from them."""
-    heads = claimed_headlines(executed)
+    chapters and their headlines (``heads``, :func:`claimed_headlines`), so it cannot drift from them."""
     parts, images = [], {}
     for name, title, readers in MAPS:
         if name not in heads or "figure" not in heads[name]:
@@ -381,12 +379,13 @@ def stage(param_set: str, root: Path, progress: bool = True, jobs: int = 1) -> t
     last = json.loads(last.read_text()) if last.is_file() else None
     wanted[gen / "execution_times.md"] = execution_times_markdown(times, last).encode()
     wanted[gen / "parameters.md"] = parameters_table(names).encode()
-    page, landing, thumbs = findings(executed)
+    heads = claimed_headlines(executed)  # each executed chapter's headline, read once
+    page, landing, thumbs = findings(executed, heads)
     wanted[gen / "findings.md"] = page.encode()
     wanted[gen / "claims.md"] = landing.encode()
     for file, png in thumbs.items():  # html_static_path (book/_static) is copied to the site's _static/
         wanted[stage_dir / "book" / "_static" / "thumbs" / file] = png
-    body, maps = synthesis(executed)
+    body, maps = synthesis(executed, heads)
     wanted[gen / "synthesis.md"] = body.encode()
     for file, png in maps.items():
         wanted[stage_dir / "book" / "_static" / "maps" / file] = png
