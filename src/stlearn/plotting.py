@@ -49,3 +49,21 @@ def band(ax, df: pd.DataFrame, x: str, y: str, color=None, label=None, level: fl
 
 def lam_label(lam: float) -> str:
     return "base (λ = 0)" if lam == 0 else f"ST, λ = {lam:g}"
+
+
+MAX_WIDTH_IN = 9.0  # the widest figure whose theme text (11 pt ticks) still shows at 9 pt in the site's column
+
+
+def panel_grid(n: int, width: float = 3.0, height: float = 3.0, cols: int = 3, **subplots):
+    """A figure of ``n`` panels, at most ``cols`` (three) a row, each ``width`` x ``height`` inches but the
+    figure at most :data:`MAX_WIDTH_IN` wide, laid out by matplotlib's constrained layout; returns the
+    figure and its ``n`` axes (the grid's spare cells hidden)."""
+    import matplotlib.pyplot as plt
+
+    cols = max(1, min(n, cols))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(min(width * cols, MAX_WIDTH_IN), height * rows), squeeze=False,
+                             layout="constrained", **subplots)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])

@@ -38,13 +38,10 @@ import pytest
 
 from stlearn.tooling import chapters as ch
 from stlearn.tooling import regression
-from stlearn.tooling.notebook import HEADLINE_MIME
+from stlearn.tooling.notebook import HEADLINE_MIME, MIN_TEXT_PT
 
 ROOT = ch.repo_root()
 CHAPTERS = list(ch.chapters(ROOT))
-# the book's root page (the introduction) may be a notebook too, but it is not a chapter to read in that shape
-HOME = Path(ch.toc_files(ROOT)[0]).name
-READ_CHAPTERS = [c for c in CHAPTERS if c != HOME]
 
 pytestmark = pytest.mark.skipif(not CHAPTERS, reason="the book has no chapters")
 
@@ -110,7 +107,7 @@ def glued_names(nb) -> set[str]:
 
 
 # --------------------------------------------------------------------------- 1. sources
-@pytest.mark.parametrize("name", READ_CHAPTERS)
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_opens_with_label_title_and_what_it_shows(name):
     text = "\n\n".join(markdown_cells(name))
     head = [l for l in text.splitlines() if l.strip()][:2]
@@ -128,7 +125,7 @@ def test_chapter_opens_with_label_title_and_what_it_shows(name):
     assert 1 <= n <= 4, f"{name}: the opening should say what the chapter shows in two or three sentences; got {n}"
 
 
-@pytest.mark.parametrize("name", READ_CHAPTERS)
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_ends_with_its_takeaway(name):
     last = paragraphs(markdown_cells(name)[-1])[-1]
     assert last.startswith("**In practice.**"), \
@@ -180,8 +177,7 @@ def _book_text() -> str:
 def test_citations_exist_in_the_bibliography(name):
     text = "\n".join(markdown_cells(name))
     keys = {k.strip() for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text) for k in group.split(",")}
-    if name in READ_CHAPTERS:
-        assert keys, f"{name}: cite the works the chapter relies on ({{cite:t}}`key` with keys of book/references.bib)"
+    assert keys, f"{name}: cite the works the chapter relies on ({{cite:t}}`key` with keys of book/references.bib)"
     missing = keys - BIB_KEYS
     assert not missing, f"{name}: cited keys missing from book/references.bib: {sorted(missing)}"
 
@@ -223,6 +219,16 @@ def test_glued_names_exist_and_figures_have_name_caption_and_reference(name):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
+def test_figure_text_is_readable_where_shown(name):
+    # glue_figure records each figure's smallest text, in points at the size the site shows it
+    sizes = {o["metadata"]["scrapbook"]["name"]: o["metadata"].get("image/png", {}).get("text_pt")
+             for c in reference_notebook(name).cells for o in c.get("outputs", [])
+             if "scrapbook" in o.get("metadata", {}) and any(k.endswith("image/png") for k in o.get("data", {}))}
+    small = {k: v for k, v in sizes.items() if v is None or v < MIN_TEXT_PT}
+    assert not small, f"{name}: figures whose smallest text shows under {MIN_TEXT_PT:g} pt (pt): {small}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_no_figure_shown_outside_a_captioned_glue(name):
     for cell in reference_notebook(name).cells:
         tags = cell.metadata.get("tags", [])
@@ -239,7 +245,7 @@ def _headline(name: str) -> dict:
                  if HEADLINE_MIME in o.get("data", {})), {})
 
 
-@pytest.mark.parametrize("name", READ_CHAPTERS)
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_the_front_of_the_book_links_the_chapter(name):
     """Every chapter is reachable from the front: one that names a claim has its verdict on the findings page
     (generated from its headline), any other is linked from the landing page's text."""
@@ -292,7 +298,7 @@ def test_findings_page_and_landing_verdicts_link_every_claimed_chapter(ci_site):
 
     from stlearn.verdicts import CLAIMS
 
-    claimed = [n for n in READ_CHAPTERS if "claim" in _headline(n)]
+    claimed = [n for n in CHAPTERS if "claim" in _headline(n)]
     main = BeautifulSoup(html(ci_site.path, "book/findings.html"), "html.parser").find("main")
     titles = [h.get_text(" ", strip=True).rstrip("#").strip() for h in main.find_all("h2")]
     assert [t for t in titles if t in CLAIMS.values()] == list(CLAIMS.values()), titles  # a section per claim
@@ -367,7 +373,7 @@ def test_rerun_page_lists_every_chapter_parameter_and_time(ci_site):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", READ_CHAPTERS)
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_header_gives_its_rerun_command_and_cost(ci_site, name):
     from bs4 import BeautifulSoup
 

@@ -135,3 +135,40 @@ def test_a_slider_swaps_precomputed_frames_and_starts_on_the_chosen_one():
     assert data["labels"] == ["k = 1", "k = 2", "k = 3"] and len(set(data["frames"])) == 3
     assert f'src="data:image/png;base64,{data["frames"][1]}"' in html and 'value="1"' in html
     assert "addEventListener" in html and "http" not in html  # self-contained: works offline
+
+
+def test_a_wide_figure_is_drawn_smaller_until_its_smallest_text_reads_at_9_pt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stlearn.tooling.notebook import MIN_TEXT_PT, figure_png, readable_png, smallest_text_pt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13.0, 3.8))
+    axes[0].plot([1, 2], [1, 0], label="a")
+    axes[0].legend(fontsize=8)
+    png, shown = figure_png(fig)
+    assert smallest_text_pt(fig, png, shown) < 6  # 8 pt in a 13-inch figure shown 720 px wide
+    png, shown, text_pt = readable_png(fig)
+    plt.close(fig)
+    assert MIN_TEXT_PT <= text_pt < MIN_TEXT_PT * 1.1 and fig.get_size_inches()[0] < 8
+
+
+def test_log_axes_spanning_a_decade_label_plain_numbers_that_do_not_collide():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stlearn.tooling.notebook import readable_png
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.0))
+    ax.plot([30, 400], [3, 2])
+    ax.set(xscale="log", yscale="log")
+    readable_png(fig)
+    low, high = ax.get_xlim()
+    shown = [t.get_text() for t in (*ax.xaxis.get_ticklabels(), *ax.xaxis.get_ticklabels(minor=True))
+             if t.get_text() and low <= t.get_position()[0] <= high]
+    plt.close(fig)
+    assert sorted(shown, key=float) == ["50", "100", "200"]

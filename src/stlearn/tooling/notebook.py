@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import numbers
+import warnings
 
 import torch
 from IPython.display import display
@@ -86,6 +87,8 @@ def glue_interval(digits: int = 3, **comparisons: dict) -> None:
 COLUMN_PX = 720  # the widest a figure is shown on the site: the theme's text column at 1280 px, rounded up
 RESOLUTION = 2.5  # image pixels per displayed pixel, before cropping to the drawing: at least 2 after it
 
+MIN_TEXT_PT = 9.0  # the smallest text a figure may show, in points at its displayed width (96 CSS px an inch)
+
 
 def figure_png(fig) -> tuple[bytes, int]:
     """``fig`` as a PNG of about ``RESOLUTION * COLUMN_PX`` pixels across, and the width to show it at (pixels).
@@ -95,25 +98,103 @@ def figure_png(fig) -> tuple[bytes, int]:
     """
     import io
 
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=_dpi(fig), bbox_inches="tight")
+    png = out.getvalue()
+    return png, min(COLUMN_PX, _png_width(png) // 2)  # at least two image pixels a displayed one
+
+
+def smallest_text_pt(fig, png: bytes, shown_px: int) -> float:
+    """The smallest visible text of ``fig``, drawn as ``png`` by :func:`figure_png` and shown ``shown_px``
+    wide, in points at that size (96 CSS pixels an inch): a figure shown narrower than it was drawn shrinks
+    its text."""
+    from matplotlib.text import Text
+
+    scale = shown_px / (_png_width(png) / _dpi(fig) * 96)  # CSS inches shown per figure inch
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and _shown(t)]
+    return min(sizes, default=float("inf")) * scale
+
+
+def _dpi(fig) -> float:
+    return RESOLUTION * COLUMN_PX / fig.get_size_inches()[0]
+
+
+def _png_width(png: bytes) -> int:
+    import io
+
     from PIL import Image
 
-    out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=RESOLUTION * COLUMN_PX / fig.get_size_inches()[0], bbox_inches="tight")
-    png = out.getvalue()
-    width = Image.open(io.BytesIO(png)).width
-    return png, min(COLUMN_PX, int(width / RESOLUTION))
+    return Image.open(io.BytesIO(png)).width
+
+
+def _unlabel_minor_log_ticks(fig) -> None:
+    """Log axes labelled without collisions: matplotlib labels minor ticks (3x10^1, 4x10^1, ...) on axes
+    spanning a decade or two, where they run into each other. With two major ticks in view the minor ones
+    go unlabelled; with fewer, the ticks at 1, 2 and 5 times a power of ten (every tick where that leaves
+    fewer than two) are labelled as plain numbers."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    def mantissa(value):
+        return round(value / 10 ** math.floor(math.log10(value)), 6) if value > 0 else 0
+
+    def plain(keep):
+        return FuncFormatter(lambda value, _pos: f"{value:g}" if mantissa(value) in keep else "")
+
+    for ax in fig.axes:
+        for axis, (low, high) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            if axis.get_scale() != "log":
+                continue
+            low, high = sorted((low, high))
+            if sum(low <= t <= high for t in axis.get_majorticklocs()) >= 2:
+                axis.set_minor_formatter(NullFormatter())
+                continue
+            ticks = [t for t in (*axis.get_majorticklocs(), *axis.get_minorticklocs()) if low <= t <= high]
+            keep = {1, 2, 5} if sum(mantissa(t) in (1, 2, 5) for t in ticks) >= 2 else set(range(1, 10))
+            axis.set_major_formatter(plain(keep))
+            axis.set_minor_formatter(plain(keep))
+
+
+def _shown(artist) -> bool:  # visible itself and inside visible axes (a hidden panel's ticks are not drawn)
+    ax = artist.axes
+    return ax is None or ax.get_visible()
 
 
 def glue_figure(name: str, fig) -> None:
     """Glue a figure for a ``{glue:figure}`` directive (shown once, where the prose places it), at twice its
-    displayed resolution or more (:func:`figure_png`); the site links it to the full-size image."""
+    displayed resolution or more (:func:`figure_png`) with its text readable (:func:`readable_png`); the site
+    links it to the full-size image."""
     import matplotlib.pyplot as plt
     from IPython.display import Image
     from myst_nb import glue
 
-    png, width = figure_png(fig)
-    glue(name, Image(data=png, format="png", width=width), display=False)
+    png, width, text_pt = readable_png(fig)
+    # the smallest text's size travels with the image, for the book's test of every figure
+    glue(name, Image(data=png, format="png", width=width, metadata={"text_pt": round(text_pt, 2)}), display=False)
     plt.close(fig)
+
+
+def readable_png(fig, tries: int = 4) -> tuple[bytes, int, float]:
+    """:func:`figure_png` of ``fig`` with its smallest text at least :data:`MIN_TEXT_PT` where shown, and that
+    size: a figure too wide for its text is drawn smaller (its text keeps its size in points, so it grows
+    against the drawing, and less tall than wide), re-laid out by matplotlib's constrained layout when it had no
+    layout of its own."""
+    _unlabel_minor_log_ticks(fig)
+    png, width = figure_png(fig)
+    text_pt = smallest_text_pt(fig, png, width)
+    for _ in range(tries):
+        if text_pt >= MIN_TEXT_PT:
+            break
+        if fig.get_layout_engine() is None:
+            fig.set_layout_engine("constrained")  # shrunk, the fixed margins of the default layout would clip
+        shrink = text_pt / MIN_TEXT_PT * 0.97  # a margin: the drawing's crop changes with the size
+        width_in, height_in = fig.get_size_inches()
+        fig.set_size_inches(width_in * shrink, height_in * shrink ** 0.5)  # a row of panels keeps some height
+        png, width = figure_png(fig)
+        text_pt = smallest_text_pt(fig, png, width)
+    if text_pt < MIN_TEXT_PT:
+        warnings.warn(f"a figure's smallest text shows at {text_pt:.1f} pt, under {MIN_TEXT_PT:g} pt: give it "
+                      "fewer panels a row or larger text", stacklevel=3)
+    return png, width, text_pt
 
 
 _SLIDER_SCRIPT = """<script>(function () {
