@@ -91,3 +91,13 @@ def test_bench_layout_prints_a_ratio_per_layout_comparison_and_restores_the_deno
     assert len(rows) == 2 and [r[-6] for r in rows] == ["30", "15"]  # E: each chapter's ensemble
     assert all(float(r[-1][:-1]) > 0 for r in rows)
     assert denoisers.MAPS_FORMAT is torch.channels_last
+
+
+def test_bench_conv_forms_checks_the_forms_agree_and_prints_each_forms_ratio(capsys):
+    import bench_conv_forms
+
+    bench_conv_forms.main(["--repeats", "1", "--threads", "1"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().endswith("x)")]
+    assert [r[:2] for r in rows] == [["digits_cnn", "30"], ["mnist1d_cnn", "15"]]
+    ratios = [float(t.strip("()x")) for r in rows for t in r if t.startswith("(")]
+    assert len(ratios) == 6 and ratios[0] == ratios[3] == 1.0 and all(v > 0 for v in ratios)
