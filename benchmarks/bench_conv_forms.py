@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-import stlearn as st
 from stlearn.conv import ConvNet, StackedConv, from_maps, to_maps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ensemble import CONV_SETTINGS, in_turns  # noqa: E402  (the book's CNN students, one description)
-from bench_pool_order import CNN_KEYS  # noqa: E402
+from bench_ensemble import in_turns  # noqa: E402
+from bench_pool_order import cnn_students, seconds  # noqa: E402  (the book's CNN students, one description)
 
 FORMS = ("grouped, channels-last", "grouped, channel-major", "im2col + bmm")
 
@@ -61,12 +59,6 @@ def features(net: ConvNet, x: torch.Tensor, form: str) -> torch.Tensor:
     return from_maps(maps, net.members)
 
 
-def seconds(form: str, net: ConvNet, x: torch.Tensor) -> float:
-    start = time.perf_counter()
-    features(net, x, form).square().sum().backward()
-    return time.perf_counter() - start
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -75,16 +67,13 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats} forward+backward passes")
     print(f"{'setting':>12} {'E':>4} " + " ".join(f"{f:>24}" for f in FORMS))
-    for s in (s for s in CONV_SETTINGS if s.key in CNN_KEYS):
-        members = s.chapter
-        net = s.build(members=members, rng=st.Stream(0).children("student_init", members))
-        x = torch.randn(members, s.n, *s.inputs, generator=torch.Generator().manual_seed(0))
+    for key, members, net, x in cnn_students():
         with torch.no_grad():
             reference = features(net, x, FORMS[0])
             for form in FORMS[1:]:
                 torch.testing.assert_close(features(net, x, form), reference, rtol=1e-4, atol=1e-5)
-        best = in_turns({form: partial(seconds, form, net, x) for form in FORMS}, args.repeats)
-        print(f"{s.key:>12} {members:>4} " + " ".join(
+        best = in_turns({form: partial(seconds, partial(features, net, x, form)) for form in FORMS}, args.repeats)
+        print(f"{key:>12} {members:>4} " + " ".join(
             f"{best[f] * 1e3:>9.2f} ms ({best[FORMS[0]] / best[f]:4.2f}x)".rjust(24) for f in FORMS))
     print("(ratio: the book's time over the form's; above 1x the form is faster)")
 

@@ -37,10 +37,18 @@ def features(net: ConvNet, x: torch.Tensor, pool_first: bool) -> torch.Tensor:
     return from_maps(maps, net.members)
 
 
-def seconds(pool_first: bool, net: ConvNet, x: torch.Tensor) -> float:
+def seconds(forward) -> float:
+    """One forward and backward pass of ``forward()`` (features), in seconds."""
     start = time.perf_counter()
-    features(net, x, pool_first).square().sum().backward()
+    forward().square().sum().backward()
     return time.perf_counter() - start
+
+
+def cnn_students():
+    """Each CNN student at its chapter's ensemble size, with a minibatch of inputs: ``(key, E, net, x)``."""
+    for s in (s for s in CONV_SETTINGS if s.key in CNN_KEYS):
+        net = s.build(members=s.chapter, rng=st.Stream(0).children("student_init", s.chapter))
+        yield s.key, s.chapter, net, torch.randn(s.chapter, s.n, *s.inputs, generator=torch.Generator().manual_seed(0))
 
 
 def main(argv=None) -> None:
@@ -51,13 +59,10 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats} forward+backward passes\n")
     print(f"{'setting':>12} {'E':>4} {'relu, pool':>11} {'pool, relu':>11} {'ratio':>6}")
-    for s in (s for s in CONV_SETTINGS if s.key in CNN_KEYS):
-        members = s.chapter
-        net = s.build(members=members, rng=st.Stream(0).children("student_init", members))
-        x = torch.randn(members, s.n, *s.inputs, generator=torch.Generator().manual_seed(0))
-        best = in_turns({pool_first: partial(seconds, pool_first, net, x) for pool_first in (False, True)},
-                        args.repeats)
-        print(f"{s.key:>12} {members:>4} {best[False] * 1e3:>8.2f} ms {best[True] * 1e3:>8.2f} ms "
+    for key, members, net, x in cnn_students():
+        best = in_turns({pool_first: partial(seconds, partial(features, net, x, pool_first))
+                         for pool_first in (False, True)}, args.repeats)
+        print(f"{key:>12} {members:>4} {best[False] * 1e3:>8.2f} ms {best[True] * 1e3:>8.2f} ms "
               f"{best[False] / best[True]:>5.2f}x")
 
 
