@@ -58,7 +58,7 @@ refs: $(STAMP)  ## regenerate the regression references (after changing a chapte
 	$(VENV)/bin/stlearn refs
 
 bench: $(STAMP)  ## speed: ensemble vs loop vs vmap vs autograd (fractions of matmul peak and of the roofline), theory vs simulation
-	$(PY) benchmarks/bench_ensemble.py && $(PY) benchmarks/bench_pool_order.py && $(PY) benchmarks/bench_allocator.py && $(PY) benchmarks/bench_layout.py && $(PY) benchmarks/bench_conv_forms.py && $(PY) benchmarks/bench_theory.py
+	$(PY) benchmarks/bench_ensemble.py && $(PY) benchmarks/bench_pool_order.py && $(PY) benchmarks/bench_allocator.py && $(PY) benchmarks/bench_layout.py && $(PY) benchmarks/bench_conv_forms.py --compile && $(PY) benchmarks/bench_optimizer.py && $(PY) benchmarks/bench_theory.py
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf _build

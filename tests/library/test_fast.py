@@ -348,9 +348,9 @@ def test_sgd_equals_torch_optim_sgd(dtype, ours, momentum, weight_decay):
 def test_adam_equals_torch_optim_adam(dtype, ours, weight_decay):
     params = [torch.nn.Parameter(p) for p in _params(dtype)]
     got = _run(OURS[ours][1](params, 0.01, weight_decay), params, dtype)
-    want = _torch_run(torch.optim.Adam, dtype, lr=0.01, weight_decay=weight_decay, foreach=True)
+    want = _torch_run(torch.optim.Adam, dtype, lr=0.01, weight_decay=weight_decay, fused=True)
     for a, b in zip(got, want):
-        if ours == "fast":
+        if ours == "fast":  # the same fused kernel: the same bits
             assert torch.equal(a, b)
         else:
             torch.testing.assert_close(a, b, **TOL[dtype])
@@ -390,6 +390,10 @@ def test_per_member_rate_by_hand():
 # 80 steps with momentum amplify the rounding of each step (up to about 1e-5 of a weight of order 0.1 in float32,
 # 2e-13 in float64): the same path, to tolerances a hundred times those of one step
 TRAIN_TOL = {F32: dict(rtol=2e-4, atol=2e-5), F64: dict(rtol=1e-10, atol=1e-12)}
+# Adam's fused kernel takes sqrt(v) / sqrt(1 - beta2^t) where the formula (PlainAdam) takes sqrt(v / (1 - beta2^t)):
+# one rounding apart, which Adam's near-sign steps (m / sqrt(v) where the gradient is small) carry into about 6e-4
+# of a weight after 80 float32 steps; a wrong formula moves weights by the step size itself (5e-2)
+ADAM_TRAIN_TOL = {**TRAIN_TOL, F32: dict(rtol=2e-3, atol=5e-4)}
 
 
 @DTYPES
@@ -425,7 +429,7 @@ def test_training_fast_and_plain_follow_the_same_path(dtype, kind, optimizer, ba
         torch.testing.assert_close(torch.tensor(h_fast[column].values), torch.tensor(h_plain[column].values),
                                    **TRAIN_TOL[dtype])
     for a, b in zip(p_fast, p_plain):
-        torch.testing.assert_close(a, b, **TRAIN_TOL[dtype])
+        torch.testing.assert_close(a, b, **(ADAM_TRAIN_TOL if optimizer == "adam" else TRAIN_TOL)[dtype])
 
 
 def _refuse(name):

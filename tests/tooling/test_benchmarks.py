@@ -101,3 +101,21 @@ def test_bench_conv_forms_checks_the_forms_agree_and_prints_each_forms_ratio(cap
     assert [r[:2] for r in rows] == [["digits_cnn", "30"], ["mnist1d_cnn", "15"]]
     ratios = [float(t.strip("()x")) for r in rows for t in r if t.startswith("(")]
     assert len(ratios) == 6 and ratios[0] == ratios[3] == 1.0 and all(v > 0 for v in ratios)
+
+
+def test_bench_conv_forms_times_torch_compile_and_its_compilation_when_asked(capsys):
+    import bench_conv_forms
+
+    bench_conv_forms.main(["--repeats", "1", "--threads", "1", "--compile"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().endswith(" s")]
+    assert [r[:2] for r in rows] == [["digits_cnn", "30"], ["mnist1d_cnn", "15"]]
+    assert all(len([t for t in r if t.startswith("(")]) == 4 and float(r[-2]) > 0 for r in rows)
+
+
+def test_bench_optimizer_checks_both_adams_agree_and_prints_a_ratio_per_network(capsys):
+    import bench_optimizer
+
+    bench_optimizer.main(["--repeats", "2", "--threads", "1"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().endswith("x")]
+    assert [r[0] for r in rows] == ["digits_mlp", "digits_cnn", "mnist1d_cnn", "denoiser"]
+    assert all(float(r[-1][:-1]) > 0 for r in rows)
