@@ -47,6 +47,20 @@ def band(ax, df: pd.DataFrame, x: str, y: str, color=None, label=None, level: fl
                  errorbar=lambda v: mean_ci(v, level)[1:], err_kws={"alpha": 0.2, "linewidth": 0}, **kw)
 
 
+def facets(df: pd.DataFrame, x: str, y: str, hue: str, col: str, width: float = 3.0, height: float = 3.0,
+           cols: int = 3, level: float = 0.95, **kw) -> sns.FacetGrid:
+    """Small multiples: a panel per value of ``col``, at most ``cols`` (three) a row, the figure at most
+    :data:`MAX_WIDTH_IN` wide; in each, a line per value of ``hue``, as :func:`band` draws them (the mean over
+    seeds and its ``level`` t-interval). Seaborn's ``relplot`` on a ``FacetGrid``, with one key for every panel;
+    ``kw`` goes to it (``palette``, ``hue_order``, ``marker``, ``facet_kws``)."""
+    n = df[col].nunique()
+    cols = max(1, min(n, cols))
+    width = min(width, MAX_WIDTH_IN / cols)
+    return sns.relplot(data=df, x=x, y=y, hue=hue, col=col, col_wrap=cols if n > cols else None, kind="line",
+                       estimator="mean", errorbar=lambda v: mean_ci(v, level)[1:],
+                       err_kws={"alpha": 0.2, "linewidth": 0}, height=height, aspect=width / height, **kw)
+
+
 def lam_label(lam: float) -> str:
     return "base (λ = 0)" if lam == 0 else f"ST, λ = {lam:g}"
 

@@ -217,7 +217,10 @@ def remixing_effect(mixed: pd.DataFrame) -> tuple[float, pd.Series, pd.DataFrame
     rows = []
     for (c, lam), g in rel_change.stack().rename("change").reset_index().groupby(["condition", "lam"]):
         if c != 1.0 and lam > 0:
-            rows.append({"condition": c, "lam": lam, **interval(g.change), "smallest |change|": g.change.abs().min()})
+            change = interval(g.change)  # an error's change (above 0: the re-mixed student is worse), not a gain
+            rows.append({"condition": c, "lam": lam, "error change vs the rotation (above 0: worse)": change["gain"],
+                         "low": change["low"], "high": change["high"], "runs": change["runs"],
+                         "smallest |change|": g.change.abs().min()})
     return two_stage_spread, finite, pd.DataFrame(rows)
 
 
