@@ -134,6 +134,19 @@ def test_chapter_ends_with_its_takeaway(name):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_checks_its_claims_and_lists_them_in_one_box(name):
+    code = [c for c in cells(name) if c.cell_type == "code"]
+    bare = [line.strip() for c in code for line in c.source.splitlines() if line.strip().startswith("assert ")]
+    assert not bare, f"{name}: state a claim with stlearn.tooling.notebook.check(claim, holds), not assert: {bare[:2]}"
+    boxes = [c for c in code if "show_checks()" in c.source]
+    assert len(boxes) == 1 and "remove-input" in boxes[0].metadata.get("tags", []), \
+        f"{name}: one cell, its input removed, must show the chapter's checks (show_checks())"
+    shown = [o for c in reference_notebook(name).cells for o in c.get("outputs", [])
+             if "show_checks()" in c.get("source", "") and "text/html" in o.get("data", {})]
+    assert shown and "stlearn-checks" in shown[0]["data"]["text/html"], f"{name}: the reference shows no checks box"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_results_tables_are_shown_as_tables_not_printed_text(name):
     code = [c.source for c in cells(name) if c.cell_type == "code"]
     printed = [line.strip() for src in code for line in src.splitlines() if ".to_string(" in line]

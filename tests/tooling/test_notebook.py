@@ -172,3 +172,20 @@ def test_log_axes_spanning_a_decade_label_plain_numbers_that_do_not_collide():
              if t.get_text() and low <= t.get_position()[0] <= high]
     plt.close(fig)
     assert sorted(shown, key=float) == ["50", "100", "200"]
+
+
+def test_checks_are_listed_in_one_box_and_a_failed_one_stops_the_chapter(chapter_setup):
+    notebook.check("the slope is near 1", True)
+    notebook.check("ST beats base at 10 runs", False, asserted=False)  # shown, not asserted at these settings
+    box = notebook.Checks(notebook._CHECKS)
+    assert box.summary() == ("The chapter's one check holds at these settings; 0 of 1 more, asserted at the full "
+                             "settings only, hold here")
+    assert notebook.Checks([("a", False, True)]).summary() == (
+        "1 of the chapter's 1 checks hold at these settings; they are asserted at the full settings")
+    assert "✓ the slope is near 1" in box._repr_html_() and "✗ ST beats base at 10 runs (not asserted here)" in (
+        box._repr_html_())
+    with pytest.raises(AssertionError, match="a check of the chapter failed: the teacher is frozen"):
+        notebook.check("the teacher is frozen", False)
+    notebook.setup()  # a new chapter starts with no checks
+    with pytest.raises(ValueError, match="no check"):
+        notebook.show_checks()

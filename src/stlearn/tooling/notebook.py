@@ -21,6 +21,7 @@ from .. import streams
 from ..plotting import use_book_style
 
 HEADLINE_MIME = "application/vnd.stlearn.headline+json"
+_CHECKS: list[tuple[str, bool, bool]] = []  # the chapter's checks so far, (claim, asserted, holds); setup() resets
 _TABLE_IDS = itertools.count()  # one id per table of a run: its styles apply to it alone, and re-runs match
 
 
@@ -45,6 +46,7 @@ def setup(threads: int | None = None) -> torch.device:
     """
     use_book_style()
     streams.audit()
+    _CHECKS.clear()
     # the flag eager kernels read; torch.use_deterministic_algorithms also imports torch._inductor (1.5 s a
     # chapter) to set torch.compile's, which the book never uses
     torch._C._set_deterministic_algorithms(True, warn_only=True)
@@ -301,6 +303,54 @@ class Table:
 def show_table(df, highlight=None, index: bool = False, decimals: int = 3, caption: str | None = None) -> None:
     """Display ``df`` as a :class:`Table` (``highlight``: a boolean per row, e.g. the primary comparison)."""
     display(Table(df, highlight, index, decimals, caption))
+
+
+def check(claim: str, holds, asserted: bool = True) -> None:
+    """One of the chapter's checks: ``claim``, in words, is what holds; ``holds``, whether it does here.
+
+    A check that does not hold stops the chapter (an ``AssertionError`` naming the claim), so a chapter's
+    claims cannot drift from its numbers unseen; :func:`show_checks` lists them all in one box. With
+    ``asserted=False`` the check is shown but never stops the chapter (a claim asserted only at the full
+    settings' number of runs).
+    """
+    _CHECKS.append((claim, bool(asserted), bool(holds)))
+    if asserted and not holds:
+        raise AssertionError(f"a check of the chapter failed: {claim}")
+
+
+class Checks:
+    """The chapter's checks (:func:`check`) in one box: one line that says how many held, the claims under it."""
+
+    def __init__(self, checks):
+        self.checks = list(checks)
+        self.asserted = [(c, h) for c, a, h in self.checks if a]
+        self.shown = [(c, h) for c, a, h in self.checks if not a]
+
+    def summary(self) -> str:
+        n, m, held = len(self.asserted), len(self.shown), sum(h for _, h in self.shown)
+        if not n:  # every check is asserted only at the full settings' runs
+            return f"{held} of the chapter's {m} checks hold at these settings; they are asserted at the full settings"
+        line = (f"All {n} checks of this chapter hold" if n > 1 else "The chapter's one check holds") + " at these settings"
+        return line + (f"; {held} of {m} more, asserted at the full settings only, hold here" if m else "")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        items = "".join(f"<li>{'✓' if h else '✗'} {html.escape(c)}{'' if a else ' (not asserted here)'}</li>"
+                        for c, a, h in self.checks)
+        mark = "✓" if all(h for _, _, h in self.checks) else "•"
+        return (f'<details class="stlearn-checks"><summary>{mark} {html.escape(self.summary())}</summary>'
+                f"<ul>{items}</ul></details>")
+
+    def __repr__(self) -> str:
+        return self.summary() + "\n" + "\n".join(f"{'ok' if h else 'NO'} {c}" for c, _, h in self.checks)
+
+
+def show_checks() -> None:
+    """Display the checks the chapter made so far (:func:`check`) as one box (:class:`Checks`)."""
+    if not _CHECKS:
+        raise ValueError("show_checks: the chapter made no check(...) yet")
+    display(Checks(_CHECKS))
 
 
 def headline(digits: int = 4, **values: float | str) -> dict:
