@@ -330,8 +330,9 @@ class Checks:
         n, m, held = len(self.asserted), len(self.shown), sum(h for _, h in self.shown)
         if not n:  # every check is asserted only at the full settings' runs
             return f"{held} of the chapter's {m} checks hold at these settings; they are asserted at the full settings"
-        line = (f"All {n} checks of this chapter hold" if n > 1 else "The chapter's one check holds") + " at these settings"
-        return line + (f"; {held} of {m} more, asserted at the full settings only, hold here" if m else "")
+        line = f"All {n} checks of this chapter hold" if n > 1 else "The chapter's one check holds"
+        return line + " at these settings" + (f"; {held} of {m} more, asserted at the full settings only, hold here"
+                                              if m else "")
 
     def _repr_html_(self) -> str:
         import html
