@@ -43,8 +43,12 @@ def lam_colors(lams) -> dict:
 def band(ax, df: pd.DataFrame, x: str, y: str, color=None, label=None, level: float = 0.95, **kw) -> None:
     """Mean of ``y`` over seeds against ``x`` with its shaded ``level`` interval (seaborn's line plot, with the
     book's t-interval of the mean, :func:`stlearn.stats.mean_ci`, as its error bar)."""
-    sns.lineplot(data=df, x=x, y=y, ax=ax, color=color, label=label, estimator="mean",
-                 errorbar=lambda v: mean_ci(v, level)[1:], err_kws={"alpha": 0.2, "linewidth": 0}, **kw)
+    sns.lineplot(data=df, x=x, y=y, ax=ax, color=color, label=label, **_mean_band(level), **kw)
+
+
+def _mean_band(level: float) -> dict:
+    """Seaborn's line arguments for the mean over seeds with its shaded ``level`` t-interval (:func:`mean_ci`)."""
+    return {"estimator": "mean", "errorbar": lambda v: mean_ci(v, level)[1:], "err_kws": {"alpha": 0.2, "linewidth": 0}}
 
 
 def facets(df: pd.DataFrame, x: str, y: str, hue: str, col: str, width: float = 3.0, height: float = 3.0,
@@ -54,11 +58,9 @@ def facets(df: pd.DataFrame, x: str, y: str, hue: str, col: str, width: float = 
     seeds and its ``level`` t-interval). Seaborn's ``relplot`` on a ``FacetGrid``, with one key for every panel;
     ``kw`` goes to it (``palette``, ``hue_order``, ``marker``, ``facet_kws``)."""
     n = df[col].nunique()
-    cols = max(1, min(n, cols))
-    width = min(width, MAX_WIDTH_IN / cols)
+    cols, width = _row(n, width, cols)
     return sns.relplot(data=df, x=x, y=y, hue=hue, col=col, col_wrap=cols if n > cols else None, kind="line",
-                       estimator="mean", errorbar=lambda v: mean_ci(v, level)[1:],
-                       err_kws={"alpha": 0.2, "linewidth": 0}, height=height, aspect=width / height, **kw)
+                       height=height, aspect=width / height, **_mean_band(level), **kw)
 
 
 def lam_label(lam: float) -> str:
@@ -68,15 +70,22 @@ def lam_label(lam: float) -> str:
 MAX_WIDTH_IN = 9.0  # the widest figure whose theme text (11 pt ticks) still shows at 9 pt in the site's column
 
 
+def _row(n: int, width: float, cols: int) -> tuple[int, float]:
+    """Panels a row for ``n`` panels (at most ``cols``) and each panel's width, narrowed so that the row is at most
+    :data:`MAX_WIDTH_IN` wide."""
+    cols = max(1, min(n, cols))
+    return cols, min(width, MAX_WIDTH_IN / cols)
+
+
 def panel_grid(n: int, width: float = 3.0, height: float = 3.0, cols: int = 3, **subplots):
     """A figure of ``n`` panels, at most ``cols`` (three) a row, each ``width`` x ``height`` inches but the
     figure at most :data:`MAX_WIDTH_IN` wide, laid out by matplotlib's constrained layout; returns the
     figure and its ``n`` axes (the grid's spare cells hidden)."""
     import matplotlib.pyplot as plt
 
-    cols = max(1, min(n, cols))
+    cols, width = _row(n, width, cols)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(min(width * cols, MAX_WIDTH_IN), height * rows), squeeze=False,
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
                              layout="constrained", **subplots)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
