@@ -29,3 +29,14 @@ def test_lam_curve_and_chosen_lams():
     assert curve.test_error.tolist() == pytest.approx([0.3, 0.1, 0.3, 0.5])
     assert curve.low[1] == curve.high[1] == pytest.approx(0.1)  # equal errors: a zero-width interval
     assert cl.chosen_lams(table[table.seed == 0].iloc[[0, 4]]).to_dict() == {"lam=0": 1}
+
+
+def test_last_stops_counts_the_selected_runs_stopped_at_the_last_step_per_trained_method():
+    selected = pd.DataFrame({"method": ["base", "base", "ST", "ST", "teacher as is", "teacher as is"],
+                             "seed": [0, 1, 0, 1, 0, 1], "val_step": [300, 147, 300, 300, None, None]})
+    assert cl.last_stops(selected, 300) == {"ST": 2, "base": 1}  # a measured method has no stop
+    assert list(cl.last_stops(selected, 300, ["base", "teacher as is"])) == ["base", "ST"]
+    assert cl.last_stops(selected, 400) == {"ST": 0, "base": 0}
+    table = pd.DataFrame({"method": ["ST", "ST", "base"], "config": ["lam=0", "lam=0.01", "-"], "seed": 0,
+                          "val_error": [0.2, 0.1, 0.3], "test_error": 0.1, "val_step": [300, 147, 300]})
+    assert cl.last_stops_text(_result(table), 300) == "base 1, ST 0 (of 1 runs each)"

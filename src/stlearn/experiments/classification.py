@@ -596,11 +596,26 @@ def views_gains(results: dict[int, study.StudyResult], pairs: Sequence[tuple[str
                          for a, b in pairs for k, r in sorted(results.items())])
 
 
+def last_stops(selected: pd.DataFrame, steps: int, order: Sequence[str] = ()) -> dict[str, int]:
+    """Per trained method (those of ``order`` first, in its order), how many of its validation-selected runs stop
+    at the last step (``steps``), where longer training might still have helped."""
+    trained = selected[selected.val_step.notna()]
+    counts = {m: int((g.val_step == steps).sum()) for m, g in trained.groupby("method")}
+    return {m: counts[m] for m in dict.fromkeys([*order, *counts]) if m in counts}
+
+
+def last_stops_text(result: study.StudyResult, steps: int) -> str:
+    """:func:`last_stops` of a study's selected runs in words, its methods in the study's order:
+    ``"base 7, weight decay 9, ... (of 10 runs each)"``."""
+    counts = last_stops(result.selected, steps, [m.name for m in result.study.methods])
+    return ", ".join(f"{m} {n}" for m, n in counts.items()) + f" (of {result.selected.seed.nunique()} runs each)"
+
+
 def views_last_stops(results: dict[int, study.StudyResult], steps: int,
                      methods: Sequence[str] = ("base", "ST")) -> dict[int, int]:
     """Per number of views: how many validation-selected runs of ``methods`` stop at the last step (``steps``),
     where longer training might still have helped."""
-    return {k: int((r.selected[r.selected.method.isin(list(methods))].val_step == steps).sum())
+    return {k: sum(n for m, n in last_stops(r.selected, steps).items() if m in methods)
             for k, r in sorted(results.items())}
 
 
