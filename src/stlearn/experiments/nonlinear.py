@@ -121,9 +121,10 @@ def _members_of(config: TrainConfig, index: list[int]) -> TrainConfig:
 def _member_args(kw: dict, index: list[int]) -> dict:
     """The training arguments of :func:`train_at_curvature_rates` for the members ``index`` only."""
     teacher, lam, info, noise = kw["teacher"], kw["lam"], kw["member_info"], kw["fresh_noise"]
-    if teacher is not None:
+    if teacher is not None and getattr(teacher.model, "members", None) is not None:  # one teacher per member
         transform = {k: (t[index] if t.dim() == 3 else t) for k, t in teacher.transform.items()}
-        teacher = FrozenTeacher(select_members(teacher.model, index), transform, teacher.source)
+        teacher = FrozenTeacher(select_members(teacher.model, index), transform, teacher.source, teacher.views,
+                                teacher.chunk)
     return {**kw, "teacher": teacher,
             "lam": [lam[e] for e in index] if isinstance(lam, Sequence) else lam,
             "eval_sets": None if kw["eval_sets"] is None else {k: _rows_of(v, index)
