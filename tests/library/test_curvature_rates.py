@@ -115,3 +115,17 @@ def test_a_diverged_member_restarts_from_its_start_at_half_the_fraction_and_the_
                                   first.history[first.history.member == 0].reset_index(drop=True))
     assert torch.equal(model.layers[0].weight[0], trained.layers[0].weight[0])
     assert not torch.equal(model.layers[0].weight[1], trained.layers[0].weight[1])
+
+
+def test_a_restarted_members_teacher_keeps_its_views_and_chunk_and_a_single_teacher_is_kept():
+    """nonlinear._member_args: the members' teacher ensemble is cut to the restarted members with its views and chunk;
+    a teacher that is one network for every member is passed on as it is."""
+    from stlearn.experiments import nonlinear as nl
+
+    kw = dict(lam=[0.0, 1.0, 2.0], member_info=None, fresh_noise=None, eval_sets=None, layers=["h1"])
+    ensemble = st.FrozenTeacher(st.MLP([3, 4, 1], members=3, rng=0), views=2, chunk=5)
+    cut = nl._member_args({**kw, "teacher": ensemble}, [2])
+    assert (cut["teacher"].model.members, cut["teacher"].views, cut["teacher"].chunk) == (1, 2, 5)
+    assert cut["lam"] == [2.0]
+    single = st.FrozenTeacher(st.MLP([3, 4, 1], rng=0))
+    assert nl._member_args({**kw, "teacher": single}, [0, 2])["teacher"] is single
