@@ -181,7 +181,7 @@ def test_checks_are_listed_in_one_box_and_a_failed_one_stops_the_chapter(chapter
     assert box.summary() == ("The chapter's one check holds at these settings; 0 of 1 more, asserted at the full "
                              "settings only, hold here")
     assert notebook.Checks([("a", False, True)]).summary() == (
-        "1 of the chapter's 1 checks hold at these settings; they are asserted at the full settings")
+        "1 of the chapter's 1 checks holds at these settings; they are asserted at the full settings")
     assert "✓ the slope is near 1" in box._repr_html_() and "✗ ST beats base at 10 runs (not asserted here)" in (
         box._repr_html_())
     with pytest.raises(AssertionError, match="a check of the chapter failed: the teacher is frozen"):

@@ -328,10 +328,11 @@ class Checks:
 
     def summary(self) -> str:
         n, m, held = len(self.asserted), len(self.shown), sum(h for _, h in self.shown)
+        verb = "holds" if held == 1 else "hold"
         if not n:  # every check is asserted only at the full settings' runs
-            return f"{held} of the chapter's {m} checks hold at these settings; they are asserted at the full settings"
+            return f"{held} of the chapter's {m} checks {verb} at these settings; they are asserted at the full settings"
         line = f"All {n} checks of this chapter hold" if n > 1 else "The chapter's one check holds"
-        return line + " at these settings" + (f"; {held} of {m} more, asserted at the full settings only, hold here"
+        return line + " at these settings" + (f"; {held} of {m} more, asserted at the full settings only, {verb} here"
                                               if m else "")
 
     def _repr_html_(self) -> str:
