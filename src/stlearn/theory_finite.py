@@ -189,41 +189,50 @@ def gradient_descent(x: Tensor, features: Tensor, y: Tensor, lam, width: int, rn
     w2 = torch.stack([randn(as_stream(r).child("noise"), d_y, width) for r in rngs]) * init_scale / math.sqrt(width)
     gram = x.transpose(-1, -2) @ x / n
     s = torch.linalg.eigvalsh(gram)[..., -1]
-    v1, v2 = torch.zeros_like(w1), torch.zeros_like(w2)
     g1, g2 = st_gradients(x, t, y, w1, w2, lam_t)
     g0 = torch.sqrt(g1.pow(2).sum((-2, -1)) + g2.pow(2).sum((-2, -1)))
-    active = torch.ones(e, dtype=torch.bool)
     steps = torch.zeros(e, dtype=torch.long)
     time = torch.zeros(e, dtype=torch.float64)
     rel = torch.ones(e, dtype=torch.float64)
     loss0 = st_loss(x, t, y, w1, w2, lam_t)
     last = loss0.clone()
     stalled = torch.zeros(e, dtype=torch.bool)
+    end1, end2 = w1.clone(), w2.clone()  # each member's weights where it stopped
+    # Only the members still running are stepped: a member's step reads nothing of the others', so a stopped one
+    # is set aside (its state kept as it was) and the running ones go on as a smaller batch of the same products.
+    idx = torch.arange(e)
+    run = [x, t, y, gram, s, lam_t, g0, w1, w2, torch.zeros_like(w1), torch.zeros_like(w2), g1, g2]
     for step in range(1, max_steps + 1):
-        phi = x @ w1.transpose(-1, -2)
-        res = phi @ w2.transpose(-1, -2) - y
+        x_, t_, y_, gram_, s_, lam_, g0_, w1, w2, v1, v2, g1, g2 = run
+        phi = x_ @ w1.transpose(-1, -2)
+        res = phi @ w2.transpose(-1, -2) - y_
         w2_op = torch.linalg.eigvalsh(w2.transpose(-1, -2) @ w2 if d_y > width else w2 @ w2.transpose(-1, -2))[..., -1]
-        phi_op = torch.linalg.eigvalsh(w1 @ gram @ w1.transpose(-1, -2))[..., -1]
-        cross = res.pow(2).sum((-2, -1)).sqrt() * torch.sqrt(s / n)
-        rate = (1.0 - momentum) / ((w2_op + lam_t) * s + cross) * active  # first layer
-        rate2 = (1.0 - momentum) / (phi_op + cross) * active  # head: its own curvature, not slowed by lam
+        phi_op = torch.linalg.eigvalsh(w1 @ gram_ @ w1.transpose(-1, -2))[..., -1]
+        cross = res.pow(2).sum((-2, -1)).sqrt() * torch.sqrt(s_ / n)
+        rate = (1.0 - momentum) / ((w2_op + lam_) * s_ + cross)  # first layer
+        rate2 = (1.0 - momentum) / (phi_op + cross)  # head: its own curvature, not slowed by lam
         v1 = momentum * v1 - _bcast(rate) * g1
         v2 = momentum * v2 - _bcast(rate2) * g2
-        w1, w2 = w1 + _bcast(active.double()) * v1, w2 + _bcast(active.double()) * v2
-        steps += active
-        time += rate * s / (1.0 - momentum)
-        g1, g2 = st_gradients(x, t, y, w1, w2, lam_t)
-        rel = torch.sqrt(g1.pow(2).sum((-2, -1)) + g2.pow(2).sum((-2, -1))) / g0
+        w1, w2 = w1 + v1, w2 + v2
+        steps[idx] += 1
+        time[idx] += rate * s_ / (1.0 - momentum)
+        g1, g2 = st_gradients(x_, t_, y_, w1, w2, lam_)
+        rel[idx] = torch.sqrt(g1.pow(2).sum((-2, -1)) + g2.pow(2).sum((-2, -1))) / g0_
         if not bool(torch.isfinite(rel).all()):
             raise FloatingPointError("gradient descent diverged (non-finite gradient)")
         if step % window == 0:
-            now = st_loss(x, t, y, w1, w2, lam_t)
-            stalled = stalled | (active & (last - now <= loss_tol * loss0))
-            last = now
-        active = active & (rel > tol) & ~stalled
-        if not bool(active.any()):
-            break
-    return DescentResult(w1, w2, steps, rel, (rel <= tol) | stalled, time, stalled)
+            now = st_loss(x_, t_, y_, w1, w2, lam_)
+            stalled[idx] |= last[idx] - now <= loss_tol * loss0[idx]
+            last[idx] = now
+        run = [x_, t_, y_, gram_, s_, lam_, g0_, w1, w2, v1, v2, g1, g2]
+        going = (rel[idx] > tol) & ~stalled[idx]
+        if not bool(going.all()):
+            end1[idx[~going]], end2[idx[~going]] = w1[~going], w2[~going]
+            idx, run = idx[going], [v[going] for v in run]
+            if not len(idx):
+                break
+    end1[idx], end2[idx] = run[7], run[8]  # the members that ran out of steps
+    return DescentResult(end1, end2, steps, rel, (rel <= tol) | stalled, time, stalled)
 
 
 # --------------------------------------------------------------------------- the exact two-stage risk
