@@ -78,12 +78,16 @@ def st_minimizer(x: Tensor, features: Tensor, y: Tensor, lam, width: int | None 
     teacher's ``h = features.shape[-1]``. When ``h >= rank(X)`` there is no bottleneck: the
     features are ``H T``, the fit ``H Y`` and the end-to-end map least squares (min-norm), a
     minimizer when ``H Y`` lies in the span of ``H T`` (condition (C) of the coincidence chapter).
+
+    ``x`` of one data set ``(n, d)`` with ``lam`` a vector ``(L,)`` gives the ``L`` minimizers on it (leading
+    dimension ``L``), the inputs' decomposition computed once.
     """
     x, t, y = as_float64(x), as_float64(features), as_float64(y)
     h = t.shape[-1] if width is None else check_int("width", width, low=1)
     if h != t.shape[-1]:
         raise ParameterError(f"width must equal the teacher's hidden width {t.shape[-1]}; got {h}")
-    lam_t = _lam_tensor(lam, x)
+    per_lam = x.ndim == 2 and torch.as_tensor(lam).ndim == 1  # one data set, a minimizer per lam
+    lam_t = _lam_tensor(lam, x[None].expand(len(lam), *x.shape) if per_lam else x)
     n = x.shape[-2]
     ux, sx, vxh = torch.linalg.svd(x, full_matrices=False)
     keep = sx > sx[..., :1] * max(x.shape[-2:]) * torch.finfo(torch.float64).eps
@@ -99,9 +103,12 @@ def st_minimizer(x: Tensor, features: Tensor, y: Tensor, lam, width: int | None 
         value = ((y - yh).pow(2).sum((-2, -1)) + lam_t * (t - th).pow(2).sum((-2, -1))
                  + (th @ w2.transpose(-1, -2) - yh).pow(2).sum((-2, -1))) / (2 * n)
         sv = torch.linalg.svdvals(th)
-        return Minimizer(w1, w2, end, value, torch.ones_like(value), sv[..., rank - 1] / sv[..., 0])
+        w1, w2, end, cond = (v.expand(*value.shape, *v.shape) if per_lam else v
+                             for v in (w1, w2, end, sv[..., rank - 1] / sv[..., 0]))
+        return Minimizer(w1, w2, end, value, torch.ones_like(value), cond)
     # C = M M^T with M = [H Y, sqrt(lam) H T]: its eigenvectors are M's left singular vectors
-    stacked = torch.cat([yh, _bcast(lam_t.sqrt()) * th], dim=-1)
+    scaled = _bcast(lam_t.sqrt()) * th
+    stacked = torch.cat([yh.expand(*scaled.shape[:-1], yh.shape[-1]), scaled], dim=-1)
     left, sv_m, _ = torch.linalg.svd(stacked, full_matrices=False)
     mu = sv_m.pow(2)
     r = left[..., :h]

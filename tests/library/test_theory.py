@@ -304,3 +304,15 @@ def test_knowledge_slope_and_window():
     tau = k / (n - k - 1)
     assert tf.knowledge_slope(d, k, sigma, n, tau=tau, alpha=1 + (1 - sigma**2) * tau) == pytest.approx(
         tf.knowledge_slope(d, k, sigma, n))
+
+
+@pytest.mark.parametrize("n, h", [(60, 2), (8, 30)])  # a bottleneck, and none (h >= rank X)
+def test_st_minimizer_with_a_vector_of_lams_is_one_minimizer_per_lam_on_the_same_data(n, h):
+    g = torch.Generator().manual_seed(3)
+    x, t, y = (torch.randn(n, k, generator=g, dtype=torch.float64) for k in (20, h, 3))
+    lams = [0.01, 1.0, 100.0]
+    many = tf.st_minimizer(x, t, y, torch.tensor(lams, dtype=torch.float64))
+    for i, lam in enumerate(lams):
+        one = tf.st_minimizer(x, t, y, lam)
+        for field in ("w1", "w2", "end_to_end", "value", "gap", "head_conditioning"):
+            assert torch.allclose(getattr(many, field)[i], getattr(one, field), rtol=1e-10, atol=1e-12), field
