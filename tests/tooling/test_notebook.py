@@ -4,6 +4,7 @@ import math
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import stlearn as st
@@ -189,3 +190,11 @@ def test_checks_are_listed_in_one_box_and_a_failed_one_stops_the_chapter(chapter
     notebook.setup()  # a new chapter starts with no checks
     with pytest.raises(ValueError, match="no check"):
         notebook.show_checks()
+
+
+def test_a_tables_text_marks_its_highlighted_rows_with_or_without_a_named_index():
+    df = pd.DataFrame({"error": [0.1, 0.2, 0.3]}, index=pd.Index([0.0, 1.0, 10.0], name="λ"))
+    for index, shown in ((True, df), (False, df.reset_index())):
+        lines = repr(notebook.Table(shown, [False, False, True], index, 3, None)).split("\n")
+        assert len(lines) == len(df) + (2 if index else 1)  # every row kept
+        assert [line[:2] for line in lines[-3:]] == ["  ", "  ", "* "] and "10.0" in lines[-1]

@@ -294,9 +294,11 @@ class Table:
         shown = self.df.round(self.decimals) if self.decimals is not None else self.df
         text = shown.to_string(index=self.index, na_rep=MISSING)
         marks = [("* " if m else "  ") for m in self.highlight] if self.highlight.any() else None
-        if marks:  # the highlighted rows marked in the text too; the header line keeps its alignment
+        if marks:  # the highlighted rows marked in the text too; the header lines keep their alignment
             lines = text.split("\n")
-            text = "\n".join(["  " + lines[0]] + [m + line for m, line in zip(marks, lines[1:])])
+            head = len(lines) - len(marks)  # two with a named index (its name has a line of its own)
+            rows = [m + line for m, line in zip(marks, lines[head:])]
+            text = "\n".join(["  " + line for line in lines[:head]] + rows)
         return (f"{self.caption}\n" if self.caption else "") + text
 
 
@@ -330,7 +332,8 @@ class Checks:
         n, m, held = len(self.asserted), len(self.shown), sum(h for _, h in self.shown)
         verb = "holds" if held == 1 else "hold"
         if not n:  # every check is asserted only at the full settings' runs
-            return f"{held} of the chapter's {m} checks {verb} at these settings; they are asserted at the full settings"
+            return (f"{held} of the chapter's {m} checks {verb} at these settings; they are asserted at the full "
+                    "settings")
         line = f"All {n} checks of this chapter hold" if n > 1 else "The chapter's one check holds"
         return line + " at these settings" + (f"; {held} of {m} more, asserted at the full settings only, {verb} here"
                                               if m else "")
