@@ -7,7 +7,7 @@ tables come from here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -86,17 +86,47 @@ def format_ci(values, digits: int = 3, level: float = 0.95) -> str:
     return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def collapse_intervals(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+MISSING = "—"  # a missing number in a collapsed interval column (as stlearn.tooling.notebook.MISSING), never "nan"
+
+
+def collapse_intervals(df: pd.DataFrame, digits: int | Mapping[str, int] = 3,
+                       signed: bool | Sequence[str] = False) -> pd.DataFrame:
     """``df`` with each column ``c`` that has ``c_low`` and ``c_high`` beside it as one text column ``"c [low, high]"``.
 
-    Cells read ``"0.041 [0.012, 0.070]"``; a mean without an interval (one run) keeps just the mean.
+    Cells read ``"0.041 [0.012, 0.070]"``, a mean of one method; a mean without an interval (one run) keeps just
+    the mean, and a missing mean reads ``"—"``. ``digits``: decimals for every column, or per column name (3 for
+    the others). ``signed``: the columns that are paired effects (``True``: all of them), printed as
+    :func:`stlearn.verdicts.interval_text` prints one, ``"+0.032 [0.003, 0.061]"`` (positive when the first-named
+    method is better); name such a column by its comparison and direction, e.g. ``"ST vs base (above 0: ST
+    better)"``.
     """
     out = df.copy()
-    for c in [c for c in df.columns if f"{c}_low" in df.columns and f"{c}_high" in df.columns]:
+    columns = [c for c in df.columns if f"{c}_low" in df.columns and f"{c}_high" in df.columns]
+    if isinstance(signed, str):
+        signed = [signed]
+    wanted = set(columns) if signed is True else set(signed or ())
+    if wanted - set(columns):
+        raise ParameterError(f"signed names columns without an interval beside them: {sorted(wanted - set(columns))}")
+    for c in columns:
+        d = digits.get(c, 3) if isinstance(digits, Mapping) else digits
+        sign = "+" if c in wanted else ""
         m, lo, hi = df[c], df[f"{c}_low"], df[f"{c}_high"]
-        out[c] = [f"{a:.{digits}f}" + (f" [{b:.{digits}f}, {h:.{digits}f}]" if np.isfinite(b) else "")
+        out[c] = [MISSING if not np.isfinite(a) else
+                  f"{a:{sign}.{d}f}" + (f" [{b:.{d}f}, {h:.{d}f}]" if np.isfinite(b) else "")
                   for a, b, h in zip(m, lo, hi)]
         out = out.drop(columns=[f"{c}_low", f"{c}_high"]).rename(columns={c: f"{c} [95% interval]"})
+    return out
+
+
+def as_percent(df: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
+    """``df`` with each column ``c`` of ``names``, and ``c_low``, ``c_high`` beside it, times 100 (a relative gain
+    in %) and renamed ``names[c]`` (``_low``, ``_high``): ready for :func:`collapse_intervals`."""
+    out = df.copy()
+    for c, name in names.items():
+        for end in ("", "_low", "_high"):
+            if f"{c}{end}" in out:
+                out[f"{c}{end}"] = 100 * out[f"{c}{end}"]
+        out = out.rename(columns={f"{c}{end}": f"{name}{end}" for end in ("", "_low", "_high")})
     return out
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import stlearn as st
-from stlearn import verdicts
+from stlearn import protocol, verdicts
 from stlearn.experiments import nonlinear as nl
 from stlearn.experiments import nonlinear_decomposition as nd
 from stlearn.fast import fused
@@ -265,3 +265,8 @@ def test_comparison_table_pairs_runs_and_differences_of_gains():
     assert table.loc["ST over rotated minus over base", "gain"] == pytest.approx(np.mean([0.5, 0.8, 0.3]))
     assert table.runs.tolist() == [3, 3]
     assert (table.holm_p >= table.p).all()
+    shown = nd.controls_table(table)  # for the reader: one signed interval column, as protocol.interval_text prints
+    gain = "gain of the first named (above 0: first better) [95% interval]"
+    assert shown.columns.tolist() == [gain, "p", "Holm p"]
+    assert shown[gain]["ST over base"] == protocol.interval_text(table.loc["ST over base"].to_dict(), nd.DIGITS)
+    assert shown[gain]["ST over base"].startswith("+0.500 [")

@@ -32,6 +32,37 @@ def test_interval_ends_columns_and_text():
     assert stats.format_ci(values, digits=2) == f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
+def test_collapse_intervals_prints_means_unsigned_and_paired_effects_signed_as_interval_text():
+    from stlearn.verdicts import interval_text
+
+    df = pd.DataFrame({"method": ["a", "b", "c"], "error": [0.0411, 0.5, np.nan], "error_low": [0.012, np.nan, 0.1],
+                       "error_high": [0.07, np.nan, 0.2], "a vs b": [0.0321, -0.25, 0.0],
+                       "a vs b_low": [0.003, -0.5, -0.01], "a vs b_high": [0.061, -0.01, 0.01]})
+    old = stats.collapse_intervals(df)  # the default: every column unsigned, 3 decimals
+    assert old.columns.tolist() == ["method", "error [95% interval]", "a vs b [95% interval]"]
+    assert old["error [95% interval]"].tolist() == ["0.041 [0.012, 0.070]", "0.500", "—"]  # one run; missing
+    assert old["a vs b [95% interval]"].tolist()[0] == "0.032 [0.003, 0.061]"
+    for signed in (True, ["a vs b"], "a vs b"):
+        cells = stats.collapse_intervals(df, signed=signed)["a vs b [95% interval]"].tolist()
+        assert cells == [interval_text({"gain": g, "low": lo, "high": hi})
+                         for g, lo, hi in df[["a vs b", "a vs b_low", "a vs b_high"]].to_numpy()]
+        assert cells[:2] == ["+0.032 [0.003, 0.061]", "-0.250 [-0.500, -0.010]"]
+    assert stats.collapse_intervals(df, signed="a vs b")["error [95% interval]"].tolist()[0] == "0.041 [0.012, 0.070]"
+    per_column = stats.collapse_intervals(df, digits={"a vs b": 1}, signed=True)
+    assert per_column["a vs b [95% interval]"].tolist()[0] == "+0.0 [0.0, 0.1]"
+    assert per_column["error [95% interval]"].tolist()[0] == "+0.041 [0.012, 0.070]"  # 3 decimals, the default
+    with pytest.raises(ParameterError, match="signed names columns without an interval"):
+        stats.collapse_intervals(df, signed=["method"])
+
+
+def test_as_percent_scales_a_relative_gain_and_its_interval_and_renames_them():
+    df = pd.DataFrame({"k": [1], "rel": [0.0321], "rel_low": [0.003], "rel_high": [0.061], "other": [0.5]})
+    out = stats.as_percent(df, {"rel": "a vs b, %"})
+    assert out.columns.tolist() == ["k", "a vs b, %", "a vs b, %_low", "a vs b, %_high", "other"]
+    assert out.iloc[0].tolist() == pytest.approx([1, 3.21, 0.3, 6.1, 0.5])
+    assert stats.collapse_intervals(out, digits=1, signed=True)["a vs b, % [95% interval]"][0] == "+3.2 [0.3, 6.1]"
+
+
 def test_summarize_and_interval_table_give_one_row_per_group():
     df = pd.DataFrame({"lam": [0, 0, 0, 1, 1, 1], "seed": [0, 1, 2] * 2, "err": [1.0, 2.0, 3.0, 0.5, 0.7, 0.9]})
     summary = stats.summarize(df, "lam", "err")

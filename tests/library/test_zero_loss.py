@@ -225,3 +225,19 @@ def test_the_sweep_trains_hardest_first_and_reports_every_member():
     assert (summary.identity_gap < 1e-10).all() and (summary.invariance_gap < 1e-10).all()
     assert (summary.residual_term <= 1.001 * zl.RESIDUAL_SHARE * summary.init_term).all()
     assert {"test_noisy", "lam", "seed", "depth", "init_scale"} <= set(history.columns)
+
+
+def test_against_yardstick_gives_the_relative_gain_over_tuned_ridge_and_its_table_prints_it_signed_in_percent():
+    ridge = pd.DataFrame({"seed": [0, 1, 2], "ridge": [2.0, 2.2, 1.8], "min_norm": [2.1, 2.4, 1.7]})
+    students = pd.DataFrame({"seed": [0, 1, 2], "depth": 2, "lam": 0.0, "test_error": [1.9, 2.0, 1.6]})
+    versus = zl.against_yardstick(students, ridge)
+    assert versus.student.tolist() == ["min-norm interpolator", "depth 2, base (lambda = 0)"]
+    assert versus["relative gain"].tolist() == pytest.approx(versus.gain / 2.0)  # over ridge's mean error
+    assert versus.verdict.tolist()[1] == "student"  # ridge minus student: 0.1, 0.2, 0.2
+    shown = zl.yardstick_table(versus)
+    column = "student vs tuned ridge, % (above 0: student better) [95% interval]"
+    assert shown.columns.tolist() == ["student", "student's test error", "tuned ridge's test error", column,
+                                      "verdict"]
+    m, lo, hi = st.stats.mean_ci(np.array([0.1, 0.2, 0.2]) / 2.0 * 100)
+    assert shown[column][1] == f"+{m:.1f} [{lo:.1f}, {hi:.1f}]"  # the linear chapters' one form: 1 decimal, signed
+    assert shown.verdict.tolist()[1] == "the student is better"

@@ -108,7 +108,7 @@ def test_findings_and_landing_are_built_from_the_headlines(tmp_path):
     assert [s.splitlines()[0] for s in sections] == [CLAIMS["1"], CLAIMS["3"]]
     assert "{ref}`ch-zero-loss`" in sections[0] and "{ref}`ch-linear-coincide`" in sections[0]
     assert sections[0].index("V0.") < sections[0].index("V1.")  # the book's order within a claim
-    assert "ST vs X: -0.0933 [-0.124, -0.0629]" in sections[1]
+    assert "ST vs X: -0.093 [-0.124, -0.063]" in sections[1]  # as the chapters print it (interval_text)
     # the landing: a line per claim, its lead chapters' verdicts only, each linked
     assert landing.count("**") == 4 and "V1." not in landing
     assert "V0. ({ref}`chapter <ch-zero-loss>`)" in landing and "V3." in landing
@@ -118,6 +118,19 @@ def test_findings_and_landing_are_built_from_the_headlines(tmp_path):
     executed["digits"] = _executed_with_headline(tmp_path / "d.ipynb", claim="1-3", finding="F.", verdict="V.")
     with pytest.raises(ValueError, match="digits: headline claim '1-3' is none of 1, 2, 3"):
         build.findings(executed, build.claimed_headlines(executed))
+
+
+def test_findings_effect_is_printed_as_the_chapters_print_an_interval():
+    """The primary comparison reads as in the chapters (stlearn.verdicts.interval_text): signed, fixed decimals,
+    3 unless the headline gives primary_digits."""
+    from stlearn.verdicts import interval_text
+
+    h = {"primary": "ST vs ridge (%)", "primary_gain": -3.563, "primary_low": -9.101, "primary_high": 1.974}
+    assert build._effect(h) == "ST vs ridge (%): -3.563 [-9.101, 1.974]"
+    assert build._effect({**h, "primary_digits": 1}) == "ST vs ridge (%): -3.6 [-9.1, 2.0]"
+    assert build._effect({**h, "primary_gain": 0.5}).endswith(
+        interval_text({"gain": 0.5, "low": -9.101, "high": 1.974}))  # "+0.500": the sign always shown
+    assert build._effect({"primary_gain": 1.0}) == ""  # no interval, no effect
 
 
 def test_findings_row_shows_a_thumbnail_of_the_key_figure_linked_to_its_chapter(tmp_path):

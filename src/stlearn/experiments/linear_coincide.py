@@ -39,6 +39,7 @@ from .linear_common import (
     TILT,
     WIDEN,
     member_samples,
+    relative_gain_table,
     ridge_penalties,
     stronger_simple,
     target_factors,
@@ -243,3 +244,14 @@ def against_simple(runs: pd.DataFrame, simple: pd.DataFrame) -> pd.DataFrame:
                      "ridge share": float((ref.simple_method == "ridge").mean()), "relative gain": iv["gain"],
                      "relative gain_low": iv["low"], "relative gain_high": iv["high"]})
     return pd.DataFrame(rows)
+
+
+SIMPLE_GAIN = "student vs simple, % (above 0: student better)"  # the yardstick column of simple_table
+
+
+def simple_table(versus: pd.DataFrame) -> pd.DataFrame:
+    """:func:`against_simple` for the reader: mean test errors, and the student's relative gain over the stronger
+    simple estimator in %, signed, with its 95% interval (:func:`~.linear_common.relative_gain_table`)."""
+    shown = versus.rename(columns={"student": "student's test error", "simple": "simple estimator's test error",
+                                   "ridge share": "ridge chosen (share of runs)"})
+    return relative_gain_table(shown, {"relative gain": SIMPLE_GAIN})

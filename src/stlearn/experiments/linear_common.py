@@ -7,7 +7,10 @@ that tilt or widen a teacher's features come from its own streams,
 ``rng.child("direction", k, TILT)`` and ``rng.child("direction", k, WIDEN)``.
 
 The yardstick every theory chapter states its verdicts against (CONTRIBUTING 4b') is ridge tuned on a
-validation set with the same budget as ST's weights: :func:`ridge_penalties`, :func:`tuned_ridge`.
+validation set with the same budget as ST's weights: :func:`ridge_penalties`, :func:`tuned_ridge`. Every
+linear chapter gives a method against it in one form, the relative gain ``(reference - method) / mean(reference)``
+paired by run, in % (signed: above 0 the method is better; the chapters' error scales differ), printed by
+:func:`relative_gain_table` with :data:`RELATIVE_DIGITS` decimals.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ..data import Samples, Task, draw, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import DeepLinear
 from ..protocol import first_lowest
+from ..stats import as_percent, collapse_intervals
 from ..streams import Stream
 from ..validation import ParameterError, check_float
 
@@ -124,6 +128,20 @@ def stronger_simple(train_set, val, width: int, ridge: np.ndarray, ridge_val: np
     ridge_wins = ~(rrr_val <= ridge_val)  # NaN (no bottleneck): ridge
     return {"rrr": rrr, "rrr_val": rrr_val, "simple": np.where(ridge_wins, ridge, rrr),
             "simple_method": np.where(ridge_wins, "ridge", "reduced-rank regression")}
+
+
+RELATIVE_DIGITS = 1  # decimals of a relative gain in % (the linear chapters' one form against the yardstick)
+
+
+def relative_gain_table(df, names: dict[str, str], signed: Sequence[str] = ()):
+    """``df`` with each relative gain of ``names`` (a fraction, its ``_low`` and ``_high`` beside it) as one text
+    column in %, signed as the book prints a paired effect: ``"+3.2 [0.3, 6.1]"`` under ``names[c] [95% interval]``
+    (name it by its comparison and direction, e.g. ``"ST vs simple, % (above 0: ST better)"``); the other
+    intervals of ``df`` as :func:`stlearn.stats.collapse_intervals` prints them (3 decimals), signed where
+    ``signed`` names them (absolute paired effects)."""
+    shown = list(names.values())
+    return collapse_intervals(as_percent(df, names), digits={n: RELATIVE_DIGITS for n in shown},
+                              signed=[*shown, *signed])
 
 
 # ------------------------------------------------------------------------------- the setting's checks

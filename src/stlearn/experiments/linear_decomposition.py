@@ -51,6 +51,7 @@ from .linear_common import (
     TILT,
     WIDEN,
     linear_teacher,
+    relative_gain_table,
     ridge_penalties,
     stronger_simple,
     target_factors,
@@ -208,7 +209,9 @@ def remixing_effect(mixed: pd.DataFrame) -> tuple[float, pd.Series, pd.DataFrame
 
     Returns the largest spread of the two-stage limit over the re-mixings of one run (zero: the limit depends on
     the features' span only), the largest relative change of a finite-lambda trained error by condition number,
-    and per (condition > 1, lambda > 0) the paired relative change with its interval and its smallest size.
+    and per (condition > 1, lambda > 0) the re-mixed student's relative gain over the rotated one (``gain``,
+    ``gain_low``, ``gain_high``: the rotation's error minus the re-mixed one's, over the rotation's, paired by
+    run; above 0 the re-mixed student is better) and the smallest relative change of one run, ``|change|``.
     """
     two_stage_spread = mixed.groupby(["lam", "seed"]).two_stage.agg(lambda v: v.max() - v.min()).max()
     rel_change = (mixed.set_index(["condition", "lam", "seed"]).error.unstack("condition")
@@ -217,10 +220,9 @@ def remixing_effect(mixed: pd.DataFrame) -> tuple[float, pd.Series, pd.DataFrame
     rows = []
     for (c, lam), g in rel_change.stack().rename("change").reset_index().groupby(["condition", "lam"]):
         if c != 1.0 and lam > 0:
-            change = interval(g.change)  # an error's change (above 0: the re-mixed student is worse), not a gain
-            rows.append({"condition": c, "lam": lam, "error change vs the rotation (above 0: worse)": change["gain"],
-                         "low": change["low"], "high": change["high"], "runs": change["runs"],
-                         "smallest |change|": g.change.abs().min()})
+            gain = interval(-g.change)  # the error's relative change, negated: above 0 the re-mixing is better
+            rows.append({"condition": c, "lam": lam, "gain": gain["gain"], "gain_low": gain["low"],
+                         "gain_high": gain["high"], "runs": gain["runs"], "smallest |change|": g.change.abs().min()})
     return two_stage_spread, finite, pd.DataFrame(rows)
 
 
@@ -389,3 +391,28 @@ def against_simple(students: pd.DataFrame, simple: pd.DataFrame, by, error: str)
                      "ridge share": float((ref.simple_method == "ridge").mean()), "relative gain": iv["gain"],
                      "relative gain_low": iv["low"], "relative gain_high": iv["high"]})
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------- the tables a reader sees
+def remixing_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`remixing_effect`'s rows for the reader: the re-mixed student's relative gain over the rotated one in
+    %, signed, with its 95% interval, and the smallest relative change of one run (in %)."""
+    shown = rows.rename(columns={"condition": "condition number", "lam": "λ"})
+    shown["smallest change of one run, %"] = (100 * rows["smallest |change|"]).map("{:.2g}".format)
+    return relative_gain_table(shown.drop(columns="smallest |change|"),
+                               {"gain": "re-mixed vs rotated, % (above 0: re-mixed better)"})
+
+
+def compact_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`compact_vs_wide` for the reader: the most compact teacher's gain minus the widest one's, in
+    percentage points, signed, with its 95% interval."""
+    name = "most vs least compact teacher, percentage points (above 0: most compact better)"
+    return relative_gain_table(rows.rename(columns={"low": "gain_low", "high": "gain_high"}), {"gain": name})
+
+
+def simple_table(versus: pd.DataFrame) -> pd.DataFrame:
+    """:func:`against_simple` for the reader: mean test errors, and the relative gain over the stronger simple
+    estimator in %, signed, with its 95% interval (:func:`~.linear_common.relative_gain_table`)."""
+    shown = versus.rename(columns={"student": "student's test error", "simple": "simple estimator's test error",
+                                   "ridge share": "ridge chosen (share of runs)"})
+    return relative_gain_table(shown, {"relative gain": "student vs simple, % (above 0: student better)"})

@@ -22,6 +22,7 @@ from ..losses import FrozenTeacher
 from ..models import DeepLinear
 from ..streams import Stream
 from ..train import TrainConfig, train
+from .linear_common import relative_gain_table
 
 DTYPE = torch.float64
 
@@ -155,14 +156,22 @@ def best_shrinkage_error(s, target) -> float:
 
 
 def against_yardstick(stops: pd.DataFrame, yardstick: float) -> pd.DataFrame:
-    """Per ``lam``: the mean best error along the path and the yardstick minus it, with a 95% interval over runs
-    (positive: the path's best point beats the best simple estimator)."""
+    """Per ``lam``: the mean best error along the path and its relative gain over the best simple estimator,
+    ``(yardstick - best error) / yardstick`` (``gain``, with ``gain_low``, ``gain_high``, a 95% interval over runs;
+    above 0 the path's best point beats it), the linear chapters' one form against the yardstick."""
     rows = []
     for lam, g in stops.groupby("lam"):
-        gap, low, high = stats.mean_ci(yardstick - g.best_error.to_numpy())
-        rows.append({"lam": lam, "best error along the path": g.best_error.mean(), "yardstick minus it": gap,
-                     "low": low, "high": high})
+        gain, low, high = stats.mean_ci((yardstick - g.best_error.to_numpy()) / yardstick)
+        rows.append({"lam": lam, "best error along the path": g.best_error.mean(), "gain": gain, "gain_low": low,
+                     "gain_high": high})
     return pd.DataFrame(rows).set_index("lam")
+
+
+def yardstick_table(versus: pd.DataFrame) -> pd.DataFrame:
+    """:func:`against_yardstick` for the reader: the relative gain in %, signed, with its 95% interval
+    (:func:`~.linear_common.relative_gain_table`)."""
+    return relative_gain_table(versus.rename_axis("λ"),
+                               {"gain": "best point vs best simple, % (above 0: best point better)"})
 
 
 # ------------------------------------------------------------------------------- checks against the closed forms

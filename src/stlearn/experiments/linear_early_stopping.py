@@ -303,13 +303,15 @@ def stopped_comparison(history: pd.DataFrame, one_layer: pd.DataFrame, ends: pd.
 
 def _noise_level_row(runs, selected, coarse_sel, ends_s) -> dict:
     """One noise level's paired comparisons of the selected runs: ST against base (absolute, relative to base,
-    and on the coarse logging grid), the yardstick (the stronger one-layer estimator by validation) against ST,
+    and on the coarse logging grid), ST against the yardstick (the stronger one-layer estimator by validation:
+    ``st_vs_simple``, the relative gain ``(yardstick - ST) / mean(yardstick)``, the linear chapters' one form),
     stopped least squares against ST, base and the Tikhonov-limit student; the oracle bound (lowest test error
     along each path, never selected on) and the common limit (the min-norm interpolator's mean error)."""
     base_err = selected[selected.method == "base"].set_index("seed").test_error
     rel = protocol.paired(selected, "ST", "base") / base_err
     strongest = protocol.strongest(selected, [ONE_LAYER_GD, RIDGE])  # the yardstick, by validation
-    return {"best_over_st": protocol.compare(selected, strongest, "ST"),
+    simple_err = selected[selected.method == strongest].test_error.mean()
+    return {"st_vs_simple": protocol.interval(protocol.paired(selected, "ST", strongest) / simple_err),
             "st": protocol.compare(selected, "ST", "base"), "rel": protocol.interval(rel), "rel_by_seed": rel,
             "coarse": protocol.compare(coarse_sel, "ST", "base"),
             "ls_over_st": protocol.compare(selected, ONE_LAYER_GD, "ST"),
@@ -332,6 +334,38 @@ def _fixed_lam_row(runs, selected, ends_s, lam: float) -> dict:
             **{f"below limit {k}": v for k, v in protocol.interval(below).items() if k != "runs"},
             **{f"LS better {k}": v for k, v in protocol.interval(stopped.test_error - ls).items() if k != "runs"},
             "stop time": stopped.time.mean()}
+
+
+def method_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One noise level's :func:`stlearn.protocol.summary` for the reader: each method's test error (mean [95%
+    interval]) and its paired gain over the base student, signed (above 0: the method is better; the base
+    student's own row "—"), the mean validation error and the configurations validation chose."""
+    gain = "method vs base (above 0: method better)"
+    shown = table.rename(columns={"gain": gain, "gain_low": f"{gain}_low", "gain_high": f"{gain}_high",
+                                  "val_error": "validation error", "chosen": "chosen (runs)"})
+    shown.loc[table.method == "base", [gain, f"{gain}_low", f"{gain}_high"]] = np.nan
+    return stats.collapse_intervals(shown, signed=[gain])
+
+
+def per_lam_table(per_lam: pd.DataFrame) -> pd.DataFrame:
+    """ST at each fixed lambda (:func:`_fixed_lam_row`) for the reader: its test error, and two paired effects,
+    signed (above 0: the first-named is better): ST stopped against the common limit, stopped least squares
+    against ST."""
+    names = {"error": "ST's test error", "below limit": "ST stopped vs the limit (above 0: stopped better)",
+             "LS better": "least squares, stopped vs ST (above 0: least squares better)"}
+    shown = per_lam[["sigma", "lam"]].copy()
+    for code, name in names.items():
+        first = "mean" if code == "error" else "gain"
+        for end, k in (("", first), ("_low", "low"), ("_high", "high")):
+            shown[f"{name}{end}"] = per_lam[f"{code} {k}"]
+    shown["stop time"] = per_lam["stop time"]
+    return stats.collapse_intervals(shown, signed=list(names.values())[1:])
+
+
+def simple_interval(res: pd.DataFrame, sigma: float) -> dict:
+    """ST's relative gain over the yardstick at ``sigma`` in % (``gain``, ``low``, ``high``; above 0: ST is
+    better), to be printed with :data:`~.linear_common.RELATIVE_DIGITS` decimals like every linear chapter's."""
+    return {k: 100 * res.loc[sigma, "st_vs_simple"][k] for k in ("gain", "low", "high")}
 
 
 def noise_trend(res: pd.DataFrame) -> tuple[dict, str]:

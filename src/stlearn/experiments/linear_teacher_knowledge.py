@@ -34,10 +34,10 @@ from tqdm import tqdm
 from .. import theory, theory_finite
 from ..data import Task, draw, draw_members
 from ..protocol import interval, lowest_label
-from ..stats import mean_ci
+from ..stats import collapse_intervals, mean_ci
 from ..streams import Stream, as_stream
 from ..validation import ParameterError
-from .linear_common import TILT, complement, ridge_penalties, target_factors, tuned_ridge
+from .linear_common import TILT, complement, relative_gain_table, ridge_penalties, target_factors, tuned_ridge
 
 
 def fitted_teacher(task: Task, rank: int, n_teacher: int, rng: Stream | int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -408,6 +408,37 @@ def tuning_table(paths: pd.DataFrame, mean_err: pd.Series, lam_star: pd.DataFram
                      "oracle vs base": 1 - mean_err.loc[(n_t, n)].min() / mean_err.loc[(n_t, n, 0.0)],
                      "base vs least squares": 1 - mean_err.loc[(n_t, n, 0.0)] / ols.mean()})
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------- the tables a reader sees
+def base_table(base_check: pd.DataFrame) -> pd.DataFrame:
+    """:func:`base_check` for the reader: least squares' exact expected test error and its simulated mean
+    [95% interval]."""
+    return collapse_intervals(base_check.rename(columns={
+        "pred": "exact expected error", "mean": "simulated", "low": "simulated_low", "high": "simulated_high"}))
+
+
+SLOPE = "slope (above 0: the weaker teacher better)"  # the measured column of slope_table
+
+
+def slope_table(slopes: pd.DataFrame) -> pd.DataFrame:
+    """:func:`probe_slopes` for the reader: the measured slope of the weaker teacher's gain over the perfect one in
+    the deficit, signed, with its 95% interval, beside its forms and the mean errors."""
+    return collapse_intervals(slopes.rename(columns={"slope": SLOPE, "low": f"{SLOPE}_low", "high": f"{SLOPE}_high",
+                                                     "ls": "least squares"}), signed=[SLOPE])
+
+
+def tuning_view(tune: pd.DataFrame) -> pd.DataFrame:
+    """:func:`tuning_table` for the reader: validation-tuned ST against the base student and against the
+    stronger simple estimator as relative gains in %, signed, with their 95% intervals
+    (:func:`~.linear_common.relative_gain_table`), the shares of runs, and the oracle's relative gains in %."""
+    ends = {"low": "tuned vs base_low", "high": "tuned vs base_high", "simple low": "tuned vs best simple_low",
+            "simple high": "tuned vs best simple_high"}
+    shown = tune.rename(columns={**ends, "lam*": "λ* (oracle)"})
+    for c in ("oracle vs base", "base vs least squares"):
+        shown[f"{c}, %"] = (100 * shown.pop(c)).map("{:+.1f}".format)
+    return relative_gain_table(shown, {"tuned vs base": "tuned ST vs base, % (above 0: ST better)",
+                                       "tuned vs best simple": "tuned ST vs simple, % (above 0: ST better)"})
 
 
 def check_best_lambdas(lam_star: pd.DataFrame, n_t_pair) -> None:

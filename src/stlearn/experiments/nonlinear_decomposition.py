@@ -57,7 +57,7 @@ from .. import protocol, study
 from ..data import Samples, draw_members, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import MLP, FeatureNet, member, member_normal, select_members, stack_members
-from ..stats import format_ci, holm, mean_ci
+from ..stats import collapse_intervals, format_ci, holm, mean_ci
 from ..streams import Stream, as_stream, as_streams
 from ..teachers import fit_clean_teacher
 from ..train import TrainConfig, autograd_gradients, evaluate, make_optimizer
@@ -600,21 +600,28 @@ def selected_summary(selected: pd.DataFrame, methods: Sequence[str]) -> pd.DataF
     return protocol.summary(selected, methods, base="base")
 
 
+DIGITS = 3  # decimals of every test error and paired gain the chapter prints (differences of about 0.005 and up)
+
+
 def results_table(selected: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    """:func:`selected_summary` for the reader: test error and gain over base as ``mean [95% interval]``."""
+    """:func:`selected_summary` for the reader: test error as ``mean [95% interval]`` and the gain over base signed,
+    ``+g [low, high]`` (above 0: better than base; the base student's own row "—"), :data:`DIGITS` decimals."""
+    gain = "method vs base (above 0: method better)"
+    shown = results.rename(columns={"gain": gain, "gain_low": f"{gain}_low", "gain_high": f"{gain}_high"})
+    shown.loc[results.method == "base", [gain, f"{gain}_low", f"{gain}_high"]] = np.nan
     return pd.DataFrame({"method": results.method,
-                         "test error [95% interval]": [format_ci(selected[selected.method == m].test_error, 4)
+                         "test error [95% interval]": [format_ci(selected[selected.method == m].test_error, DIGITS)
                                                        for m in results.method],
-                         "gain over base [95% interval]": [f"{g:.4f} [{lo:.4f}, {hi:.4f}]" for g, lo, hi in
-                                                           results[["gain", "gain_low", "gain_high"]].to_numpy()],
-                         "validation error": results.val_error.round(4),
+                         f"{gain} [95% interval]": collapse_intervals(shown[[gain, f"{gain}_low", f"{gain}_high"]],
+                                                                      DIGITS, signed=True).iloc[:, 0],
+                         "validation error": results.val_error.round(DIGITS),
                          "configurations chosen (runs)": results.chosen})
 
 
 def lam_curve(result: study.StudyResult, methods=(PRIMARY, "ST + noise augmentation")) -> pd.DataFrame:
     """Test error (mean [95% interval] over runs) of ``methods`` at each fixed lam, validation-stopped."""
     rows = result.lam_rows(methods)
-    out = rows.groupby(["lam", "method"]).test_error.apply(lambda v: format_ci(v, 4)).unstack("method")
+    out = rows.groupby(["lam", "method"]).test_error.apply(lambda v: format_ci(v, DIGITS)).unstack("method")
     return out.reindex(columns=[m for m in methods if m in out]).rename_axis("λ").reset_index()
 
 
@@ -660,5 +667,14 @@ def comparison_table(selected: pd.DataFrame, rows: Sequence[tuple]) -> pd.DataFr
     table = pd.DataFrame(records).set_index("comparison")
     table["holm_p"] = holm(table.p.fillna(1.0))
     return table
+
+
+def controls_table(controls: pd.DataFrame) -> pd.DataFrame:
+    """:func:`comparison_table` for the reader: each paired difference signed, ``+g [low, high]`` (above 0: the
+    first named is better), :data:`DIGITS` decimals, with its p-value and Holm's adjusted p."""
+    gain = "gain of the first named (above 0: first better)"
+    shown = controls.drop(columns="runs").rename(columns={"gain": gain, "low": f"{gain}_low", "high": f"{gain}_high",
+                                                          "holm_p": "Holm p"})
+    return collapse_intervals(shown, DIGITS, signed=True)
 
 

@@ -43,7 +43,7 @@ from ..streams import Stream, as_stream
 from ..teachers import clean_view
 from ..train import TrainingDiverged, log_rows, log_schedule
 from ..validation import ParameterError, check_float, check_int
-from .linear_common import ridge_penalties, tuned_ridge
+from .linear_common import relative_gain_table, ridge_penalties, tuned_ridge
 
 Tensor = torch.Tensor
 
@@ -663,7 +663,8 @@ def against_yardstick(students: pd.DataFrame, ridge: pd.DataFrame) -> pd.DataFra
     """Per (depth, lam), the students' test error against tuned ridge on the same data, paired by run.
 
     ``students``: the sweep's rows at one init scale; ``ridge``: :func:`ridge_yardstick`. ``gain`` is
-    ridge's error minus the student's (> 0: the student is better), with its 95% interval over runs;
+    ridge's error minus the student's (> 0: the student is better), with its 95% interval over runs, and
+    ``relative gain`` the same over ridge's mean error (the linear chapters' one form against the yardstick);
     the first row is the shared end point itself, the min-norm interpolator (``trained`` False);
     ``verdict`` is the sign of the interval (``student``, ``ridge`` or ``neither``).
     """
@@ -677,8 +678,23 @@ def against_yardstick(students: pd.DataFrame, ridge: pd.DataFrame) -> pd.DataFra
         iv = interval((r.ridge - err.reindex(r.index)).to_numpy())
         out.append({"student": name, "trained": trained, "test error": float(err.mean()),
                     "tuned ridge": float(r.ridge.mean()), "gain": iv["gain"], "gain_low": iv["low"],
-                    "gain_high": iv["high"], "verdict": by_sign(iv, "student", "ridge", "neither")})
+                    "gain_high": iv["high"], **{f"relative gain{end}": iv[k] / r.ridge.mean()
+                                                for end, k in (("", "gain"), ("_low", "low"), ("_high", "high"))},
+                    "verdict": by_sign(iv, "student", "ridge", "neither")})
     return pd.DataFrame(out)
+
+
+VERDICT_WORDS = {"student": "the student is better", "ridge": "tuned ridge is better",
+                 "neither": "no resolvable difference"}
+
+
+def yardstick_table(versus: pd.DataFrame) -> pd.DataFrame:
+    """:func:`against_yardstick` for the reader: mean test errors, each student's relative gain over tuned ridge
+    in %, signed, with its 95% interval (:func:`~.linear_common.relative_gain_table`), and the verdict in words."""
+    shown = versus.drop(columns=["trained", "gain", "gain_low", "gain_high"]).rename(
+        columns={"test error": "student's test error", "tuned ridge": "tuned ridge's test error"})
+    shown["verdict"] = shown.verdict.map(VERDICT_WORDS)
+    return relative_gain_table(shown, {"relative gain": "student vs tuned ridge, % (above 0: student better)"})
 
 
 def theorem_gaps(summary: pd.DataFrame, task: Task) -> dict[str, float]:

@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 from tqdm import tqdm
 
-from ..verdicts import CLAIMS
+from ..verdicts import CLAIMS, interval_text
 from . import chapters as ch
 from .notebook import headline_of
 
@@ -126,10 +126,14 @@ def _ref(name: str, text: str | None = None) -> str:
 
 
 def _effect(h: dict) -> str:
-    """The headline's primary comparison as ``name: +g [low, high]``, or ``""``."""
+    """The headline's primary comparison as ``name: +g [low, high]``, or ``""``: signed, with fixed decimals, as
+    the chapters print an interval (:func:`stlearn.verdicts.interval_text`), ``primary_digits`` of them (3 where
+    the headline does not say)."""
     if not {"primary_gain", "primary_low", "primary_high"} <= set(h):
         return ""
-    return f"{h.get('primary', 'primary')}: {h['primary_gain']:+.3g} [{h['primary_low']:.3g}, {h['primary_high']:.3g}]"
+    effect = interval_text({"gain": h["primary_gain"], "low": h["primary_low"], "high": h["primary_high"]},
+                           int(h.get("primary_digits", 3)))
+    return f"{h.get('primary', 'primary')}: {effect}"
 
 
 def claimed_headlines(executed: dict[str, Path]) -> dict[str, dict]:
