@@ -30,7 +30,12 @@ import pandas as pd
 from . import protocol
 from .stats import format_ci
 from .validation import ParameterError
-from .verdicts import SAME_INFORMATION, family_verdict, sentence  # noqa: F401  (the words: stlearn.verdicts)
+from .verdicts import (  # noqa: F401  (the words: stlearn.verdicts)
+    GAIN_HEADER,
+    SAME_INFORMATION,
+    family_verdict,
+    sentence,
+)
 
 COMPLEMENT, NOISE_MODEL = "ST as a complement", "with a noise model"
 FAMILIES = (SAME_INFORMATION, COMPLEMENT, NOISE_MODEL)
@@ -334,7 +339,7 @@ def words_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Comparisons (:func:`comparisons`) for readers: family, what is compared, the paired gain [95% interval],
     the verdict."""
     return pd.DataFrame({"family": table.family, "comparison": table.method + " vs " + table.reference,
-                         "gain of the first [95% interval]": [protocol.interval_text(r, digits)
+                         GAIN_HEADER: [protocol.interval_text(r, digits)
                                                               for r in table.to_dict("records")],
                          "verdict": [v.rsplit(" (", 1)[0] for v in table.verdict]})
 

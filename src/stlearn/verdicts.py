@@ -39,6 +39,10 @@ def phrase(name: str) -> str:
     return PHRASES.get(name, name)
 
 
+# the header of a column of paired gains beside a "comparison" column that names "first vs second"
+GAIN_HEADER = "first vs second (above 0: first better) [95% interval]"
+
+
 def interval_text(comparison: dict[str, float], digits: int = 3) -> str:
     """A paired comparison as the book prints it: ``"+0.032 [0.003, 0.061]"`` (mean gain, 95% interval)."""
     return (f"{comparison['gain']:+.{digits}f} [{comparison['low']:.{digits}f}, "
@@ -345,7 +349,7 @@ def equivalence_verdict(comparison: dict, margin: float, what: str) -> str:
 
 def rotation_order(gains: pd.Series) -> str:
     """Words for the mean gains over base along the rotations (``gains``, in the order of theta)."""
-    listed = ", ".join(f"{name} {gain:.3f}" for name, gain in gains.items())
+    listed = ", ".join(f"{name} {gain:+.3f}" for name, gain in gains.items())  # signed, as every effect
     if bool((gains.diff().dropna() < 0).all()):
         return f"Smaller rotations cost less: the mean gain over base falls at every step of θ ({listed})"
     return f"The mean gain over base does not fall at every step of θ ({listed})"
@@ -570,9 +574,9 @@ def _cells(rows: pd.DataFrame, axes) -> str:
 
 
 def gain_words(gains: pd.DataFrame, keys) -> pd.DataFrame:
-    """Gains for readers: the ``keys`` columns, the gain of the first [95% interval] and the verdict."""
+    """Gains for readers: the ``keys`` columns, the paired gain (:data:`GAIN_HEADER`) and the verdict."""
     return pd.DataFrame({**{k: gains[k].to_numpy() for k in keys},
-                         "gain of the first [95% interval]": [interval_text(r) for r in gains.to_dict("records")],
+                         GAIN_HEADER: [interval_text(r) for r in gains.to_dict("records")],
                          "verdict": [verdict(r, r["method"], r["reference"]) for r in gains.to_dict("records")]})
 
 

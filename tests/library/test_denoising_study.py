@@ -84,7 +84,7 @@ def test_the_study_runs_every_family_with_psnr_errors(tiny):
     ratio = study.start_ratio(dn.history_of(result), result.selected)
     assert len(ratio) == 2 and (ratio >= 0).all()
     assert verdicts.denoising_advice(result.comparisons).endswith(".")
-    assert {"family", "method", "against", "gain (dB)"} <= set(dn.family_table(result).columns)
+    assert {"family", "method", "against", dn.GAIN_DB} <= set(dn.family_table(result).columns)
 
 
 def test_fit_members_from_the_teachers_weights_starts_at_the_teacher(tiny):

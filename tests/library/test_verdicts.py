@@ -201,10 +201,10 @@ def test_equivalence_and_penalty_verdicts_follow_the_intervals():
 
 def test_rotation_order_says_whether_the_gain_falls_at_every_step():
     falls = verdicts.rotation_order(pd.Series({"units": 0.3, "rot0.5": 0.2, "rot1": 0.1}))
-    assert falls == ("Smaller rotations cost less: the mean gain over base falls at every step of θ (units 0.300, "
-                     "rot0.5 0.200, rot1 0.100)")
+    assert falls == ("Smaller rotations cost less: the mean gain over base falls at every step of θ (units +0.300, "
+                     "rot0.5 +0.200, rot1 +0.100)")
     assert verdicts.rotation_order(pd.Series({"units": 0.3, "rot0.5": 0.35, "rot1": 0.1})).startswith(
-        "The mean gain over base does not fall at every step of θ (units 0.300, rot0.5 0.350")
+        "The mean gain over base does not fall at every step of θ (units +0.300, rot0.5 +0.350")
 
 
 @pytest.mark.parametrize("reduction_pre, pre, start", [

@@ -700,13 +700,16 @@ def photo_gain(selected: pd.DataFrame, method: str, reference: str) -> dict[str,
     return {"gain": gain, "low": low, "high": high, "runs": len(seeds)}
 
 
+GAIN_DB = "method vs against, dB (above 0: method better)"  # a paired gain in test PSNR, beside the two names
+
+
 def family_table(result: study.StudyResult) -> pd.DataFrame:
     """The comparisons of the three families in words: gain of the method over its reference in test PSNR (dB)."""
     c = result.comparisons
     photos = [photo_gain(result.selected, r["method"], r["reference"]) for r in c.to_dict("records")]
     return pd.DataFrame({"family": c.family, "method": c.method, "against": c.reference,
-                         "gain (dB)": [protocol.interval_text(r, 2) for r in c.to_dict("records")],
-                         "over runs and photographs (dB)": [protocol.interval_text(r, 2) for r in photos],
+                         GAIN_DB: [protocol.interval_text(r, 2) for r in c.to_dict("records")],
+                         "the same over runs and photographs, dB": [protocol.interval_text(r, 2) for r in photos],
                          "verdict": [protocol.by_sign(r, "better", "worse", "no resolvable difference")
                                      for r in c.to_dict("records")]})
 
@@ -856,7 +859,7 @@ def level_verdicts(primary: study.StudyResult, sweep: dict[float, study.StudyRes
         for c in result.comparisons.to_dict("records"):
             if c["method"] in ("ST", "noise augmentation"):
                 rows.append({"σ": f"{s:g}", "method": c["method"], "against": c["reference"],
-                             "gain (dB)": protocol.interval_text(c, 2), "gain": c["gain"], "low": c["low"],
+                             GAIN_DB: protocol.interval_text(c, 2), "gain": c["gain"], "low": c["low"],
                              "high": c["high"]})
     return pd.DataFrame(rows)
 
