@@ -226,15 +226,15 @@ def test_the_study_shares_the_base_run_and_checks_budgets_first():
                        ("post, fresh noise", "follows"): 2, "measured": 2}
     base = table[table.method == "base"].set_index("seed")
     for name in ["weight decay", *names]:
-        zero = table[(table.method == name) & table.config.isin(["lam=0", "wd=0"])].set_index("seed")
+        zero = table[(table.method == name) & table.config.isin(["λ = 0", "weight decay 0"])].set_index("seed")
         pd.testing.assert_series_equal(zero.test_error, base.test_error)
     for follower, partner in (("ST + weight decay", "weight decay"), ("ST from the teacher's weights",
                                                                      "fine-tuned teacher"),
                               ("ST + noise augmentation", "noise augmentation")):
         chosen = result.selected[result.selected.method == partner].set_index("seed").test_error
-        at_zero = table[(table.method == follower) & (table.config == "lam=0")].set_index("seed").test_error
+        at_zero = table[(table.method == follower) & (table.config == "λ = 0")].set_index("seed").test_error
         pd.testing.assert_series_equal(at_zero, chosen, check_names=False)
-    tuned = table[(table.method == "fine-tuned teacher") & (table.config == "wd=0")].set_index("seed")
+    tuned = table[(table.method == "fine-tuned teacher") & (table.config == "weight decay 0")].set_index("seed")
     assert not np.allclose(tuned.test_error, base.test_error), "the fine-tuned teacher starts from the teacher"
     families = result.comparisons.set_index("method")
     assert families.reference["ST + noise augmentation"] == "noise augmentation"
@@ -242,6 +242,16 @@ def test_the_study_shares_the_base_run_and_checks_budgets_first():
     assert families.reference["ST from the teacher's weights"] == "fine-tuned teacher"
     assert families.reference["ST"] in ("base", "weight decay", "fine-tuned teacher", "teacher as is")
     assert list(nd.lam_curve(result).columns) == ["λ", "ST", "ST + noise augmentation"]
+    lams = nd.chosen_lams(result, "ST")  # from the runs, never parsed from a label
+    assert lams.index.tolist() == [0, 1] and set(lams) <= {0.0, 1.0}
+    base_like = nd.at_base(result, methods)
+    assert all((nd.chosen_lams(result, m) == 0).all() for m in base_like)
+    summary = nd.selected_summary(result.selected, [m.name for m in s.methods])
+    shown = nd.results_table(result.selected, summary, base_like | {"rot1"})
+    gain = "method vs base (above 0: method better) [95% interval]"
+    assert shown.set_index("method")[gain]["rotation θ = 1"] == nd.AT_BASE
+    assert shown.set_index("method")[gain]["base"] == "—"
+    assert not shown["configurations chosen (runs)"].str.contains("lam=|wd=|- \\(").any()
     words = verdicts.decomposition_practice(result.comparisons, "weight decay", {"low": -1.0, "high": 1.0, "gain": 0.0})
     assert words.startswith("Match a layer") and "With a noise model" in words and "as well as" not in words
     for lams, decays, aug in (([1.0, 3.0], [0.0, 0.1], []), ([0.0, 1.0], [0.0, 0.0], []),
@@ -266,7 +276,26 @@ def test_comparison_table_pairs_runs_and_differences_of_gains():
     assert table.runs.tolist() == [3, 3]
     assert (table.holm_p >= table.p).all()
     shown = nd.controls_table(table)  # for the reader: one signed interval column, as protocol.interval_text prints
-    gain = "gain of the first named (above 0: first better) [95% interval]"
+    gain = "first vs second (above 0: first better) [95% interval]"
     assert shown.columns.tolist() == [gain, "p", "Holm p"]
     assert shown[gain]["ST over base"] == protocol.interval_text(table.loc["ST over base"].to_dict(), nd.DIGITS)
     assert shown[gain]["ST over base"].startswith("+0.500 [")
+
+
+def test_labels_are_words_and_the_reduction_rows_are_positive_when_the_first_named_is_better():
+    assert [nd.label(n) for n in ("units", "rot0.5", "rot1", "mix3", "connector: rot1", "pre-activation: units")] == [
+        "units", "rotation θ = 0.5", "rotation θ = 1", "mixes of 3 units", "connector: rotation θ = 1",
+        "pre-activation: units"]
+    # units 1.0 / rotation 2.0 after the ReLU (cost 1.0); 1.0 / 1.2 with pre-activations (cost 0.2): matching
+    # pre-activations reduces the rotation's cost by about 0.8, and its row, named pre-activation first, reads +
+    rows = [{"method": m, "seed": k, "test_error": e + 0.01 * k * (m == "rot1")}
+            for k in range(3) for m, e in (("ST", 1.0), ("rot1", 2.0), ("pre-activation: units", 1.0),
+                                           ("pre-activation: rot1", 1.2))]
+    names, controls = nd.control_rows("rot1")
+    wanted = [r for r in controls if r[0] == names["less_pre"]]
+    assert names["less_pre"].startswith("pre-activation vs post-ReLU")
+    shown = nd.controls_table(nd.comparison_table(pd.DataFrame(rows), wanted))
+    assert shown.iloc[0, 0].startswith("+0.810")  # 0.8 + 0.01 k, k = 0, 1, 2
+    assert nd.gain_words(pd.DataFrame([{"method": "m", "gain": -1e-5, "gain_low": -0.01, "gain_high": 0.01}]),
+                         "m") == "+0.000 [-0.010, 0.010], no resolvable difference"
+    assert nd.lam_counts(pd.Series([0.0, 0.0, 0.63])) == "λ = 0 (2 runs), λ = 0.63 (1 run)"

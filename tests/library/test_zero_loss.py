@@ -231,7 +231,7 @@ def test_against_yardstick_gives_the_relative_gain_over_tuned_ridge_and_its_tabl
     ridge = pd.DataFrame({"seed": [0, 1, 2], "ridge": [2.0, 2.2, 1.8], "min_norm": [2.1, 2.4, 1.7]})
     students = pd.DataFrame({"seed": [0, 1, 2], "depth": 2, "lam": 0.0, "test_error": [1.9, 2.0, 1.6]})
     versus = zl.against_yardstick(students, ridge)
-    assert versus.student.tolist() == ["min-norm interpolator", "depth 2, base (lambda = 0)"]
+    assert versus.student.tolist() == ["min-norm interpolator", "depth 2, base (λ = 0)"]
     assert versus["relative gain"].tolist() == pytest.approx(versus.gain / 2.0)  # over ridge's mean error
     assert versus.verdict.tolist()[1] == "student"  # ridge minus student: 0.1, 0.2, 0.2
     shown = zl.yardstick_table(versus)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from .. import theory, theory_finite
 from ..data import Task
-from ..protocol import interval
+from ..protocol import by_sign, interval
 from ..streams import Stream, as_stream
 from .linear_common import (
     TILT,
@@ -244,6 +244,21 @@ def against_simple(runs: pd.DataFrame, simple: pd.DataFrame) -> pd.DataFrame:
                      "ridge share": float((ref.simple_method == "ridge").mean()), "relative gain": iv["gain"],
                      "relative gain_low": iv["low"], "relative gain_high": iv["high"]})
     return pd.DataFrame(rows)
+
+
+def minimizer_change(under: pd.DataFrame, case: str, lam: float) -> dict[str, float]:
+    """The ST minimizer's relative gain over the base minimizer of the same training set (``rel_gain``; above 0:
+    ST is better) for ``case`` at ``lam``, in %: mean and 95% interval over runs, each rounded to the 1 decimal
+    the book prints (no negative zero)."""
+    iv = interval(under[(under.case == case) & (under.lam == lam)].rel_gain.to_numpy())
+    return {**{k: round(100 * iv[k], 1) + 0.0 for k in ("gain", "low", "high")}, "runs": iv["runs"]}
+
+
+def change_words(change: dict[str, float]) -> str:
+    """What a :func:`minimizer_change` says, chosen by the sign of its interval."""
+    return by_sign(change, "it helps (the ST minimizer is resolvably better than the base minimizer)",
+                   "it hurts (the ST minimizer is resolvably worse than the base minimizer)",
+                   "no resolvable difference from the base minimizer over these runs (the interval includes 0)")
 
 
 SIMPLE_GAIN = "student vs simple, % (above 0: student better)"  # the yardstick column of simple_table

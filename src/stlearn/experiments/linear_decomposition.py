@@ -193,6 +193,16 @@ def mixing_table(mixed: pd.DataFrame) -> pd.DataFrame:
                                                     rate=("rate", "mean"), grad_ratio=("grad_ratio", "max"))
 
 
+def mixing_shown(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """:func:`mixing_table` for the reader: headers in words, the test errors with ``digits`` fixed decimals, the
+    step size and the gradient ratio to 3 significant digits (they span orders of magnitude)."""
+    return pd.DataFrame({"trained student's test error": table.error.map(f"{{:.{digits}f}}".format),
+                         "two-stage limit's test error": table.two_stage.map(f"{{:.{digits}f}}".format),
+                         "step size": table.rate.map("{:.3g}".format),
+                         "final / initial gradient norm (largest)": table.grad_ratio.map("{:.3g}".format)},
+                        index=table.index).rename_axis(["condition number", "λ"])
+
+
 def drop_unconverged(runs: pd.DataFrame, grad_tol: float) -> tuple[pd.DataFrame, int, float]:
     """``runs`` with the test error of every run whose final gradient ratio is not below ``grad_tol`` set to NaN
     (a run that did not converge says nothing about the minimizer it heads for), how many such runs there were,
@@ -276,6 +286,36 @@ def content_summary(content: pd.DataFrame, d: int, rank: int) -> tuple[pd.DataFr
         k=("k", "first"), compactness=("compactness", "first"), kappa=("kappa", "mean"),
         gain=("gain", "mean"), pred_gain=("pred_gain", "first")).reset_index()
     return content, summary
+
+
+def content_table(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """:func:`content_summary`'s means for the reader: headers in words and symbols, the measured and the
+    predicted gain of the two-stage estimator over least squares signed with ``digits`` decimals (above 0: the
+    two-stage estimator is better; no negative zero)."""
+    gain = "two-stage vs least squares (above 0: two-stage better)"
+
+    def signed(values: pd.Series) -> list[str]:
+        return [f"{v:+.{digits}f}" for v in values.round(digits) + 0.0]
+
+    return pd.DataFrame({"N (student)": summary.n_student.to_numpy(), "tilt angle": summary.angle.to_numpy(),
+                         "extra directions": summary.extra.to_numpy(), "k": summary.k.to_numpy(),
+                         "compactness": summary.compactness.map("{:.3f}".format).to_numpy(),
+                         "κ": summary.kappa.map("{:.3f}".format).to_numpy(), gain: signed(summary.gain),
+                         f"{gain}, predicted": signed(summary.pred_gain)})
+
+
+def change_words(gain: float, digits: int = 1) -> str:
+    """A mean relative gain over least squares (a fraction; above 0: the student's error is lower) in words, its
+    direction from its sign as printed in % with ``digits`` decimals: "lowers the error of least squares by 55.5 %
+    (relative gain +55.5 %)", "raises ... by 3.2 % (relative gain -3.2 %)", or "leaves the error of least squares
+    unchanged (relative gain +0.0 %)"."""
+    pct = round(100 * float(gain), digits) + 0.0
+    text = f"{pct:+.{digits}f} %"
+    if pct > 0:
+        return f"lowers the error of least squares by {text.lstrip('+')} (relative gain {text})"
+    if pct < 0:
+        return f"raises the error of least squares by {text.lstrip('-')} (relative gain {text})"
+    return f"leaves the error of least squares unchanged (relative gain {text})"
 
 
 def check_content(content: pd.DataFrame, summary: pd.DataFrame, d: int) -> None:

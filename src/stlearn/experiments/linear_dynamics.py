@@ -168,10 +168,28 @@ def against_yardstick(stops: pd.DataFrame, yardstick: float) -> pd.DataFrame:
 
 
 def yardstick_table(versus: pd.DataFrame) -> pd.DataFrame:
-    """:func:`against_yardstick` for the reader: the relative gain in %, signed, with its 95% interval
+    """:func:`against_yardstick` for the reader: the mean lowest error along the path (``.2e``: it falls to
+    ``1e-5`` and below at large lambda) and the relative gain in %, signed, with its 95% interval
     (:func:`~.linear_common.relative_gain_table`)."""
-    return relative_gain_table(versus.rename_axis("λ"),
-                               {"gain": "best point vs best simple, % (above 0: best point better)"})
+    name = "lowest error on the path"
+    shown = versus.rename(columns={"best error along the path": name}).rename_axis("λ")
+    shown[name] = shown[name].map(lambda v: f"{v:.2e}")
+    return relative_gain_table(shown, {"gain": "best point vs best simple, % (above 0: best point better)"})
+
+
+WINDOW_HEADERS = {"enter": "enters the 1% window (t)", "leave": "last time in it (t)",
+                  "best_error": "lowest error on the path", "best_time": "time of the lowest error (t)"}
+
+
+def window_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per lambda, the means over runs of :func:`error_windows` and :func:`stopping_table` for the reader: the
+    first time the mode-model test error is within 1% of its initial value, the last time it is (the window of
+    early stopping), the lowest error along the path (``.2e``: it falls to ``1e-5`` and below at large lambda)
+    and its time; "—" where some run never enters the window (its mean is undefined). A window still open at
+    the horizon has its last time there."""
+    shown = table[list(WINDOW_HEADERS)].replace(np.inf, np.nan).rename_axis("λ")
+    shown["best_error"] = shown.best_error.map(lambda v: f"{v:.2e}")
+    return shown.rename(columns=WINDOW_HEADERS)
 
 
 # ------------------------------------------------------------------------------- checks against the closed forms

@@ -161,6 +161,14 @@ def _noise_levels(pairs):
     return [(s, np.flatnonzero(sig == s)) for s in np.unique(sig)]
 
 
+def _short(x: float) -> str:
+    """``x`` to 4 significant digits for a configuration's label: ``0.01481``, ``2.258e-4`` below 0.01."""
+    if x >= 0.01:
+        return f"{x:.4g}"
+    mantissa, exponent = f"{x:.3e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def one_layer_runs(x_noisy, y, val: Samples, test: Samples, pairs, steps: int, log_points: int,
                    rate_fraction: float) -> pd.DataFrame:
     """Run table of the one-layer estimators, per member: GD on least squares along the step grid, and ridge.
@@ -187,10 +195,10 @@ def one_layer_runs(x_noisy, y, val: Samples, test: Samples, pairs, steps: int, l
             rv, rt = _errors(w, sub_val), _errors(w, sub_test)
             for i, e in enumerate(idx):
                 sd = pairs[e][2]
-                rows.append({"sigma": s, "seed": sd, "method": ONE_LAYER_GD, "config": f"t={t * rate:.4g}",
+                rows.append({"sigma": s, "seed": sd, "method": ONE_LAYER_GD, "config": f"t = {t * rate:.4g}",
                              "step": t, "time": t * rate, "val_error": float(v[j, i]), "test_error": float(te[j, i])})
-                rows.append({"sigma": s, "seed": sd, "method": RIDGE, "config": f"mu={mu:.4g}", "step": t,
-                             "time": t * rate,
+                rows.append({"sigma": s, "seed": sd, "method": RIDGE, "config": f"ridge μ = {_short(mu)}",
+                             "step": t, "time": t * rate,
                              "val_error": float(rv[i]), "test_error": float(rt[i])})
     return pd.DataFrame(rows)
 
@@ -240,7 +248,7 @@ def st_limit_runs(x_noisy, features, y, val: Samples, test: Samples, pairs, step
         bound = best_head_error(theory.min_norm_interpolator(x_noisy[idx], features[idx]), w_star, cov, float(s))
         for j, t in enumerate(grid):
             for i, e in enumerate(idx):
-                rows.append({"sigma": s, "seed": pairs[e][2], "method": ST_LIMIT, "config": f"t={t * rate:.4g}",
+                rows.append({"sigma": s, "seed": pairs[e][2], "method": ST_LIMIT, "config": f"t = {t * rate:.4g}",
                              "step": t, "time": t * rate, "val_error": float(v[j, i]), "test_error": float(te[j, i]),
                              "exact_error": float(exact[j, i]), "head_bound": float(bound[i])})
     return pd.DataFrame(rows)
@@ -266,7 +274,7 @@ def two_layer_runs(history: pd.DataFrame, every: int = 1) -> pd.DataFrame:
     h = history[history.step > 0]
     steps = np.sort(h.step.unique())[::every]
     h = h[h.step.isin(steps)]
-    runs = h.assign(config=[f"lam={l:g}, step={s}" for l, s in zip(h.lam, h.step)],
+    runs = h.assign(config=[f"λ = {l:g}, step {s}" for l, s in zip(h.lam, h.step)],
                     val_error=h.val_noisy, test_error=h.test_noisy)
     cols = ["sigma", "seed", "lam", "step", "time", "config", "val_error", "test_error"]
     st_runs = runs[cols].assign(method="ST")
@@ -400,6 +408,20 @@ def check_stopped(res: pd.DataFrame, per_lam: pd.DataFrame, trend: dict, n_seeds
         # direction, that no two-layer student resolvably beats it, is asserted
         assert all(res.loc[s, "ls_over_st"]["high"] > 0 for s in res.index) and \
             (per_lam["LS better high"] > 0).all(), "a two-layer student resolvably beat stopped one-layer least squares"
+
+
+END_HEADERS = {"rate": "learning rate", "final_loss": "final training loss (largest, relative to the initial one)",
+               "end_error": "test error at the end (mean)",
+               "min_norm_error": "min-norm interpolator's test error (mean)"}
+
+
+def end_table(ends: pd.DataFrame) -> pd.DataFrame:
+    """Per (sigma, lam), the end of training for the reader: the learning rate, the largest final training loss
+    relative to the initial one, and the mean test errors of the students and of the min-norm interpolator of
+    their training sets, each to 3 significant digits."""
+    table = ends.groupby(["sigma", "lam"])[list(END_HEADERS)].agg(
+        {"rate": "first", "final_loss": "max", "end_error": "mean", "min_norm_error": "mean"})
+    return table.map(lambda v: f"{v:.3g}").rename(columns=END_HEADERS)
 
 
 def st_end_point(x_noisy, features, head, w1_init) -> torch.Tensor:

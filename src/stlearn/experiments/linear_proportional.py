@@ -118,6 +118,22 @@ class FormulaChecks:
         return self.full(sim, formula, label, **kw)[["simulated", "se", "formula", "within"]]
 
 
+FORMULA_HEADERS = {"simulated": "simulated (mean over runs)", "se": "standard error", "formula": "formula",
+                   "within": "within tolerance"}
+
+
+def formula_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One formula check (:class:`FormulaChecks`) for the reader: the columns in words."""
+    return table[list(FORMULA_HEADERS)].rename(columns=FORMULA_HEADERS)
+
+
+def signed_text(value: float, digits: int = 3) -> str:
+    """A paired effect without an interval, signed as the book prints one (``"+0.119"``; never ``"-0.000"``)."""
+    if not np.isfinite(value):
+        return "—"
+    return f"{round(float(value), digits) + 0.0:+.{digits}f}"
+
+
 def noisy_formulas(p: dict, lam_star: dict, t_star: dict) -> dict:
     """The limits on noisy isotropic inputs (``p``: :func:`stlearn.proportional.noisy_inputs`) of min-norm least
     squares, ridge at the penalty ``lam_star[gamma]`` and gradient flow stopped at ``t_star[gamma]``, each a
@@ -413,26 +429,40 @@ def gain_table(gains: pd.DataFrame) -> pd.DataFrame:
 FINITE_GAP = "ST at its best weight vs tuned ridge (above 0: ST better)"
 
 
+FINITE_LIMIT = "ST (two-stage limit) vs tuned ridge (above 0: ST better)"
+
+
 def finite_table(finite: pd.DataFrame) -> pd.DataFrame:
     """:func:`finite_lambda_evidence` for the reader: the best finite weight's absolute gap over tuned ridge, signed,
-    with its 95% interval, beside the two-stage limit's gap (both absolute: the quantity the limit predicts)."""
+    with its 95% interval, beside the two-stage limit's gap, signed the same way (tuned ridge's test error minus
+    ST's; both absolute: the quantity the conjecture predicts)."""
     old = "gap at the best weight"
-    return collapse_intervals(finite.rename(columns={f"{old}{e}": f"{FINITE_GAP}{e}" for e in ("", "_low", "_high")}),
-                              signed=[FINITE_GAP])
+    shown = finite.rename(columns={f"{old}{e}": f"{FINITE_GAP}{e}" for e in ("", "_low", "_high")})
+    shown = shown.rename(columns={"gap, two-stage limit": FINITE_LIMIT})
+    shown[FINITE_LIMIT] = shown[FINITE_LIMIT].map(signed_text)
+    return collapse_intervals(shown, signed=[FINITE_GAP])
+
+
+MAP_LIMIT = "ST vs tuned ridge, limit (above 0: ST better)"
+MAP_SIMULATED = "ST vs tuned ridge, simulated (above 0: ST better)"
+MAP_AGREES = "simulated side agrees"
 
 
 def map_sides(table: pd.DataFrame, points, z: float, missing: int) -> pd.DataFrame:
     """Each map point's side of the boundary: predicted by the limit (or too close to call, where the limit
     lies within the point's tolerance of zero) and simulated (the sign of the mean gap). ``table`` is the
-    point's check (:func:`against_formula`) for a teacher missing ``missing`` target rows."""
+    point's check (:func:`against_formula`) for a teacher missing ``missing`` target rows. The gaps (tuned
+    ridge's test error minus ST's) are signed text; :data:`MAP_AGREES` is whether the simulated side agrees
+    with the limit's call (always, where it is too close to call)."""
     tol = z * table.se + table.allowance
-    predicted = np.where(table.formula > tol, "ST", np.where(table.formula < -tol, "ridge", "too close to call"))
-    simulated = np.where(table.simulated > 0, "ST", "ridge")
+    predicted = np.where(table.formula > tol, "yes", np.where(table.formula < -tol, "no", "too close to call"))
+    simulated = np.where(table.simulated > 0, "yes", "no")
     return pd.DataFrame({"rows the teacher misses": missing, "ratio N/d": [points[i][0] for i in table.index],
                          "label noise": [points[i][1] for i in table.index],
-                         "gap, limit": table.formula.to_numpy(), "gap, simulated": table.simulated.to_numpy(),
-                         "wins, limit": predicted, "wins, simulated": simulated,
-                         "on_side": (predicted == "too close to call") | (predicted == simulated)})
+                         MAP_LIMIT: [signed_text(v) for v in table.formula],
+                         MAP_SIMULATED: [signed_text(v) for v in table.simulated],
+                         "ST better, limit": predicted, "ST better, simulated": simulated,
+                         MAP_AGREES: (predicted == "too close to call") | (predicted == simulated)})
 
 
 def window_scan(sigmas=(0.25, 0.5, 1.0, 2.0), label_noises=(0.25, 0.5, 1.0, 2.0, 4.0), d_outs=(1, 2, 6),

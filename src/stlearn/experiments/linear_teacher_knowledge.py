@@ -421,11 +421,63 @@ def base_table(base_check: pd.DataFrame) -> pd.DataFrame:
 SLOPE = "slope (above 0: the weaker teacher better)"  # the measured column of slope_table
 
 
+SLOPE_FORMS = {"exact (MC scalars)": "slope, exact form (Monte Carlo scalars)", "finite form": "slope, finite form",
+               "leading order": "slope, leading order"}
+ERROR_HEADERS = {"ls": "least squares", "perfect": "ST, perfect teacher", "weaker": "ST, weaker teacher",
+                 "weaker (exact form)": "ST, weaker teacher (exact form)",
+                 "weaker (finite form)": "ST, weaker teacher (finite form)"}
+
+
+def signed_text(value: float, digits: int = 3) -> str:
+    """A signed number as the book prints an effect, ``"+0.375"`` (never ``"-0.000"``; ``"—"`` if missing)."""
+    if not np.isfinite(value):
+        return "—"
+    return f"{round(float(value), digits) + 0.0:+.{digits}f}"
+
+
 def slope_table(slopes: pd.DataFrame) -> pd.DataFrame:
     """:func:`probe_slopes` for the reader: the measured slope of the weaker teacher's gain over the perfect one in
-    the deficit, signed, with its 95% interval, beside its forms and the mean errors."""
-    return collapse_intervals(slopes.rename(columns={"slope": SLOPE, "low": f"{SLOPE}_low", "high": f"{SLOPE}_high",
-                                                     "ls": "least squares"}), signed=[SLOPE])
+    the deficit, signed, with its 95% interval, beside its forms (signed the same way) and the mean test errors."""
+    shown = slopes.rename(columns={"slope": SLOPE, "low": f"{SLOPE}_low", "high": f"{SLOPE}_high",
+                                   **SLOPE_FORMS, **ERROR_HEADERS})
+    for c in SLOPE_FORMS.values():
+        shown[c] = shown[c].map(signed_text)
+    return collapse_intervals(shown, signed=[SLOPE])
+
+
+CELL_HEADERS = {"base": "least squares", "pred_base": "least squares, predicted", "st": "two-stage ST",
+                "pred_st": "two-stage ST, predicted", "pred_st_leading": "two-stage ST, leading order"}
+
+
+def cell_view(cells: pd.DataFrame) -> pd.DataFrame:
+    """:func:`cell_means` for the reader: the mean test errors of least squares and of the two-stage student,
+    simulated and by their forms (the finite-sample forms, and the two-stage one at leading order in 1/N)."""
+    return cells[list(CELL_HEADERS)].rename(columns=CELL_HEADERS)
+
+
+CROSSOVER_HEADERS = {"kappa approx": "κ, approximation", "ratio": "measured / predicted N*"}
+CROSSOVER_CAPTION = "the crossover N*, measured and predicted; the approximation of κ is s²r(d−r)/(N_t−d−1)"
+
+
+def crossover_table(cross: pd.DataFrame) -> pd.DataFrame:
+    """:func:`crossovers` for the reader: the approximation of κ (``s^2 r (d - r) / (N_t - d - 1)``, stated in
+    the caption) and the ratio of the measured to the predicted crossover named in words."""
+    return cross.rename(columns=CROSSOVER_HEADERS)
+
+
+SCALAR_HEADERS = {"N tau / k": "Nτ/k", "N (alpha - 1) / k": "N(α−1)/k", "1 - sigma^2": "1−σ²"}
+SCALAR_CAPTION = "Monte Carlo scalars, rescaled: Nτ_N/k (limit 1) and N(α_N−1)/k (conjectured limit 1−σ²)"
+
+
+def scalar_view(scalars: pd.DataFrame) -> pd.DataFrame:
+    """:func:`scalar_table` for the reader: the rescaled scalars in symbols (``tau_N``, ``alpha_N`` named in the
+    caption: a column name loses its underscores) and the conjectured limit of the second."""
+    return scalars[["sigma", "n_student", *SCALAR_HEADERS]].rename(columns=SCALAR_HEADERS)
+
+
+def lam_text(lam: float) -> str:
+    """A weight lambda for a table's cell: 4 significant digits, ``"∞"`` for the limit."""
+    return "∞" if np.isinf(lam) else f"{lam:.4g}"
 
 
 def tuning_view(tune: pd.DataFrame) -> pd.DataFrame:
@@ -434,9 +486,10 @@ def tuning_view(tune: pd.DataFrame) -> pd.DataFrame:
     (:func:`~.linear_common.relative_gain_table`), the shares of runs, and the oracle's relative gains in %."""
     ends = {"low": "tuned vs base_low", "high": "tuned vs base_high", "simple low": "tuned vs best simple_low",
             "simple high": "tuned vs best simple_high"}
-    shown = tune.rename(columns={**ends, "lam*": "λ* (oracle)"})
-    for c in ("oracle vs base", "base vs least squares"):
-        shown[f"{c}, %"] = (100 * shown.pop(c)).map("{:+.1f}".format)
+    shown = tune.rename(columns={**ends, "lam*": "λ* (oracle)",
+                                 "lost (share of runs)": "tuned ST worse than base (share of runs)"})
+    for c, better in (("oracle vs base", "oracle"), ("base vs least squares", "base")):
+        shown[f"{c}, % (above 0: {better} better)"] = shown.pop(c).map(lambda v: signed_text(100 * v, 1))
     return relative_gain_table(shown, {"tuned vs base": "tuned ST vs base, % (above 0: ST better)",
                                        "tuned vs best simple": "tuned ST vs simple, % (above 0: ST better)"})
 

@@ -259,6 +259,17 @@ def variant_name(theta: float) -> str:
     return "units" if theta == 0 else f"rot{theta:g}"
 
 
+def label(name: str) -> str:
+    """A variant's or a method's name in words, for the reader: ``rot0.5`` -> "rotation θ = 0.5", ``mix3`` ->
+    "mixes of 3 units", ``connector: rot1`` -> "connector: rotation θ = 1"; other names are words already."""
+    prefix, sep, rest = name.rpartition(": ")
+    if rest.startswith("rot"):
+        rest = f"rotation θ = {rest[3:]}"
+    elif rest.startswith("mix") and rest[3:].isdigit():
+        rest = f"mixes of {rest[3:]} units"
+    return prefix + sep + rest
+
+
 def make_teachers(task, width: int, n_teacher: int, steps: int, rng: Stream | int, seeds: Sequence[int],
                   thetas: Sequence[float], mix_units: Sequence[int], deep_steps: int, x_ref: Tensor, clean_test,
                   match_set: Samples | None = None, device=None) -> Teachers:
@@ -348,7 +359,7 @@ def teacher_checks(teachers: Teachers, clean_test: Samples, x: Tensor) -> dict:
     errors = teachers.errors
     out = {"zero_error": clean_test.y.pow(2).sum(-1).mean().item(), "gap": function_gap(teachers, x)}
     text = ("clean test error of each target's teachers (mean over runs): "
-            + ", ".join(f"{name} {err:.4f}" for name, err in teachers.clean_error.items())
+            + ", ".join(f"{label(name)} {err:.4f}" for name, err in teachers.clean_error.items())
             + f"; zero predictor {out['zero_error']:.4f}")
     if "deep_clean" in errors:
         out.update(match_ratio=float(errors.deep_clean.mean() / errors.matched_clean.mean()),
@@ -507,18 +518,18 @@ def methods(lams: Sequence[float], decays: Sequence[float], st: Sequence[tuple],
     run) and, with ``aug_levels``, noise augmentation at ``aug_levels`` x ``sigma`` and ST + noise augmentation
     (the units, at the level augmentation chose in the run) over ``lams``."""
     check_grids(lams, decays, aug_levels)
-    lam = dict(label=lambda v: f"lam={v:g}")
-    wd = dict(label=lambda v: f"wd={v:g}")
+    lam = dict(label=lambda v: f"λ = {v:g}")
+    wd = dict(label=lambda v: f"weight decay {v:g}")
     decays = [float(w) for w in decays]
-    out = [study.Method("base", ({"config": "-"},)),
+    out = [study.Method("base", ({"config": "none"},)),
            study.grid("weight decay", "weight_decay", decays, **wd),
            study.grid("fine-tuned teacher", "weight_decay", decays, init="teacher", **wd),
-           study.Method("teacher as is", ({"config": "-"},), measured=True)]
+           study.Method("teacher as is", ({"config": "none"},), measured=True)]
     out += [study.grid(name, "lam", lams, target=target, matching=matching, **lam) for name, target, matching in st]
     out += study.complements(lams, **lam)
     if aug_levels:
         out += [study.grid("noise augmentation", "fresh_noise", [a * sigma for a in aug_levels],
-                           label=lambda v: f"s={v / sigma:g}σ", family=study.NOISE_MODEL),
+                           label=lambda v: f"s = {v / sigma:g}σ", family=study.NOISE_MODEL),
                 study.grid("ST + noise augmentation", "lam", lams, fresh_noise=sigma, family=study.NOISE_MODEL,
                            follows="noise augmentation", inherits=["fresh_noise"], **lam)]
     return tuple(out)
@@ -601,19 +612,59 @@ def selected_summary(selected: pd.DataFrame, methods: Sequence[str]) -> pd.DataF
 
 
 DIGITS = 3  # decimals of every test error and paired gain the chapter prints (differences of about 0.005 and up)
+AT_BASE = "— (λ = 0 chosen in every run: the base student)"  # an ST method that validation never gave a feature term
 
 
-def results_table(selected: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+def chosen_lams(result: study.StudyResult, method: str = PRIMARY) -> pd.Series:
+    """Per run (``seed``), the lambda of ``method``'s validation-selected configuration, from the runs themselves."""
+    keys = ["method", "config", "seed"]
+    picked = result.selected[result.selected.method == method][keys]
+    return picked.merge(result.lam_rows([method])[[*keys, "lam"]], on=keys).set_index("seed").lam.sort_index()
+
+
+def at_base(result: study.StudyResult, st: Sequence[tuple]) -> set[str]:
+    """The ST methods of ``st`` (:func:`st_methods`) whose validation chose lambda = 0 in every run: each is then
+    the base student itself, and its gain over base is no measurement."""
+    return {name for name, _, _ in st if bool((chosen_lams(result, name) == 0).all())}
+
+
+def lam_counts(lams: pd.Series) -> str:
+    """How often each lambda was chosen, most often first, in words: "λ = 0 (2 runs), λ = 0.63 (1 run)"."""
+    return ", ".join(f"λ = {v:g} ({n} run{'' if n == 1 else 's'})" for v, n in lams.value_counts().items())
+
+
+def _rounded(comparison: dict, digits: int = DIGITS) -> dict:
+    """``gain``, ``low``, ``high`` rounded to ``digits``, with no negative zero."""
+    return {k: round(float(comparison[k]), digits) + 0.0 for k in ("gain", "low", "high")}
+
+
+def gain_words(results: pd.DataFrame, method: str, base_like: set[str] = frozenset(), digits: int = DIGITS) -> str:
+    """``method``'s paired gain over the base student for the prose, its interval and what it resolves:
+    "+0.005 [-0.016, 0.025], no resolvable difference"; :data:`AT_BASE` for a method of ``base_like``."""
+    if method in base_like:
+        return AT_BASE
+    row = results.set_index("method").loc[method]
+    g = _rounded({"gain": row.gain, "low": row.gain_low, "high": row.gain_high}, digits)
+    return protocol.interval_text(g, digits) + ", " + protocol.by_sign(
+        g, "resolvably better than the base student", "resolvably worse than the base student",
+        "no resolvable difference")
+
+
+def results_table(selected: pd.DataFrame, results: pd.DataFrame, base_like: set[str] = frozenset()) -> pd.DataFrame:
     """:func:`selected_summary` for the reader: test error as ``mean [95% interval]`` and the gain over base signed,
-    ``+g [low, high]`` (above 0: better than base; the base student's own row "—"), :data:`DIGITS` decimals."""
+    ``+g [low, high]`` (above 0: better than base; the base student's own row "—", a method of ``base_like``
+    :data:`AT_BASE`), :data:`DIGITS` decimals, every name in words (:func:`label`)."""
     gain = "method vs base (above 0: method better)"
-    shown = results.rename(columns={"gain": gain, "gain_low": f"{gain}_low", "gain_high": f"{gain}_high"})
-    shown.loc[results.method == "base", [gain, f"{gain}_low", f"{gain}_high"]] = np.nan
-    return pd.DataFrame({"method": results.method,
+    cols = [gain, f"{gain}_low", f"{gain}_high"]
+    shown = results.rename(columns={"gain": gain, "gain_low": cols[1], "gain_high": cols[2]})
+    shown[cols] = shown[cols].round(DIGITS) + 0.0
+    shown.loc[results.method == "base", cols] = np.nan
+    gains = collapse_intervals(shown[cols], DIGITS, signed=True).iloc[:, 0]
+    gains[results.method.isin(base_like).to_numpy()] = AT_BASE
+    return pd.DataFrame({"method": results.method.map(label),
                          "test error [95% interval]": [format_ci(selected[selected.method == m].test_error, DIGITS)
                                                        for m in results.method],
-                         f"{gain} [95% interval]": collapse_intervals(shown[[gain, f"{gain}_low", f"{gain}_high"]],
-                                                                      DIGITS, signed=True).iloc[:, 0],
+                         f"{gain} [95% interval]": gains,
                          "validation error": results.val_error.round(DIGITS),
                          "configurations chosen (runs)": results.chosen})
 
@@ -633,14 +684,17 @@ def control_methods(full: str) -> tuple[str, str, str, str]:
 def control_rows(full: str) -> tuple[dict[str, str], list[tuple]]:
     """The controls' comparisons for :func:`comparison_table`, and their names by key."""
     pre_units, pre_full, conn_units, conn_full = control_methods(full)
-    names = {"perm": "null: units over permuted units",
-             "conn": f"null: through a connector, units over {full}",
-             "pre": f"pre-activations: units over {full}",
-             "less_pre": "rotation's cost, post-ReLU minus pre-activation",
-             "less_conn": "rotation's cost, post-ReLU minus connector",
-             "direct": "units: post-ReLU over through a connector",
-             "pre_units": "units: pre-activation over post-ReLU",
-             "deep": "matched shallow units over the deep teacher"}
+    # each row is the gain of the first named over the second (above 0: the first better); the two "reduction"
+    # rows are the rotation's cost after the ReLU minus its cost under the other matching, run by run (the cost is
+    # the units' gain over the rotation), so above 0 the other matching makes the rotation cheaper: it is better
+    names = {"perm": "null: units vs permuted units",
+             "conn": f"null, through a connector: units vs {label(full)}",
+             "pre": f"pre-activations: units vs {label(full)}",
+             "less_pre": "pre-activation vs post-ReLU: reduction of the rotation's cost",
+             "less_conn": "connector vs post-ReLU: reduction of the rotation's cost",
+             "direct": "units: post-ReLU vs through a connector",
+             "pre_units": "units: pre-activation vs post-ReLU",
+             "deep": "matched shallow units vs the deep teacher"}
     rows = [(names["perm"], (PRIMARY, "permuted units")), (names["conn"], (conn_units, conn_full)),
             (names["pre"], (pre_units, pre_full)), (names["less_pre"], (PRIMARY, full), (pre_units, pre_full)),
             (names["less_conn"], (PRIMARY, full), (conn_units, conn_full)), (names["direct"], (PRIMARY, conn_units)),
@@ -672,9 +726,10 @@ def comparison_table(selected: pd.DataFrame, rows: Sequence[tuple]) -> pd.DataFr
 def controls_table(controls: pd.DataFrame) -> pd.DataFrame:
     """:func:`comparison_table` for the reader: each paired difference signed, ``+g [low, high]`` (above 0: the
     first named is better), :data:`DIGITS` decimals, with its p-value and Holm's adjusted p."""
-    gain = "gain of the first named (above 0: first better)"
+    gain = "first vs second (above 0: first better)"
     shown = controls.drop(columns="runs").rename(columns={"gain": gain, "low": f"{gain}_low", "high": f"{gain}_high",
                                                           "holm_p": "Holm p"})
+    shown[[gain, f"{gain}_low", f"{gain}_high"]] = shown[[gain, f"{gain}_low", f"{gain}_high"]].round(DIGITS) + 0.0
     return collapse_intervals(shown, DIGITS, signed=True)
 
 

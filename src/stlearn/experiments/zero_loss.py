@@ -671,7 +671,7 @@ def against_yardstick(students: pd.DataFrame, ridge: pd.DataFrame) -> pd.DataFra
     r = ridge.set_index("seed")
     rows = [("min-norm interpolator", False, r.min_norm)]
     for (depth, lam), g in students.groupby(["depth", "lam"]):
-        name = f"depth {depth}, " + ("base (lambda = 0)" if lam == 0 else f"ST, lambda = {lam:g}")
+        name = f"depth {depth}, " + ("base (λ = 0)" if lam == 0 else f"ST, λ = {lam:g}")
         rows.append((name, True, g.set_index("seed").test_error))
     out = []
     for name, trained, err in rows:
