@@ -233,6 +233,13 @@ class StudyResult:
         table = self.table if methods is None else self.table[self.table.method.isin(list(methods))]
         return table.merge(lams, on=keys)
 
+    def selected_lams(self, method: str) -> pd.Series:
+        """Per run (``seed``), the lambda of ``method``'s validation-selected configuration, from the runs
+        themselves (:meth:`lam_rows`)."""
+        keys = ["method", "config", "seed"]
+        picked = self.selected[self.selected.method == method][keys]
+        return picked.merge(self.lam_rows([method])[[*keys, "lam"]], on=keys).set_index("seed").lam.sort_index()
+
 
 def views_trend(results: dict[int, StudyResult], method: str, reference: str) -> dict[str, float]:
     """How much larger the gain of ``method`` over ``reference`` is with the most views than with the fewest

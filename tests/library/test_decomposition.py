@@ -242,10 +242,10 @@ def test_the_study_shares_the_base_run_and_checks_budgets_first():
     assert families.reference["ST from the teacher's weights"] == "fine-tuned teacher"
     assert families.reference["ST"] in ("base", "weight decay", "fine-tuned teacher", "teacher as is")
     assert list(nd.lam_curve(result).columns) == ["λ", "ST", "ST + noise augmentation"]
-    lams = nd.chosen_lams(result, "ST")  # from the runs, never parsed from a label
+    lams = result.selected_lams("ST")  # from the runs, never parsed from a label
     assert lams.index.tolist() == [0, 1] and set(lams) <= {0.0, 1.0}
     base_like = nd.at_base(result, methods)
-    assert all((nd.chosen_lams(result, m) == 0).all() for m in base_like)
+    assert all((result.selected_lams(m) == 0).all() for m in base_like)
     summary = nd.selected_summary(result.selected, [m.name for m in s.methods])
     shown = nd.results_table(result.selected, summary, base_like | {"rot1"})
     gain = "method vs base (above 0: method better) [95% interval]"

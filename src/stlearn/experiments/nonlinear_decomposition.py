@@ -615,17 +615,10 @@ DIGITS = 3  # decimals of every test error and paired gain the chapter prints (d
 AT_BASE = "— (λ = 0 chosen in every run: the base student)"  # an ST method that validation never gave a feature term
 
 
-def chosen_lams(result: study.StudyResult, method: str = PRIMARY) -> pd.Series:
-    """Per run (``seed``), the lambda of ``method``'s validation-selected configuration, from the runs themselves."""
-    keys = ["method", "config", "seed"]
-    picked = result.selected[result.selected.method == method][keys]
-    return picked.merge(result.lam_rows([method])[[*keys, "lam"]], on=keys).set_index("seed").lam.sort_index()
-
-
 def at_base(result: study.StudyResult, st: Sequence[tuple]) -> set[str]:
     """The ST methods of ``st`` (:func:`st_methods`) whose validation chose lambda = 0 in every run: each is then
     the base student itself, and its gain over base is no measurement."""
-    return {name for name, _, _ in st if bool((chosen_lams(result, name) == 0).all())}
+    return {name for name, _, _ in st if bool((result.selected_lams(name) == 0).all())}
 
 
 def lam_counts(lams: pd.Series) -> str:
