@@ -86,7 +86,7 @@ def format_ci(values, digits: int = 3, level: float = 0.95) -> str:
     return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-MISSING = "—"  # a missing number in a collapsed interval column (as stlearn.tooling.notebook.MISSING), never "nan"
+MISSING = "—"  # a table's missing value (a method that has no such number), never "nan"
 
 
 def collapse_intervals(df: pd.DataFrame, digits: int | Mapping[str, int] = 3,

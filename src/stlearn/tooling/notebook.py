@@ -19,6 +19,7 @@ from IPython.display import display
 
 from .. import streams
 from ..plotting import use_book_style
+from ..stats import MISSING  # a table's missing value, one symbol for the collapsed intervals and the rest
 
 HEADLINE_MIME = "application/vnd.stlearn.headline+json"
 _CHECKS: list[tuple[str, bool, bool]] = []  # the chapter's checks so far, (claim, asserted, holds); setup() resets
@@ -244,7 +245,6 @@ class Slider:
         return f"{self.alt} ({self.label} {', '.join(self.labels)}; interactive on the site)"
 
 
-MISSING = "—"  # a table's missing value (a method that has no such number), never "nan"
 # column names as a table shows them: symbols where the book writes one, words for the rest ("_" -> " ")
 HEADERS = {"lam": "λ", "sigma": "σ", "gamma": "γ", "kappa": "κ", "n_train": "n", "seed": "run",
            "test_error": "test error", "val_error": "validation error", "n_teacher": "teacher's n"}
