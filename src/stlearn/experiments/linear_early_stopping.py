@@ -386,28 +386,51 @@ def noise_trend(res: pd.DataFrame) -> tuple[dict, str]:
                                    "no resolvable difference between the relative gains at the two noise levels")
 
 
-def check_stopped(res: pd.DataFrame, per_lam: pd.DataFrame, trend: dict, n_seeds: int) -> None:
-    """Raise AssertionError if the logging grid decided the comparison, if at the highest noise stopping on
-    validation does not beat the common limit at some lambda, or, with 10 seeds or more (where the seeds resolve
-    them), if a measured claim fails: ST beats base at the highest noise, its advantage does not resolvably shrink
-    with the noise, and no two-layer student resolvably beats stopped one-layer least squares."""
-    for s in res.index:
-        c = res.loc[s, "coarse"]["gain"]
-        assert res.loc[s, "st"]["low"] <= c <= res.loc[s, "st"]["high"], "the logging grid decided the comparison"
+def grid_holds(res: pd.DataFrame) -> bool:
+    """Whether ST's mean gain over base on the coarse logging grid lies in the primary 95% interval at every
+    noise level (the logging grid does not decide the comparison)."""
+    return all(res.loc[s, "st"]["low"] <= res.loc[s, "coarse"]["gain"] <= res.loc[s, "st"]["high"] for s in res.index)
+
+
+def grid_verdict(res: pd.DataFrame) -> str:
+    """:func:`grid_holds` in words, for the chapter's text."""
+    if grid_holds(res):
+        return "inside the primary interval at every noise level: the grid does not decide the comparison"
+    return ("outside the primary interval at some noise level: with these runs the logging grid moves the "
+            "comparison (log more densely, or run more seeds)")
+
+
+FULL_RUNS = 10  # the measured claims are asserted at this many runs or more (the full settings), shown below it
+
+
+def stopped_claims(res: pd.DataFrame, per_lam: pd.DataFrame, trend: dict, n_seeds: int) -> list[tuple[str, bool, bool]]:
+    """The claims of the stopped comparison as ``(claim, holds, asserted)`` for the chapter's checks: at the
+    highest noise stopping on validation beats the common limit at every lambda (asserted at any number of runs,
+    on the mean gain below :data:`FULL_RUNS` runs, where two seeds give no useful interval), and, asserted at
+    :data:`FULL_RUNS` runs or more and shown below, that the logging grid does not decide the comparison, ST beats
+    base at the highest noise, its advantage does not resolvably shrink with the noise, and no two-layer student
+    resolvably beats stopped one-layer least squares."""
+    at_full = n_seeds >= FULL_RUNS
     hi = per_lam[per_lam.sigma == res.index.max()]
-    bound = "below limit low" if n_seeds >= 10 else "below limit gain"  # ci: too few seeds for intervals
-    assert (hi[bound] > 0).all(), "at high noise, stopping on validation does not beat the common limit at some lambda"
-    if n_seeds >= 10:  # measured claims, asserted where the seeds resolve them
-        assert res.loc[res.index.max(), "st"]["low"] > 0, \
-            "ST stopped on validation does not beat base at the highest noise"
+    bound = "below limit low" if at_full else "below limit gain"
+    return [
+        ("at the highest noise, stopping on validation beats the common limit at every λ "
+         + ("(95% low bound above 0)" if at_full else "(mean gain above 0)"), bool((hi[bound] > 0).all()), True),
+        # with 2 runs one seed's stop moving by one logged step moves the mean gain outside a narrow interval
+        ("the logging grid does not decide the comparison: with every second logged step removed, ST's mean gain "
+         "over base lies in the primary 95% interval at every noise level", grid_holds(res), at_full),
+        ("ST stopped on validation beats base at the highest noise (95% low bound above 0)",
+         res.loc[res.index.max(), "st"]["low"] > 0, at_full),
         # the weaker direction, which holds with a margin at any root seed (its upper bound sits several standard
         # errors above 0); whether the gain resolvably grows is the glued verdict
-        assert trend["high"] > 0, "the ST advantage resolvably shrinks with the noise"
+        ("ST's relative advantage does not resolvably shrink with the noise (95% high bound of the change above 0)",
+         trend["high"] > 0, at_full),
         # stopped least squares beats every two-layer student by several standard errors at most root seeds, not
         # at all (at some the interval at one noise level reaches below 0): the verdict is glued, and the weaker
         # direction, that no two-layer student resolvably beats it, is asserted
-        assert all(res.loc[s, "ls_over_st"]["high"] > 0 for s in res.index) and \
-            (per_lam["LS better high"] > 0).all(), "a two-layer student resolvably beat stopped one-layer least squares"
+        ("no two-layer student resolvably beats stopped one-layer least squares (95% high bounds above 0)",
+         all(res.loc[s, "ls_over_st"]["high"] > 0 for s in res.index) and bool((per_lam["LS better high"] > 0).all()),
+         at_full)]
 
 
 END_HEADERS = {"rate": "learning rate", "final_loss": "final training loss (largest, relative to the initial one)",
@@ -431,6 +454,8 @@ def st_end_point(x_noisy, features, head, w1_init) -> torch.Tensor:
     eye = torch.eye(x_noisy.shape[-1], dtype=torch.float64)
     w1 = theory.min_norm_interpolator(x_noisy, features) + w1_init @ (eye - proj)
     return head.to(torch.float64) @ w1
+
+
 def feature_path_check(task: Task, n_train: int, rng: Stream | int, steps: int, device=None,
                        dtype=torch.float64) -> dict:
     """Trains one-layer maps with the library's trainer and compares them with the closed form.
