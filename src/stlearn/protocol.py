@@ -182,8 +182,7 @@ def compare(selected: pd.DataFrame, method: str, reference: str, column: str = "
 
 def summary(selected: pd.DataFrame, methods: Sequence[str], base: str | None = None) -> pd.DataFrame:
     """Per method: the mean and 95% interval of the selected test error, with ``base`` also the paired gain
-    over it, the mean validation error and the configurations chosen, each with its count of runs (the three
-    most often chosen)."""
+    over it, the mean validation error and the configurations chosen (:func:`chosen_text`)."""
     rows = []
     for m in methods:
         g = selected[selected.method == m]
@@ -191,7 +190,19 @@ def summary(selected: pd.DataFrame, methods: Sequence[str], base: str | None = N
         if base is not None:
             gain = paired(selected, m, base) if m != base else pd.Series(0.0, index=g.seed)
             row.update(ci_columns("gain", gain))
-        counts = g.config.value_counts()  # how many runs chose each configuration, the most chosen three
-        rows.append({**row, "val_error": g.val_error.mean(),
-                     "chosen": ", ".join(f"{c} ({n})" for c, n in counts.iloc[:3].items())})
+        rows.append({**row, "val_error": g.val_error.mean(), "chosen": chosen_text(g.config)})
     return pd.DataFrame(rows)
+
+
+UNTUNED = ("-", "none")  # the configuration label of a method with nothing to tune (stopping aside)
+
+
+def chosen_text(configs: pd.Series, most: int = 3) -> str:
+    """The configurations validation chose, one per run, in words with their counts, most often first (ties in
+    the order of the labels): "lam=1 (6 runs), lam=0 (4 runs)", the first ``most`` and how many more; "— (nothing
+    tuned)" for a method with one configuration, labelled as in :data:`UNTUNED`."""
+    counts = configs.value_counts().sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+    if set(counts.index) <= set(UNTUNED):
+        return "— (nothing tuned)"
+    text = ", ".join(f"{c} ({n} run{'' if n == 1 else 's'})" for c, n in counts.iloc[:most].items())
+    return text + (f", {len(counts) - most} more" if len(counts) > most else "")

@@ -80,13 +80,28 @@ def ci_high(values, level: float = 0.95) -> float:
     return float(np.nan_to_num(mean_ci(values, level)[2], nan=np.inf))
 
 
-def format_ci(values, digits: int = 3, level: float = 0.95) -> str:
-    """``"mean [low, high]"`` of ``values``."""
-    m, lo, hi = mean_ci(values, level)
-    return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
 MISSING = "—"  # a table's missing value (a method that has no such number), never "nan"
+
+
+def rounded(value: float, digits: int = 3) -> float:
+    """``value`` rounded to ``digits`` decimals, as the book prints it: never ``-0.0`` (a verdict read off a
+    printed interval agrees with the interval the reader sees)."""
+    return round(float(value), digits) + 0.0
+
+
+def fixed(value: float, digits: int = 3, signed: bool = False) -> str:
+    """``value`` with ``digits`` decimals, the one way the book prints a number: ``"0.041"``, or with ``signed``
+    (a paired effect) ``"+0.032"``; never ``"-0.000"`` (a value that rounds to zero has no sign to show), and
+    :data:`MISSING` for a value that is not finite."""
+    if not np.isfinite(value):
+        return MISSING
+    return f"{rounded(value, digits):{'+' if signed else ''}.{digits}f}"
+
+
+def format_ci(values, digits: int = 3, level: float = 0.95) -> str:
+    """``"mean [low, high]"`` of ``values`` (the mean alone for one value)."""
+    m, lo, hi = mean_ci(values, level)
+    return fixed(m, digits) + (f" [{fixed(lo, digits)}, {fixed(hi, digits)}]" if np.isfinite(lo) else "")
 
 
 def collapse_intervals(df: pd.DataFrame, digits: int | Mapping[str, int] = 3,
@@ -109,10 +124,9 @@ def collapse_intervals(df: pd.DataFrame, digits: int | Mapping[str, int] = 3,
         raise ParameterError(f"signed names columns without an interval beside them: {sorted(wanted - set(columns))}")
     for c in columns:
         d = digits.get(c, 3) if isinstance(digits, Mapping) else digits
-        sign = "+" if c in wanted else ""
         m, lo, hi = df[c], df[f"{c}_low"], df[f"{c}_high"]
         out[c] = [MISSING if not np.isfinite(a) else
-                  f"{a:{sign}.{d}f}" + (f" [{b:.{d}f}, {h:.{d}f}]" if np.isfinite(b) else "")
+                  fixed(a, d, c in wanted) + (f" [{fixed(b, d)}, {fixed(h, d)}]" if np.isfinite(b) else "")
                   for a, b, h in zip(m, lo, hi)]
         out = out.drop(columns=[f"{c}_low", f"{c}_high"]).rename(columns={c: f"{c} [95% interval]"})
     return out

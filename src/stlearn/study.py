@@ -241,6 +241,23 @@ class StudyResult:
         return picked.merge(self.lam_rows([method])[[*keys, "lam"]], on=keys).set_index("seed").lam.sort_index()
 
 
+def lam_tally(lams: pd.Series) -> pd.Series:
+    """How often each lambda of ``lams`` (one per run, e.g. :meth:`StudyResult.selected_lams`, or several studies'
+    concatenated) was chosen: runs by lambda, most often first and, among equals, the smaller lambda first, so that
+    the words (:func:`lam_counts`) and the most-chosen lambda a chapter glues (``.index[0]``) agree at every draw.
+
+    Lambda only: a method that also tunes or inherits other knobs (ST + weight decay's decay) is counted by its
+    lambda alone."""
+    counts = lams.astype(float).value_counts().sort_index()
+    return counts.sort_values(ascending=False, kind="stable").rename_axis("lam").rename("runs")
+
+
+def lam_counts(lams: pd.Series) -> str:
+    """:func:`lam_tally` in words, the one way a chapter prints how often validation chose each lambda:
+    "λ = 0 (2 runs), λ = 0.63 (1 run)"."""
+    return ", ".join(f"λ = {v:g} ({n} run{'' if n == 1 else 's'})" for v, n in lam_tally(lams).items())
+
+
 def views_trend(results: dict[int, StudyResult], method: str, reference: str) -> dict[str, float]:
     """How much larger the gain of ``method`` over ``reference`` is with the most views than with the fewest
     (``results``: one study per number of views, sharing each run's clean inputs, validation and test sets), paired

@@ -11,9 +11,11 @@ plain data (intervals, tables, names), never a chapter's objects. Each builder i
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pandas as pd
 
-from .stats import ci_high, ci_low
+from .stats import ci_high, ci_low, fixed
 
 SAME_INFORMATION = "same information"  # the primary family (stlearn.study)
 
@@ -44,9 +46,10 @@ GAIN_HEADER = "first vs second (above 0: first better) [95% interval]"
 
 
 def interval_text(comparison: dict[str, float], digits: int = 3) -> str:
-    """A paired comparison as the book prints it: ``"+0.032 [0.003, 0.061]"`` (mean gain, 95% interval)."""
-    return (f"{comparison['gain']:+.{digits}f} [{comparison['low']:.{digits}f}, "
-            f"{comparison['high']:.{digits}f}]")
+    """A paired comparison as the book prints it: ``"+0.032 [0.003, 0.061]"`` (mean gain, 95% interval; no
+    ``-0.000``, :func:`stlearn.stats.fixed`)."""
+    return (f"{fixed(comparison['gain'], digits, signed=True)} [{fixed(comparison['low'], digits)}, "
+            f"{fixed(comparison['high'], digits)}]")
 
 
 def no_difference(comparison: dict[str, float], first: str, second: str, digits: int = 3) -> str:
@@ -347,9 +350,12 @@ def equivalence_verdict(comparison: dict, margin: float, what: str) -> str:
     return f"{what} changes nothing resolvable, but the 95% interval reaches beyond ±{margin:g}"
 
 
-def rotation_order(gains: pd.Series) -> str:
-    """Words for the mean gains over base along the rotations (``gains``, in the order of theta)."""
-    listed = ", ".join(f"{name} {gain:+.3f}" for name, gain in gains.items())  # signed, as every effect
+def rotation_order(gains: pd.Series, at_base: Collection[str] = ()) -> str:
+    """Words for the mean gains over base along the rotations (``gains``, in the order of theta); a rotation of
+    ``at_base``, whose ST validation chose lambda = 0 in every run (the base student itself, a gain of exactly 0
+    by construction), says so instead of "+0.000"."""
+    listed = ", ".join(f"{name} " + ("0 (λ = 0 chosen in every run)" if name in at_base else fixed(gain, signed=True))
+                       for name, gain in gains.items())  # signed, as every effect
     if bool((gains.diff().dropna() < 0).all()):
         return f"Smaller rotations cost less: the mean gain over base falls at every step of θ ({listed})"
     return f"The mean gain over base does not fall at every step of θ ({listed})"

@@ -18,17 +18,20 @@ def _result(table: pd.DataFrame) -> study.StudyResult:
     return study.StudyResult(s, table, protocol.select(table), pd.DataFrame(), {}, where, s.budget())
 
 
-def test_lam_curve_and_chosen_lams():
+def test_lam_curve_and_the_lambdas_chosen():
     table = pd.DataFrame({"method": ["ST"] * 4 + ["ST + noise augmentation"] * 2 + ["base"],
                           "config": ["lam=0", "lam=0", "lam=0.01", "lam=0.01", "lam=0", "lam=10", "-"],
-                          "seed": [0, 1, 0, 1, 0, 0, 0], "val_error": 0.1,
+                          "seed": [0, 1, 0, 1, 0, 0, 0], "val_error": [0.1, 0.1, 0.2, 0.05, 0.1, 0.2, 0.1],
                           "test_error": [0.2, 0.4, 0.1, 0.1, 0.3, 0.5, 0.9]})
-    curve = cl.lam_curve(_result(table))
+    result = _result(table)
+    curve = cl.lam_curve(result)
     assert list(curve.method) == ["ST", "ST", "ST + noise augmentation", "ST + noise augmentation"]
     assert list(curve.lam) == [0.0, 0.01, 0.0, 10.0]
     assert curve.test_error.tolist() == pytest.approx([0.3, 0.1, 0.3, 0.5])
     assert curve.low[1] == curve.high[1] == pytest.approx(0.1)  # equal errors: a zero-width interval
-    assert cl.chosen_lams(table[table.seed == 0].iloc[[0, 4]]).to_dict() == {"lam=0": 1}
+    lams = result.selected_lams("ST")  # what the chapters count (study.lam_counts): lambda per run, from the runs
+    assert lams.to_dict() == {0: 0.0, 1: 0.01}
+    assert study.lam_counts(lams) == "λ = 0 (1 run), λ = 0.01 (1 run)"
 
 
 def test_last_stops_counts_the_selected_runs_stopped_at_the_last_step_per_trained_method():

@@ -298,4 +298,3 @@ def test_labels_are_words_and_the_reduction_rows_are_positive_when_the_first_nam
     assert shown.iloc[0, 0].startswith("+0.810")  # 0.8 + 0.01 k, k = 0, 1, 2
     assert nd.gain_words(pd.DataFrame([{"method": "m", "gain": -1e-5, "gain_low": -0.01, "gain_high": 0.01}]),
                          "m") == "+0.000 [-0.010, 0.010], no resolvable difference"
-    assert nd.lam_counts(pd.Series([0.0, 0.0, 0.63])) == "λ = 0 (2 runs), λ = 0.63 (1 run)"

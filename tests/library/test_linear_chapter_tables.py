@@ -49,13 +49,6 @@ def test_dynamics_window_table_names_its_columns_and_prints_small_errors():
     assert yard.iloc[0, 1] == "+99.5 [97.7, 101.3]"
 
 
-def test_proportional_signed_text_never_prints_minus_zero():
-    assert lp.signed_text(-0.0004) == "+0.000"
-    assert lp.signed_text(0.119) == "+0.119"
-    assert lp.signed_text(-0.5) == "-0.500"
-    assert lp.signed_text(float("nan")) == "—"
-
-
 def test_proportional_map_and_finite_tables_are_signed_and_in_words():
     table = pd.DataFrame({"formula": [0.5, -0.5, 0.01], "simulated": [0.4, -0.6, -0.02], "se": 0.01,
                           "allowance": 0.0}, index=[0, 1, 2])

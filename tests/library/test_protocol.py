@@ -124,3 +124,12 @@ def test_interval_words_never_claim_equality():
     assert protocol.verdict(tie, "ST", "base") == "no resolvable difference between ST and the base student"
     assert protocol.verdict({"gain": 0.1, "low": 0.02, "high": 0.18}, "ST", "base") == "ST beats the base student"
     assert protocol.verdict({"gain": -0.1, "low": -0.2, "high": -0.01}, "ST", "base") == "the base student beats ST"
+
+
+def test_chosen_configurations_read_as_counts_of_runs():
+    configs = pd.Series(["lam=1", "lam=0", "lam=1", "lam=10", "lam=0.1", "lam=1", "lam=0"])
+    assert protocol.chosen_text(configs) == "lam=1 (3 runs), lam=0 (2 runs), lam=0.1 (1 run), 1 more"
+    assert protocol.chosen_text(pd.Series(["none"] * 3)) == "— (nothing tuned)"
+    assert protocol.chosen_text(pd.Series(["-"])) == "— (nothing tuned)"
+    summary = protocol.summary(protocol.select(_runs()), ["a", "b"])
+    assert summary.chosen.tolist() == ["y (3 runs)", "x (3 runs)"]

@@ -32,6 +32,20 @@ def test_interval_ends_columns_and_text():
     assert stats.format_ci(values, digits=2) == f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
+def test_every_printed_number_has_fixed_decimals_and_no_negative_zero():
+    from stlearn.verdicts import interval_text
+
+    assert stats.fixed(0.0411) == "0.041" and stats.fixed(-0.0004) == "0.000" and stats.fixed(1.25, 1) == "1.2"
+    assert stats.fixed(-0.0004, signed=True) == "+0.000" and stats.fixed(-0.5, signed=True) == "-0.500"
+    assert stats.fixed(0.119, signed=True) == "+0.119" and stats.fixed(math.nan) == stats.MISSING
+    assert math.copysign(1, stats.rounded(-0.0004)) == 1.0 and stats.rounded(0.12345, 2) == 0.12
+    assert interval_text({"gain": -0.0002, "low": -0.0004, "high": 0.0001}) == "+0.000 [0.000, 0.000]"
+    assert stats.format_ci([-0.0001, -0.0003]).startswith("0.000 [")
+    assert stats.format_ci([0.5]) == "0.500"  # one run: the mean alone, never "[nan, nan]"
+    df = pd.DataFrame({"e": [-0.0001], "e_low": [-0.0004], "e_high": [0.0002]})
+    assert stats.collapse_intervals(df, signed=True).iloc[0, 0] == "+0.000 [0.000, 0.000]"
+
+
 def test_collapse_intervals_prints_means_unsigned_and_paired_effects_signed_as_interval_text():
     from stlearn.verdicts import interval_text
 

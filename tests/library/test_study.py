@@ -165,3 +165,12 @@ def test_lam_rows_read_lambda_from_the_runs_not_from_their_labels():
     every = result.lam_rows()  # the whole run table, in its order, with lam beside it (0 without a feature term)
     pd.testing.assert_frame_equal(every.drop(columns="lam"), result.table)
     assert (every[every.method.isin(["base", "noise augmentation"])].lam == 0).all()
+
+
+def test_lam_counts_words_most_often_first_and_equals_by_smaller_lambda():
+    lams = pd.Series([0.63, 1.0, 0.0, 1.0, 0.0, 0.1], index=range(6))
+    assert study.lam_counts(lams) == "λ = 0 (2 runs), λ = 1 (2 runs), λ = 0.1 (1 run), λ = 0.63 (1 run)"
+    assert study.lam_counts(lams.iloc[::-1]) == study.lam_counts(lams)  # the order of the runs does not matter
+    tally = study.lam_tally(pd.Series([0.63, 0.0, 0.0]))
+    assert tally.to_dict() == {0.0: 2, 0.63: 1} and tally.index[0] == 0.0  # the most often chosen, glued
+    assert study.lam_counts(pd.Series([10])) == "λ = 10 (1 run)"

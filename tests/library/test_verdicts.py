@@ -205,6 +205,8 @@ def test_rotation_order_says_whether_the_gain_falls_at_every_step():
                      "rot0.5 +0.200, rot1 +0.100)")
     assert verdicts.rotation_order(pd.Series({"units": 0.3, "rot0.5": 0.35, "rot1": 0.1})).startswith(
         "The mean gain over base does not fall at every step of θ (units +0.300, rot0.5 +0.350")
+    at_base = verdicts.rotation_order(pd.Series({"units": 0.3, "rot1": 0.0}), at_base={"rot1"})
+    assert at_base.endswith("(units +0.300, rot1 0 (λ = 0 chosen in every run))") and "+0.000" not in at_base
 
 
 @pytest.mark.parametrize("reduction_pre, pre, start", [

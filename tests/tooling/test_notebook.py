@@ -198,3 +198,9 @@ def test_a_tables_text_marks_its_highlighted_rows_with_or_without_a_named_index(
         lines = repr(notebook.Table(shown, [False, False, True], index, 3, None)).split("\n")
         assert len(lines) == len(df) + (2 if index else 1)  # every row kept
         assert [line[:2] for line in lines[-3:]] == ["  ", "  ", "* "] and "10.0" in lines[-1]
+
+
+def test_a_table_prints_no_negative_zero_in_its_text_or_html():
+    table = notebook.Table(pd.DataFrame({"gain": [-0.0001, -0.25], "method": ["a", "b"]}), decimals=3)
+    assert "-0.0" not in repr(table) and "-0.25" in repr(table)
+    assert "-0.000" not in table._repr_html_() and "0.000" in table._repr_html_()

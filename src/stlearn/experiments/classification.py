@@ -70,6 +70,7 @@ from ..datasets import CLASSES, LabelledSplit, labelled, stratified_indices
 from ..distill import train_distilled
 from ..losses import FrozenTeacher
 from ..models import MLP
+from ..stats import collapse_intervals
 from ..streams import Stream
 from ..teachers import clean_view
 from ..train import TrainConfig, evaluate, train
@@ -445,11 +446,13 @@ def methods_table(selected: pd.DataFrame) -> pd.DataFrame:
     """Every method's validation-selected runs in words, best test accuracy first: accuracy with its
     interval, the paired gain over base, the mean validation error and the configurations chosen."""
     rows = accuracy_rows(selected, list(dict.fromkeys(selected.method))).sort_values("accuracy", ascending=False)
-    ci = [protocol.interval_text({"gain": a, "low": lo, "high": hi}) for a, lo, hi in
-          zip(rows.accuracy, rows.accuracy_low, rows.accuracy_high)]
-    return pd.DataFrame({"method": rows.method, "accuracy [95% interval]": [c.lstrip("+") for c in ci],
-                         "gain over base": rows.gain.round(3), "validation error": rows.val_error.round(3),
-                         "configurations chosen (runs)": rows.chosen}).reset_index(drop=True)
+    gain = "accuracy, method vs base (above 0: method better)"
+    shown = rows.rename(columns={"gain": gain, "gain_low": f"{gain}_low", "gain_high": f"{gain}_high"})
+    shown.loc[rows.method == "base", [gain, f"{gain}_low", f"{gain}_high"]] = np.nan  # base against itself
+    shown = collapse_intervals(shown[["method", "accuracy", "accuracy_low", "accuracy_high", gain, f"{gain}_low",
+                                      f"{gain}_high"]], signed=[gain])
+    return shown.assign(**{"validation error": rows.val_error.round(3).to_numpy(),
+                           "configurations chosen (runs)": rows.chosen.to_numpy()}).reset_index(drop=True)
 
 
 def lam_curve(result: study.StudyResult, methods: Sequence[str] = ("ST", "ST + noise augmentation")) -> pd.DataFrame:
@@ -462,11 +465,6 @@ def lam_curve(result: study.StudyResult, methods: Sequence[str] = ("ST", "ST + n
             err = protocol.interval(runs.test_error.to_numpy())
             rows.append({"method": m, "lam": lam, "test_error": err["gain"], "low": err["low"], "high": err["high"]})
     return pd.DataFrame(rows).sort_values(["method", "lam"], kind="stable").reset_index(drop=True)
-
-
-def chosen_lams(selected: pd.DataFrame, method: str = "ST") -> pd.Series:
-    """How often validation chose each lam for ``method`` (most often first)."""
-    return selected[selected.method == method].config.value_counts()
 
 
 def classes(dataset: str) -> int:
@@ -520,11 +518,13 @@ def run_architecture(factory: ModelFactory, data: LabelledSplit, rng: Stream, se
 
 def readouts(out: Outcome) -> dict:
     """The comparisons a chapter reports for one architecture, beside the families
-    (each ``{"gain", "low", "high", "runs"}``; gains in error, ``reference - method``: accuracy points)."""
+    (each ``{"gain", "low", "high", "runs"}``; gains in error, ``reference - method``: accuracy points), and
+    ``lams``: per run, the lambda validation chose for ST (:meth:`stlearn.study.StudyResult.selected_lams`; in words
+    :func:`stlearn.study.lam_counts`)."""
     sel, result = out.selected, out.result
+    lams = result.selected_lams("ST")
     r = {"primary": result.primary(), "st_base": protocol.compare(sel, "ST", "base"),
-         "families": result.comparisons, "lams": chosen_lams(sel),
-         "lam0_runs": int((sel[sel.method == "ST"].config == "lam=0").sum()),
+         "families": result.comparisons, "lams": lams, "lam0_runs": int((lams == 0).sum()),
          "start_ratio": study.start_ratio(result.history, sel)}
     r["strongest"] = r["primary"]["reference"]
     r["levels_base"] = {m: protocol.compare(sel, m, "base") for m in out.level_methods}

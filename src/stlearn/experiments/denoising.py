@@ -720,12 +720,6 @@ def lam_curve(result: study.StudyResult, methods: Sequence[str] = ("ST", "ST + n
     return t[["method", "seed", "lam"]].assign(psnr=-t.test_error)
 
 
-def chosen_lams(result: study.StudyResult, method: str = "ST") -> str:
-    """How often each configuration of ``method`` was chosen on validation, in words (most often first)."""
-    counts = result.selected[result.selected.method == method].config.value_counts()
-    return ", ".join(f"{c} in {n} of {counts.sum()} runs" for c, n in counts.items())
-
-
 def factor_table(result: study.StudyResult, knowledge: dict[str, float]) -> pd.DataFrame:
     """Per factor variant: its gain over base (test PSNR, dB, paired by run) and its teacher's clean PSNR."""
     rows = []

@@ -45,6 +45,7 @@ from ..data import draw_members, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import DeepLinear
 from ..protocol import interval
+from ..stats import fixed, rounded
 from ..streams import Stream, as_stream
 from ..train import TrainConfig, train
 from .linear_common import (
@@ -295,7 +296,7 @@ def content_table(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     gain = "two-stage vs least squares (above 0: two-stage better)"
 
     def signed(values: pd.Series) -> list[str]:
-        return [f"{v:+.{digits}f}" for v in values.round(digits) + 0.0]
+        return [fixed(v, digits, signed=True) for v in values]
 
     return pd.DataFrame({"N (student)": summary.n_student.to_numpy(), "tilt angle": summary.angle.to_numpy(),
                          "extra directions": summary.extra.to_numpy(), "k": summary.k.to_numpy(),
@@ -309,8 +310,8 @@ def change_words(gain: float, digits: int = 1) -> str:
     direction from its sign as printed in % with ``digits`` decimals: "lowers the error of least squares by 55.5 %
     (relative gain +55.5 %)", "raises ... by 3.2 % (relative gain -3.2 %)", or "leaves the error of least squares
     unchanged (relative gain +0.0 %)"."""
-    pct = round(100 * float(gain), digits) + 0.0
-    text = f"{pct:+.{digits}f} %"
+    pct = rounded(100 * gain, digits)
+    text = f"{fixed(pct, digits, signed=True)} %"
     if pct > 0:
         return f"lowers the error of least squares by {text.lstrip('+')} (relative gain {text})"
     if pct < 0:

@@ -17,7 +17,7 @@ from scipy.special import stdtrit  # the Student-t quantile
 from .. import proportional as pr
 from .. import theory, theory_finite
 from ..data import GaussianInputs, LinearTarget, Task, draw, random_orthonormal
-from ..stats import collapse_intervals, mean_ci
+from ..stats import collapse_intervals, fixed, mean_ci
 from ..streams import Stream
 from ..validation import ParameterError
 from .linear_common import relative_gain_table
@@ -45,11 +45,11 @@ def check_ratios(d: int, **ratios) -> None:
         listed = [float(g) for g in np.atleast_1d(values)]
         bad = [g for g in listed if abs(round(g * d) - d) < MIN_GAP or round(g * d) < 2]
         if bad:
-            fixed = [round(max(g, 2.5 / d) if abs(g - 1) >= gap else (1 - gap if g < 1 else 1 + gap), 4)
+            allowed = [round(max(g, 2.5 / d) if abs(g - 1) >= gap else (1 - gap if g < 1 else 1 + gap), 4)
                      for g in listed]
             raise ParameterError(f"{name} must keep N = round(gamma d) >= 2 and at least {MIN_GAP} samples "
                                  f"from d = {d} (|gamma - 1| >= {gap:.3f}); got {bad}: e.g. {name} = "
-                                 f"{fixed if np.ndim(values) else fixed[0]}")
+                                 f"{allowed if np.ndim(values) else allowed[0]}")
 
 
 def z_limit(runs: int, points: int, alpha: float = FAMILY_ALPHA) -> float:
@@ -125,13 +125,6 @@ FORMULA_HEADERS = {"simulated": "simulated (mean over runs)", "se": "standard er
 def formula_table(table: pd.DataFrame) -> pd.DataFrame:
     """One formula check (:class:`FormulaChecks`) for the reader: the columns in words."""
     return table[list(FORMULA_HEADERS)].rename(columns=FORMULA_HEADERS)
-
-
-def signed_text(value: float, digits: int = 3) -> str:
-    """A paired effect without an interval, signed as the book prints one (``"+0.119"``; never ``"-0.000"``)."""
-    if not np.isfinite(value):
-        return "—"
-    return f"{round(float(value), digits) + 0.0:+.{digits}f}"
 
 
 def noisy_formulas(p: dict, lam_star: dict, t_star: dict) -> dict:
@@ -439,7 +432,7 @@ def finite_table(finite: pd.DataFrame) -> pd.DataFrame:
     old = "gap at the best weight"
     shown = finite.rename(columns={f"{old}{e}": f"{FINITE_GAP}{e}" for e in ("", "_low", "_high")})
     shown = shown.rename(columns={"gap, two-stage limit": FINITE_LIMIT})
-    shown[FINITE_LIMIT] = shown[FINITE_LIMIT].map(signed_text)
+    shown[FINITE_LIMIT] = shown[FINITE_LIMIT].map(lambda v: fixed(v, signed=True))
     return collapse_intervals(shown, signed=[FINITE_GAP])
 
 
@@ -459,8 +452,8 @@ def map_sides(table: pd.DataFrame, points, z: float, missing: int) -> pd.DataFra
     simulated = np.where(table.simulated > 0, "yes", "no")
     return pd.DataFrame({"rows the teacher misses": missing, "ratio N/d": [points[i][0] for i in table.index],
                          "label noise": [points[i][1] for i in table.index],
-                         MAP_LIMIT: [signed_text(v) for v in table.formula],
-                         MAP_SIMULATED: [signed_text(v) for v in table.simulated],
+                         MAP_LIMIT: [fixed(v, signed=True) for v in table.formula],
+                         MAP_SIMULATED: [fixed(v, signed=True) for v in table.simulated],
                          "ST better, limit": predicted, "ST better, simulated": simulated,
                          MAP_AGREES: (predicted == "too close to call") | (predicted == simulated)})
 

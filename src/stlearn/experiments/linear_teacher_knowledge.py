@@ -34,7 +34,7 @@ from tqdm import tqdm
 from .. import theory, theory_finite
 from ..data import Task, draw, draw_members
 from ..protocol import interval, lowest_label
-from ..stats import collapse_intervals, mean_ci
+from ..stats import collapse_intervals, fixed, mean_ci
 from ..streams import Stream, as_stream
 from ..validation import ParameterError
 from .linear_common import TILT, complement, relative_gain_table, ridge_penalties, target_factors, tuned_ridge
@@ -428,20 +428,13 @@ ERROR_HEADERS = {"ls": "least squares", "perfect": "ST, perfect teacher", "weake
                  "weaker (finite form)": "ST, weaker teacher (finite form)"}
 
 
-def signed_text(value: float, digits: int = 3) -> str:
-    """A signed number as the book prints an effect, ``"+0.375"`` (never ``"-0.000"``; ``"—"`` if missing)."""
-    if not np.isfinite(value):
-        return "—"
-    return f"{round(float(value), digits) + 0.0:+.{digits}f}"
-
-
 def slope_table(slopes: pd.DataFrame) -> pd.DataFrame:
     """:func:`probe_slopes` for the reader: the measured slope of the weaker teacher's gain over the perfect one in
     the deficit, signed, with its 95% interval, beside its forms (signed the same way) and the mean test errors."""
     shown = slopes.rename(columns={"slope": SLOPE, "low": f"{SLOPE}_low", "high": f"{SLOPE}_high",
                                    **SLOPE_FORMS, **ERROR_HEADERS})
     for c in SLOPE_FORMS.values():
-        shown[c] = shown[c].map(signed_text)
+        shown[c] = shown[c].map(lambda v: fixed(v, signed=True))
     return collapse_intervals(shown, signed=[SLOPE])
 
 
@@ -489,7 +482,7 @@ def tuning_view(tune: pd.DataFrame) -> pd.DataFrame:
     shown = tune.rename(columns={**ends, "lam*": "λ* (oracle)",
                                  "lost (share of runs)": "tuned ST worse than base (share of runs)"})
     for c, better in (("oracle vs base", "oracle"), ("base vs least squares", "base")):
-        shown[f"{c}, % (above 0: {better} better)"] = shown.pop(c).map(lambda v: signed_text(100 * v, 1))
+        shown[f"{c}, % (above 0: {better} better)"] = shown.pop(c).map(lambda v: fixed(100 * v, 1, signed=True))
     return relative_gain_table(shown, {"tuned vs base": "tuned ST vs base, % (above 0: ST better)",
                                        "tuned vs best simple": "tuned ST vs simple, % (above 0: ST better)"})
 

@@ -57,7 +57,7 @@ from .. import protocol, study
 from ..data import Samples, draw_members, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import MLP, FeatureNet, member, member_normal, select_members, stack_members
-from ..stats import collapse_intervals, format_ci, holm, mean_ci
+from ..stats import collapse_intervals, format_ci, holm, mean_ci, rounded
 from ..streams import Stream, as_stream, as_streams
 from ..teachers import fit_clean_teacher
 from ..train import TrainConfig, autograd_gradients, evaluate, make_optimizer
@@ -621,14 +621,9 @@ def at_base(result: study.StudyResult, st: Sequence[tuple]) -> set[str]:
     return {name for name, _, _ in st if bool((result.selected_lams(name) == 0).all())}
 
 
-def lam_counts(lams: pd.Series) -> str:
-    """How often each lambda was chosen, most often first, in words: "λ = 0 (2 runs), λ = 0.63 (1 run)"."""
-    return ", ".join(f"λ = {v:g} ({n} run{'' if n == 1 else 's'})" for v, n in lams.value_counts().items())
-
-
 def _rounded(comparison: dict, digits: int = DIGITS) -> dict:
     """``gain``, ``low``, ``high`` rounded to ``digits``, with no negative zero."""
-    return {k: round(float(comparison[k]), digits) + 0.0 for k in ("gain", "low", "high")}
+    return {k: rounded(comparison[k], digits) for k in ("gain", "low", "high")}
 
 
 def gain_words(results: pd.DataFrame, method: str, base_like: set[str] = frozenset(), digits: int = DIGITS) -> str:
@@ -650,7 +645,6 @@ def results_table(selected: pd.DataFrame, results: pd.DataFrame, base_like: set[
     gain = "method vs base (above 0: method better)"
     cols = [gain, f"{gain}_low", f"{gain}_high"]
     shown = results.rename(columns={"gain": gain, "gain_low": cols[1], "gain_high": cols[2]})
-    shown[cols] = shown[cols].round(DIGITS) + 0.0
     shown.loc[results.method == "base", cols] = np.nan
     gains = collapse_intervals(shown[cols], DIGITS, signed=True).iloc[:, 0]
     gains[results.method.isin(base_like).to_numpy()] = AT_BASE
@@ -722,7 +716,6 @@ def controls_table(controls: pd.DataFrame) -> pd.DataFrame:
     gain = "first vs second (above 0: first better)"
     shown = controls.drop(columns="runs").rename(columns={"gain": gain, "low": f"{gain}_low", "high": f"{gain}_high",
                                                           "holm_p": "Holm p"})
-    shown[[gain, f"{gain}_low", f"{gain}_high"]] = shown[[gain, f"{gain}_low", f"{gain}_high"]].round(DIGITS) + 0.0
     return collapse_intervals(shown, DIGITS, signed=True)
 
 

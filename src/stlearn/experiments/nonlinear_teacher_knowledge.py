@@ -475,12 +475,6 @@ def lam_curve(table: pd.DataFrame, methods=("ST", "ST + noise augmentation")) ->
     return out.reindex(columns=list(methods)).rename_axis("λ").reset_index()
 
 
-def chosen_lams(selected: pd.DataFrame, method: str = "ST") -> pd.Series:
-    """How often each lam was selected for ``method`` (over runs and conditions), most often first."""
-    picked = selected[selected.method == method].config.str.removeprefix("lam=").astype(float)
-    return picked.value_counts()
-
-
 def pool_by(per: pd.DataFrame, by: str, columns) -> pd.DataFrame:
     """Per value of ``by`` (e.g. the noise level), level and run: the mean of ``columns`` over the other
     condition axis (one paired number per run)."""

@@ -273,6 +273,9 @@ class Table:
 
         df = df.rename(columns=readable)
         df.index = df.index.set_names([readable(n) for n in df.index.names])
+        floats = df.select_dtypes("float").columns
+        if decimals is not None and len(floats):  # rounded as shown, and never "-0.000" (stlearn.stats.rounded)
+            df[floats] = df[floats].round(decimals) + 0.0
         self.df, self.index, self.decimals, self.caption = df, index, decimals, caption
         self.id = f"t{next(_TABLE_IDS)}"
         self.highlight = (pd.Series(False, index=df.index) if highlight is None
@@ -291,8 +294,7 @@ class Table:
         return styler.to_html()
 
     def __repr__(self) -> str:
-        shown = self.df.round(self.decimals) if self.decimals is not None else self.df
-        text = shown.to_string(index=self.index, na_rep=MISSING)
+        text = self.df.to_string(index=self.index, na_rep=MISSING)
         marks = [("* " if m else "  ") for m in self.highlight] if self.highlight.any() else None
         if marks:  # the highlighted rows marked in the text too; the header lines keep their alignment
             lines = text.split("\n")
