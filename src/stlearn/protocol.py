@@ -34,7 +34,7 @@ import pandas as pd
 
 from .stats import ci_columns, mean_ci
 from .validation import ParameterError, TrainingDiverged
-from .verdicts import by_sign, interval_text, no_difference, verdict  # noqa: F401  (the words: stlearn.verdicts)
+from .verdicts import by_sign, config_words, interval_text, no_difference, verdict  # noqa: F401  (the words: stlearn.verdicts)
 
 RUN_COLUMNS = ("method", "config", "seed", "val_error", "test_error")
 # Validation errors within this relative distance of the lowest tie, and the first of them is kept (the earliest
@@ -198,11 +198,12 @@ UNTUNED = ("-", "none")  # the configuration label of a method with nothing to t
 
 
 def chosen_text(configs: pd.Series, most: int = 3) -> str:
-    """The configurations validation chose, one per run, in words with their counts, most often first (ties in
-    the order of the labels): "lam=1 (6 runs), lam=0 (4 runs)", the first ``most`` and how many more; "— (nothing
-    tuned)" for a method with one configuration, labelled as in :data:`UNTUNED`."""
+    """The configurations validation chose, one per run, with their counts, most often first (ties in the order
+    of the labels), in words (:func:`~stlearn.verdicts.config_words`): "λ = 1 (6 runs), λ = 0 (4 runs)", the first
+    ``most`` and how many more; "— (nothing tuned)" for a method with one configuration labelled as in
+    :data:`UNTUNED`."""
     counts = configs.value_counts().sort_index(kind="stable").sort_values(ascending=False, kind="stable")
     if set(counts.index) <= set(UNTUNED):
         return "— (nothing tuned)"
-    text = ", ".join(f"{c} ({n} run{'' if n == 1 else 's'})" for c, n in counts.iloc[:most].items())
+    text = ", ".join(f"{config_words(c)} ({n} run{'' if n == 1 else 's'})" for c, n in counts.iloc[:most].items())
     return text + (f", {len(counts) - most} more" if len(counts) > most else "")

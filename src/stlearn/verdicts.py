@@ -11,6 +11,7 @@ plain data (intervals, tables, names), never a chapter's objects. Each builder i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
 import pandas as pd
@@ -39,6 +40,19 @@ def phrase(name: str) -> str:
     if name.startswith("teacher as is, "):
         return f"{teacher_phrase(name.removeprefix('teacher as is, '))} as it is"
     return PHRASES.get(name, name)
+
+
+# a configuration's label (a study's key, e.g. "lam=1") as a reader reads it: code names to symbols and words
+CONFIG_WORDS = ((r"\blam=", "λ = "), (r"\bwd=", "weight decay "), (r"\balpha=", "α = "), (r" T=", ", T = "),
+                (r"\brank=", "rank "), (r"\bs=([0-9.e+-]+)(?:sigma|σ)", r"noise \1σ"))
+
+
+def config_words(label: str) -> str:
+    """A configuration label in words: ``"lam=1"`` -> ``"λ = 1"``, ``"wd=0.01"`` -> ``"weight decay 0.01"``,
+    ``"s=1sigma"`` -> ``"noise 1σ"``, ``"alpha=0.5 T=4"`` -> ``"α = 0.5, T = 4"``, ``"rank=16"`` -> ``"rank 16"``."""
+    for pattern, words in CONFIG_WORDS:
+        label = re.sub(pattern, words, label)
+    return label
 
 
 # the header of a column of paired gains beside a "comparison" column that names "first vs second"

@@ -128,7 +128,7 @@ def test_interval_words_never_claim_equality():
 
 def test_chosen_configurations_read_as_counts_of_runs():
     configs = pd.Series(["lam=1", "lam=0", "lam=1", "lam=10", "lam=0.1", "lam=1", "lam=0"])
-    assert protocol.chosen_text(configs) == "lam=1 (3 runs), lam=0 (2 runs), lam=0.1 (1 run), 1 more"
+    assert protocol.chosen_text(configs) == "λ = 1 (3 runs), λ = 0 (2 runs), λ = 0.1 (1 run), 1 more"
     assert protocol.chosen_text(pd.Series(["none"] * 3)) == "— (nothing tuned)"
     assert protocol.chosen_text(pd.Series(["-"])) == "— (nothing tuned)"
     summary = protocol.summary(protocol.select(_runs()), ["a", "b"])

@@ -441,3 +441,10 @@ def test_where_practice_counts_the_cells_behind_each_advice():
         "added to tuned weight decay helped resolvably in 1 of 1 cells with several noisy views of each clean input "
         "and in 0 of 1 with one, and hurt resolvably in none: worth trying, chosen on validation, where the pairs "
         "come with several views. Whatever is used, stop on a labelled noisy validation set.")
+
+
+def test_configuration_labels_read_as_words():
+    words = {"lam=1": "λ = 1", "wd=0.001": "weight decay 0.001", "s=1sigma": "noise 1σ", "s=0.5σ": "noise 0.5σ",
+             "alpha=0.5 T=4": "α = 0.5, T = 4", "rank=16": "rank 16", "λ = 0, step 89": "λ = 0, step 89",
+             "ridge μ = 2.258e-4": "ridge μ = 2.258e-4"}
+    assert {label: verdicts.config_words(label) for label in words} == words

@@ -258,7 +258,7 @@ def escape_from_origin_gap(end: float, s_taught, tau: float, lams, n_grid: int =
         i_cross = np.searchsorted(fine, t_zero)
         rate = [a0_path[i, k] * b0_path[i, k] - a0_path[i, k - 1] * b0_path[i, k - 1] for i, k in enumerate(i_cross)]
         assert np.isfinite(t_zero).all() and min(rate) > 0, (
-            f"a taught mode started at the origin (lambda = {lam:g}) does not cross s/2 transversally by the horizon")
+            f"a taught mode started at the origin (λ = {lam:g}) does not cross s/2 transversally by the horizon")
         a_tiny, b_tiny = dy.integrate_modes(fine, 1e-4, 1e-4, s_taught, tau, lam)  # u0 = 1e-8
         gap = max(gap, float(np.abs(dy.half_time(fine, a_tiny * b_tiny, s_taught) / t_zero - 1).max()))
     return gap
