@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
 
-.PHONY: book test unit lint browser regression portability ranges seeds site-ci site-check refs bench clean help
+.PHONY: book test unit lint browser regression portability ranges seeds seeds-ci site-ci site-check refs bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -53,6 +53,9 @@ ranges: $(STAMP)  ## every chapter at its ci set with each size moved by 1.5x up
 
 seeds: $(STAMP)  ## slow (five books): every chapter at full settings at 5 root seeds drawn at random
 	$(PY) -m stlearn.tooling.robustness seeds
+
+seeds-ci: $(STAMP)  ## every chapter at its ci set at 2 root seeds drawn at random (about 15 minutes)
+	$(PY) -m stlearn.tooling.robustness seeds --set ci --seeds 2
 
 refs: $(STAMP)  ## regenerate the regression references (after changing a chapter)
 	$(VENV)/bin/stlearn refs

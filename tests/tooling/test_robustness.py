@@ -39,3 +39,9 @@ def test_a_fast_stop_names_a_parameter_and_a_value():
 def test_random_seeds_are_distinct_and_not_the_defaults():
     seeds = robustness.random_seeds(5)
     assert len(set(seeds)) == 5 and all(0 <= s < 10**6 for s in seeds)
+
+
+def test_the_seeds_check_at_ci_starts_from_the_chapters_ci_set():
+    assert robustness.at_set("zero_loss", "full") == {}
+    ci = robustness.at_set("zero_loss", "ci")
+    assert ci["n_seeds"] == 2 and ci["init_scales"] == [0.1, 0.03] and "seed" not in ci
