@@ -89,6 +89,12 @@ def rounded(value: float, digits: int = 3) -> float:
     return round(float(value), digits) + 0.0
 
 
+def rounded_interval(comparison: Mapping[str, float], digits: int = 3, scale: float = 1.0) -> dict:
+    """A paired comparison's ``gain``, ``low`` and ``high`` times ``scale`` (100: in %), :func:`rounded` as printed,
+    its other entries (``runs``) kept: the verdict read off it is the one the printed interval shows."""
+    return {**comparison, **{k: rounded(scale * comparison[k], digits) for k in ("gain", "low", "high")}}
+
+
 def fixed(value: float, digits: int = 3, signed: bool = False) -> str:
     """``value`` with ``digits`` decimals, the one way the book prints a number: ``"0.041"``, or with ``signed``
     (a paired effect) ``"+0.032"``; never ``"-0.000"`` (a value that rounds to zero has no sign to show), and

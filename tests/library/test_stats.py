@@ -39,6 +39,8 @@ def test_every_printed_number_has_fixed_decimals_and_no_negative_zero():
     assert stats.fixed(-0.0004, signed=True) == "+0.000" and stats.fixed(-0.5, signed=True) == "-0.500"
     assert stats.fixed(0.119, signed=True) == "+0.119" and stats.fixed(math.nan) == stats.MISSING
     assert math.copysign(1, stats.rounded(-0.0004)) == 1.0 and stats.rounded(0.12345, 2) == 0.12
+    iv = stats.rounded_interval({"gain": 0.01234, "low": -0.000004, "high": 0.0249, "runs": 3}, 1, scale=100)
+    assert iv == {"gain": 1.2, "low": 0.0, "high": 2.5, "runs": 3} and math.copysign(1, iv["low"]) == 1.0
     assert interval_text({"gain": -0.0002, "low": -0.0004, "high": 0.0001}) == "+0.000 [0.000, 0.000]"
     assert stats.format_ci([-0.0001, -0.0003]).startswith("0.000 [")
     assert stats.format_ci([0.5]) == "0.500"  # one run: the mean alone, never "[nan, nan]"

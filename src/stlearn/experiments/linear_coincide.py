@@ -34,7 +34,7 @@ from tqdm import tqdm
 from .. import theory, theory_finite
 from ..data import Task
 from ..protocol import by_sign, interval
-from ..stats import rounded
+from ..stats import rounded_interval
 from ..streams import Stream, as_stream
 from .linear_common import (
     TILT,
@@ -252,7 +252,7 @@ def minimizer_change(under: pd.DataFrame, case: str, lam: float) -> dict[str, fl
     ST is better) for ``case`` at ``lam``, in %: mean and 95% interval over runs, each rounded to the 1 decimal
     the book prints (no negative zero)."""
     iv = interval(under[(under.case == case) & (under.lam == lam)].rel_gain.to_numpy())
-    return {**{k: rounded(100 * iv[k], 1) for k in ("gain", "low", "high")}, "runs": iv["runs"]}
+    return rounded_interval(iv, 1, scale=100)
 
 
 def change_words(change: dict[str, float]) -> str:

@@ -57,7 +57,7 @@ from .. import protocol, study
 from ..data import Samples, draw_members, random_orthonormal
 from ..losses import FrozenTeacher
 from ..models import MLP, FeatureNet, member, member_normal, select_members, stack_members
-from ..stats import collapse_intervals, format_ci, holm, mean_ci, rounded
+from ..stats import collapse_intervals, format_ci, holm, mean_ci, rounded_interval
 from ..streams import Stream, as_stream, as_streams
 from ..teachers import fit_clean_teacher
 from ..train import TrainConfig, autograd_gradients, evaluate, make_optimizer
@@ -621,18 +621,13 @@ def at_base(result: study.StudyResult, st: Sequence[tuple]) -> set[str]:
     return {name for name, _, _ in st if bool((result.selected_lams(name) == 0).all())}
 
 
-def _rounded(comparison: dict, digits: int = DIGITS) -> dict:
-    """``gain``, ``low``, ``high`` rounded to ``digits``, with no negative zero."""
-    return {k: rounded(comparison[k], digits) for k in ("gain", "low", "high")}
-
-
 def gain_words(results: pd.DataFrame, method: str, base_like: set[str] = frozenset(), digits: int = DIGITS) -> str:
     """``method``'s paired gain over the base student for the prose, its interval and what it resolves:
     "+0.005 [-0.016, 0.025], no resolvable difference"; :data:`AT_BASE` for a method of ``base_like``."""
     if method in base_like:
         return AT_BASE
     row = results.set_index("method").loc[method]
-    g = _rounded({"gain": row.gain, "low": row.gain_low, "high": row.gain_high}, digits)
+    g = rounded_interval({"gain": row.gain, "low": row.gain_low, "high": row.gain_high}, digits)
     return protocol.interval_text(g, digits) + ", " + protocol.by_sign(
         g, "resolvably better than the base student", "resolvably worse than the base student",
         "no resolvable difference")
